@@ -1,0 +1,61 @@
+# asymbp: build, test, demo. See README.md.
+CC      ?= cc
+BUILD   ?= build
+BLASINC := /usr/include/x86_64-linux-gnu/openblas-openmp
+BLASLIB := /usr/lib/x86_64-linux-gnu/openblas-openmp
+OPT     ?= -O2 -march=x86-64-v2
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -Iinclude -Isrc -I$(BLASINC) $(EXTRA_CFLAGS)
+LDLIBS  := -L$(BLASLIB) -Wl,-rpath,$(BLASLIB) -lopenblas -lyaml -lz -lm -fopenmp $(EXTRA_LDFLAGS)
+PYTHON  ?= /usr/bin/python3
+
+LIB_SRC  := $(wildcard src/*.c)
+CLI_SRC  := $(wildcard cli/*.c)
+TEST_SRC := $(wildcard tests/*.c)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+
+.PHONY: all deps check test demo asan clean bench
+all: $(BUILD)/asymbp $(BUILD)/libasymbp.a
+
+$(BUILD)/%.o: %.c $(wildcard include/*.h src/*.h tests/*.h cli/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libasymbp.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/asymbp: $(CLI_OBJ) $(BUILD)/libasymbp.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/test_runner: $(TEST_OBJ) $(BUILD)/libasymbp.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+deps:
+	@scripts/deps.sh
+
+# The test suite: unit, finite-difference, PyTorch-oracle and short real runs.
+check: deps
+	@$(MAKE) --no-print-directory $(BUILD)/asymbp $(BUILD)/test_runner
+	ASYM_SRCDIR=$(CURDIR) ASYM_BIN=$(CURDIR)/$(BUILD)/asymbp PYTHON=$(PYTHON) OMP_NUM_THREADS=2 $(BUILD)/test_runner $(TESTS)
+
+test: check
+
+# Same suite under AddressSanitizer and UndefinedBehaviorSanitizer; the
+# oracle tests that need PyTorch are skipped there (ASYM_NO_TORCH) as the
+# Python interpreter is not instrumented.
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
+		EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+		EXTRA_LDFLAGS="-fsanitize=address,undefined" build-asan/asymbp build-asan/test_runner
+	ASYM_SRCDIR=$(CURDIR) ASYM_BIN=$(CURDIR)/build-asan/asymbp ASYM_QUICK=1 ASAN_OPTIONS=detect_leaks=1 \
+		OMP_NUM_THREADS=2 build-asan/test_runner $(TESTS)
+
+# Trains BioTorch's LeNet on Fashion-MNIST for a few epochs and prints the result.
+demo: deps
+	@$(MAKE) --no-print-directory $(BUILD)/asymbp
+	$(BUILD)/asymbp train configs/fmnist/lenet.yaml --set epochs=$(or $(EPOCHS),3) --out runs/demo
+
+clean:
+	rm -rf build build-asan

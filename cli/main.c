@@ -1,0 +1,109 @@
+/* main.c: the asymbp command. Subcommands:
+ *   train CONFIG [--set KEY=VALUE]... [--out DIR]
+ *   eval RUN_DIR [--set KEY=VALUE]... [--weights FILE]
+ *   probe CONFIG [--set KEY=VALUE]... [--weights FILE] [--batch N] [--steps K] --out DIR
+ * Only this layer prints and chooses exit codes: 0 success, 1 failure of the
+ * run (bad data, divergence), 2 bad usage or configuration. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "asymbp.h"
+#include "cli.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "asymbp %s: deep networks trained without weight transport\n"
+            "usage:\n"
+            "  asymbp train CONFIG [--set KEY=VALUE]... [--out DIR]   train; writes DIR/log.jsonl, summary.json, model.bin\n"
+            "  asymbp eval RUN_DIR [--set KEY=VALUE]... [--weights FILE]   score a trained model on its test set\n"
+            "  asymbp probe CONFIG [--set KEY=VALUE]... [--weights FILE] [--batch N] [--steps K] --out DIR\n"
+            "                                                       one fixed batch: inputs, gradients, weights as .npy\n"
+            "  asymbp version\n",
+            ASYM_VERSION);
+}
+
+int cli_fail(int code, const char *what) {
+    fprintf(stderr, "asymbp: %s\n", what);
+    return code;
+}
+
+int cli_parse(int argc, char **argv, CliArgs *a) {
+    memset(a, 0, sizeof *a);
+    a->batch = 8;
+    a->steps = 2;
+    for (int i = 0; i < argc; i++) {
+        const char *s = argv[i];
+        int has_value = i + 1 < argc;
+        if (!strcmp(s, "--set") && has_value) {
+            if (a->n_sets >= CLI_MAX_SETS) return cli_fail(2, "too many --set options");
+            a->sets[a->n_sets++] = argv[++i];
+        } else if (!strcmp(s, "--out") && has_value) {
+            a->out = argv[++i];
+        } else if (!strcmp(s, "--weights") && has_value) {
+            a->weights = argv[++i];
+        } else if ((!strcmp(s, "--batch") || !strcmp(s, "--steps")) && has_value) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < (s[2] == 's' ? 0 : 1) || v > 4096) {
+                fprintf(stderr, "asymbp: %s: expected a count, got '%s'\n", s, argv[i]);
+                return 2;
+            }
+            if (s[2] == 'b') a->batch = (int)v;
+            else a->steps = (int)v;
+        } else if (!strcmp(s, "--quiet")) {
+            a->quiet = 1;
+        } else if (s[0] == '-' && s[1]) {
+            fprintf(stderr, "asymbp: unknown or incomplete option '%s'\n", s);
+            return 2;
+        } else if (!a->positional) {
+            a->positional = s;
+        } else {
+            fprintf(stderr, "asymbp: unexpected argument '%s'\n", s);
+            return 2;
+        }
+    }
+    if (!a->positional) {
+        usage(stderr);
+        return 2;
+    }
+    return 0;
+}
+
+int cli_load_experiment(const char *path, const CliArgs *a, AsymConfig **cfg, AsymExperiment *ex) {
+    if (asym_config_load(cfg, path)) return cli_fail(2, asym_last_error());
+    for (int i = 0; i < a->n_sets; i++)
+        if (asym_config_set(*cfg, a->sets[i])) {
+            cli_fail(2, asym_last_error());
+            asym_config_free(*cfg);
+            return 2;
+        }
+    if (asym_experiment_from_config(ex, *cfg)) {
+        cli_fail(2, asym_last_error());
+        asym_config_free(*cfg);
+        return 2;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+        printf("asymbp %s\n", ASYM_VERSION);
+        return 0;
+    }
+    CliArgs a;
+    int rc = cli_parse(argc - 2, argv + 2, &a);
+    if (rc) return rc;
+    if (!strcmp(argv[1], "train")) return cmd_train(&a);
+    if (!strcmp(argv[1], "eval")) return cmd_eval(&a);
+    if (!strcmp(argv[1], "probe")) return cmd_probe(&a);
+    fprintf(stderr, "asymbp: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

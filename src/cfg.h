@@ -1,0 +1,52 @@
+/* cfg.h: the YAML configuration tree (libyaml). Every node remembers its
+ * file and line; the schema marks nodes as it reads them, so keys nobody
+ * read are reported as unknown. --set overrides edit the tree by dotted
+ * path before the schema runs. */
+#ifndef ASYM_CFG_H
+#define ASYM_CFG_H
+
+#include <stdio.h>
+
+typedef enum CfgKind { CFG_SCALAR = 1, CFG_MAP, CFG_SEQ } CfgKind;
+
+typedef struct CfgNode {
+    CfgKind kind;
+    char *key;               /* key in the parent map; NULL in sequences and at the root */
+    char *value;             /* scalar text (CFG_SCALAR) */
+    int line;                /* 1-based source line; 0 when set by an override */
+    int used;                /* set when the schema has read this node */
+    struct CfgNode **items;  /* map entries (each with key) or sequence elements */
+    int n_items;
+} CfgNode;
+
+struct AsymConfig {
+    char *file;              /* source file name, used in every message */
+    CfgNode *root;           /* a map */
+};
+typedef struct AsymConfig Cfg;
+
+/* Parsing (asym_config_load/asym_config_set/asym_config_write/asym_config_free
+ * in asymbp.h are implemented in cfg.c on top of this tree). */
+int cfg_parse_string(Cfg **out, const char *text, const char *name);
+
+/* Schema access. Each getter looks up key in map (marking it used), and on a
+ * missing key stores the default and returns ASYM_OK. A present but invalid
+ * value fails with "FILE:LINE: key 'a.b.c': expected ..., got '...'". The
+ * path in messages is built from the node's ancestors; callers pass the
+ * dotted prefix of map (e.g. "optimizer") so messages name the full key. */
+CfgNode *cfg_child(CfgNode *map, const char *key);   /* marks used; NULL if missing */
+int cfg_get_int(const Cfg *c, CfgNode *map, const char *prefix, const char *key, long def, long lo, long hi, long *out);
+int cfg_get_float(const Cfg *c, CfgNode *map, const char *prefix, const char *key, double def, double lo, double hi, double *out);
+int cfg_get_bool(const Cfg *c, CfgNode *map, const char *prefix, const char *key, int def, int *out);
+/* choices: NULL-terminated list of accepted values, or NULL for any string;
+ * the result points into the tree or at def. */
+int cfg_get_str(const Cfg *c, CfgNode *map, const char *prefix, const char *key, const char *def, const char *const *choices, const char **out);
+/* A sequence of integers (a scalar counts as a one-element list). */
+int cfg_get_int_list(const Cfg *c, CfgNode *map, const char *prefix, const char *key, int *out, int max, int *n);
+/* Fails with "FILE:LINE: unknown key 'a.b.c'" for the first unread key. */
+int cfg_check_unused(const Cfg *c);
+/* Error at a node: "FILE:LINE: key 'path': <message>". */
+int cfg_error(const Cfg *c, const CfgNode *n, const char *path, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+int cfg_write(const Cfg *c, FILE *f);
+
+#endif

@@ -1,0 +1,287 @@
+/* experiment.c: the experiment schema. Reads a configuration tree (cfg.c)
+ * into an AsymExperiment: data, model (a named architecture or a list of
+ * layers), loss, optimizer, schedule, and run settings. Every key is
+ * checked; unknown keys and bad values are errors naming file, line, key. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfg.h"
+#include "layer.h"
+
+#define GET_INT(map, pre, key, def, lo, hi, dst)                             \
+    do {                                                                     \
+        long v_;                                                             \
+        if (cfg_get_int(c, map, pre, key, def, lo, hi, &v_)) return ASYM_ERR; \
+        dst = (int)v_;                                                       \
+    } while (0)
+#define GET_FLOAT(map, pre, key, def, lo, hi, dst)                             \
+    do {                                                                       \
+        double v_;                                                             \
+        if (cfg_get_float(c, map, pre, key, def, lo, hi, &v_)) return ASYM_ERR; \
+        dst = (float)v_;                                                       \
+    } while (0)
+
+static const char *const LAYER_TYPES[] = {"fc", "conv", "maxpool", "avgpool", "batchnorm", "relu", "tanh", "sigmoid", "flatten", "dropout", "resblock", NULL};
+static const AsymLayerKind LAYER_KINDS[] = {ASYM_FC, ASYM_CONV, ASYM_MAXPOOL, ASYM_AVGPOOL, ASYM_BATCHNORM, ASYM_RELU,
+                                            ASYM_TANH, ASYM_SIGMOID, ASYM_FLATTEN, ASYM_DROPOUT, ASYM_RESBLOCK};
+
+static int choice_index(const char *const *choices, const char *v) {
+    for (int i = 0; choices[i]; i++)
+        if (!strcmp(choices[i], v)) return i;
+    return -1;
+}
+
+/* One item of model.layers: "relu" or {type: conv, out: 6, k: 5, ...}. */
+static int read_layer(const Cfg *c, CfgNode *item, int index, float bn_momentum, AsymLayerSpec *l) {
+    char pre[64];
+    snprintf(pre, sizeof pre, "model.layers.%d", index);
+    memset(l, 0, sizeof *l);
+    l->line = item->line;
+    l->lr_scale = 1.0f;
+    const char *type;
+    if (item->kind == CFG_SCALAR) {
+        item->used = 1;
+        type = item->value;
+        int t = choice_index(LAYER_TYPES, type);
+        if (t < 0) return cfg_error(c, item, pre, "unknown layer type '%s'", type);
+        l->kind = LAYER_KINDS[t];
+        if (l->kind == ASYM_FC || l->kind == ASYM_CONV || l->kind == ASYM_RESBLOCK || l->kind == ASYM_DROPOUT)
+            return cfg_error(c, item, pre, "layer '%s' needs settings: write it as {type: %s, ...}", type, type);
+        l->momentum = bn_momentum;
+        return ASYM_OK;
+    }
+    if (item->kind != CFG_MAP) return cfg_error(c, item, pre, "expected a layer type or a map with 'type'");
+    if (cfg_get_str(c, item, pre, "type", NULL, LAYER_TYPES, &type)) return ASYM_ERR;
+    if (!type) return cfg_error(c, item, pre, "missing 'type' (one of fc, conv, maxpool, avgpool, batchnorm, relu, tanh, sigmoid, flatten, dropout, resblock)");
+    l->kind = LAYER_KINDS[choice_index(LAYER_TYPES, type)];
+    switch (l->kind) {
+    case ASYM_FC:
+        GET_INT(item, pre, "out", -1, 1, 1 << 24, l->out);
+        if (l->out < 0) return cfg_error(c, item, pre, "fc needs 'out'");
+        if (cfg_get_bool(c, item, pre, "bias", 1, &l->bias)) return ASYM_ERR;
+        GET_FLOAT(item, pre, "lr_scale", 1.0, 0.0, 1e6, l->lr_scale);
+        break;
+    case ASYM_CONV:
+        GET_INT(item, pre, "out", -1, 1, 1 << 20, l->out);
+        GET_INT(item, pre, "k", -1, 1, 1024, l->k);
+        if (l->out < 0 || l->k < 0) return cfg_error(c, item, pre, "conv needs 'out' and 'k'");
+        GET_INT(item, pre, "stride", 1, 1, 1024, l->stride);
+        GET_INT(item, pre, "pad", 0, 0, 1024, l->pad);
+        if (cfg_get_bool(c, item, pre, "bias", 1, &l->bias)) return ASYM_ERR;
+        GET_FLOAT(item, pre, "lr_scale", 1.0, 0.0, 1e6, l->lr_scale);
+        break;
+    case ASYM_MAXPOOL:
+    case ASYM_AVGPOOL: {
+        int global;
+        if (cfg_get_bool(c, item, pre, "global", 0, &global)) return ASYM_ERR;
+        GET_INT(item, pre, "k", global ? 0 : 2, 1, 1024, l->k);
+        GET_INT(item, pre, "stride", l->k, 1, 1024, l->stride);
+        GET_INT(item, pre, "pad", 0, 0, 1024, l->pad);
+        if (global) l->k = 0, l->stride = 1, l->pad = 0;
+        break;
+    }
+    case ASYM_BATCHNORM:
+        GET_FLOAT(item, pre, "momentum", bn_momentum, 0.0, 1.0, l->momentum);
+        GET_FLOAT(item, pre, "eps", 1e-5, 1e-12, 1.0, l->eps);
+        break;
+    case ASYM_DROPOUT:
+        GET_FLOAT(item, pre, "p", 0.5, 0.0, 0.999, l->p);
+        break;
+    case ASYM_RESBLOCK: {
+        static const char *const SC[] = {"A", "B", NULL};
+        const char *sc;
+        GET_INT(item, pre, "out", -1, 1, 1 << 20, l->out);
+        if (l->out < 0) return cfg_error(c, item, pre, "resblock needs 'out'");
+        GET_INT(item, pre, "stride", 1, 1, 64, l->stride);
+        if (cfg_get_str(c, item, pre, "shortcut", "A", SC, &sc)) return ASYM_ERR;
+        l->shortcut = sc[0] == 'A' ? ASYM_SHORTCUT_A : ASYM_SHORTCUT_B;
+        if (cfg_get_bool(c, item, pre, "bottleneck", 0, &l->bottleneck)) return ASYM_ERR;
+        GET_FLOAT(item, pre, "lr_scale", 1.0, 0.0, 1e6, l->lr_scale);
+        l->momentum = bn_momentum;
+        break;
+    }
+    default:
+        break;
+    }
+    return ASYM_OK;
+}
+
+/* A list element that must be a number (positive when positive != 0). */
+static int scalar_number(const Cfg *c, CfgNode *n, const char *path, int positive, float *out) {
+    char *end = NULL;
+    double v = n->kind == CFG_SCALAR ? strtod(n->value, &end) : 0;
+    n->used = 1;
+    if (n->kind != CFG_SCALAR || end == n->value || *end || !(v == v) || (positive && !(v > 0)))
+        return cfg_error(c, n, path, "expected a %snumber", positive ? "positive " : "");
+    *out = (float)v;
+    return ASYM_OK;
+}
+
+static int read_data(const Cfg *c, CfgNode *root, AsymExperiment *ex) {
+    static const char *const FORMATS[] = {"idx", "random", NULL};
+    CfgNode *d = cfg_child(root, "data");
+    CfgNode empty = {.kind = CFG_MAP};
+    if (!d) d = &empty;
+    if (d->kind != CFG_MAP) return cfg_error(c, d, "data", "expected a map");
+    const char *fmt, *path;
+    if (cfg_get_str(c, d, "data", "format", "idx", FORMATS, &fmt)) return ASYM_ERR;
+    if (cfg_get_str(c, d, "data", "path", "/usr/share/datasets/fashion-mnist", NULL, &path)) return ASYM_ERR;
+    snprintf(ex->data_format, sizeof ex->data_format, "%s", fmt);
+    if (strlen(path) >= sizeof ex->data_path) return cfg_error(c, d, "data", "path too long");
+    snprintf(ex->data_path, sizeof ex->data_path, "%s", path);
+    GET_INT(d, "data", "pad", 0, 0, 64, ex->pad);
+    GET_INT(d, "data", "train_limit", 0, 0, 1 << 30, ex->train_limit);
+    GET_INT(d, "data", "test_limit", 0, 0, 1 << 30, ex->test_limit);
+    GET_INT(d, "data", "val_size", 0, 0, 1 << 30, ex->val_size);
+    if (cfg_get_bool(c, d, "data", "normalize", 1, &ex->normalize)) return ASYM_ERR;
+    CfgNode *mean = cfg_child(d, "mean"), *std = cfg_child(d, "std");
+    if (mean || std) {
+        if (!mean || !std || mean->kind != CFG_SEQ || std->kind != CFG_SEQ || mean->n_items != std->n_items || mean->n_items < 1 || mean->n_items > 4)
+            return cfg_error(c, mean ? mean : std, "data.mean", "data.mean and data.std must be lists of 1 to 4 numbers of the same length");
+        for (int i = 0; i < mean->n_items; i++) {
+            if (scalar_number(c, mean->items[i], "data.mean", 0, &ex->norm_mean[i]) || scalar_number(c, std->items[i], "data.std", 1, &ex->norm_std[i]))
+                return ASYM_ERR;
+        }
+        ex->norm_given = mean->n_items;
+    }
+    CfgNode *r = cfg_child(d, "random");
+    CfgNode none = {.kind = CFG_MAP};
+    if (!r) r = &none;
+    if (r->kind != CFG_MAP) return cfg_error(c, r, "data.random", "expected a map");
+    GET_INT(r, "data.random", "n", 1000, 1, 1 << 24, ex->random_n);
+    GET_INT(r, "data.random", "c", 3, 1, 4, ex->random_c);
+    GET_INT(r, "data.random", "h", 32, 1, 4096, ex->random_h);
+    GET_INT(r, "data.random", "w", 32, 1, 4096, ex->random_w);
+    GET_INT(r, "data.random", "classes", 10, 2, 1 << 20, ex->random_classes);
+    if (ex->norm_given && !strcmp(fmt, "idx") && ex->norm_given != 1) return cfg_error(c, mean, "data.mean", "IDX images have 1 channel, got %d means", ex->norm_given);
+    return ASYM_OK;
+}
+
+static int read_model(const Cfg *c, CfgNode *root, AsymExperiment *ex) {
+    static const char *const INITS[] = {"torch", "xavier_uniform", "xavier_normal", "he_uniform", "he_normal", NULL};
+    static const char *const LOSSES[] = {"softmax_ce", "sigmoid_bce", NULL};
+    static const char *const ACTS[] = {"relu", "tanh", "sigmoid", NULL};
+    static const char *const ARCHS[] = {"custom", "mlp", "lenet", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
+                                        "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", NULL};
+    AsymNetSpec *s = &ex->net;
+    CfgNode *m = cfg_child(root, "model");
+    if (!m) return asym_fail("%s: missing 'model'", c->file);
+    if (m->kind != CFG_MAP) return cfg_error(c, m, "model", "expected a map");
+    const char *arch, *init, *loss, *act;
+    if (cfg_get_str(c, m, "model", "arch", "custom", ARCHS, &arch)) return ASYM_ERR;
+    if (cfg_get_str(c, m, "model", "init", "torch", INITS, &init)) return ASYM_ERR;
+    if (cfg_get_str(c, m, "model", "loss", "softmax_ce", LOSSES, &loss)) return ASYM_ERR;
+    s->init = (AsymInit)(choice_index(INITS, init) + 1);
+    s->loss = (AsymLoss)(choice_index(LOSSES, loss) + 1);
+    if (cfg_get_bool(c, m, "model", "zero_bias", s->init != ASYM_INIT_TORCH, &s->zero_bias)) return ASYM_ERR;
+    float bn_momentum;
+    GET_FLOAT(m, "model", "bn_momentum", 0.1, 0.0, 1.0, bn_momentum);
+    int rc = ASYM_OK;
+    if (!strcmp(arch, "custom")) {
+        CfgNode *layers = cfg_child(m, "layers");
+        if (!layers || layers->kind != CFG_SEQ || layers->n_items == 0)
+            return layers ? cfg_error(c, layers, "model.layers", "expected a list of layers") : asym_fail("%s: model needs 'arch' or 'layers'", c->file);
+        s->layers = asym_calloc(layers->n_items, sizeof(AsymLayerSpec));
+        if (!s->layers) return ASYM_ERR;
+        for (int i = 0; i < layers->n_items; i++) {
+            if (read_layer(c, layers->items[i], i, bn_momentum, &s->layers[i])) return ASYM_ERR;
+            s->n_layers++;
+        }
+        return ASYM_OK;
+    }
+    if (!strcmp(arch, "mlp")) {
+        int hidden[64], n;
+        int bn;
+        if (cfg_get_int_list(c, m, "model", "hidden", hidden, 64, &n)) return ASYM_ERR;
+        if (!cfg_child(m, "hidden")) hidden[0] = 1024, hidden[1] = 1024, n = 2;
+        if (cfg_get_bool(c, m, "model", "batchnorm", 1, &bn)) return ASYM_ERR;
+        if (cfg_get_str(c, m, "model", "activation", "relu", ACTS, &act)) return ASYM_ERR;
+        rc = asym_arch_mlp(s, hidden, n, bn, act[0] == 'r' ? ASYM_RELU : act[0] == 't' ? ASYM_TANH : ASYM_SIGMOID);
+    } else if (!strcmp(arch, "lenet")) {
+        rc = asym_arch_lenet(s);
+    } else {
+        int depth = atoi(arch + 6);
+        if (depth == 18 || depth == 34 || depth == 50 || depth == 101 || depth == 152) {
+            rc = asym_arch_resnet_imagenet(s, depth);
+        } else {
+            static const char *const SC[] = {"A", "B", NULL};
+            const char *sc;
+            if (cfg_get_str(c, m, "model", "shortcut", "A", SC, &sc)) return ASYM_ERR;
+            rc = asym_arch_resnet_cifar(s, depth, sc[0] == 'A' ? ASYM_SHORTCUT_A : ASYM_SHORTCUT_B);
+        }
+    }
+    if (rc) return asym_fail("%s: model: %s", c->file, asym_last_error());
+    for (int i = 0; i < s->n_layers; i++) s->layers[i].momentum = bn_momentum;
+    return ASYM_OK;
+}
+
+static int read_optim(const Cfg *c, CfgNode *root, AsymExperiment *ex) {
+    static const char *const OPTS[] = {"sgd", "adam", NULL};
+    static const char *const SCHED[] = {"constant", "step", "multistep", "cosine", NULL};
+    CfgNode *o = cfg_child(root, "optimizer");
+    CfgNode empty = {.kind = CFG_MAP};
+    if (!o) o = &empty;
+    if (o->kind != CFG_MAP) return cfg_error(c, o, "optimizer", "expected a map");
+    const char *name;
+    if (cfg_get_str(c, o, "optimizer", "name", "sgd", OPTS, &name)) return ASYM_ERR;
+    AsymOptSpec *p = &ex->opt;
+    p->kind = name[0] == 's' ? ASYM_SGD : ASYM_ADAM;
+    GET_FLOAT(o, "optimizer", "lr", p->kind == ASYM_SGD ? 0.01 : 0.001, 0.0, 1e6, p->lr);
+    GET_FLOAT(o, "optimizer", "momentum", 0.0, 0.0, 1.0, p->momentum);
+    GET_FLOAT(o, "optimizer", "dampening", 0.0, 0.0, 1.0, p->dampening);
+    GET_FLOAT(o, "optimizer", "weight_decay", 0.0, 0.0, 10.0, p->weight_decay);
+    if (cfg_get_bool(c, o, "optimizer", "nesterov", 0, &p->nesterov)) return ASYM_ERR;
+    GET_FLOAT(o, "optimizer", "beta1", 0.9, 0.0, 0.999999, p->beta1);
+    GET_FLOAT(o, "optimizer", "beta2", 0.999, 0.0, 0.999999, p->beta2);
+    GET_FLOAT(o, "optimizer", "eps", 1e-8, 1e-30, 1.0, p->eps);
+    if (p->nesterov && (p->momentum <= 0 || p->dampening != 0))
+        return cfg_error(c, cfg_child(o, "nesterov"), "optimizer.nesterov", "Nesterov momentum needs momentum > 0 and dampening 0");
+
+    CfgNode *s = cfg_child(root, "schedule");
+    CfgNode empty2 = {.kind = CFG_MAP};
+    if (!s) s = &empty2;
+    if (s->kind != CFG_MAP) return cfg_error(c, s, "schedule", "expected a map");
+    AsymSchedSpec *q = &ex->sched;
+    if (cfg_get_str(c, s, "schedule", "name", "constant", SCHED, &name)) return ASYM_ERR;
+    q->kind = (AsymSchedKind)(choice_index(SCHED, name) + 1);
+    GET_FLOAT(s, "schedule", "gamma", 0.1, 0.0, 1.0, q->gamma);
+    GET_INT(s, "schedule", "step_size", 30, 1, 1 << 20, q->step_size);
+    GET_INT(s, "schedule", "t_max", 0, 0, 1 << 20, q->t_max);
+    GET_FLOAT(s, "schedule", "eta_min", 0.0, 0.0, 1e6, q->eta_min);
+    if (cfg_get_int_list(c, s, "schedule", "milestones", q->milestones, 16, &q->n_milestones)) return ASYM_ERR;
+    for (int i = 1; i < q->n_milestones; i++)
+        if (q->milestones[i] <= q->milestones[i - 1]) return cfg_error(c, cfg_child(s, "milestones"), "schedule.milestones", "must be increasing");
+    if (q->kind == ASYM_SCHED_MULTISTEP && q->n_milestones == 0) return cfg_error(c, s, "schedule", "multistep needs 'milestones'");
+    return ASYM_OK;
+}
+
+int asym_experiment_from_config(AsymExperiment *ex, AsymConfig *c) {
+    memset(ex, 0, sizeof *ex);
+    CfgNode *root = c->root;
+    const char *name;
+    long seed;
+    if (cfg_get_str(c, root, "", "name", "run", NULL, &name)) goto fail;
+    snprintf(ex->name, sizeof ex->name, "%s", name);
+    if (cfg_get_int(c, root, "", "seed", 1, 0, 0x7fffffffffffffffL, &seed)) goto fail;
+    ex->seed = (uint64_t)seed;
+    long v;
+    if (cfg_get_int(c, root, "", "epochs", 1, 1, 100000, &v)) goto fail;
+    ex->epochs = (int)v;
+    if (cfg_get_int(c, root, "", "batch_size", 64, 1, 65536, &v)) goto fail;
+    ex->batch_size = (int)v;
+    if (cfg_get_int(c, root, "", "threads", 0, 0, 1024, &v)) goto fail;
+    ex->threads = (int)v;
+    if (read_data(c, root, ex)) goto fail;
+    int idx = !strcmp(ex->data_format, "idx");
+    ex->net.in_c = idx ? 1 : ex->random_c;
+    ex->net.in_h = (idx ? 28 : ex->random_h) + 2 * ex->pad;
+    ex->net.in_w = (idx ? 28 : ex->random_w) + 2 * ex->pad;
+    ex->net.classes = idx ? 10 : ex->random_classes;
+    if (read_model(c, root, ex) || read_optim(c, root, ex) || cfg_check_unused(c)) goto fail;
+    return ASYM_OK;
+fail:
+    asym_experiment_free(ex);
+    return ASYM_ERR;
+}
+
+void asym_experiment_free(AsymExperiment *ex) { asym_netspec_free(&ex->net); }

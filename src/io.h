@@ -1,0 +1,26 @@
+/* io.h: file formats read and written by libasymbp other than YAML:
+ * MNIST-format IDX files (raw or gzip, through zlib) and NumPy .npy arrays.
+ * Every reader checks header fields against the data actually present
+ * before allocating or trusting them. */
+#ifndef ASYM_IO_H
+#define ASYM_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Reads a whole file, transparently gunzipping gzip data, refusing more than
+ * max bytes. On error the message names the path. */
+int io_read_all(const char *path, uint8_t **data, size_t *len, size_t max);
+
+/* Parses an IDX file held in memory. Only unsigned-byte data (type 0x08) is
+ * accepted. ndim and dims receive the header; *payload points into data. */
+int idx_parse(const char *path, const uint8_t *data, size_t len, int *ndim, uint32_t dims[4], const uint8_t **payload);
+
+/* NumPy .npy version 1.0, little-endian float32 ('<f4') or int32 ('<i4'),
+ * C order. Writes go to a temporary file renamed into place. */
+int npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape);
+int npy_write_i32(const char *path, const int32_t *data, int ndim, const int64_t *shape);
+/* Reads a float32 array; *data is malloc'd. shape holds up to 8 dims. */
+int npy_read_f32(const char *path, float **data, int *ndim, int64_t shape[8]);
+
+#endif

@@ -1,0 +1,143 @@
+/* probe.c: a fixed batch through the network with every tensor written as
+ * .npy and a JSON manifest naming them: what researchers use to inspect a
+ * rule, and what the PyTorch oracle tests read. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "io.h"
+#include "layer.h"
+
+static const char *kind_name(AsymLayerKind k) {
+    static const char *const names[] = {"?", "fc", "conv", "maxpool", "avgpool", "batchnorm", "relu", "tanh", "sigmoid", "flatten", "dropout", "resblock"};
+    return (int)k > 0 && (int)k <= ASYM_RESBLOCK ? names[k] : "?";
+}
+
+static const char *role_name(AsymParamRole r) {
+    static const char *const names[] = {"?", "weight", "bias", "bn_scale", "bn_shift", "running_mean", "running_var"};
+    return (int)r > 0 && (int)r <= ASYM_P_RUNNING_VAR ? names[r] : "?";
+}
+
+static void write_layers(FILE *f, const AsymNetSpec *s) {
+    fprintf(f, "  \"layers\": [\n");
+    for (int i = 0; i < s->n_layers; i++) {
+        const AsymLayerSpec *l = &s->layers[i];
+        fprintf(f, "    {\"type\": \"%s\"", kind_name(l->kind));
+        switch (l->kind) {
+        case ASYM_FC: fprintf(f, ", \"out\": %d, \"bias\": %s", l->out, l->bias ? "true" : "false"); break;
+        case ASYM_CONV: fprintf(f, ", \"out\": %d, \"k\": %d, \"stride\": %d, \"pad\": %d, \"bias\": %s", l->out, l->k, l->stride ? l->stride : 1, l->pad, l->bias ? "true" : "false"); break;
+        case ASYM_MAXPOOL:
+        case ASYM_AVGPOOL: fprintf(f, ", \"k\": %d, \"stride\": %d, \"pad\": %d", l->k, l->stride ? l->stride : l->k, l->pad); break;
+        case ASYM_BATCHNORM: fprintf(f, ", \"momentum\": %g, \"eps\": %g", l->momentum > 0 ? l->momentum : 0.1, l->eps > 0 ? l->eps : 1e-5); break;
+        case ASYM_DROPOUT: fprintf(f, ", \"p\": %g", l->p); break;
+        case ASYM_RESBLOCK:
+            fprintf(f, ", \"out\": %d, \"stride\": %d, \"shortcut\": \"%s\", \"bottleneck\": %s, \"momentum\": %g", l->out, l->stride ? l->stride : 1,
+                    l->shortcut == ASYM_SHORTCUT_B ? "B" : "A", l->bottleneck ? "true" : "false", l->momentum > 0 ? l->momentum : 0.1);
+            break;
+        default: break;
+        }
+        fprintf(f, "}%s\n", i + 1 < s->n_layers ? "," : "");
+    }
+    fprintf(f, "  ],\n");
+}
+
+static int write_tensor(const char *dir, const char *stem, int i, const AsymParam *p, const float *data, char *name, size_t n) {
+    char path[4200];
+    int64_t shape[4];
+    for (int d = 0; d < p->ndim; d++) shape[d] = p->shape[d];
+    snprintf(name, n, "%s%03d.npy", stem, i);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return npy_write_f32(path, data, p->ndim, shape);
+}
+
+static int write_array(const char *dir, const char *name, const float *data, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
+    char path[4200];
+    int64_t shape[4] = {d0, d1, d2, d3};
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return npy_write_f32(path, data, ndim, shape);
+}
+
+int asym_probe(const AsymExperiment *ex, const char *weights, int batch, int steps, const char *dir) {
+    AsymDataset train, val, test;
+    AsymNet *net = NULL;
+    AsymOptim *opt = NULL;
+    FILE *f = NULL;
+    int rc = ASYM_ERR;
+    if (asym_experiment_data(ex, &train, &val, &test)) return ASYM_ERR;
+    if (batch > train.n) batch = train.n;
+    AsymRng rng;
+    rng_seed(&rng, ex->seed);
+    if (asym_net_create(&net, &ex->net, batch, &rng) || (weights && asym_net_load(net, weights)) || asym_optim_create(&opt, net, &ex->opt)) goto done;
+    asym_net_keep_input_grad(net, 1);
+    mkdir(dir, 0755);
+    int N = batch, K = ex->net.classes, np = asym_net_n_params(net), nb = asym_net_n_buffers(net);
+    /* values before any step */
+    float *before = malloc(sizeof(float) * asym_net_n_weights(net));
+    if (!before) {
+        asym_fail("out of memory");
+        goto done;
+    }
+    for (int i = 0, off = 0; i < np; off += (int)asym_net_param(net, i)->n, i++) memcpy(before + off, asym_net_param(net, i)->w, sizeof(float) * asym_net_param(net, i)->n);
+    asym_net_zero_grad(net);
+    const float *logits = asym_net_forward(net, train.x, N, 1);
+    float loss = asym_net_loss(net, train.y, N, 1, NULL);
+    char path[4200], name[64];
+    snprintf(path, sizeof path, "%s/y.npy", dir);
+    int64_t yshape[1] = {N};
+    rc = write_array(dir, "x.npy", train.x, 4, N, train.c, train.h, train.w) || npy_write_i32(path, train.y, 1, yshape) ||
+         write_array(dir, "logits.npy", logits, 2, N, K, 0, 0) || write_array(dir, "dlogits.npy", asym_net_logits_grad(net), 2, N, K, 0, 0) ||
+         write_array(dir, "dx.npy", asym_net_input_grad(net), 4, N, train.c, train.h, train.w);
+    for (int i = 0, off = 0; i < np && !rc; off += (int)asym_net_param(net, i)->n, i++) {
+        AsymParam *p = asym_net_param(net, i);
+        rc = write_tensor(dir, "p", i, p, before + off, name, sizeof name) || write_tensor(dir, "g", i, p, p->g, name, sizeof name);
+    }
+    for (int i = 0; i < nb && !rc; i++) rc = write_tensor(dir, "b", i, asym_net_buffer(net, i), asym_net_buffer(net, i)->w, name, sizeof name);
+    free(before);
+    if (rc) goto done;
+    for (int s = 0; s < steps; s++) {
+        if (s > 0) {
+            asym_net_zero_grad(net);
+            asym_net_forward(net, train.x, N, 1);
+            asym_net_loss(net, train.y, N, 1, NULL);
+        }
+        asym_optim_step(opt, ex->opt.lr);
+    }
+    for (int i = 0; i < np && !rc; i++) rc = write_tensor(dir, "a", i, asym_net_param(net, i), asym_net_param(net, i)->w, name, sizeof name);
+    if (rc) goto done;
+    snprintf(path, sizeof path, "%s/manifest.json", dir);
+    if (!(f = fopen(path, "w"))) {
+        rc = asym_fail("%s: cannot write", path);
+        goto done;
+    }
+    const AsymOptSpec *o = &ex->opt;
+    fprintf(f, "{\n  \"format\": \"asymbp-probe-1\",\n  \"batch\": %d,\n  \"input_shape\": [%d, %d, %d, %d],\n  \"classes\": %d,\n", N, N, train.c, train.h, train.w, K);
+    fprintf(f, "  \"loss\": \"%s\",\n  \"loss_value\": %.9g,\n", ex->net.loss == ASYM_LOSS_SIGMOID_BCE ? "sigmoid_bce" : "softmax_ce", loss);
+    fprintf(f, "  \"x\": \"x.npy\", \"y\": \"y.npy\", \"logits\": \"logits.npy\", \"dlogits\": \"dlogits.npy\", \"dx\": \"dx.npy\",\n");
+    write_layers(f, &ex->net);
+    fprintf(f, "  \"optimizer\": {\"name\": \"%s\", \"lr\": %.9g, \"momentum\": %.9g, \"dampening\": %.9g, \"nesterov\": %s, \"weight_decay\": %.9g, "
+               "\"beta1\": %.9g, \"beta2\": %.9g, \"eps\": %.9g},\n  \"steps\": %d,\n",
+            o->kind == ASYM_ADAM ? "adam" : "sgd", o->lr, o->momentum, o->dampening, o->nesterov ? "true" : "false", o->weight_decay, o->beta1, o->beta2, o->eps, steps);
+    fprintf(f, "  \"params\": [\n");
+    for (int i = 0; i < np; i++) {
+        AsymParam *p = asym_net_param(net, i);
+        fprintf(f, "    {\"name\": \"%s\", \"role\": \"%s\", \"shape\": [", p->name, role_name(p->role));
+        for (int d = 0; d < p->ndim; d++) fprintf(f, "%s%d", d ? ", " : "", p->shape[d]);
+        fprintf(f, "], \"value\": \"p%03d.npy\", \"grad\": \"g%03d.npy\", \"after\": \"a%03d.npy\"}%s\n", i, i, i, i + 1 < np ? "," : "");
+    }
+    fprintf(f, "  ],\n  \"buffers\": [\n");
+    for (int i = 0; i < nb; i++) {
+        AsymParam *p = asym_net_buffer(net, i);
+        fprintf(f, "    {\"name\": \"%s\", \"role\": \"%s\", \"shape\": [%d], \"value\": \"b%03d.npy\"}%s\n", p->name, role_name(p->role), p->shape[0], i,
+                i + 1 < nb ? "," : "");
+    }
+    fprintf(f, "  ]\n}\n");
+    rc = ferror(f) ? asym_fail("%s: write failed", path) : ASYM_OK;
+done:
+    if (f && fclose(f)) rc = asym_fail("%s/manifest.json: write failed", dir);
+    asym_optim_free(opt);
+    asym_net_free(net);
+    asym_dataset_free(&train);
+    asym_dataset_free(&val);
+    asym_dataset_free(&test);
+    return rc;
+}

@@ -1,0 +1,142 @@
+/* resblock.c: residual blocks of He et al. 2016.
+ * Basic block: conv3x3(stride s) bn relu conv3x3 bn, plus shortcut, relu.
+ * Bottleneck (ResNet-50 and deeper, torchvision's placement of the stride):
+ * conv1x1 bn relu conv3x3(stride s) bn relu conv1x1(x4) bn, plus shortcut, relu.
+ * Shortcut: identity when shapes match; otherwise option A (subsample by s
+ * and zero-pad channels, (O - C) / 2 in front) or option B (1x1 conv with
+ * stride s and batch norm). x is (N, C, H, W), y is (N, O, H/s, W/s). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "layer.h"
+
+typedef struct ResBlock {
+    Seq main, shortcut;   /* shortcut.n == 0: identity or option A */
+    int option_a, stride;
+    float *dz;            /* (max_batch, out): gradient after the final relu */
+    float *tmp;           /* (max_batch, in): shortcut input gradient (option B) */
+} ResBlock;
+
+static void res_forward(Layer *l, const float *x, float *y, int N, int train) {
+    ResBlock *r = l->impl;
+    seq_forward(&r->main, x, N, train);
+    const float *m = seq_output(&r->main);
+    size_t out = shape_size(l->out);
+    if (r->shortcut.n) {
+        seq_forward(&r->shortcut, x, N, train);
+        const float *s = seq_output(&r->shortcut);
+        for (size_t i = 0; i < (size_t)N * out; i++) {
+            float v = m[i] + s[i];
+            y[i] = v > 0.0f ? v : 0.0f;
+        }
+        return;
+    }
+    if (!r->option_a) {
+        for (size_t i = 0; i < (size_t)N * out; i++) {
+            float v = m[i] + x[i];
+            y[i] = v > 0.0f ? v : 0.0f;
+        }
+        return;
+    }
+    int C = l->in.c, O = l->out.c, H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w, pf = (O - C) / 2, st = r->stride;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < O; o++) {
+            int c = o - pf;
+            for (int h = 0; h < OH; h++)
+                for (int w = 0; w < OW; w++) {
+                    size_t i = (((size_t)n * O + o) * OH + h) * OW + w;
+                    float v = m[i];
+                    if (c >= 0 && c < C) v += x[(((size_t)n * C + c) * H + h * st) * W + w * st];
+                    y[i] = v > 0.0f ? v : 0.0f;
+                }
+        }
+}
+
+static void res_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N) {
+    ResBlock *r = l->impl;
+    size_t in = shape_size(l->in), out = shape_size(l->out);
+    relu_backward(r->dz, y, dy, (size_t)N * out);
+    seq_backward(&r->main, r->dz, dx, N);
+    if (r->shortcut.n) {
+        seq_backward(&r->shortcut, r->dz, dx ? r->tmp : NULL, N);
+        if (dx)
+            for (size_t i = 0; i < (size_t)N * in; i++) dx[i] += r->tmp[i];
+        return;
+    }
+    if (!dx) return;
+    if (!r->option_a) {
+        for (size_t i = 0; i < (size_t)N * in; i++) dx[i] += r->dz[i];
+        return;
+    }
+    int C = l->in.c, O = l->out.c, H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w, pf = (O - C) / 2, st = r->stride;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            for (int h = 0; h < OH; h++)
+                for (int w = 0; w < OW; w++)
+                    dx[(((size_t)n * C + c) * H + h * st) * W + w * st] += r->dz[(((size_t)n * O + c + pf) * OH + h) * OW + w];
+}
+
+static void res_free(Layer *l) {
+    ResBlock *r = l->impl;
+    if (!r) return;
+    seq_free(&r->main);
+    seq_free(&r->shortcut);
+    free(r->dz);
+    free(r->tmp);
+}
+
+static const LayerOps res_ops = {"resblock", res_forward, res_backward, res_free};
+
+static AsymLayerSpec conv_spec(int out, int k, int stride, int line) {
+    AsymLayerSpec s = {.kind = ASYM_CONV, .out = out, .k = k, .stride = stride, .pad = k / 2, .line = line};
+    return s;
+}
+
+Layer *resblock_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name) {
+    int O = s->out, st = s->stride ? s->stride : 1;
+    if (O <= 0 || st <= 0 || (s->bottleneck && O % 4) || O < in.c) {
+        asym_fail("layer %s (line %d): resblock needs out >= its %d input channels (a multiple of 4 for bottlenecks) and stride > 0", name, s->line, in.c);
+        return NULL;
+    }
+    AsymLayerSpec bn = {.kind = ASYM_BATCHNORM, .momentum = s->momentum, .eps = s->eps, .line = s->line};
+    AsymLayerSpec relu = {.kind = ASYM_RELU, .line = s->line};
+    AsymLayerSpec main[8];
+    int nm = 0;
+    if (s->bottleneck) {
+        int w = O / 4;
+        main[nm++] = conv_spec(w, 1, 1, s->line), main[nm++] = bn, main[nm++] = relu;
+        main[nm++] = conv_spec(w, 3, st, s->line), main[nm++] = bn, main[nm++] = relu;
+        main[nm++] = conv_spec(O, 1, 1, s->line), main[nm++] = bn;
+    } else {
+        main[nm++] = conv_spec(O, 3, st, s->line), main[nm++] = bn, main[nm++] = relu;
+        main[nm++] = conv_spec(O, 3, 1, s->line), main[nm++] = bn;
+    }
+    for (int i = 0; i < nm; i++) main[i].lr_scale = s->lr_scale;
+    Layer *l = layer_new(&res_ops, s, in, in, ctx, name, sizeof(ResBlock));
+    if (!l) return NULL;
+    ResBlock *r = l->impl;
+    r->stride = st;
+    char pre[64];
+    snprintf(pre, sizeof pre, "%s.main", name);
+    if (seq_build(&r->main, main, nm, in, ctx, pre)) goto fail;
+    l->out = r->main.out;
+    int same = st == 1 && in.c == O;
+    if (!same && s->shortcut == ASYM_SHORTCUT_A) {
+        r->option_a = 1;
+    } else if (!same) {
+        AsymLayerSpec sc[2] = {conv_spec(O, 1, st, s->line), bn};
+        sc[0].lr_scale = sc[1].lr_scale = s->lr_scale;
+        snprintf(pre, sizeof pre, "%s.shortcut", name);
+        if (seq_build(&r->shortcut, sc, 2, in, ctx, pre)) goto fail;
+        r->tmp = asym_falloc((size_t)ctx->max_batch * shape_size(in));
+        if (!r->tmp) goto fail;
+    }
+    r->dz = asym_falloc((size_t)ctx->max_batch * shape_size(l->out));
+    if (!r->dz) goto fail;
+    return l;
+fail:
+    layer_free(l);
+    return NULL;
+}

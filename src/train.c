@@ -1,0 +1,220 @@
+/* train.c: the training loop. Loads the experiment's data, builds the net,
+ * runs epochs of mini-batch training (shuffled by the seeded generator),
+ * evaluates after every epoch, and writes log.jsonl (one JSON object per
+ * epoch), summary.json and model.bin into the run folder. */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "layer.h"
+
+int asym_experiment_data(const AsymExperiment *ex, AsymDataset *train, AsymDataset *val, AsymDataset *test) {
+    memset(train, 0, sizeof *train);
+    memset(val, 0, sizeof *val);
+    memset(test, 0, sizeof *test);
+    int rc;
+    if (!strcmp(ex->data_format, "random")) {
+        int nt = ex->random_n / 5 > 0 ? ex->random_n / 5 : 1;
+        rc = asym_dataset_random(train, ex->random_n, ex->random_c, ex->random_h, ex->random_w, ex->random_classes, ex->seed * 2 + 1);
+        if (!rc) rc = asym_dataset_random(test, nt, ex->random_c, ex->random_h, ex->random_w, ex->random_classes, ex->seed * 2 + 2);
+    } else {
+        rc = asym_dataset_load_idx(train, ex->data_path, 1);
+        if (!rc) rc = asym_dataset_load_idx(test, ex->data_path, 0);
+    }
+    if (rc) goto fail;
+    if (train->c != ex->net.in_c || train->h + 2 * ex->pad != ex->net.in_h || train->w + 2 * ex->pad != ex->net.in_w || test->h != train->h || test->w != train->w) {
+        rc = asym_fail("%s: images are %dx%dx%d, the model expects %dx%dx%d before padding by %d", ex->data_path, train->c, train->h, train->w, ex->net.in_c,
+                       ex->net.in_h - 2 * ex->pad, ex->net.in_w - 2 * ex->pad, ex->pad);
+        goto fail;
+    }
+    if (train->classes > ex->net.classes || test->classes > ex->net.classes) {
+        rc = asym_fail("%s: labels go up to %d, the model has %d classes", ex->data_path, (train->classes > test->classes ? train->classes : test->classes) - 1, ex->net.classes);
+        goto fail;
+    }
+    if (ex->train_limit && ex->train_limit < train->n) asym_dataset_truncate(train, ex->train_limit);
+    if (ex->test_limit && ex->test_limit < test->n) asym_dataset_truncate(test, ex->test_limit);
+    if (ex->val_size && (rc = asym_dataset_split(train, val, ex->val_size, ex->seed ^ 0x5eed))) goto fail;
+    if (ex->pad && ((rc = asym_dataset_pad(train, ex->pad)) || (rc = asym_dataset_pad(test, ex->pad)) || (val->n && (rc = asym_dataset_pad(val, ex->pad)))))
+        goto fail;
+    if (ex->normalize || ex->norm_given) {
+        float mean[4] = {0}, std[4] = {1, 1, 1, 1};
+        if (ex->norm_given) {
+            memcpy(mean, ex->norm_mean, sizeof mean);
+            memcpy(std, ex->norm_std, sizeof std);
+        } else {
+            asym_dataset_stats(train, mean, std);
+        }
+        asym_dataset_normalize(train, mean, std);
+        asym_dataset_normalize(test, mean, std);
+        if (val->n) asym_dataset_normalize(val, mean, std);
+    }
+    return ASYM_OK;
+fail:
+    asym_dataset_free(train);
+    asym_dataset_free(val);
+    asym_dataset_free(test);
+    return ASYM_ERR;
+}
+
+int asym_evaluate(AsymNet *net, const AsymDataset *d, int batch, double *loss, double *err) {
+    double total = 0;
+    long wrong = 0;
+    size_t in = (size_t)d->c * d->h * d->w;
+    for (int i = 0; i < d->n; i += batch) {
+        int N = d->n - i < batch ? d->n - i : batch, hits;
+        asym_net_forward(net, d->x + i * in, N, 0);
+        total += (double)asym_net_loss(net, d->y + i, N, 0, &hits) * N;
+        wrong += N - hits;
+    }
+    *loss = d->n ? total / d->n : 0;
+    *err = d->n ? (double)wrong / d->n : 0;
+    return ASYM_OK;
+}
+
+static void write_summary(const char *dir, const AsymExperiment *ex, const AsymSummary *s) {
+    char path[4200], tmp[4300];
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return;
+    fprintf(f,
+            "{\"name\": \"%s\", \"best_test_err\": %.6f, \"best_epoch\": %d, \"final_test_err\": %.6f, \"epochs\": %d, \"seconds\": %.3f, "
+            "\"images_per_s\": %.1f, \"seed\": %llu, \"diverged\": %s",
+            ex->name, s->best_test_err, s->best_epoch, s->final_test_err, s->epochs, s->seconds, s->images_per_s, (unsigned long long)s->seed,
+            s->diverged ? "true" : "false");
+    if (s->best_val_epoch > 0)
+        fprintf(f, ", \"best_val_err\": %.6f, \"best_val_epoch\": %d, \"test_err_at_best_val\": %.6f", s->best_val_err, s->best_val_epoch, s->test_err_at_best_val);
+    fprintf(f, "}\n");
+    if (fclose(f) == 0) rename(tmp, path);
+}
+
+/* JSON numbers cannot be NaN or Inf; a diverged loss is logged as null. */
+static void json_num(FILE *f, const char *key, double v) {
+    if (isfinite(v)) fprintf(f, ", \"%s\": %.6g", key, v);
+    else fprintf(f, ", \"%s\": null", key);
+}
+
+int asym_train(const AsymExperiment *ex, const char *out_dir, const AsymTrainHooks *hooks, AsymSummary *sum) {
+    AsymDataset train, val, test;
+    AsymNet *net = NULL;
+    AsymOptim *opt = NULL;
+    FILE *log = NULL;
+    float *xb = NULL;
+    int32_t *yb = NULL;
+    int *perm = NULL, rc = ASYM_ERR;
+    memset(sum, 0, sizeof *sum);
+    sum->seed = ex->seed;
+    sum->best_val_err = sum->test_err_at_best_val = -1;
+    if (ex->threads > 0) {
+        omp_set_num_threads(ex->threads);
+        openblas_set_num_threads(ex->threads);
+    }
+    if (asym_experiment_data(ex, &train, &val, &test)) return ASYM_ERR;
+    AsymRng rng;
+    rng_seed(&rng, ex->seed);
+    AsymRng order = rng_split(&rng);
+    int B = ex->batch_size;
+    size_t in = (size_t)train.c * train.h * train.w;
+    if (asym_net_create(&net, &ex->net, B, &rng) || asym_optim_create(&opt, net, &ex->opt)) goto done;
+    xb = asym_falloc((size_t)B * in);
+    yb = asym_calloc(B, sizeof(int32_t));
+    perm = asym_calloc(train.n, sizeof(int));
+    if (!xb || !yb || !perm) goto done;
+    if (out_dir) {
+        char path[4200];
+        mkdir(out_dir, 0755);
+        snprintf(path, sizeof path, "%s/log.jsonl", out_dir);
+        if (!(log = fopen(path, "w"))) {
+            asym_fail("%s: cannot write", path);
+            goto done;
+        }
+    }
+    for (int i = 0; i < train.n; i++) perm[i] = i;
+    int batches = (train.n + B - 1) / B;
+    double t_start = asym_now(), train_time = 0;
+    long images = 0;
+    sum->best_test_err = 2.0;
+    for (int ep = 0; ep < ex->epochs; ep++) {
+        AsymEpochStats st = {.epoch = ep + 1, .val_loss = -1, .val_err = -1};
+        st.lr = asym_sched_lr(&ex->sched, ex->opt.lr, ep, ex->epochs);
+        rng_shuffle(&order, perm, train.n);
+        double t0 = asym_now(), loss_sum = 0;
+        long wrong = 0;
+        for (int b = 0; b < batches; b++) {
+            int N = train.n - b * B < B ? train.n - b * B : B, hits;
+            for (int i = 0; i < N; i++) {
+                int j = perm[b * B + i];
+                memcpy(xb + i * in, train.x + j * in, sizeof(float) * in);
+                yb[i] = train.y[j];
+            }
+            asym_net_zero_grad(net);
+            asym_net_forward(net, xb, N, 1);
+            float loss = asym_net_loss(net, yb, N, 1, &hits);
+            if (!isfinite(loss)) {
+                sum->diverged = 1;
+                asym_fail("diverged: the training loss is %s at epoch %d, step %d", isnan(loss) ? "NaN" : "Inf", ep + 1, b + 1);
+                break;
+            }
+            asym_optim_step(opt, st.lr);
+            loss_sum += (double)loss * N;
+            wrong += N - hits;
+            images += N;
+            if (hooks && hooks->on_batch) {
+                double el = asym_now() - t0, rate = (b * (double)B + N) / (el > 1e-9 ? el : 1e-9);
+                double left = ((double)(batches - b - 1) * B + (double)(ex->epochs - ep - 1) * train.n) / rate;
+                hooks->on_batch(hooks->user, ep + 1, ex->epochs, b + 1, batches, loss, rate, left);
+            }
+        }
+        if (sum->diverged) break;
+        st.seconds = asym_now() - t0;
+        train_time += st.seconds;
+        st.images_per_s = train.n / (st.seconds > 1e-9 ? st.seconds : 1e-9);
+        st.train_loss = loss_sum / train.n;
+        st.train_err = (double)wrong / train.n;
+        asym_evaluate(net, &test, B, &st.test_loss, &st.test_err);
+        if (val.n) asym_evaluate(net, &val, B, &st.val_loss, &st.val_err);
+        sum->epochs = ep + 1;
+        sum->final_test_err = st.test_err;
+        if (st.test_err < sum->best_test_err) sum->best_test_err = st.test_err, sum->best_epoch = ep + 1;
+        if (val.n && (sum->best_val_epoch == 0 || st.val_err < sum->best_val_err)) {
+            sum->best_val_err = st.val_err;
+            sum->best_val_epoch = ep + 1;
+            sum->test_err_at_best_val = st.test_err;
+        }
+        if (log) {
+            fprintf(log, "{\"epoch\": %d, \"lr\": %.6g", st.epoch, st.lr);
+            json_num(log, "train_loss", st.train_loss);
+            json_num(log, "train_err", st.train_err);
+            json_num(log, "test_loss", st.test_loss);
+            json_num(log, "test_err", st.test_err);
+            if (val.n) json_num(log, "val_loss", st.val_loss), json_num(log, "val_err", st.val_err);
+            fprintf(log, ", \"seconds\": %.3f, \"images_per_s\": %.1f}\n", st.seconds, st.images_per_s);
+            fflush(log);
+        }
+        if (hooks && hooks->on_epoch) hooks->on_epoch(hooks->user, &st);
+    }
+    sum->seconds = asym_now() - t_start;
+    sum->images_per_s = train_time > 0 ? images / train_time : 0;
+    if (sum->best_epoch == 0) sum->best_test_err = -1;
+    rc = sum->diverged ? ASYM_ERR : ASYM_OK;
+    if (out_dir) {
+        char path[4200];
+        write_summary(out_dir, ex, sum);
+        snprintf(path, sizeof path, "%s/model.bin", out_dir);
+        if (!sum->diverged && asym_net_save(net, path)) rc = ASYM_ERR;
+    }
+done:
+    if (log) fclose(log);
+    free(xb);
+    free(yb);
+    free(perm);
+    asym_optim_free(opt);
+    asym_net_free(net);
+    asym_dataset_free(&train);
+    asym_dataset_free(&val);
+    asym_dataset_free(&test);
+    return rc;
+}

@@ -1,0 +1,40 @@
+/* util.h: internal helpers shared by every module of libasymbp: the error
+ * buffer behind asym_last_error(), checked allocation, the random generator
+ * (xoshiro256** seeded by splitmix64), and small vector kernels. */
+#ifndef ASYM_UTIL_H
+#define ASYM_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "asymbp.h"
+
+/* Records a message for asym_last_error() and returns ASYM_ERR. The message
+ * should say what and where: "data/x.idx: offset 16: ...". */
+int asym_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Allocation that records an error instead of returning silently: callers
+ * still check for NULL and return ASYM_ERR. Memory is zeroed. */
+void *asym_calloc(size_t n, size_t size);
+/* 64-byte aligned, zeroed; free with free(). */
+float *asym_falloc(size_t n);
+
+/* Random numbers: all randomness flows from an explicit AsymRng. */
+void rng_seed(AsymRng *r, uint64_t seed);
+uint64_t rng_next(AsymRng *r);
+uint32_t rng_u32(AsymRng *r);
+double rng_uniform(AsymRng *r); /* [0, 1) */
+float rng_normal(AsymRng *r);   /* standard normal, Box-Muller */
+uint32_t rng_below(AsymRng *r, uint32_t n); /* uniform integer in [0, n) */
+void rng_shuffle(AsymRng *r, int *a, int n);
+/* An independent stream derived from r without advancing the caller twice. */
+AsymRng rng_split(AsymRng *r);
+
+double vec_dot(const float *a, const float *b, size_t n);
+double vec_norm(const float *a, size_t n);
+
+/* Wall clock in seconds. */
+double asym_now(void);
+
+#endif
