@@ -13,6 +13,8 @@
 typedef struct Progress {
     int tty, quiet;
     double last;
+    const AsymExperiment *ex;
+    const char *out;
 } Progress;
 
 static double now(void) {
@@ -39,6 +41,14 @@ static void on_batch(void *user, int epoch, int epochs, int batch, int batches, 
     fmt_time(left, sizeof left, eta);
     fprintf(stderr, "\repoch %d/%d [%s] %d/%d loss %.4f %.0f img/s %s left  ", epoch, epochs, bar, batch, batches, loss, rate, left);
     fflush(stderr);
+}
+
+static void on_start(void *user, int n_train, int n_val, int n_test, size_t n_weights) {
+    Progress *p = user;
+    if (p->quiet) return;
+    printf("asymbp: training %s: %d train, %d validation, %d test images; %zu weights; seed %llu; %d epochs -> %s\n", p->ex->name, n_train, n_val, n_test,
+           n_weights, (unsigned long long)p->ex->seed, p->ex->epochs, p->out);
+    fflush(stdout);
 }
 
 static void on_epoch(void *user, const AsymEpochStats *st) {
@@ -74,10 +84,9 @@ int cmd_train(const CliArgs *a) {
         rc = cli_fail(1, asym_last_error());
         goto done;
     }
-    Progress prog = {.tty = isatty(2), .quiet = a->quiet};
-    AsymTrainHooks hooks = {.user = &prog, .on_batch = on_batch, .on_epoch = on_epoch};
+    Progress prog = {.tty = isatty(2), .quiet = a->quiet, .ex = &ex, .out = out};
+    AsymTrainHooks hooks = {.user = &prog, .on_start = on_start, .on_batch = on_batch, .on_epoch = on_epoch};
     AsymSummary sum;
-    if (!a->quiet) printf("asymbp: training %s (seed %llu, %d epochs) -> %s\n", ex.name, (unsigned long long)ex.seed, ex.epochs, out);
     if (asym_train(&ex, out, &hooks, &sum)) {
         if (prog.tty) fprintf(stderr, "\r\033[K");
         rc = cli_fail(1, asym_last_error());

@@ -244,6 +244,8 @@ typedef struct AsymEpochStats {
 
 typedef struct AsymTrainHooks {
     void *user;
+    /* Called once the data and network are ready; may be NULL. */
+    void (*on_start)(void *user, int n_train, int n_val, int n_test, size_t n_weights);
     /* Called after every batch (progress display); may be NULL. */
     void (*on_batch)(void *user, int epoch, int epochs, int batch, int batches, float loss, double images_per_s, double eta_s);
     /* Called after every epoch; may be NULL. */

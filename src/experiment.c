@@ -157,7 +157,17 @@ static int read_data(const Cfg *c, CfgNode *root, AsymExperiment *ex) {
     return ASYM_OK;
 }
 
-static int read_model(const Cfg *c, CfgNode *root, AsymExperiment *ex) {
+/* A named architecture, read from the config and expanded later. */
+typedef struct ArchPlan {
+    const char *arch; /* NULL for a layer list */
+    CfgNode *node;
+    int hidden[64], n_hidden, bn, depth;
+    AsymLayerKind act;
+    AsymShortcut shortcut;
+    float bn_momentum;
+} ArchPlan;
+
+static int read_model(const Cfg *c, CfgNode *root, AsymExperiment *ex, ArchPlan *plan) {
     static const char *const INITS[] = {"torch", "xavier_uniform", "xavier_normal", "he_uniform", "he_normal", NULL};
     static const char *const LOSSES[] = {"softmax_ce", "sigmoid_bce", NULL};
     static const char *const ACTS[] = {"relu", "tanh", "sigmoid", NULL};
@@ -176,7 +186,6 @@ static int read_model(const Cfg *c, CfgNode *root, AsymExperiment *ex) {
     if (cfg_get_bool(c, m, "model", "zero_bias", s->init != ASYM_INIT_TORCH, &s->zero_bias)) return ASYM_ERR;
     float bn_momentum;
     GET_FLOAT(m, "model", "bn_momentum", 0.1, 0.0, 1.0, bn_momentum);
-    int rc = ASYM_OK;
     if (!strcmp(arch, "custom")) {
         CfgNode *layers = cfg_child(m, "layers");
         if (!layers || layers->kind != CFG_SEQ || layers->n_items == 0)
@@ -189,29 +198,40 @@ static int read_model(const Cfg *c, CfgNode *root, AsymExperiment *ex) {
         }
         return ASYM_OK;
     }
+    ArchPlan *pl = plan;
+    pl->arch = arch;
+    pl->node = cfg_child(m, "arch");
+    pl->bn_momentum = bn_momentum;
     if (!strcmp(arch, "mlp")) {
-        int hidden[64], n;
-        int bn;
-        if (cfg_get_int_list(c, m, "model", "hidden", hidden, 64, &n)) return ASYM_ERR;
-        if (!cfg_child(m, "hidden")) hidden[0] = 1024, hidden[1] = 1024, n = 2;
-        if (cfg_get_bool(c, m, "model", "batchnorm", 1, &bn)) return ASYM_ERR;
+        if (cfg_get_int_list(c, m, "model", "hidden", pl->hidden, 64, &pl->n_hidden)) return ASYM_ERR;
+        if (!cfg_child(m, "hidden")) pl->hidden[0] = pl->hidden[1] = 1024, pl->n_hidden = 2;
+        if (cfg_get_bool(c, m, "model", "batchnorm", 1, &pl->bn)) return ASYM_ERR;
         if (cfg_get_str(c, m, "model", "activation", "relu", ACTS, &act)) return ASYM_ERR;
-        rc = asym_arch_mlp(s, hidden, n, bn, act[0] == 'r' ? ASYM_RELU : act[0] == 't' ? ASYM_TANH : ASYM_SIGMOID);
-    } else if (!strcmp(arch, "lenet")) {
-        rc = asym_arch_lenet(s);
-    } else {
-        int depth = atoi(arch + 6);
-        if (depth == 18 || depth == 34 || depth == 50 || depth == 101 || depth == 152) {
-            rc = asym_arch_resnet_imagenet(s, depth);
-        } else {
-            static const char *const SC[] = {"A", "B", NULL};
-            const char *sc;
-            if (cfg_get_str(c, m, "model", "shortcut", "A", SC, &sc)) return ASYM_ERR;
-            rc = asym_arch_resnet_cifar(s, depth, sc[0] == 'A' ? ASYM_SHORTCUT_A : ASYM_SHORTCUT_B);
-        }
+        pl->act = act[0] == 'r' ? ASYM_RELU : act[0] == 't' ? ASYM_TANH : ASYM_SIGMOID;
+    } else if (strncmp(arch, "resnet", 6) == 0) {
+        static const char *const SC[] = {"A", "B", NULL};
+        const char *sc;
+        pl->depth = atoi(arch + 6);
+        if (cfg_get_str(c, m, "model", "shortcut", "A", SC, &sc)) return ASYM_ERR;
+        pl->shortcut = sc[0] == 'A' ? ASYM_SHORTCUT_A : ASYM_SHORTCUT_B;
     }
-    if (rc) return asym_fail("%s: model: %s", c->file, asym_last_error());
-    for (int i = 0; i < s->n_layers; i++) s->layers[i].momentum = bn_momentum;
+    return ASYM_OK;
+}
+
+/* Expands a named architecture once every key has been checked. */
+static int build_arch(const Cfg *c, const ArchPlan *pl, AsymNetSpec *s) {
+    int rc = ASYM_OK;
+    if (!pl->arch) return ASYM_OK;
+    if (!strcmp(pl->arch, "mlp")) rc = asym_arch_mlp(s, pl->hidden, pl->n_hidden, pl->bn, pl->act);
+    else if (!strcmp(pl->arch, "lenet")) rc = asym_arch_lenet(s);
+    else if (pl->depth == 18 || pl->depth == 34 || pl->depth >= 50) rc = asym_arch_resnet_imagenet(s, pl->depth);
+    else rc = asym_arch_resnet_cifar(s, pl->depth, pl->shortcut);
+    if (rc) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", asym_last_error());
+        return cfg_error(c, pl->node, "model.arch", "%s", msg);
+    }
+    for (int i = 0; i < s->n_layers; i++) s->layers[i].momentum = pl->bn_momentum;
     return ASYM_OK;
 }
 
@@ -277,7 +297,8 @@ int asym_experiment_from_config(AsymExperiment *ex, AsymConfig *c) {
     ex->net.in_h = (idx ? 28 : ex->random_h) + 2 * ex->pad;
     ex->net.in_w = (idx ? 28 : ex->random_w) + 2 * ex->pad;
     ex->net.classes = idx ? 10 : ex->random_classes;
-    if (read_model(c, root, ex) || read_optim(c, root, ex) || cfg_check_unused(c)) goto fail;
+    ArchPlan plan = {0};
+    if (read_model(c, root, ex, &plan) || read_optim(c, root, ex) || cfg_check_unused(c) || build_arch(c, &plan, &ex->net)) goto fail;
     return ASYM_OK;
 fail:
     asym_experiment_free(ex);

@@ -133,6 +133,7 @@ int asym_train(const AsymExperiment *ex, const char *out_dir, const AsymTrainHoo
         }
     }
     for (int i = 0; i < train.n; i++) perm[i] = i;
+    if (hooks && hooks->on_start) hooks->on_start(hooks->user, train.n, val.n, test.n, asym_net_n_weights(net));
     int batches = (train.n + B - 1) / B;
     double t_start = asym_now(), train_time = 0;
     long images = 0;
@@ -176,6 +177,11 @@ int asym_train(const AsymExperiment *ex, const char *out_dir, const AsymTrainHoo
         st.train_err = (double)wrong / train.n;
         asym_evaluate(net, &test, B, &st.test_loss, &st.test_err);
         if (val.n) asym_evaluate(net, &val, B, &st.val_loss, &st.val_err);
+        if (!isfinite(st.test_loss)) {
+            sum->diverged = 1;
+            asym_fail("diverged: the test loss is %s after epoch %d", isnan(st.test_loss) ? "NaN" : "Inf", ep + 1);
+            break;
+        }
         sum->epochs = ep + 1;
         sum->final_test_err = st.test_err;
         if (st.test_err < sum->best_test_err) sum->best_test_err = st.test_err, sum->best_epoch = ep + 1;
