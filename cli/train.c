@@ -119,7 +119,7 @@ int cmd_eval(const CliArgs *a) {
     } else {
         double loss, err;
         asym_evaluate(net, &test, ex.batch_size, &loss, &err);
-        printf("test loss %.4f, error %.2f%% (%d images, %s)\n", loss, 100 * err, test.n, ex.data_path);
+        printf("test loss %.4f, error %.2f%% (%d images, %s)\n", loss, 100 * err, test.n, ex.data.path);
         asym_dataset_free(&train);
         asym_dataset_free(&val);
         asym_dataset_free(&test);

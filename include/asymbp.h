@@ -214,16 +214,28 @@ int asym_config_set(AsymConfig *cfg, const char *assignment);
 int asym_config_write(const AsymConfig *cfg, const char *path);
 void asym_config_free(AsymConfig *cfg);
 
+/* Where the data comes from and how it is prepared (the `data` section). */
+typedef struct AsymDataSpec {
+    char format[16];        /* "idx" or "random" */
+    char path[1024];
+    int pad;                /* zero padding on each side */
+    int normalize;          /* 1: per-channel mean/std of the training set */
+    int norm_given;         /* channels in mean/std when given explicitly */
+    float mean[4], std[4];
+    int train_limit, test_limit, val_size;
+    int random_n, random_c, random_h, random_w, random_classes;
+    int c, h, w, classes;   /* the model's input (after padding) and classes */
+} AsymDataSpec;
+
+/* Loads the data sets described by spec: train (minus a seeded validation
+ * split of val_size images), val, test; padded and normalized. */
+int asym_data_load(const AsymDataSpec *spec, uint64_t seed, AsymDataset *train, AsymDataset *val, AsymDataset *test);
+
 typedef struct AsymExperiment {
     char name[128];
     uint64_t seed;
     int epochs, batch_size, threads;
-    char data_path[1024];
-    char data_format[16];   /* "idx" or "random" */
-    int random_n, random_c, random_h, random_w, random_classes;
-    int train_limit, test_limit, val_size, pad;
-    int normalize;          /* 1: per-channel mean/std of the training set */
-    float norm_mean[4], norm_std[4]; int norm_given;
+    AsymDataSpec data;
     AsymNetSpec net;
     AsymOptSpec opt;
     AsymSchedSpec sched;

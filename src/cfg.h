@@ -49,4 +49,20 @@ int cfg_check_unused(const Cfg *c);
 int cfg_error(const Cfg *c, const CfgNode *n, const char *path, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 int cfg_write(const Cfg *c, FILE *f);
 
+/* Schema shorthands: read into dst (any numeric type) or return ASYM_ERR;
+ * expect a `const Cfg *c` in scope. */
+#define GET_INT(map, pre, key, def, lo, hi, dst)                             \
+    do {                                                                     \
+        long v_;                                                             \
+        if (cfg_get_int(c, map, pre, key, def, lo, hi, &v_)) return ASYM_ERR; \
+        dst = (int)v_;                                                       \
+    } while (0)
+#define GET_FLOAT(map, pre, key, def, lo, hi, dst)                             \
+    do {                                                                       \
+        double v_;                                                             \
+        if (cfg_get_float(c, map, pre, key, def, lo, hi, &v_)) return ASYM_ERR; \
+        dst = (float)v_;                                                       \
+    } while (0)
+
+
 #endif

@@ -6,20 +6,8 @@
 #include <string.h>
 
 #include "cfg.h"
+#include "data.h"
 #include "layer.h"
-
-#define GET_INT(map, pre, key, def, lo, hi, dst)                             \
-    do {                                                                     \
-        long v_;                                                             \
-        if (cfg_get_int(c, map, pre, key, def, lo, hi, &v_)) return ASYM_ERR; \
-        dst = (int)v_;                                                       \
-    } while (0)
-#define GET_FLOAT(map, pre, key, def, lo, hi, dst)                             \
-    do {                                                                       \
-        double v_;                                                             \
-        if (cfg_get_float(c, map, pre, key, def, lo, hi, &v_)) return ASYM_ERR; \
-        dst = (float)v_;                                                       \
-    } while (0)
 
 static const char *const LAYER_TYPES[] = {"fc", "conv", "maxpool", "avgpool", "batchnorm", "relu", "tanh", "sigmoid", "flatten", "dropout", "resblock", NULL};
 static const AsymLayerKind LAYER_KINDS[] = {ASYM_FC, ASYM_CONV, ASYM_MAXPOOL, ASYM_AVGPOOL, ASYM_BATCHNORM, ASYM_RELU,
@@ -103,57 +91,6 @@ static int read_layer(const Cfg *c, CfgNode *item, int index, float bn_momentum,
     default:
         break;
     }
-    return ASYM_OK;
-}
-
-/* A list element that must be a number (positive when positive != 0). */
-static int scalar_number(const Cfg *c, CfgNode *n, const char *path, int positive, float *out) {
-    char *end = NULL;
-    double v = n->kind == CFG_SCALAR ? strtod(n->value, &end) : 0;
-    n->used = 1;
-    if (n->kind != CFG_SCALAR || end == n->value || *end || !(v == v) || (positive && !(v > 0)))
-        return cfg_error(c, n, path, "expected a %snumber", positive ? "positive " : "");
-    *out = (float)v;
-    return ASYM_OK;
-}
-
-static int read_data(const Cfg *c, CfgNode *root, AsymExperiment *ex) {
-    static const char *const FORMATS[] = {"idx", "random", NULL};
-    CfgNode *d = cfg_child(root, "data");
-    CfgNode empty = {.kind = CFG_MAP};
-    if (!d) d = &empty;
-    if (d->kind != CFG_MAP) return cfg_error(c, d, "data", "expected a map");
-    const char *fmt, *path;
-    if (cfg_get_str(c, d, "data", "format", "idx", FORMATS, &fmt)) return ASYM_ERR;
-    if (cfg_get_str(c, d, "data", "path", "/usr/share/datasets/fashion-mnist", NULL, &path)) return ASYM_ERR;
-    snprintf(ex->data_format, sizeof ex->data_format, "%s", fmt);
-    if (strlen(path) >= sizeof ex->data_path) return cfg_error(c, d, "data", "path too long");
-    snprintf(ex->data_path, sizeof ex->data_path, "%s", path);
-    GET_INT(d, "data", "pad", 0, 0, 64, ex->pad);
-    GET_INT(d, "data", "train_limit", 0, 0, 1 << 30, ex->train_limit);
-    GET_INT(d, "data", "test_limit", 0, 0, 1 << 30, ex->test_limit);
-    GET_INT(d, "data", "val_size", 0, 0, 1 << 30, ex->val_size);
-    if (cfg_get_bool(c, d, "data", "normalize", 1, &ex->normalize)) return ASYM_ERR;
-    CfgNode *mean = cfg_child(d, "mean"), *std = cfg_child(d, "std");
-    if (mean || std) {
-        if (!mean || !std || mean->kind != CFG_SEQ || std->kind != CFG_SEQ || mean->n_items != std->n_items || mean->n_items < 1 || mean->n_items > 4)
-            return cfg_error(c, mean ? mean : std, "data.mean", "data.mean and data.std must be lists of 1 to 4 numbers of the same length");
-        for (int i = 0; i < mean->n_items; i++) {
-            if (scalar_number(c, mean->items[i], "data.mean", 0, &ex->norm_mean[i]) || scalar_number(c, std->items[i], "data.std", 1, &ex->norm_std[i]))
-                return ASYM_ERR;
-        }
-        ex->norm_given = mean->n_items;
-    }
-    CfgNode *r = cfg_child(d, "random");
-    CfgNode none = {.kind = CFG_MAP};
-    if (!r) r = &none;
-    if (r->kind != CFG_MAP) return cfg_error(c, r, "data.random", "expected a map");
-    GET_INT(r, "data.random", "n", 1000, 1, 1 << 24, ex->random_n);
-    GET_INT(r, "data.random", "c", 3, 1, 4, ex->random_c);
-    GET_INT(r, "data.random", "h", 32, 1, 4096, ex->random_h);
-    GET_INT(r, "data.random", "w", 32, 1, 4096, ex->random_w);
-    GET_INT(r, "data.random", "classes", 10, 2, 1 << 20, ex->random_classes);
-    if (ex->norm_given && !strcmp(fmt, "idx") && ex->norm_given != 1) return cfg_error(c, mean, "data.mean", "IDX images have 1 channel, got %d means", ex->norm_given);
     return ASYM_OK;
 }
 
@@ -291,12 +228,11 @@ int asym_experiment_from_config(AsymExperiment *ex, AsymConfig *c) {
     ex->batch_size = (int)v;
     if (cfg_get_int(c, root, "", "threads", 0, 0, 1024, &v)) goto fail;
     ex->threads = (int)v;
-    if (read_data(c, root, ex)) goto fail;
-    int idx = !strcmp(ex->data_format, "idx");
-    ex->net.in_c = idx ? 1 : ex->random_c;
-    ex->net.in_h = (idx ? 28 : ex->random_h) + 2 * ex->pad;
-    ex->net.in_w = (idx ? 28 : ex->random_w) + 2 * ex->pad;
-    ex->net.classes = idx ? 10 : ex->random_classes;
+    if (data_read_config(c, root, &ex->data)) goto fail;
+    ex->net.in_c = ex->data.c;
+    ex->net.in_h = ex->data.h;
+    ex->net.in_w = ex->data.w;
+    ex->net.classes = ex->data.classes;
     ArchPlan plan = {0};
     if (read_model(c, root, ex, &plan) || read_optim(c, root, ex) || cfg_check_unused(c) || build_arch(c, &plan, &ex->net)) goto fail;
     return ASYM_OK;

@@ -12,51 +12,7 @@
 #include "layer.h"
 
 int asym_experiment_data(const AsymExperiment *ex, AsymDataset *train, AsymDataset *val, AsymDataset *test) {
-    memset(train, 0, sizeof *train);
-    memset(val, 0, sizeof *val);
-    memset(test, 0, sizeof *test);
-    int rc;
-    if (!strcmp(ex->data_format, "random")) {
-        int nt = ex->random_n / 5 > 0 ? ex->random_n / 5 : 1;
-        rc = asym_dataset_random(train, ex->random_n, ex->random_c, ex->random_h, ex->random_w, ex->random_classes, ex->seed * 2 + 1);
-        if (!rc) rc = asym_dataset_random(test, nt, ex->random_c, ex->random_h, ex->random_w, ex->random_classes, ex->seed * 2 + 2);
-    } else {
-        rc = asym_dataset_load_idx(train, ex->data_path, 1);
-        if (!rc) rc = asym_dataset_load_idx(test, ex->data_path, 0);
-    }
-    if (rc) goto fail;
-    if (train->c != ex->net.in_c || train->h + 2 * ex->pad != ex->net.in_h || train->w + 2 * ex->pad != ex->net.in_w || test->h != train->h || test->w != train->w) {
-        rc = asym_fail("%s: images are %dx%dx%d, the model expects %dx%dx%d before padding by %d", ex->data_path, train->c, train->h, train->w, ex->net.in_c,
-                       ex->net.in_h - 2 * ex->pad, ex->net.in_w - 2 * ex->pad, ex->pad);
-        goto fail;
-    }
-    if (train->classes > ex->net.classes || test->classes > ex->net.classes) {
-        rc = asym_fail("%s: labels go up to %d, the model has %d classes", ex->data_path, (train->classes > test->classes ? train->classes : test->classes) - 1, ex->net.classes);
-        goto fail;
-    }
-    if (ex->train_limit && ex->train_limit < train->n) asym_dataset_truncate(train, ex->train_limit);
-    if (ex->test_limit && ex->test_limit < test->n) asym_dataset_truncate(test, ex->test_limit);
-    if (ex->val_size && (rc = asym_dataset_split(train, val, ex->val_size, ex->seed ^ 0x5eed))) goto fail;
-    if (ex->pad && ((rc = asym_dataset_pad(train, ex->pad)) || (rc = asym_dataset_pad(test, ex->pad)) || (val->n && (rc = asym_dataset_pad(val, ex->pad)))))
-        goto fail;
-    if (ex->normalize || ex->norm_given) {
-        float mean[4] = {0}, std[4] = {1, 1, 1, 1};
-        if (ex->norm_given) {
-            memcpy(mean, ex->norm_mean, sizeof mean);
-            memcpy(std, ex->norm_std, sizeof std);
-        } else {
-            asym_dataset_stats(train, mean, std);
-        }
-        asym_dataset_normalize(train, mean, std);
-        asym_dataset_normalize(test, mean, std);
-        if (val->n) asym_dataset_normalize(val, mean, std);
-    }
-    return ASYM_OK;
-fail:
-    asym_dataset_free(train);
-    asym_dataset_free(val);
-    asym_dataset_free(test);
-    return ASYM_ERR;
+    return asym_data_load(&ex->data, ex->seed, train, val, test);
 }
 
 int asym_evaluate(AsymNet *net, const AsymDataset *d, int batch, double *loss, double *err) {
