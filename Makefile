@@ -42,9 +42,9 @@ check: deps
 
 test: check
 
-# Same suite under AddressSanitizer and UndefinedBehaviorSanitizer; the
-# oracle tests that need PyTorch are skipped there (ASYM_NO_TORCH) as the
-# Python interpreter is not instrumented.
+# Same suite under AddressSanitizer and UndefinedBehaviorSanitizer (the CLI
+# the end-to-end and oracle tests run is the instrumented one). ASYM_QUICK
+# skips the full-epoch training run, which is too slow when instrumented.
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
 		EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \

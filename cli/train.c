@@ -58,6 +58,7 @@ static void on_epoch(void *user, const AsymEpochStats *st) {
     printf("epoch %3d  lr %-8.3g train loss %.4f err %6.2f%%  test loss %.4f err %6.2f%%", st->epoch, st->lr, st->train_loss, 100 * st->train_err,
            st->test_loss, 100 * st->test_err);
     if (st->val_err >= 0) printf("  val err %6.2f%%", 100 * st->val_err);
+    if (st->mean_angle == st->mean_angle) printf("  angle %.1f", st->mean_angle);
     printf("  %.1fs %.0f img/s\n", st->seconds, st->images_per_s);
     fflush(stdout);
 }

@@ -58,6 +58,66 @@ void asym_dataset_stats(const AsymDataset *d, float *mean, float *std);
 int asym_dataset_split(AsymDataset *d, AsymDataset *val, int n, uint64_t seed);
 void asym_dataset_free(AsymDataset *d);
 
+/* ---- data readers (begin) ---- */
+/* The data sets of Liao, Leibo and Poggio (2016) as found on disk:
+ * CIFAR-10/100 and STL-10 binary versions, SVHN cropped digits (MATLAB .mat
+ * through libmatio), image folders (JPEG/PNG through stb_image), NumPy .npy
+ * feature matrices. Every reader checks each header against the file size
+ * before allocating, and names the file (and byte offset or entry) when it
+ * refuses one. Pixels are scaled to [0, 1]; images are (c, h, w) row-major.
+ * docs/DATA.md describes the formats. */
+
+/* Reader options beyond format and path: the `data` keys that change what
+ * is read (AsymDataSpec.opt). Zero is the default for every field. */
+typedef struct AsymDataOptions {
+    int coarse;              /* cifar100: the 20 superclass labels, not the 100 fine ones */
+    int size_h, size_w;      /* folder: every image resized to this (0: 32 x 32) */
+    int grayscale;           /* one luma channel instead of RGB */
+    int train_per_class;     /* N training images drawn per class (0: all) */
+    int test_per_class;      /* M test images drawn per class (0: all) */
+    int classes_subset;      /* K: a random subset of K classes, relabelled 0..K-1 (0: all) */
+    int sample_seed_given;   /* else the experiment seed draws the subset and images */
+    uint64_t sample_seed;
+    char cache[1024];        /* folder: directory for decoded-image caches ("": no cache) */
+    char exclude[1024];      /* folder: class folder names left out, one per line */
+} AsymDataOptions;
+
+struct AsymDataSpec;
+
+/* CIFAR-10 (hundred = 0; dir holds data_batch_1.bin .. data_batch_5.bin and
+ * test_batch.bin) or CIFAR-100 (train.bin, test.bin; coarse selects the 20
+ * superclasses), binary versions. */
+int asym_dataset_load_cifar(AsymDataset *d, const char *dir, int hundred, int coarse, int train);
+/* STL-10 binary: dir holds train_X.bin, train_y.bin, test_X.bin, test_y.bin
+ * (labels 1..10 become 0..9). 96 x 96 images stored column-major on disk. */
+int asym_dataset_load_stl10(AsymDataset *d, const char *dir, int train);
+/* SVHN cropped digits: path is a .mat file (X: 32x32x3xN, y: Nx1 with 10
+ * meaning digit 0), or a folder holding train_32x32.mat and test_32x32.mat. */
+int asym_dataset_load_svhn(AsymDataset *d, const char *path, int train);
+/* A feature or image array x.npy of shape (N, F), (N, H, W) or (N, C, H, W)
+ * and an integer label vector y.npy of N entries; F features become F
+ * channels of 1 x 1 images. uint8 arrays are scaled to [0, 1]. */
+int asym_dataset_load_npy(AsymDataset *d, const char *x_path, const char *y_path);
+/* Every image under dir/CLASS/ (classes in name order), resized to h x w,
+ * 1 or 3 channels; cache_dir (may be NULL) keeps decoded copies. */
+int asym_dataset_load_folder(AsymDataset *d, const char *dir, int h, int w, int grayscale, const char *cache_dir);
+/* RGB to one luma channel (ITU-R 601 weights, as stb_image); 1 channel: no-op. */
+int asym_dataset_grayscale(AsymDataset *d);
+
+/* Which reader suits path ("idx", "cifar10", "cifar100", "stl10", "svhn",
+ * "folder", "npy"), from the file names found there. */
+int asym_data_detect(const char *path, char *format, size_t cap);
+/* Sets spec->c, h, w and classes from its format, path and options (image
+ * folders and .npy files are looked at, nothing is decoded). */
+int asym_data_spec_resolve(struct AsymDataSpec *spec);
+/* Class names of the data set spec describes, in label order after the
+ * class subset drawn with seed (the experiment seed unless sample_seed is
+ * given): folder names, or the names files shipped with CIFAR and STL-10,
+ * or "0", "1", ...; free with asym_data_names_free. */
+int asym_data_class_names(const struct AsymDataSpec *spec, uint64_t seed, char ***names, int *n);
+void asym_data_names_free(char **names, int n);
+/* ---- data readers (end) ---- */
+
 /* ---- network description ---- */
 typedef enum AsymLayerKind {
     ASYM_FC = 1,
@@ -78,8 +138,62 @@ typedef enum AsymShortcut {
     ASYM_SHORTCUT_B,     /* identity, 1x1 conv + batch norm when shapes change */
 } AsymShortcut;
 
+typedef enum AsymInit {
+    ASYM_INIT_TORCH = 1,    /* PyTorch's default for Linear/Conv2d */
+    ASYM_INIT_XAVIER_UNIFORM,
+    ASYM_INIT_XAVIER_NORMAL,
+    ASYM_INIT_HE_UNIFORM,
+    ASYM_INIT_HE_NORMAL,
+} AsymInit;
+
+/* Feedback rules (REFERENCE "Feedback rules"): which matrix B stands in for W
+ * in a weight layer's input gradient, and how B changes. */
+typedef enum AsymRule {
+    ASYM_RULE_DEFAULT = 0, /* a layer without its own rule takes the network's */
+    ASYM_RULE_BP,    /* exact backpropagation: B = W */
+    ASYM_RULE_FA,    /* feedback alignment: fixed random B (Lillicrap et al. 2016) */
+    ASYM_RULE_DFA,   /* direct feedback alignment: output error through a fixed random matrix (Nokland 2016) */
+    ASYM_RULE_USF,   /* uniform sign-concordant: s * sign(W) (Liao et al. 2016) */
+    ASYM_RULE_BRSF,  /* |M| * sign(W), M redrawn every batch */
+    ASYM_RULE_FRSF,  /* |M| * sign(W), M drawn once */
+    ASYM_RULE_KP,    /* Kolen-Pollack: B takes W's update and decay (Akrout et al. 2019) */
+    ASYM_RULE_WM,    /* weight mirror: B learns W from injected noise (Akrout et al. 2019) */
+    ASYM_RULE_COUNT
+} AsymRule;
+
+/* Name <-> rule ("bp", "fa", ...); asym_rule_parse returns ASYM_RULE_DEFAULT
+ * for an unknown name. */
+const char *asym_rule_name(AsymRule r);
+AsymRule asym_rule_parse(const char *name);
+
+typedef enum AsymNoise { ASYM_NOISE_UNIFORM = 1, ASYM_NOISE_NORMAL } AsymNoise;
+
+/* Options of the feedback rules, shared by every layer of a network. */
+typedef struct AsymFeedbackSpec {
+    AsymInit init;          /* distribution of random B (fa, dfa, frsf/brsf magnitudes); Xavier uniform by default */
+    float init_gain;        /* multiplies that distribution (1) */
+    int scale_he;           /* usf scale: 0 Xavier std sqrt(2/(fan_in+fan_out)), 1 He std sqrt(2/fan_in) */
+    float scale;            /* usf: explicit scale s (> 0 overrides scale_he) */
+    float concordance;      /* fraction p of B's entries whose sign agrees with W (usf, brsf, frsf, rm); 1 by default */
+    int norm_feedback;      /* Moskovitz et al.: scale B to W's norm after every change */
+    int fixed_weight_norm;  /* Moskovitz et al.: keep each layer's |W| at its initial value */
+    float clip_dx;          /* > 0: clip each weight layer's input gradient to this L2 norm per batch */
+    /* weight mirrors */
+    AsymNoise wm_noise;
+    float wm_std;           /* noise std (0.05 / sqrt(3): uniform in [-0.05, 0.05]) */
+    float wm_lr;            /* B += wm_lr * (y x^T / (n std^2)) - wm_decay * B */
+    float wm_decay;
+    int wm_steps;           /* mirror steps after every training batch */
+    int wm_batch;           /* noise vectors per mirror step (0: the training batch size) */
+    int wm_presweep;        /* mirror steps before training */
+} AsymFeedbackSpec;
+
+/* Defaults as documented above. */
+void asym_feedback_defaults(AsymFeedbackSpec *f);
+
 typedef struct AsymLayerSpec {
     AsymLayerKind kind;
+    AsymRule rule;     /* fc, conv, resblock: overrides the network's rule */
     int out;           /* fc: features; conv, resblock: output channels */
     int k, stride, pad; /* conv and pooling; pool k = 0 means global */
     int bias;          /* fc, conv: has a bias */
@@ -92,13 +206,6 @@ typedef struct AsymLayerSpec {
     int line;          /* config line that defined it, for messages */
 } AsymLayerSpec;
 
-typedef enum AsymInit {
-    ASYM_INIT_TORCH = 1,    /* PyTorch's default for Linear/Conv2d */
-    ASYM_INIT_XAVIER_UNIFORM,
-    ASYM_INIT_XAVIER_NORMAL,
-    ASYM_INIT_HE_UNIFORM,
-    ASYM_INIT_HE_NORMAL,
-} AsymInit;
 
 typedef enum AsymLoss {
     ASYM_LOSS_SOFTMAX_CE = 1,
@@ -113,6 +220,12 @@ typedef struct AsymNetSpec {
     AsymInit init;
     int zero_bias;          /* biases start at 0 (BioTorch with Xavier) */
     AsymLoss loss;
+    AsymRule rule;          /* every weight layer's rule unless overridden (bp when DEFAULT) */
+    AsymFeedbackSpec fb;    /* all zero: asym_feedback_defaults */
+    /* Per-layer rules: sel is a weight-layer index ("0", "-1" = the last) or
+     * a layer name ("3", "4.main.0"; a resblock's name covers its layers). */
+    struct { char sel[40]; AsymRule rule; } overrides[32];
+    int n_overrides;
 } AsymNetSpec;
 
 /* Named architectures; layers are allocated into spec->layers. hidden and
@@ -133,6 +246,7 @@ typedef enum AsymParamRole {
     ASYM_P_BN_SHIFT,    /* batch norm beta */
     ASYM_P_RUNNING_MEAN,
     ASYM_P_RUNNING_VAR,
+    ASYM_P_FEEDBACK,    /* a feedback matrix B (W's shape) or DFA projection D */
 } AsymParamRole;
 
 /* One trainable tensor and its gradient (or, for buffers, a tensor of state
@@ -173,7 +287,35 @@ const float *asym_net_logits_grad(const AsymNet *net);
 /* Batch-norm running statistics, exposed for saving and inspection. */
 int asym_net_n_buffers(const AsymNet *net);
 AsymParam *asym_net_buffer(AsymNet *net, int i);
-/* Writes every parameter and buffer, with a magic number and checksum. */
+/* Feedback matrices: B of each weight layer whose rule has one ("3.B"), and
+ * DFA projections ("3.D", (classes, block output)). For kp, g is W's. */
+int asym_net_n_feedback(const AsymNet *net);
+AsymParam *asym_net_feedback(AsymNet *net, int i);
+/* After every optimizer step: sign-concordant B follow W's signs, brsf
+ * redraws its magnitudes, weight mirrors run their mirror steps, and the
+ * normalization options apply. */
+void asym_net_feedback_update(AsymNet *net);
+
+/* How a weight layer's feedback relates to exact backpropagation. */
+typedef struct AsymAlignment {
+    char name[48];
+    AsymRule rule;
+    double angle;        /* degrees between B and W, flattened (0 for bp; NaN without B) */
+    double norm_ratio;   /* |B| / |W| */
+    double sign_agree;   /* fraction of entries where sign(B) == sign(W) */
+    double delta_angle;  /* degrees between the error the rule sends to the layer's output and BP's */
+    double grad_angle;   /* degrees between the rule's dW and BP's dW */
+} AsymAlignment;
+
+int asym_net_n_weight_layers(const AsymNet *net);
+/* Measures every weight layer on the batch x (N, ...), labels y, without
+ * changing the model: one forward pass (batch statistics, running
+ * statistics untouched) and two backward passes, the rule's and exact BP's.
+ * Gradients are left zeroed. out has asym_net_n_weight_layers entries. */
+int asym_net_alignment(AsymNet *net, const float *x, const int32_t *y, int N, AsymAlignment *out);
+
+/* Writes every parameter, buffer and feedback matrix, with a magic number
+ * and checksum. */
 int asym_net_save(const AsymNet *net, const char *path);
 int asym_net_load(AsymNet *net, const char *path);
 
@@ -183,6 +325,7 @@ typedef struct AsymOptSpec {
     AsymOptKind kind;
     float lr, momentum, weight_decay, dampening;
     int nesterov;
+    int manhattan;           /* SGD: Batch Manhattan, the sign of each gradient entry (Liao et al.) */
     float beta1, beta2, eps; /* Adam */
 } AsymOptSpec;
 
@@ -225,6 +368,7 @@ typedef struct AsymDataSpec {
     int train_limit, test_limit, val_size;
     int random_n, random_c, random_h, random_w, random_classes;
     int c, h, w, classes;   /* the model's input (after padding) and classes */
+    AsymDataOptions opt;    /* the other readers' options (see "data readers" above) */
 } AsymDataSpec;
 
 /* Loads the data sets described by spec: train (minus a seeded validation
@@ -252,6 +396,9 @@ typedef struct AsymEpochStats {
     float lr;
     double train_loss, train_err, test_loss, test_err, val_loss, val_err;
     double seconds, images_per_s;
+    const AsymAlignment *align;  /* per weight layer, measured after the epoch */
+    int n_align;
+    double mean_angle;           /* mean B-W angle over layers that have B (NaN if none) */
 } AsymEpochStats;
 
 typedef struct AsymTrainHooks {
@@ -270,6 +417,7 @@ typedef struct AsymSummary {
     double best_val_err, test_err_at_best_val; /* with a validation split; else -1 */
     int best_val_epoch;
     int diverged;                        /* a NaN or Inf loss stopped the run */
+    double final_mean_angle;             /* mean B-W angle after the last epoch (NaN if no layer has B) */
     double seconds, images_per_s;
     uint64_t seed;
 } AsymSummary;

@@ -40,7 +40,7 @@ static void act_backward(Layer *l, const float *x, const float *y, const float *
     }
 }
 
-static const LayerOps act_ops = {"activation", act_forward, act_backward, NULL};
+static const LayerOps act_ops = {.name = "activation", .forward = act_forward, .backward = act_backward};
 
 Layer *activation_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name) {
     return layer_new(&act_ops, s, in, in, ctx, name, 0);

@@ -35,7 +35,7 @@ static void bn_forward(Layer *l, const float *x, float *y, int N, int train) {
                 for (size_t i = 0; i < S; i++) ss += (xc[i] - mean) * (xc[i] - mean);
             }
             var = ss / M;
-            float m = bn->momentum;
+            float m = l->ctx->freeze_stats ? 0.0f : bn->momentum;
             bn->mean->w[c] = (1.0f - m) * bn->mean->w[c] + m * (float)mean;
             bn->var->w[c] = (1.0f - m) * bn->var->w[c] + m * (float)(M > 1 ? ss / (M - 1) : var);
         } else {
@@ -87,7 +87,7 @@ static void bn_free(Layer *l) {
     free(bn->invstd);
 }
 
-static const LayerOps bn_ops = {"batchnorm", bn_forward, bn_backward, bn_free};
+static const LayerOps bn_ops = {.name = "batchnorm", .forward = bn_forward, .backward = bn_backward, .free = bn_free};
 
 Layer *batchnorm_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name) {
     Layer *l = layer_new(&bn_ops, s, in, in, ctx, name, sizeof(BatchNorm));

@@ -137,10 +137,13 @@ static void conv_backward(Layer *l, const float *x, const float *y, const float 
     conv_gather_dy(l, dy, dyT, N);
     conv_im2col(l, x, col, N);
     conv_dW(l, col, dyT, N);
-    if (dx) conv_dx(l, feedback_matrix(l), dyT, col, dx, N);
+    if (dx) {
+        conv_dx(l, feedback_matrix(l), dyT, col, dx, N);
+        feedback_clip(l, dx, N);
+    }
 }
 
-static const LayerOps conv_ops = {"conv", conv_forward, conv_backward, NULL};
+static const LayerOps conv_ops = {.name = "conv", .forward = conv_forward, .backward = conv_backward, .backward_weight = conv2d_backward_weight, .backward_input = conv2d_backward_input};
 
 Layer *conv2d_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name) {
     int k = s->k, st = s->stride ? s->stride : 1, p = s->pad;
@@ -166,7 +169,7 @@ Layer *conv2d_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *
     }
     size_t NP = (size_t)ctx->max_batch * out.h * out.w;
     ctx_need_work(ctx, (conv_K(l) + (size_t)s->out) * NP);
-    if (!l->W || (s->bias && !l->b) || ctx_add_weight_layer(ctx, l) || feedback_attach(l, FB_BP)) {
+    if (!l->W || (s->bias && !l->b) || ctx_add_weight_layer(ctx, l)) {
         layer_free(l);
         return NULL;
     }

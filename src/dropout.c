@@ -39,7 +39,7 @@ static void dropout_free(Layer *l) {
     if (d) free(d->mask);
 }
 
-static const LayerOps dropout_ops = {"dropout", dropout_forward, dropout_backward, dropout_free};
+static const LayerOps dropout_ops = {.name = "dropout", .forward = dropout_forward, .backward = dropout_backward, .free = dropout_free};
 
 Layer *dropout_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name) {
     if (!(s->p >= 0.0f && s->p < 1.0f)) {

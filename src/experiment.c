@@ -19,6 +19,64 @@ static int choice_index(const char *const *choices, const char *v) {
     return -1;
 }
 
+static const char *const RULES[] = {"bp", "fa", "dfa", "usf", "brsf", "frsf", "kp", "wm", NULL};
+
+static int read_rule(const Cfg *c, CfgNode *map, const char *pre, const char *key, AsymRule *out) {
+    const char *name;
+    if (cfg_get_str(c, map, pre, key, NULL, RULES, &name)) return ASYM_ERR;
+    if (name) *out = asym_rule_parse(name);
+    return ASYM_OK;
+}
+
+/* The `feedback` section and `rule_overrides` (see docs/CONFIG.md). */
+static int read_feedback(const Cfg *c, CfgNode *root, AsymNetSpec *s) {
+    static const char *const INITS[] = {"torch", "xavier_uniform", "xavier_normal", "he_uniform", "he_normal", NULL};
+    static const char *const NOISE[] = {"uniform", "normal", NULL};
+    AsymFeedbackSpec *f = &s->fb;
+    asym_feedback_defaults(f);
+    s->rule = ASYM_RULE_BP;
+    if (read_rule(c, root, "", "rule", &s->rule)) return ASYM_ERR;
+    CfgNode *o = cfg_child(root, "rule_overrides");
+    if (o && o->kind != CFG_MAP) return cfg_error(c, o, "rule_overrides", "expected a map from layer (weight-layer index or name) to rule");
+    for (int i = 0; o && i < o->n_items; i++) {
+        if (s->n_overrides == (int)(sizeof s->overrides / sizeof s->overrides[0])) return cfg_error(c, o, "rule_overrides", "too many entries");
+        CfgNode *e = o->items[i];
+        snprintf(s->overrides[s->n_overrides].sel, sizeof s->overrides[0].sel, "%s", e->key);
+        if (read_rule(c, o, "rule_overrides", e->key, &s->overrides[s->n_overrides].rule)) return ASYM_ERR;
+        s->n_overrides++;
+    }
+    CfgNode *m = cfg_child(root, "feedback");
+    if (!m) return ASYM_OK;
+    const char *init, *scale, *noise;
+    if (cfg_get_str(c, m, "feedback", "init", "xavier_uniform", INITS, &init)) return ASYM_ERR;
+    f->init = (AsymInit)(choice_index(INITS, init) + 1);
+    GET_FLOAT(m, "feedback", "gain", 1.0, 1e-6, 1e6, f->init_gain);
+    if (cfg_get_str(c, m, "feedback", "scale", "xavier", NULL, &scale)) return ASYM_ERR;
+    if (!strcmp(scale, "he")) {
+        f->scale_he = 1;
+    } else if (strcmp(scale, "xavier")) {
+        char *end;
+        double v = strtod(scale, &end);
+        if (*end || end == scale || !(v > 0 && v < 1e6)) return cfg_error(c, cfg_child(m, "scale"), "feedback.scale", "expected xavier, he or a positive number, got '%s'", scale);
+        f->scale = (float)v;
+    }
+    GET_FLOAT(m, "feedback", "concordance", 1.0, 0.0, 1.0, f->concordance);
+    if (cfg_get_bool(c, m, "feedback", "norm_feedback", 0, &f->norm_feedback)) return ASYM_ERR;
+    if (cfg_get_bool(c, m, "feedback", "fixed_weight_norm", 0, &f->fixed_weight_norm)) return ASYM_ERR;
+    GET_FLOAT(m, "feedback", "clip_dx", 0.0, 0.0, 1e30, f->clip_dx);
+    CfgNode *w = cfg_child(m, "wm");
+    if (!w) return ASYM_OK;
+    if (cfg_get_str(c, w, "feedback.wm", "noise", "uniform", NOISE, &noise)) return ASYM_ERR;
+    f->wm_noise = noise[0] == 'u' ? ASYM_NOISE_UNIFORM : ASYM_NOISE_NORMAL;
+    GET_FLOAT(w, "feedback.wm", "std", f->wm_std, 1e-12, 1e6, f->wm_std);
+    GET_FLOAT(w, "feedback.wm", "lr", f->wm_lr, 0.0, 1e6, f->wm_lr);
+    GET_FLOAT(w, "feedback.wm", "decay", f->wm_decay, 0.0, 1.0, f->wm_decay);
+    GET_INT(w, "feedback.wm", "steps", 1, 0, 1000, f->wm_steps);
+    GET_INT(w, "feedback.wm", "batch", 0, 0, 1 << 20, f->wm_batch);
+    GET_INT(w, "feedback.wm", "presweep", 0, 0, 1 << 20, f->wm_presweep);
+    return ASYM_OK;
+}
+
 /* One item of model.layers: "relu" or {type: conv, out: 6, k: 5, ...}. */
 static int read_layer(const Cfg *c, CfgNode *item, int index, float bn_momentum, AsymLayerSpec *l) {
     char pre[64];
@@ -42,6 +100,12 @@ static int read_layer(const Cfg *c, CfgNode *item, int index, float bn_momentum,
     if (cfg_get_str(c, item, pre, "type", NULL, LAYER_TYPES, &type)) return ASYM_ERR;
     if (!type) return cfg_error(c, item, pre, "missing 'type' (one of fc, conv, maxpool, avgpool, batchnorm, relu, tanh, sigmoid, flatten, dropout, resblock)");
     l->kind = LAYER_KINDS[choice_index(LAYER_TYPES, type)];
+    CfgNode *rule = cfg_child(item, "rule");
+    if (rule) {
+        if (l->kind != ASYM_FC && l->kind != ASYM_CONV && l->kind != ASYM_RESBLOCK)
+            return cfg_error(c, rule, pre, "a '%s' layer has no weights, so it takes no feedback rule", type);
+        if (read_rule(c, item, pre, "rule", &l->rule)) return ASYM_ERR;
+    }
     switch (l->kind) {
     case ASYM_FC:
         GET_INT(item, pre, "out", -1, 1, 1 << 24, l->out);
@@ -188,6 +252,8 @@ static int read_optim(const Cfg *c, CfgNode *root, AsymExperiment *ex) {
     GET_FLOAT(o, "optimizer", "dampening", 0.0, 0.0, 1.0, p->dampening);
     GET_FLOAT(o, "optimizer", "weight_decay", 0.0, 0.0, 10.0, p->weight_decay);
     if (cfg_get_bool(c, o, "optimizer", "nesterov", 0, &p->nesterov)) return ASYM_ERR;
+    if (cfg_get_bool(c, o, "optimizer", "manhattan", 0, &p->manhattan)) return ASYM_ERR;
+    if (p->manhattan && p->kind != ASYM_SGD) return cfg_error(c, cfg_child(o, "manhattan"), "optimizer.manhattan", "Batch Manhattan is an SGD option");
     GET_FLOAT(o, "optimizer", "beta1", 0.9, 0.0, 0.999999, p->beta1);
     GET_FLOAT(o, "optimizer", "beta2", 0.999, 0.0, 0.999999, p->beta2);
     GET_FLOAT(o, "optimizer", "eps", 1e-8, 1e-30, 1.0, p->eps);
@@ -234,7 +300,7 @@ int asym_experiment_from_config(AsymExperiment *ex, AsymConfig *c) {
     ex->net.in_w = ex->data.w;
     ex->net.classes = ex->data.classes;
     ArchPlan plan = {0};
-    if (read_model(c, root, ex, &plan) || read_optim(c, root, ex) || cfg_check_unused(c) || build_arch(c, &plan, &ex->net)) goto fail;
+    if (read_model(c, root, ex, &plan) || read_feedback(c, root, &ex->net) || read_optim(c, root, ex) || cfg_check_unused(c) || build_arch(c, &plan, &ex->net)) goto fail;
     return ASYM_OK;
 fail:
     asym_experiment_free(ex);

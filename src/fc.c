@@ -28,10 +28,13 @@ void fc_backward_input(Layer *l, const float *B, const float *dy, float *dx, int
 
 static void fc_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N) {
     fc_backward_weight(l, x, dy, N);
-    if (dx) fc_backward_input(l, feedback_matrix(l), dy, dx, N);
+    if (dx) {
+        fc_backward_input(l, feedback_matrix(l), dy, dx, N);
+        feedback_clip(l, dx, N);
+    }
 }
 
-static const LayerOps fc_ops = {"fc", fc_forward, fc_backward, NULL};
+static const LayerOps fc_ops = {.name = "fc", .forward = fc_forward, .backward = fc_backward, .backward_weight = fc_backward_weight, .backward_input = fc_backward_input};
 
 Layer *fc_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name) {
     if (s->out <= 0) {
@@ -49,7 +52,7 @@ Layer *fc_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name
         l->b = ctx_param(ctx, name, "b", ASYM_P_BIAS, 1, &s->out);
         if (l->b) l->b->fan_in = I;
     }
-    if (!l->W || (s->bias && !l->b) || ctx_add_weight_layer(ctx, l) || feedback_attach(l, FB_BP)) {
+    if (!l->W || (s->bias && !l->b) || ctx_add_weight_layer(ctx, l)) {
         layer_free(l);
         return NULL;
     }

@@ -1,24 +1,294 @@
-/* feedback.c: feedback rules. A weight layer's backward pass asks
+/* feedback.c: feedback rules. Every weight layer's backward pass asks
  * feedback_matrix() for the matrix standing in for W when it propagates the
- * error to its input (REFERENCE: "Feedback rules"). */
+ * error to its input; everything a rule does to that matrix over training
+ * happens here (REFERENCE "Feedback rules"):
+ *   bp    B = W
+ *   fa    fixed random B (Lillicrap et al. 2016)
+ *   dfa   the output error e reaches each block through its own fixed
+ *         random D: the block's output gradient is e D (Nokland 2016)
+ *   usf   B = s sign(W) (Liao et al. 2016)
+ *   frsf  B = |M| sign(W), M drawn once;  brsf: M redrawn every batch
+ *   kp    B receives W's update and weight decay through the optimizer
+ *         (it shares W's gradient), so W - B decays (Akrout et al. 2019)
+ *   wm    mirror steps: noise x into the layer, y = W x,
+ *         B <- (1 - decay) B + lr y x^T / (n P std^2)   (Akrout et al. 2019),
+ *         P output positions of a convolution (1 for fc)
+ * Partial sign concordance (Liao et al.): a fixed fraction p of entries
+ * keep W's sign, the rest take the opposite one. Moskovitz et al.'s
+ * normalizations: B scaled to |W|; |W| held at its initial value. */
 #include "feedback.h"
 
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
-int feedback_attach(Layer *l, FeedbackRule rule) {
-    l->fb = asym_calloc(1, sizeof(Feedback));
-    if (!l->fb) return ASYM_ERR;
-    l->fb->rule = rule;
-    return ASYM_OK;
+static const char *const RULE_NAMES[ASYM_RULE_COUNT] = {"default", "bp", "fa", "dfa", "usf", "brsf", "frsf", "kp", "wm"};
+
+const char *asym_rule_name(AsymRule r) { return (int)r >= 0 && r < ASYM_RULE_COUNT ? RULE_NAMES[r] : "?"; }
+
+AsymRule asym_rule_parse(const char *name) {
+    for (int r = ASYM_RULE_BP; r < ASYM_RULE_COUNT; r++)
+        if (!strcmp(name, RULE_NAMES[r])) return (AsymRule)r;
+    return ASYM_RULE_DEFAULT;
+}
+
+void asym_feedback_defaults(AsymFeedbackSpec *f) {
+    memset(f, 0, sizeof *f);
+    f->init = ASYM_INIT_XAVIER_UNIFORM;
+    f->init_gain = 1.0f;
+    f->concordance = 1.0f;
+    f->wm_noise = ASYM_NOISE_UNIFORM;
+    f->wm_std = 0.05f / sqrtf(3.0f);
+    f->wm_lr = 0.1f;
+    f->wm_decay = 0.1f;
+    f->wm_steps = 1;
 }
 
 const float *feedback_matrix(const Layer *l) {
-    if (!l->fb || l->fb->rule == FB_BP || !l->fb->B) return l->W->w;
-    return l->fb->B;
+    const Feedback *fb = l->fb;
+    if (!fb || !fb->B || l->ctx->force_bp) return l->W->w;
+    return fb->B->w;
+}
+
+void feedback_clip(const Layer *l, float *dx, int N) {
+    float c = l->ctx->fb.clip_dx;
+    if (c <= 0 || l->ctx->force_bp) return;
+    size_t n = (size_t)N * shape_size(l->in);
+    double norm = vec_norm(dx, n);
+    if (norm > c) {
+        float k = (float)(c / norm);
+        for (size_t i = 0; i < n; i++) dx[i] *= k;
+    }
+}
+
+static double init_bound(const AsymFeedbackSpec *o, const AsymParam *W, int *normal) {
+    double fi = W->fan_in, fo = W->fan_out;
+    *normal = o->init == ASYM_INIT_XAVIER_NORMAL || o->init == ASYM_INIT_HE_NORMAL;
+    switch (o->init) {
+    case ASYM_INIT_XAVIER_NORMAL: return o->init_gain * sqrt(2.0 / (fi + fo));
+    case ASYM_INIT_HE_UNIFORM: return o->init_gain * sqrt(6.0 / fi);
+    case ASYM_INIT_HE_NORMAL: return o->init_gain * sqrt(2.0 / fi);
+    case ASYM_INIT_TORCH: return o->init_gain / sqrt(fi);
+    default: return o->init_gain * sqrt(6.0 / (fi + fo));
+    }
+}
+
+/* Random values with the configured distribution for a tensor shaped like W. */
+static void fill_random(const AsymFeedbackSpec *o, const AsymParam *W, float *out, size_t n, AsymRng *rng) {
+    int normal;
+    double b = init_bound(o, W, &normal);
+    for (size_t i = 0; i < n; i++) out[i] = (float)(normal ? b * rng_normal(rng) : b * (2.0 * rng_uniform(rng) - 1.0));
+}
+
+static float signf(float v) { return (float)((v > 0) - (v < 0)); }
+
+/* B from W for the sign-concordant rules. */
+static void refresh_sign_rule(Layer *l) {
+    Feedback *fb = l->fb;
+    const float *W = l->W->w;
+    float *B = fb->B->w;
+    size_t n = l->W->n;
+    if (fb->rule == ASYM_RULE_BRSF) {
+        fill_random(&l->ctx->fb, l->W, fb->M, n, &fb->rng);
+        for (size_t i = 0; i < n; i++) fb->M[i] = fabsf(fb->M[i]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        float m = fb->rule == ASYM_RULE_USF ? fb->s : fb->M[i];
+        B[i] = m * signf(W[i]) * (fb->sign ? fb->sign[i] : 1.0f);
+    }
+}
+
+static void scale_to(float *v, size_t n, double target) {
+    double norm = vec_norm(v, n);
+    if (norm > 0) {
+        float k = (float)(target / norm);
+        for (size_t i = 0; i < n; i++) v[i] *= k;
+    }
+}
+
+/* One weight-mirror step: zero-mean noise x into the layer, y = W x (no
+ * bias), B <- (1 - decay) B + lr * y x^T / (n std^2), where y x^T is the
+ * layer's own weight-gradient half with x as input and y as output error. */
+static void mirror_step(Layer *l) {
+    Feedback *fb = l->fb;
+    const AsymFeedbackSpec *o = &l->ctx->fb;
+    size_t nin = (size_t)fb->wm_n * shape_size(l->in);
+    double a = o->wm_std * sqrt(3.0);
+    for (size_t i = 0; i < nin; i++)
+        fb->mx[i] = (float)(o->wm_noise == ASYM_NOISE_NORMAL ? o->wm_std * rng_normal(&fb->rng) : a * (2.0 * rng_uniform(&fb->rng) - 1.0));
+    AsymParam *b = l->b;
+    float *g = l->W->g;
+    l->b = NULL;
+    l->ops->forward(l, fb->mx, fb->my, fb->wm_n, 0);
+    memset(fb->macc, 0, sizeof(float) * l->W->n);
+    l->W->g = fb->macc;
+    l->ops->backward_weight(l, fb->mx, fb->my, fb->wm_n);
+    l->W->g = g;
+    l->b = b;
+    /* a convolution sums y x^T over every output position */
+    double terms = (double)fb->wm_n * l->out.h * l->out.w;
+    float k = (float)(o->wm_lr / (terms * o->wm_std * o->wm_std)), keep = 1.0f - o->wm_decay;
+    float *B = fb->B->w;
+    for (size_t i = 0; i < l->W->n; i++) B[i] = keep * B[i] + k * fb->macc[i];
+}
+
+/* Weight layers of a chain and, for DFA, where each block ends. */
+static int setup_dfa(NetCtx *ctx, Seq *top, AsymRng *rng) {
+    int last = -1;
+    for (int i = 0; i < top->n; i++)
+        if (top->layers[i]->W && top->layers[i]->kind != ASYM_BATCHNORM) last = i;
+    for (int i = 0; i < top->n; i++) {
+        Layer *l = top->layers[i];
+        if (!l->fb || l->fb->rule != ASYM_RULE_DFA || i == last) continue;
+        int end = i + 1;
+        while (end < top->n && !(top->layers[end]->W && top->layers[end]->kind != ASYM_BATCHNORM) && top->layers[end]->kind != ASYM_RESBLOCK) end++;
+        end--;
+        Shape out = top->layers[end]->out;
+        int shape[2] = {ctx->classes, (int)shape_size(out)};
+        char name[48];
+        snprintf(name, sizeof name, "%s", l->name);
+        Feedback *fb = l->fb;
+        if (!(fb->D = ctx_feedback(ctx, name, "D", 2, shape))) return ASYM_ERR;
+        if (!(fb->dfa_dy = asym_falloc((size_t)ctx->max_batch * shape[1]))) return ASYM_ERR;
+        AsymParam fake = {.fan_in = shape[0], .fan_out = shape[1]};
+        fill_random(&ctx->fb, &fake, fb->D->w, fb->D->n, rng);
+        if (!top->dfa_at && !(top->dfa_at = asym_calloc(top->n, sizeof(Layer *)))) return ASYM_ERR;
+        top->dfa_at[end] = l;
+    }
+    return ASYM_OK;
+}
+
+const float *feedback_dfa_error(Layer *l, int N) {
+    Feedback *fb = l->fb;
+    int K = fb->D->shape[0], S = fb->D->shape[1];
+    gemm(0, 0, N, S, K, 1.0f, l->ctx->out_err, K, fb->D->w, S, 0.0f, fb->dfa_dy, S);
+    return fb->dfa_dy;
+}
+
+/* Applies spec->overrides on top of the rules the layer specs gave. */
+static int apply_overrides(NetCtx *ctx, Seq *top, const AsymNetSpec *spec) {
+    int L = ctx->n_weight_layers;
+    for (int k = 0; k < spec->n_overrides; k++) {
+        const char *sel = spec->overrides[k].sel;
+        char *end;
+        long idx = strtol(sel, &end, 10);
+        int hits = 0;
+        if (*sel && !*end && !strchr(sel, '.')) {
+            /* an index among weight layers (negative: from the end) */
+            if (idx < 0) idx += L;
+            if (idx < 0 || idx >= L) return asym_fail("rule_overrides: no weight layer %s (the network has %d)", sel, L);
+            ctx->weight_layers[idx]->spec_rule = spec->overrides[k].rule;
+            continue;
+        }
+        size_t n = strlen(sel);
+        for (int i = 0; i < L; i++) {
+            Layer *l = ctx->weight_layers[i];
+            if (!strncmp(l->name, sel, n) && (l->name[n] == 0 || l->name[n] == '.')) l->spec_rule = spec->overrides[k].rule, hits++;
+        }
+        if (!hits) return asym_fail("rule_overrides: '%s' names no layer with weights", sel);
+    }
+    (void)top;
+    return ASYM_OK;
+}
+
+/* Is layer l inside a residual block (a nested chain)? */
+static int nested(const Layer *l) { return strchr(l->name, '.') != NULL; }
+
+int feedback_setup(NetCtx *ctx, Seq *top, const AsymNetSpec *spec, AsymRng *rng) {
+    const AsymFeedbackSpec *o = &ctx->fb;
+    AsymRule net_rule = spec->rule ? spec->rule : ASYM_RULE_BP;
+    if (!(o->concordance >= 0.0f && o->concordance <= 1.0f)) return asym_fail("feedback: concordance must be in [0, 1], got %g", o->concordance);
+    if (apply_overrides(ctx, top, spec)) return ASYM_ERR;
+    for (int i = 0; i < ctx->n_weight_layers; i++) {
+        Layer *l = ctx->weight_layers[i];
+        AsymRule r = l->spec_rule ? l->spec_rule : net_rule;
+        if (r == ASYM_RULE_DFA && nested(l))
+            return asym_fail("layer %s: rule dfa is defined for chains of layers; give residual blocks another rule (per-layer override)", l->name);
+        Feedback *fb = l->fb = asym_calloc(1, sizeof(Feedback));
+        if (!fb) return ASYM_ERR;
+        fb->rule = r;
+        fb->rng = rng_split(rng);
+        fb->w0norm = vec_norm(l->W->w, l->W->n);
+        if (r == ASYM_RULE_BP || r == ASYM_RULE_DFA) continue;
+        size_t n = l->W->n;
+        if (!(fb->B = ctx_feedback(ctx, l->name, "B", l->W->ndim, l->W->shape))) return ASYM_ERR;
+        fb->B->fan_in = l->W->fan_in, fb->B->fan_out = l->W->fan_out;
+        switch (r) {
+        case ASYM_RULE_FA:
+            fill_random(o, l->W, fb->B->w, n, &fb->rng);
+            break;
+        case ASYM_RULE_KP:
+            fill_random(o, l->W, fb->B->w, n, &fb->rng);
+            fb->B->g = l->W->g; /* the optimizer gives B exactly W's update */
+            fb->B->lr_scale = l->W->lr_scale;
+            break;
+        case ASYM_RULE_WM:
+            fill_random(o, l->W, fb->B->w, n, &fb->rng);
+            fb->wm_n = o->wm_batch > 0 && o->wm_batch <= ctx->max_batch ? o->wm_batch : ctx->max_batch;
+            fb->mx = asym_falloc((size_t)fb->wm_n * shape_size(l->in));
+            fb->my = asym_falloc((size_t)fb->wm_n * shape_size(l->out));
+            fb->macc = asym_falloc(n);
+            if (!fb->mx || !fb->my || !fb->macc) return ASYM_ERR;
+            break;
+        default: { /* usf, frsf, brsf */
+            double fi = l->W->fan_in, fo = l->W->fan_out;
+            fb->s = o->scale > 0 ? o->scale : (float)(o->scale_he ? sqrt(2.0 / fi) : sqrt(2.0 / (fi + fo)));
+            if (r != ASYM_RULE_USF) {
+                if (!(fb->M = asym_falloc(n))) return ASYM_ERR;
+                fill_random(o, l->W, fb->M, n, &fb->rng);
+                for (size_t j = 0; j < n; j++) fb->M[j] = fabsf(fb->M[j]);
+            }
+            if (o->concordance < 1.0f) {
+                /* exactly round((1 - p) n) entries take the opposite sign */
+                int *idx = asym_calloc(n, sizeof(int));
+                if (!idx || !(fb->sign = asym_falloc(n))) {
+                    free(idx);
+                    return ASYM_ERR;
+                }
+                for (size_t j = 0; j < n; j++) idx[j] = (int)j, fb->sign[j] = 1.0f;
+                rng_shuffle(&fb->rng, idx, (int)n);
+                size_t flip = (size_t)llround((1.0 - o->concordance) * n);
+                for (size_t j = 0; j < flip; j++) fb->sign[idx[j]] = -1.0f;
+                free(idx);
+            }
+            refresh_sign_rule(l);
+        }
+        }
+        if (o->norm_feedback) scale_to(fb->B->w, n, fb->w0norm);
+    }
+    if (setup_dfa(ctx, top, rng)) return ASYM_ERR;
+    for (int s = 0; s < o->wm_presweep; s++)
+        for (int i = 0; i < ctx->n_weight_layers; i++)
+            if (ctx->weight_layers[i]->fb->rule == ASYM_RULE_WM) mirror_step(ctx->weight_layers[i]);
+    return ASYM_OK;
+}
+
+void feedback_after_step(NetCtx *ctx) {
+    const AsymFeedbackSpec *o = &ctx->fb;
+    for (int i = 0; i < ctx->n_weight_layers; i++) {
+        Layer *l = ctx->weight_layers[i];
+        Feedback *fb = l->fb;
+        if (o->fixed_weight_norm) scale_to(l->W->w, l->W->n, fb->w0norm);
+        switch (fb->rule) {
+        case ASYM_RULE_USF:
+        case ASYM_RULE_FRSF:
+        case ASYM_RULE_BRSF: refresh_sign_rule(l); break;
+        case ASYM_RULE_WM:
+            for (int s = 0; s < o->wm_steps; s++) mirror_step(l);
+            break;
+        default: break;
+        }
+        if (o->norm_feedback && fb->B) scale_to(fb->B->w, fb->B->n, vec_norm(l->W->w, l->W->n));
+    }
 }
 
 void feedback_free(Feedback *fb) {
     if (!fb) return;
-    free(fb->B);
+    free(fb->M);
+    free(fb->sign);
+    free(fb->dfa_dy);
+    free(fb->mx);
+    free(fb->my);
+    free(fb->macc);
     free(fb);
 }

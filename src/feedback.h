@@ -1,22 +1,39 @@
 /* feedback.h: the one place that decides which matrix a weight layer's
- * input gradient uses, and how that matrix changes over training. Exact
- * backpropagation passes W itself. */
+ * input gradient uses and how that matrix changes over training (see
+ * feedback.c). Exact backpropagation passes W itself. */
 #ifndef ASYM_FEEDBACK_H
 #define ASYM_FEEDBACK_H
 
 #include "layer.h"
 
-typedef enum FeedbackRule { FB_BP = 1 } FeedbackRule;
-
 struct Feedback {
-    FeedbackRule rule;
-    float *B;           /* W's shape; NULL while the rule is bp */
+    AsymRule rule;
+    AsymParam *B;        /* W's shape; NULL for bp and dfa */
+    float *M;            /* frsf, brsf: magnitudes |M| (W's shape) */
+    float *sign;         /* +1 / -1 per entry: which signs agree with W (NULL: all) */
+    float s;             /* usf scale */
+    double w0norm;       /* |W| at initialization (fixed_weight_norm) */
+    AsymParam *D;        /* dfa: (classes, block output) projection of the output error */
+    float *dfa_dy;       /* dfa: (max_batch, block output) projected error */
+    AsymRng rng;         /* brsf redraws, mirror noise */
+    float *mx, *my, *macc; /* wm: noise (n, in), response (n, out), accumulated y x^T (W's shape) */
+    int wm_n;
 };
 
-/* Attaches the network-wide rule to a weight layer. */
-int feedback_attach(Layer *l, FeedbackRule rule);
+/* Resolves every weight layer's rule (spec->rule, overridden per layer) and
+ * allocates and initializes what the rules need; runs the weight-mirror
+ * pre-sweep. Called once the network's tensors have storage. */
+int feedback_setup(NetCtx *ctx, Seq *top, const AsymNetSpec *spec, AsymRng *rng);
 /* The matrix used in place of W in the input-gradient half. */
 const float *feedback_matrix(const Layer *l);
+/* Optional clipping of a weight layer's input gradient. */
+void feedback_clip(const Layer *l, float *dx, int N);
+/* The projected output error that replaces the gradient at the end of a
+ * DFA block (N, block output). */
+const float *feedback_dfa_error(Layer *l, int N);
+/* After every optimizer step: sign rules follow W, brsf redraws, weight
+ * mirrors run, normalizations apply. */
+void feedback_after_step(NetCtx *ctx);
 void feedback_free(Feedback *fb);
 
 #endif

@@ -12,7 +12,7 @@ static void flatten_backward(Layer *l, const float *x, const float *y, const flo
     if (dx) memcpy(dx, dy, sizeof(float) * N * shape_size(l->in));
 }
 
-static const LayerOps flatten_ops = {"flatten", flatten_forward, flatten_backward, NULL};
+static const LayerOps flatten_ops = {.name = "flatten", .forward = flatten_forward, .backward = flatten_backward};
 
 Layer *flatten_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name) {
     Shape out = {(int)shape_size(in), 1, 1};

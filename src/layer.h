@@ -30,6 +30,13 @@ typedef struct NetCtx {
     int n_buffers, cap_buffers;
     Layer **weight_layers; /* every fc/conv layer, in creation order */
     int n_weight_layers, cap_weight_layers;
+    AsymParam **feedback;  /* feedback matrices (B, DFA projections), in creation order */
+    int n_feedback, cap_feedback;
+    const float *out_err;  /* dlogits of the running backward pass (N, classes) */
+    int classes;
+    int force_bp;          /* alignment measurements: every layer uses W, no DFA */
+    int freeze_stats;      /* batch norm in training mode leaves running statistics alone */
+    AsymFeedbackSpec fb;   /* options of the feedback rules */
 } NetCtx;
 
 typedef struct LayerOps {
@@ -40,6 +47,10 @@ typedef struct LayerOps {
      * NULL. x and y are this layer's input and output from the forward pass. */
     void (*backward)(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N);
     void (*free)(Layer *l);
+    /* Weight layers only: the two halves of backward. backward_weight adds
+     * into dW and db; backward_input writes dx from B, a matrix of W's shape. */
+    void (*backward_weight)(Layer *l, const float *x, const float *dy, int N);
+    void (*backward_input)(Layer *l, const float *B, const float *dy, float *dx, int N);
 } LayerOps;
 
 struct Layer {
@@ -51,6 +62,8 @@ struct Layer {
     Feedback *fb;       /* weight layers */
     void *impl;         /* kind-specific state */
     char name[40];      /* parameter-name prefix, e.g. "3" or "4.main.1" */
+    AsymRule spec_rule; /* the rule its spec asked for (DEFAULT: the network's) */
+    float *record_dy;   /* when set, backward copies its output gradient here */
 };
 
 /* A chain of layers with its activations, used for the whole network and
@@ -58,6 +71,7 @@ struct Layer {
 typedef struct Seq {
     Layer **layers;
     int n;
+    Layer **dfa_at;     /* dfa_at[i]: the DFA layer whose block ends at layer i (or NULL) */
     float **act;
     float *gbuf[2];     /* ping-pong gradient buffers sized to the largest activation */
     const float *x;     /* input of the last forward pass */
@@ -91,12 +105,12 @@ AsymParam *ctx_buffer(NetCtx *ctx, const char *layer, const char *suffix, AsymPa
 int ctx_add_weight_layer(NetCtx *ctx, Layer *l);
 void ctx_need_work(NetCtx *ctx, size_t floats);
 
-/* Weight-layer halves, used by the feedback module and by tests. B has W's
- * shape. backward_weight adds into dW and db; backward_input writes dx. */
+/* Weight-layer halves (also reachable through LayerOps), for tests. */
 void fc_backward_weight(Layer *l, const float *x, const float *dy, int N);
 void fc_backward_input(Layer *l, const float *B, const float *dy, float *dx, int N);
 void conv2d_backward_weight(Layer *l, const float *x, const float *dy, int N);
 void conv2d_backward_input(Layer *l, const float *B, const float *dy, float *dx, int N);
+AsymParam *ctx_feedback(NetCtx *ctx, const char *layer, const char *suffix, int ndim, const int *shape);
 
 /* Element-wise kernels shared by layers. */
 void relu_backward(float *dx, const float *y, const float *dy, size_t n);

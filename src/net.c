@@ -67,6 +67,7 @@ Layer *layer_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *n
     case ASYM_RESBLOCK: l = resblock_create(s, in, ctx, name); break;
     default: asym_fail("layer %s (line %d): unknown layer kind %d", name, s->line, (int)s->kind); return NULL;
     }
+    if (l) l->spec_rule = s->rule;
     if (l && s->lr_scale > 0) {
         if (l->W) l->W->lr_scale = s->lr_scale;
         if (l->b) l->b->lr_scale = s->lr_scale;
@@ -102,11 +103,18 @@ void seq_forward(Seq *s, const float *x, int N, int train) {
     for (int i = 0; i < s->n; i++) s->layers[i]->ops->forward(s->layers[i], i ? s->act[i - 1] : x, s->act[i], N, train);
 }
 
+/* Backward through the chain. Under DFA the gradient at the end of each
+ * DFA block is the projected output error, so the layer after it need not
+ * compute its input gradient. */
 void seq_backward(Seq *s, const float *dy, float *dx, int N) {
     const float *g = dy;
+    int dfa = s->dfa_at && !s->layers[0]->ctx->force_bp;
     for (int i = s->n - 1; i >= 0; i--) {
-        float *out = i ? s->gbuf[i & 1] : dx;
         Layer *l = s->layers[i];
+        if (dfa && s->dfa_at[i]) g = feedback_dfa_error(s->dfa_at[i], N);
+        float *out = i ? s->gbuf[i & 1] : dx;
+        if (dfa && i && s->dfa_at[i - 1]) out = NULL;
+        if (l->record_dy) memcpy(l->record_dy, g, sizeof(float) * N * shape_size(l->out));
         l->ops->backward(l, i ? s->act[i - 1] : s->x, s->act[i], g, out, N);
         g = out;
     }
@@ -119,6 +127,7 @@ void seq_free(Seq *s) {
     }
     free(s->layers);
     free(s->act);
+    free(s->dfa_at);
     free(s->gbuf[0]);
     free(s->gbuf[1]);
     memset(s, 0, sizeof *s);
@@ -168,6 +177,18 @@ AsymParam *ctx_buffer(NetCtx *ctx, const char *layer, const char *suffix, AsymPa
     return p;
 }
 
+AsymParam *ctx_feedback(NetCtx *ctx, const char *layer, const char *suffix, int ndim, const int *shape) {
+    if (grow((void **)&ctx->feedback, &ctx->cap_feedback, ctx->n_feedback, sizeof(AsymParam *))) return NULL;
+    AsymParam *p = param_new(layer, suffix, ASYM_P_FEEDBACK, ndim, shape);
+    if (!p) return NULL;
+    if (!(p->w = asym_falloc(p->n))) {
+        free(p);
+        return NULL;
+    }
+    ctx->feedback[ctx->n_feedback++] = p;
+    return p;
+}
+
 int ctx_add_weight_layer(NetCtx *ctx, Layer *l) {
     if (grow((void **)&ctx->weight_layers, &ctx->cap_weight_layers, ctx->n_weight_layers, sizeof(Layer *))) return ASYM_ERR;
     ctx->weight_layers[ctx->n_weight_layers++] = l;
@@ -188,6 +209,9 @@ int asym_net_create(AsymNet **out, const AsymNetSpec *spec, int max_batch, AsymR
     if (!net) return ASYM_ERR;
     net->ctx.max_batch = max_batch;
     net->ctx.rng = rng_split(rng);
+    net->ctx.classes = spec->classes;
+    if (spec->fb.init) net->ctx.fb = spec->fb;
+    else asym_feedback_defaults(&net->ctx.fb);
     net->loss = spec->loss ? spec->loss : ASYM_LOSS_SOFTMAX_CE;
     net->classes = spec->classes;
     Shape in = {spec->in_c, spec->in_h, spec->in_w};
@@ -211,6 +235,7 @@ int asym_net_create(AsymNet **out, const AsymNetSpec *spec, int max_batch, AsymR
         off += p->n;
     }
     init_params(&net->ctx, spec->init ? spec->init : ASYM_INIT_TORCH, spec->zero_bias, rng);
+    if (feedback_setup(&net->ctx, &net->seq, spec, rng)) goto fail;
     *out = net;
     return ASYM_OK;
 fail:
@@ -226,8 +251,13 @@ void asym_net_free(AsymNet *net) {
         free(net->ctx.buffers[i]->w);
         free(net->ctx.buffers[i]);
     }
+    for (int i = 0; i < net->ctx.n_feedback; i++) {
+        free(net->ctx.feedback[i]->w);
+        free(net->ctx.feedback[i]);
+    }
     free(net->ctx.params);
     free(net->ctx.buffers);
+    free(net->ctx.feedback);
     free(net->ctx.weight_layers);
     free(net->ctx.work);
     free(net->wflat);
@@ -237,7 +267,11 @@ void asym_net_free(AsymNet *net) {
     free(net);
 }
 
+NetCtx *net_ctx(AsymNet *net) { return &net->ctx; }
 int asym_net_n_params(const AsymNet *net) { return net->ctx.n_params; }
+int asym_net_n_feedback(const AsymNet *net) { return net->ctx.n_feedback; }
+AsymParam *asym_net_feedback(AsymNet *net, int i) { return i >= 0 && i < net->ctx.n_feedback ? net->ctx.feedback[i] : NULL; }
+void asym_net_feedback_update(AsymNet *net) { feedback_after_step(&net->ctx); }
 AsymParam *asym_net_param(AsymNet *net, int i) { return i >= 0 && i < net->ctx.n_params ? net->ctx.params[i] : NULL; }
 int asym_net_n_buffers(const AsymNet *net) { return net->ctx.n_buffers; }
 AsymParam *asym_net_buffer(AsymNet *net, int i) { return i >= 0 && i < net->ctx.n_buffers ? net->ctx.buffers[i] : NULL; }
@@ -255,7 +289,10 @@ float asym_net_loss(AsymNet *net, const int32_t *y, int N, int backward, int *co
     if (N > net->last_N) N = net->last_N;
     float loss = loss_compute(net->loss, seq_output(&net->seq), y, N, net->classes, backward ? net->dlogits : NULL, &hits);
     if (correct) *correct = hits;
-    if (backward) seq_backward(&net->seq, net->dlogits, net->dx, N);
+    if (backward) {
+        net->ctx.out_err = net->dlogits;
+        seq_backward(&net->seq, net->dlogits, net->dx, N);
+    }
     return loss;
 }
 
@@ -276,6 +313,15 @@ const float *asym_net_logits_grad(const AsymNet *net) { return net->dlogits; }
  * "ASYMNET1", uint32 count, then per tensor: uint32 name length, name,
  * uint64 float count, floats (little-endian); then the CRC-32 of all that. */
 
+/* Tensor i of the file: parameters, then buffers, then feedback matrices. */
+static AsymParam *stored_tensor(const AsymNet *net, uint32_t i) {
+    const NetCtx *c = &net->ctx;
+    if (i < (uint32_t)c->n_params) return c->params[i];
+    i -= c->n_params;
+    if (i < (uint32_t)c->n_buffers) return c->buffers[i];
+    return c->feedback[i - c->n_buffers];
+}
+
 static const char WEIGHTS_MAGIC[8] = {'A', 'S', 'Y', 'M', 'N', 'E', 'T', '1'};
 
 static int put(FILE *f, const void *p, size_t n, uLong *crc) {
@@ -289,10 +335,10 @@ int asym_net_save(const AsymNet *net, const char *path) {
     FILE *f = fopen(tmp, "wb");
     if (!f) return asym_fail("%s: cannot write", tmp);
     uLong crc = crc32(0, NULL, 0);
-    uint32_t count = (uint32_t)(net->ctx.n_params + net->ctx.n_buffers);
+    uint32_t count = (uint32_t)(net->ctx.n_params + net->ctx.n_buffers + net->ctx.n_feedback);
     int rc = put(f, WEIGHTS_MAGIC, 8, &crc) | put(f, &count, 4, &crc);
     for (uint32_t i = 0; i < count && !rc; i++) {
-        const AsymParam *p = i < (uint32_t)net->ctx.n_params ? net->ctx.params[i] : net->ctx.buffers[i - net->ctx.n_params];
+        const AsymParam *p = stored_tensor(net, i);
         uint32_t len = (uint32_t)strlen(p->name);
         uint64_t n = p->n;
         rc = put(f, &len, 4, &crc) | put(f, p->name, len, &crc) | put(f, &n, 8, &crc) | put(f, p->w, sizeof(float) * p->n, &crc);
@@ -328,10 +374,11 @@ int asym_net_load(AsymNet *net, const char *path) {
     int rc = ASYM_OK;
     if (memcmp(buf, WEIGHTS_MAGIC, 8)) rc = asym_fail("%s: not an asymbp weights file (bad magic)", path);
     else if ((uint32_t)crc32(crc32(0, NULL, 0), buf, (uInt)len) != stored) rc = asym_fail("%s: checksum mismatch (file corrupted)", path);
-    else if (count != (uint32_t)(net->ctx.n_params + net->ctx.n_buffers))
-        rc = asym_fail("%s: holds %u tensors, the network has %d", path, count, net->ctx.n_params + net->ctx.n_buffers);
+    else if (count != (uint32_t)(net->ctx.n_params + net->ctx.n_buffers + net->ctx.n_feedback))
+        rc = asym_fail("%s: holds %u tensors, the network has %d (another architecture or feedback rule?)", path, count,
+                       net->ctx.n_params + net->ctx.n_buffers + net->ctx.n_feedback);
     for (uint32_t i = 0; i < count && !rc; i++) {
-        AsymParam *p = i < (uint32_t)net->ctx.n_params ? net->ctx.params[i] : net->ctx.buffers[i - net->ctx.n_params];
+        AsymParam *p = stored_tensor(net, i);
         uint32_t nl;
         uint64_t n;
         if (off + 4 > len) goto trunc;

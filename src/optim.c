@@ -24,6 +24,8 @@ int asym_optim_create(AsymOptim **out, AsymNet *net, const AsymOptSpec *spec) {
     o->net = net;
     o->spec = *spec;
     size_t n = asym_net_n_weights(net);
+    for (int i = 0; i < asym_net_n_feedback(net); i++)
+        if (asym_net_feedback(net, i)->g) n += asym_net_feedback(net, i)->n;
     o->m = asym_falloc(n);
     if (spec->kind == ASYM_ADAM) o->v = asym_falloc(n);
     if (!o->m || (spec->kind == ASYM_ADAM && !o->v)) {
@@ -41,10 +43,14 @@ void asym_optim_free(AsymOptim *o) {
     free(o);
 }
 
+/* Batch Manhattan (Liao et al. 2016) replaces each gradient entry by its
+ * sign before weight decay and momentum. */
 static void sgd_update(const AsymOptSpec *s, AsymParam *p, float *buf, float lr, int first) {
     float wd = p->decay ? s->weight_decay : 0.0f, mom = s->momentum, damp = s->dampening;
     for (size_t i = 0; i < p->n; i++) {
-        float g = p->g[i] + wd * p->w[i];
+        float d = p->g[i];
+        if (s->manhattan) d = (float)((d > 0) - (d < 0));
+        float g = d + wd * p->w[i];
         if (mom != 0.0f) {
             buf[i] = first ? g : mom * buf[i] + (1.0f - damp) * g;
             g = s->nesterov ? g + mom * buf[i] : buf[i];
@@ -65,12 +71,22 @@ static void adam_update(const AsymOptSpec *s, AsymParam *p, float *m, float *v, 
     }
 }
 
+/* Parameters, then the feedback matrices that share a gradient (kp). */
+static AsymParam *trained(AsymNet *net, int i) {
+    int np = asym_net_n_params(net);
+    if (i < np) return asym_net_param(net, i);
+    for (int j = 0, k = np; j < asym_net_n_feedback(net); j++) {
+        AsymParam *p = asym_net_feedback(net, j);
+        if (p->g && k++ == i) return p;
+    }
+    return NULL;
+}
+
 void asym_optim_step(AsymOptim *o, float lr) {
     o->t++;
     size_t off = 0;
-    int n = asym_net_n_params(o->net);
-    for (int i = 0; i < n; i++) {
-        AsymParam *p = asym_net_param(o->net, i);
+    AsymParam *p;
+    for (int i = 0; (p = trained(o->net, i)); i++) {
         float plr = lr * p->lr_scale;
         if (o->spec.kind == ASYM_ADAM) adam_update(&o->spec, p, o->m + off, o->v + off, plr, o->t);
         else sgd_update(&o->spec, p, o->m + off, plr, o->t == 1);

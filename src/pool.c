@@ -77,7 +77,7 @@ static void pool_free(Layer *l) {
     if (p) free(p->arg);
 }
 
-static const LayerOps pool_ops = {"pool", pool_forward, pool_backward, pool_free};
+static const LayerOps pool_ops = {.name = "pool", .forward = pool_forward, .backward = pool_backward, .free = pool_free};
 
 Layer *pool_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name) {
     int global = s->k == 0;

@@ -87,7 +87,7 @@ static void res_free(Layer *l) {
     free(r->tmp);
 }
 
-static const LayerOps res_ops = {"resblock", res_forward, res_backward, res_free};
+static const LayerOps res_ops = {.name = "resblock", .forward = res_forward, .backward = res_backward, .free = res_free};
 
 static AsymLayerSpec conv_spec(int out, int k, int stride, int line) {
     AsymLayerSpec s = {.kind = ASYM_CONV, .out = out, .k = k, .stride = stride, .pad = k / 2, .line = line};
@@ -113,7 +113,7 @@ Layer *resblock_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char
         main[nm++] = conv_spec(O, 3, st, s->line), main[nm++] = bn, main[nm++] = relu;
         main[nm++] = conv_spec(O, 3, 1, s->line), main[nm++] = bn;
     }
-    for (int i = 0; i < nm; i++) main[i].lr_scale = s->lr_scale;
+    for (int i = 0; i < nm; i++) main[i].lr_scale = s->lr_scale, main[i].rule = s->rule;
     Layer *l = layer_new(&res_ops, s, in, in, ctx, name, sizeof(ResBlock));
     if (!l) return NULL;
     ResBlock *r = l->impl;
@@ -128,6 +128,7 @@ Layer *resblock_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char
     } else if (!same) {
         AsymLayerSpec sc[2] = {conv_spec(O, 1, st, s->line), bn};
         sc[0].lr_scale = sc[1].lr_scale = s->lr_scale;
+        sc[0].rule = s->rule;
         snprintf(pre, sizeof pre, "%s.shortcut", name);
         if (seq_build(&r->shortcut, sc, 2, in, ctx, pre)) goto fail;
         r->tmp = asym_falloc((size_t)ctx->max_batch * shape_size(in));

@@ -38,9 +38,10 @@ static void write_summary(const char *dir, const AsymExperiment *ex, const AsymS
     if (!f) return;
     fprintf(f,
             "{\"name\": \"%s\", \"best_test_err\": %.6f, \"best_epoch\": %d, \"final_test_err\": %.6f, \"epochs\": %d, \"seconds\": %.3f, "
-            "\"images_per_s\": %.1f, \"seed\": %llu, \"diverged\": %s",
+            "\"images_per_s\": %.1f, \"seed\": %llu, \"rule\": \"%s\", \"diverged\": %s",
             ex->name, s->best_test_err, s->best_epoch, s->final_test_err, s->epochs, s->seconds, s->images_per_s, (unsigned long long)s->seed,
-            s->diverged ? "true" : "false");
+            asym_rule_name(ex->net.rule ? ex->net.rule : ASYM_RULE_BP), s->diverged ? "true" : "false");
+    if (isfinite(s->final_mean_angle)) fprintf(f, ", \"final_mean_angle\": %.4f", s->final_mean_angle);
     if (s->best_val_epoch > 0)
         fprintf(f, ", \"best_val_err\": %.6f, \"best_val_epoch\": %d, \"test_err_at_best_val\": %.6f", s->best_val_err, s->best_val_epoch, s->test_err_at_best_val);
     fprintf(f, "}\n");
@@ -53,6 +54,14 @@ static void json_num(FILE *f, const char *key, double v) {
     else fprintf(f, ", \"%s\": null", key);
 }
 
+static double mean_angle(const AsymAlignment *a, int n) {
+    double s = 0;
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (a[i].rule != ASYM_RULE_BP && !isnan(a[i].angle)) s += a[i].angle, k++;
+    return k ? s / k : NAN;
+}
+
 int asym_train(const AsymExperiment *ex, const char *out_dir, const AsymTrainHooks *hooks, AsymSummary *sum) {
     AsymDataset train, val, test;
     AsymNet *net = NULL;
@@ -61,9 +70,11 @@ int asym_train(const AsymExperiment *ex, const char *out_dir, const AsymTrainHoo
     float *xb = NULL;
     int32_t *yb = NULL;
     int *perm = NULL, rc = ASYM_ERR;
+    AsymAlignment *align = NULL;
     memset(sum, 0, sizeof *sum);
     sum->seed = ex->seed;
     sum->best_val_err = sum->test_err_at_best_val = -1;
+    sum->final_mean_angle = NAN;
     if (ex->threads > 0) {
         omp_set_num_threads(ex->threads);
         openblas_set_num_threads(ex->threads);
@@ -75,6 +86,9 @@ int asym_train(const AsymExperiment *ex, const char *out_dir, const AsymTrainHoo
     int B = ex->batch_size;
     size_t in = (size_t)train.c * train.h * train.w;
     if (asym_net_create(&net, &ex->net, B, &rng) || asym_optim_create(&opt, net, &ex->opt)) goto done;
+    int L = asym_net_n_weight_layers(net), probe_n = train.n < B ? train.n : B;
+    align = asym_calloc(L ? L : 1, sizeof(AsymAlignment));
+    if (!align) goto done;
     xb = asym_falloc((size_t)B * in);
     yb = asym_calloc(B, sizeof(int32_t));
     perm = asym_calloc(train.n, sizeof(int));
@@ -116,6 +130,7 @@ int asym_train(const AsymExperiment *ex, const char *out_dir, const AsymTrainHoo
                 break;
             }
             asym_optim_step(opt, st.lr);
+            asym_net_feedback_update(net);
             loss_sum += (double)loss * N;
             wrong += N - hits;
             images += N;
@@ -146,6 +161,10 @@ int asym_train(const AsymExperiment *ex, const char *out_dir, const AsymTrainHoo
             sum->best_val_epoch = ep + 1;
             sum->test_err_at_best_val = st.test_err;
         }
+        asym_net_alignment(net, train.x, train.y, probe_n, align);
+        st.align = align;
+        st.n_align = L;
+        st.mean_angle = mean_angle(align, L);
         if (log) {
             fprintf(log, "{\"epoch\": %d, \"lr\": %.6g", st.epoch, st.lr);
             json_num(log, "train_loss", st.train_loss);
@@ -153,10 +172,23 @@ int asym_train(const AsymExperiment *ex, const char *out_dir, const AsymTrainHoo
             json_num(log, "test_loss", st.test_loss);
             json_num(log, "test_err", st.test_err);
             if (val.n) json_num(log, "val_loss", st.val_loss), json_num(log, "val_err", st.val_err);
-            fprintf(log, ", \"seconds\": %.3f, \"images_per_s\": %.1f}\n", st.seconds, st.images_per_s);
+            fprintf(log, ", \"seconds\": %.3f, \"images_per_s\": %.1f", st.seconds, st.images_per_s);
+            json_num(log, "mean_angle", st.mean_angle);
+            fprintf(log, ", \"layers\": [");
+            for (int i = 0; i < L; i++) {
+                fprintf(log, "%s{\"name\": \"%s\", \"rule\": \"%s\"", i ? ", " : "", align[i].name, asym_rule_name(align[i].rule));
+                json_num(log, "angle", align[i].angle);
+                json_num(log, "norm_ratio", align[i].norm_ratio);
+                json_num(log, "sign_agree", align[i].sign_agree);
+                json_num(log, "delta_angle", align[i].delta_angle);
+                json_num(log, "grad_angle", align[i].grad_angle);
+                fputc('}', log);
+            }
+            fprintf(log, "]}\n");
             fflush(log);
         }
         if (hooks && hooks->on_epoch) hooks->on_epoch(hooks->user, &st);
+        sum->final_mean_angle = st.mean_angle;
     }
     sum->seconds = asym_now() - t_start;
     sum->images_per_s = train_time > 0 ? images / train_time : 0;
@@ -170,6 +202,7 @@ int asym_train(const AsymExperiment *ex, const char *out_dir, const AsymTrainHoo
     }
 done:
     if (log) fclose(log);
+    free(align);
     free(xb);
     free(yb);
     free(perm);
