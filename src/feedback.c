@@ -282,6 +282,10 @@ void feedback_after_step(NetCtx *ctx) {
     }
 }
 
+void feedback_refresh(Layer *l) {
+    if (l->fb->rule == ASYM_RULE_USF || l->fb->rule == ASYM_RULE_FRSF || l->fb->rule == ASYM_RULE_BRSF) refresh_sign_rule(l);
+}
+
 void feedback_free(Feedback *fb) {
     if (!fb) return;
     free(fb->M);

@@ -34,6 +34,8 @@ const float *feedback_dfa_error(Layer *l, int N);
 /* After every optimizer step: sign rules follow W, brsf redraws, weight
  * mirrors run, normalizations apply. */
 void feedback_after_step(NetCtx *ctx);
+/* Recomputes a sign-concordant B from the current W. */
+void feedback_refresh(Layer *l);
 void feedback_free(Feedback *fb);
 
 #endif

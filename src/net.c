@@ -268,6 +268,7 @@ void asym_net_free(AsymNet *net) {
 }
 
 NetCtx *net_ctx(AsymNet *net) { return &net->ctx; }
+Seq *net_seq(AsymNet *net) { return &net->seq; }
 int asym_net_n_params(const AsymNet *net) { return net->ctx.n_params; }
 int asym_net_n_feedback(const AsymNet *net) { return net->ctx.n_feedback; }
 AsymParam *asym_net_feedback(AsymNet *net, int i) { return i >= 0 && i < net->ctx.n_feedback ? net->ctx.feedback[i] : NULL; }

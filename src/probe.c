@@ -4,9 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "feedback.h"
 #include "io.h"
-#include "layer.h"
+
+NetCtx *net_ctx(AsymNet *net);
+Seq *net_seq(AsymNet *net);
 
 static const char *kind_name(AsymLayerKind k) {
     static const char *const names[] = {"?", "fc", "conv", "maxpool", "avgpool", "batchnorm", "relu", "tanh", "sigmoid", "flatten", "dropout", "resblock"};
@@ -57,17 +61,72 @@ static int write_array(const char *dir, const char *name, const float *data, int
     return npy_write_f32(path, data, ndim, shape);
 }
 
+static int is_dir(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* Loads one tensor written by a probe (stem + index) into p, checking its shape. */
+static int load_tensor(const char *dir, const char *stem, int i, AsymParam *p) {
+    char path[4200];
+    float *data;
+    int ndim;
+    int64_t shape[8];
+    snprintf(path, sizeof path, "%s/%s%03d.npy", dir, stem, i);
+    if (npy_read_f32(path, &data, &ndim, shape)) return ASYM_ERR;
+    int same = ndim == p->ndim;
+    for (int d = 0; same && d < ndim; d++) same = shape[d] == p->shape[d];
+    if (!same) {
+        free(data);
+        return asym_fail("%s: shape does not match tensor '%s' of the network", path, p->name);
+    }
+    memcpy(p->w, data, sizeof(float) * p->n);
+    free(data);
+    return ASYM_OK;
+}
+
+/* Weights from a probe folder: p###.npy (parameters), b###.npy (buffers),
+ * F###.npy (feedback matrices, when present). */
+static int load_probe_dir(AsymNet *net, const char *dir) {
+    for (int i = 0; i < asym_net_n_params(net); i++)
+        if (load_tensor(dir, "p", i, asym_net_param(net, i))) return ASYM_ERR;
+    for (int i = 0; i < asym_net_n_buffers(net); i++)
+        if (load_tensor(dir, "b", i, asym_net_buffer(net, i))) return ASYM_ERR;
+    for (int i = 0; i < asym_net_n_feedback(net); i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/F%03d.npy", dir, i);
+        if (access(path, F_OK) == 0 && load_tensor(dir, "F", i, asym_net_feedback(net, i))) return ASYM_ERR;
+    }
+    /* sign-concordant B follow the loaded W */
+    NetCtx *ctx = net_ctx(net);
+    for (int i = 0; i < ctx->n_weight_layers; i++) {
+        AsymRule r = ctx->weight_layers[i]->fb->rule;
+        if (r == ASYM_RULE_USF || r == ASYM_RULE_FRSF) feedback_refresh(ctx->weight_layers[i]);
+    }
+    return ASYM_OK;
+}
+
 int asym_probe(const AsymExperiment *ex, const char *weights, int batch, int steps, const char *dir) {
     AsymDataset train, val, test;
     AsymNet *net = NULL;
     AsymOptim *opt = NULL;
     FILE *f = NULL;
+    float *rec = NULL;
     int rc = ASYM_ERR;
     if (asym_experiment_data(ex, &train, &val, &test)) return ASYM_ERR;
     if (batch > train.n) batch = train.n;
     AsymRng rng;
     rng_seed(&rng, ex->seed);
-    if (asym_net_create(&net, &ex->net, batch, &rng) || (weights && asym_net_load(net, weights)) || asym_optim_create(&opt, net, &ex->opt)) goto done;
+    if (asym_net_create(&net, &ex->net, batch, &rng)) goto done;
+    if (weights && (is_dir(weights) ? load_probe_dir(net, weights) : asym_net_load(net, weights))) goto done;
+    if (asym_optim_create(&opt, net, &ex->opt)) goto done;
+    NetCtx *ctx = net_ctx(net);
+    Seq *top = net_seq(net);
+    int L = ctx->n_weight_layers, nf = asym_net_n_feedback(net);
+    size_t rec_total = 0;
+    for (int i = 0; i < L; i++) rec_total += (size_t)batch * shape_size(ctx->weight_layers[i]->out);
+    if (!(rec = asym_falloc(rec_total))) goto done;
+    for (int i = 0, off = 0; i < L; off += batch * (int)shape_size(ctx->weight_layers[i]->out), i++) ctx->weight_layers[i]->record_dy = rec + off;
     asym_net_keep_input_grad(net, 1);
     mkdir(dir, 0755);
     int N = batch, K = ex->net.classes, np = asym_net_n_params(net), nb = asym_net_n_buffers(net);
@@ -92,6 +151,18 @@ int asym_probe(const AsymExperiment *ex, const char *weights, int batch, int ste
         rc = write_tensor(dir, "p", i, p, before + off, name, sizeof name) || write_tensor(dir, "g", i, p, p->g, name, sizeof name);
     }
     for (int i = 0; i < nb && !rc; i++) rc = write_tensor(dir, "b", i, asym_net_buffer(net, i), asym_net_buffer(net, i)->w, name, sizeof name);
+    for (int i = 0; i < nf && !rc; i++) rc = write_tensor(dir, "F", i, asym_net_feedback(net, i), asym_net_feedback(net, i)->w, name, sizeof name);
+    for (int i = 0; i < L && !rc; i++) {
+        Layer *l = ctx->weight_layers[i];
+        snprintf(name, sizeof name, "err%03d.npy", i);
+        rc = write_array(dir, name, l->record_dy, 4, N, l->out.c, l->out.h, l->out.w);
+        l->record_dy = NULL;
+    }
+    for (int i = 0; i < top->n && !rc; i++) {
+        Layer *l = top->layers[i];
+        snprintf(name, sizeof name, "act%03d.npy", i);
+        rc = write_array(dir, name, top->act[i], 4, N, l->out.c, l->out.h, l->out.w);
+    }
     free(before);
     if (rc) goto done;
     for (int s = 0; s < steps; s++) {
@@ -101,8 +172,10 @@ int asym_probe(const AsymExperiment *ex, const char *weights, int batch, int ste
             asym_net_loss(net, train.y, N, 1, NULL);
         }
         asym_optim_step(opt, ex->opt.lr);
+        asym_net_feedback_update(net);
     }
     for (int i = 0; i < np && !rc; i++) rc = write_tensor(dir, "a", i, asym_net_param(net, i), asym_net_param(net, i)->w, name, sizeof name);
+    for (int i = 0; i < nf && !rc; i++) rc = write_tensor(dir, "Fa", i, asym_net_feedback(net, i), asym_net_feedback(net, i)->w, name, sizeof name);
     if (rc) goto done;
     snprintf(path, sizeof path, "%s/manifest.json", dir);
     if (!(f = fopen(path, "w"))) {
@@ -130,10 +203,32 @@ int asym_probe(const AsymExperiment *ex, const char *weights, int batch, int ste
         fprintf(f, "    {\"name\": \"%s\", \"role\": \"%s\", \"shape\": [%d], \"value\": \"b%03d.npy\"}%s\n", p->name, role_name(p->role), p->shape[0], i,
                 i + 1 < nb ? "," : "");
     }
-    fprintf(f, "  ]\n}\n");
+    fprintf(f, "  ],\n  \"feedback\": [\n");
+    for (int i = 0; i < nf; i++) {
+        AsymParam *p = asym_net_feedback(net, i);
+        fprintf(f, "    {\"name\": \"%s\", \"shape\": [", p->name);
+        for (int d = 0; d < p->ndim; d++) fprintf(f, "%s%d", d ? ", " : "", p->shape[d]);
+        fprintf(f, "], \"value\": \"F%03d.npy\", \"after\": \"Fa%03d.npy\"}%s\n", i, i, i + 1 < nf ? "," : "");
+    }
+    fprintf(f, "  ],\n  \"weight_layers\": [\n");
+    for (int i = 0; i < L; i++) {
+        Layer *l = ctx->weight_layers[i];
+        int wi = 0, fi = -1, di = -1;
+        while (asym_net_param(net, wi) != l->W) wi++;
+        for (int j = 0; j < nf; j++) {
+            if (l->fb->B == asym_net_feedback(net, j)) fi = j;
+            if (l->fb->D == asym_net_feedback(net, j)) di = j;
+        }
+        fprintf(f, "    {\"name\": \"%s\", \"rule\": \"%s\", \"weight\": %d, \"feedback\": %d, \"dfa\": %d, \"error\": \"err%03d.npy\"}%s\n", l->name,
+                asym_rule_name(l->fb->rule), wi, fi, di, i, i + 1 < L ? "," : "");
+    }
+    fprintf(f, "  ],\n  \"activations\": [");
+    for (int i = 0; i < top->n; i++) fprintf(f, "%s\"act%03d.npy\"", i ? ", " : "", i);
+    fprintf(f, "]\n}\n");
     rc = ferror(f) ? asym_fail("%s: write failed", path) : ASYM_OK;
 done:
     if (f && fclose(f)) rc = asym_fail("%s/manifest.json: write failed", dir);
+    free(rec);
     asym_optim_free(opt);
     asym_net_free(net);
     asym_dataset_free(&train);

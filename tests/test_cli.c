@@ -201,6 +201,34 @@ TEST(cli_bad_config) {
     CHECK(!exists(d, "o4/summary.json") && !exists(d, "o7/summary.json"));
 }
 
+TEST(cli_bad_rule_options) {
+    const char *d = test_tmpdir(), *cfg = tiny_cfg();
+    CHECK(fails_with(cli("train %s --set rule=xfa --out %s/r1", cfg, d), "key 'rule'"));
+    CHECK(strstr(out_buf, "bp, fa, dfa"));
+    CHECK(fails_with(cli("train %s --set rule=usf --set feedback.concordance=1.5 --out %s/r2", cfg, d), "key 'feedback.concordance'"));
+    CHECK(fails_with(cli("train %s --set 'model.layers.1={type: relu, rule: fa}' --out %s/r3", cfg, d), "model.layers.1"));
+    CHECK(strstr(out_buf, "no weights"));
+    CHECK(fails_with(cli("train %s --set rule_overrides.-1=bogus --out %s/r4", cfg, d), "rule_overrides.-1"));
+    CHECK(fails_with(cli("train %s --set rule_overrides.9=bp --out %s/r5", cfg, d), "rule_overrides"));
+    CHECK(fails_with(cli("train %s --set optimizer.name=adam --set optimizer.manhattan=true --out %s/r6", cfg, d), "optimizer.manhattan"));
+}
+
+TEST(cli_rule_set_and_override) {
+    char dir[512], path[600], text[8192] = {0};
+    snprintf(dir, sizeof dir, "%s/fa_run", test_tmpdir());
+    int rc = cli("train '%s' --set rule=fa --set 'rule_overrides.-1=bp' --out '%s' --quiet", tiny_cfg(), dir);
+    CHECK_MSG(rc == 0, "%s", out_buf);
+    snprintf(path, sizeof path, "%s/log.jsonl", dir);
+    FILE *f = fopen(path, "r");
+    CHECK(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    CHECK(n > 0);
+    CHECK(strstr(text, "\"name\": \"0\", \"rule\": \"fa\", \"angle\": "));
+    CHECK(strstr(text, "\"name\": \"4\", \"rule\": \"bp\", \"angle\": 0,"));
+    CHECK(strstr(text, "\"delta_angle\"") && strstr(text, "\"grad_angle\"") && strstr(text, "\"mean_angle\""));
+}
+
 TEST(cli_bad_model_shape) {
     const char *d = test_tmpdir();
     char p[512];

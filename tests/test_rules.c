@@ -1,0 +1,419 @@
+/* test_rules.c: invariants of the feedback rules (REFERENCE "Feedback
+ * rules"): FA with B = W is exactly BP; usf's B is s sign(W) after every
+ * step; brsf redraws and frsf keeps magnitudes while tracking signs; KP's
+ * W - B shrinks by exactly (1 - lr wd) per step; weight mirrors align B
+ * with W; partial concordance gives the asked fraction of agreeing signs;
+ * Batch Manhattan steps by the sign; the alignment measurements. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "asymbp.h"
+#include "test.h"
+
+/* A small conv net on 1x8x8 input, 4 classes. */
+static void small_spec(AsymNetSpec *s, AsymLayerSpec *L, AsymRule rule) {
+    memset(s, 0, sizeof *s);
+    AsymLayerSpec layers[] = {
+        {.kind = ASYM_CONV, .out = 3, .k = 3, .pad = 1, .bias = 1},
+        {.kind = ASYM_RELU},
+        {.kind = ASYM_MAXPOOL, .k = 2},
+        {.kind = ASYM_FLATTEN},
+        {.kind = ASYM_FC, .out = 12, .bias = 1},
+        {.kind = ASYM_TANH},
+        {.kind = ASYM_FC, .out = 4, .bias = 1},
+    };
+    memcpy(L, layers, sizeof layers);
+    s->layers = L;
+    s->n_layers = 7;
+    s->in_c = 1, s->in_h = 8, s->in_w = 8, s->classes = 4;
+    s->init = ASYM_INIT_XAVIER_UNIFORM;
+    s->rule = rule;
+    asym_feedback_defaults(&s->fb);
+}
+
+static AsymNet *make(AsymNetSpec *s, uint64_t seed, int batch) {
+    AsymRng rng;
+    asym_rng_seed(&rng, seed);
+    AsymNet *net = NULL;
+    if (asym_net_create(&net, s, batch, &rng)) {
+        printf("    asym_net_create: %s\n", asym_last_error());
+        return NULL;
+    }
+    return net;
+}
+
+static void batch_data(float *x, int32_t *y, int N, int in, int K, uint64_t seed) {
+    AsymRng r;
+    asym_rng_seed(&r, seed);
+    for (int i = 0; i < N * in; i++) x[i] = (float)((double)(r.s[0] = r.s[0] * 6364136223846793005ULL + 1442695040888963407ULL) / 1.8446744e19 * 2 - 1);
+    for (int i = 0; i < N; i++) y[i] = i % K;
+}
+
+static void step(AsymNet *net, AsymOptim *opt, const float *x, const int32_t *y, int N, float lr) {
+    asym_net_zero_grad(net);
+    asym_net_forward(net, x, N, 1);
+    asym_net_loss(net, y, N, 1, NULL);
+    asym_optim_step(opt, lr);
+    asym_net_feedback_update(net);
+}
+
+static AsymParam *find_feedback(AsymNet *net, const char *name) {
+    for (int i = 0; i < asym_net_n_feedback(net); i++)
+        if (!strcmp(asym_net_feedback(net, i)->name, name)) return asym_net_feedback(net, i);
+    return NULL;
+}
+
+static AsymParam *find_param(AsymNet *net, const char *name) {
+    for (int i = 0; i < asym_net_n_params(net); i++)
+        if (!strcmp(asym_net_param(net, i)->name, name)) return asym_net_param(net, i);
+    return NULL;
+}
+
+static double norm(const float *v, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)v[i] * v[i];
+    return sqrt(s);
+}
+
+static double angle(const float *a, const float *b, size_t n) {
+    double ab = 0;
+    for (size_t i = 0; i < n; i++) ab += (double)a[i] * b[i];
+    return acos(fmax(-1.0, fmin(1.0, ab / (norm(a, n) * norm(b, n))))) * 180 / M_PI;
+}
+
+static float sgn(float v) { return (float)((v > 0) - (v < 0)); }
+
+TEST(rule_fa_with_B_equal_W_is_bp) {
+    AsymNetSpec s;
+    AsymLayerSpec L[8];
+    enum { N = 6 };
+    float x[N * 64];
+    int32_t y[N];
+    batch_data(x, y, N, 64, 4, 5);
+    small_spec(&s, L, ASYM_RULE_BP);
+    AsymNet *bp = make(&s, 7, N);
+    small_spec(&s, L, ASYM_RULE_FA);
+    AsymNet *fa = make(&s, 7, N);
+    CHECK(bp && fa);
+    CHECK(asym_net_n_feedback(fa) == 3 && asym_net_n_feedback(bp) == 0);
+    const char *names[] = {"0", "4", "6"};
+    for (int i = 0; i < 3; i++) {
+        char bn[16], wn[16];
+        snprintf(bn, sizeof bn, "%s.B", names[i]);
+        snprintf(wn, sizeof wn, "%s.W", names[i]);
+        AsymParam *B = find_feedback(fa, bn), *W = find_param(fa, wn);
+        CHECK(B && W && B->n == W->n);
+        CHECK(memcmp(W->w, find_param(bp, wn)->w, sizeof(float) * W->n) == 0);
+        memcpy(B->w, W->w, sizeof(float) * W->n);
+    }
+    asym_net_keep_input_grad(bp, 1);
+    asym_net_keep_input_grad(fa, 1);
+    AsymNet *nets[2] = {bp, fa};
+    for (int k = 0; k < 2; k++) {
+        asym_net_zero_grad(nets[k]);
+        asym_net_forward(nets[k], x, N, 1);
+        asym_net_loss(nets[k], y, N, 1, NULL);
+    }
+    for (int i = 0; i < asym_net_n_params(bp); i++) {
+        AsymParam *a = asym_net_param(bp, i), *b = asym_net_param(fa, i);
+        CHECK_MSG(memcmp(a->g, b->g, sizeof(float) * a->n) == 0, "gradient of %s differs", a->name);
+        CHECK_MSG(norm(a->g, a->n) > 0, "gradient of %s is zero", a->name);
+    }
+    CHECK(memcmp(asym_net_input_grad(bp), asym_net_input_grad(fa), sizeof(float) * N * 64) == 0);
+    asym_net_free(bp);
+    asym_net_free(fa);
+}
+
+static AsymOptim *sgd(AsymNet *net, float momentum, float wd, int manhattan) {
+    AsymOptSpec o = {.kind = ASYM_SGD, .momentum = momentum, .weight_decay = wd, .manhattan = manhattan};
+    AsymOptim *opt = NULL;
+    if (asym_optim_create(&opt, net, &o)) printf("    %s\n", asym_last_error());
+    return opt;
+}
+
+TEST(rule_usf_tracks_sign_of_W) {
+    AsymNetSpec s;
+    AsymLayerSpec L[8];
+    enum { N = 6 };
+    float x[N * 64];
+    int32_t y[N];
+    batch_data(x, y, N, 64, 4, 9);
+    small_spec(&s, L, ASYM_RULE_USF);
+    AsymNet *net = make(&s, 3, N);
+    CHECK(net);
+    AsymOptim *opt = sgd(net, 0.9f, 1e-3f, 0);
+    CHECK(opt);
+    AsymParam *W = find_param(net, "4.W"), *B = find_feedback(net, "4.B");
+    CHECK(W && B);
+    float s_exp = sqrtf(2.0f / (W->fan_in + W->fan_out)); /* Xavier std */
+    int flips = 0;
+    for (int t = 0; t < 20; t++) {
+        float *before = malloc(sizeof(float) * W->n);
+        memcpy(before, W->w, sizeof(float) * W->n);
+        step(net, opt, x, y, N, 0.5f);
+        for (size_t i = 0; i < W->n; i++) {
+            CHECK_MSG(fabsf(B->w[i] - s_exp * sgn(W->w[i])) <= 1e-6f * s_exp, "step %d: B[%zu] = %g, W = %g", t, i, B->w[i], W->w[i]);
+            flips += sgn(before[i]) != sgn(W->w[i]);
+        }
+        free(before);
+    }
+    CHECK_MSG(flips > 0, "no sign of W changed: the test would not see B follow");
+    asym_optim_free(opt);
+    asym_net_free(net);
+}
+
+TEST(rule_frsf_keeps_magnitudes_brsf_redraws) {
+    AsymNetSpec s;
+    AsymLayerSpec L[8];
+    enum { N = 6 };
+    float x[N * 64];
+    int32_t y[N];
+    batch_data(x, y, N, 64, 4, 11);
+    for (int brsf = 0; brsf < 2; brsf++) {
+        small_spec(&s, L, brsf ? ASYM_RULE_BRSF : ASYM_RULE_FRSF);
+        AsymNet *net = make(&s, 3, N);
+        CHECK(net);
+        AsymOptim *opt = sgd(net, 0.9f, 0, 0);
+        AsymParam *W = find_param(net, "0.W"), *B = find_feedback(net, "0.B");
+        CHECK(opt && W && B);
+        float *mag = malloc(sizeof(float) * B->n);
+        for (size_t i = 0; i < B->n; i++) mag[i] = fabsf(B->w[i]);
+        double bound = sqrt(6.0 / (W->fan_in + W->fan_out));
+        int changed = 0;
+        for (int t = 0; t < 5; t++) {
+            step(net, opt, x, y, N, 0.5f);
+            for (size_t i = 0; i < W->n; i++) {
+                CHECK(sgn(B->w[i]) == sgn(W->w[i]) || W->w[i] == 0);
+                CHECK(fabsf(B->w[i]) <= bound);
+                if (!brsf) CHECK_MSG(fabsf(B->w[i]) == mag[i], "frsf magnitude %zu changed", i);
+                changed += fabsf(B->w[i]) != mag[i];
+            }
+            for (size_t i = 0; i < B->n; i++) mag[i] = brsf ? fabsf(B->w[i]) : mag[i];
+        }
+        if (brsf) CHECK_MSG(changed > (int)(4 * B->n), "brsf redrew only %d magnitudes over 5 steps", changed);
+        free(mag);
+        asym_optim_free(opt);
+        asym_net_free(net);
+    }
+}
+
+TEST(rule_partial_concordance_fraction) {
+    AsymNetSpec s;
+    AsymLayerSpec L[8];
+    const float ps[] = {0.5f, 0.625f, 0.75f, 0.875f, 1.0f};
+    const AsymRule rules[] = {ASYM_RULE_USF, ASYM_RULE_FRSF, ASYM_RULE_BRSF};
+    for (int r = 0; r < 3; r++)
+        for (int k = 0; k < 5; k++) {
+            small_spec(&s, L, rules[r]);
+            s.fb.concordance = ps[k];
+            AsymNet *net = make(&s, 4, 4);
+            CHECK(net);
+            AsymParam *W = find_param(net, "4.W"), *B = find_feedback(net, "4.B");
+            size_t agree = 0;
+            for (size_t i = 0; i < W->n; i++) agree += sgn(B->w[i]) == sgn(W->w[i]);
+            size_t want = (size_t)llround(ps[k] * W->n);
+            CHECK_MSG(agree == want, "%s p=%g: %zu of %zu signs agree, want %zu", asym_rule_name(rules[r]), ps[k], agree, W->n, want);
+            asym_net_free(net);
+        }
+}
+
+TEST(rule_kp_difference_decays_exactly) {
+    AsymNetSpec s;
+    AsymLayerSpec L[8];
+    enum { N = 6 };
+    float x[N * 64];
+    int32_t y[N];
+    batch_data(x, y, N, 64, 4, 12);
+    small_spec(&s, L, ASYM_RULE_KP);
+    AsymNet *net = make(&s, 5, N);
+    CHECK(net);
+    const float lr = 0.1f, wd = 0.05f;
+    AsymOptim *opt = sgd(net, 0, wd, 0);
+    CHECK(opt);
+    const char *names[] = {"0", "4", "6"};
+    for (int t = 0; t < 10; t++) {
+        float *d0[3];
+        for (int j = 0; j < 3; j++) {
+            char bn[8], wn[8];
+            snprintf(bn, sizeof bn, "%s.B", names[j]);
+            snprintf(wn, sizeof wn, "%s.W", names[j]);
+            AsymParam *W = find_param(net, wn), *B = find_feedback(net, bn);
+            d0[j] = malloc(sizeof(float) * W->n);
+            for (size_t i = 0; i < W->n; i++) d0[j][i] = W->w[i] - B->w[i];
+        }
+        step(net, opt, x, y, N, lr);
+        for (int j = 0; j < 3; j++) {
+            char bn[8], wn[8];
+            snprintf(bn, sizeof bn, "%s.B", names[j]);
+            snprintf(wn, sizeof wn, "%s.W", names[j]);
+            AsymParam *W = find_param(net, wn), *B = find_feedback(net, bn);
+            for (size_t i = 0; i < W->n; i++) {
+                double want = (1.0 - (double)lr * wd) * d0[j][i], got = (double)W->w[i] - B->w[i];
+                CHECK_MSG(fabs(got - want) <= 1e-6 * (fabs(W->w[i]) + fabs(B->w[i]) + 1e-3), "layer %s step %d: W-B = %.9g, want %.9g", names[j], t, got, want);
+            }
+            free(d0[j]);
+        }
+    }
+    asym_optim_free(opt);
+    asym_net_free(net);
+}
+
+TEST(rule_wm_aligns_B_with_W) {
+    /* a random fully connected layer: 300 mirror steps (learning rate and
+     * decay 0.02, so B averages the noisy estimates over about 50 steps)
+     * bring B within 10 degrees of W */
+    AsymLayerSpec L[] = {{.kind = ASYM_FC, .out = 40, .bias = 1}, {.kind = ASYM_RELU}, {.kind = ASYM_FC, .out = 10, .bias = 1}};
+    AsymNetSpec s = {.in_c = 60, .in_h = 1, .in_w = 1, .classes = 10, .layers = L, .n_layers = 3, .init = ASYM_INIT_XAVIER_UNIFORM, .rule = ASYM_RULE_WM};
+    asym_feedback_defaults(&s.fb);
+    AsymNet *net = make(&s, 8, 64);
+    CHECK(net);
+    AsymParam *W = find_param(net, "0.W"), *B = find_feedback(net, "0.B");
+    double a0 = angle(W->w, B->w, W->n);
+    CHECK_MSG(a0 > 60, "initial angle %.1f: B should start random", a0);
+    asym_net_free(net);
+    s.fb.wm_presweep = 300;
+    s.fb.wm_lr = s.fb.wm_decay = 0.02f;
+    net = make(&s, 8, 64);
+    CHECK(net);
+    W = find_param(net, "0.W"), B = find_feedback(net, "0.B");
+    double a1 = angle(W->w, B->w, W->n), ratio = norm(B->w, B->n) / norm(W->w, W->n);
+    printf("    weight mirror: angle %.1f -> %.1f degrees after 300 steps, |B|/|W| %.2f\n", a0, a1, ratio);
+    CHECK_MSG(a1 < 10, "angle after 300 mirror steps is %.1f degrees", a1);
+    CHECK(ratio > 0.5 && ratio < 2);
+    asym_net_free(net);
+}
+
+TEST(rule_wm_conv_aligns) {
+    AsymNetSpec s;
+    AsymLayerSpec L[8];
+    small_spec(&s, L, ASYM_RULE_WM);
+    s.fb.wm_presweep = 200;
+    AsymNet *net = make(&s, 8, 16);
+    CHECK(net);
+    AsymParam *W = find_param(net, "0.W"), *B = find_feedback(net, "0.B");
+    double a = angle(W->w, B->w, W->n), ratio = norm(B->w, B->n) / norm(W->w, W->n);
+    CHECK_MSG(a < 10, "conv angle after 200 mirror steps is %.1f degrees", a);
+    CHECK_MSG(ratio > 0.5 && ratio < 2, "|B|/|W| = %.2f", ratio);
+    asym_net_free(net);
+}
+
+TEST(rule_batch_manhattan_steps_by_sign) {
+    AsymNetSpec s;
+    AsymLayerSpec L[8];
+    enum { N = 4 };
+    float x[N * 64];
+    int32_t y[N];
+    batch_data(x, y, N, 64, 4, 2);
+    small_spec(&s, L, ASYM_RULE_BP);
+    AsymNet *net = make(&s, 3, N);
+    CHECK(net);
+    AsymOptim *opt = sgd(net, 0, 0.01f, 1);
+    CHECK(opt);
+    size_t nw = asym_net_n_weights(net);
+    float *w0 = malloc(sizeof(float) * nw), *g = malloc(sizeof(float) * nw);
+    memcpy(w0, asym_net_param(net, 0)->w, sizeof(float) * nw);
+    asym_net_zero_grad(net);
+    asym_net_forward(net, x, N, 1);
+    asym_net_loss(net, y, N, 1, NULL);
+    memcpy(g, asym_net_param(net, 0)->g, sizeof(float) * nw);
+    asym_optim_step(opt, 0.1f);
+    const float *w = asym_net_param(net, 0)->w;
+    for (size_t i = 0; i < nw; i++) {
+        float want = w0[i] - 0.1f * (sgn(g[i]) + 0.01f * w0[i]);
+        CHECK_MSG(w[i] == want, "entry %zu: %g, want %g", i, w[i], want);
+    }
+    free(w0);
+    free(g);
+    asym_optim_free(opt);
+    asym_net_free(net);
+}
+
+TEST(rule_alignment_measurements) {
+    AsymNetSpec s;
+    AsymLayerSpec L[8];
+    enum { N = 8 };
+    float x[N * 64];
+    int32_t y[N];
+    batch_data(x, y, N, 64, 4, 21);
+    AsymAlignment a[3];
+    small_spec(&s, L, ASYM_RULE_BP);
+    AsymNet *net = make(&s, 3, N);
+    CHECK(net && asym_net_n_weight_layers(net) == 3);
+    CHECK_OK(asym_net_alignment(net, x, y, N, a));
+    for (int i = 0; i < 3; i++) {
+        CHECK(a[i].rule == ASYM_RULE_BP && a[i].angle == 0 && a[i].norm_ratio == 1 && a[i].sign_agree == 1);
+        CHECK_MSG(a[i].delta_angle < 1e-3 && a[i].grad_angle < 1e-2, "bp layer %d: delta %g grad %g", i, a[i].delta_angle, a[i].grad_angle);
+    }
+    asym_net_free(net);
+    small_spec(&s, L, ASYM_RULE_FA);
+    net = make(&s, 3, N);
+    CHECK(net);
+    /* measuring changes nothing: the same logits before and after */
+    float logits[N * 4];
+    memcpy(logits, asym_net_forward(net, x, N, 0), sizeof logits);
+    CHECK_OK(asym_net_alignment(net, x, y, N, a));
+    CHECK(memcmp(logits, asym_net_forward(net, x, N, 0), sizeof logits) == 0);
+    AsymParam *W = find_param(net, "4.W"), *B = find_feedback(net, "4.B");
+    CHECK(fabs(a[1].angle - angle(B->w, W->w, W->n)) < 1e-6);
+    CHECK(a[0].angle > 45 && a[1].angle > 45);
+    CHECK(a[2].delta_angle < 1e-3);          /* the output layer gets the true error */
+    CHECK(a[1].delta_angle > 10 && a[0].delta_angle > 10); /* below it, random feedback */
+    CHECK(a[2].grad_angle < 1e-2 && a[1].grad_angle > 10);
+    asym_net_free(net);
+}
+
+TEST(rule_dfa_blocks_and_errors) {
+    AsymNetSpec s;
+    AsymLayerSpec L[8];
+    enum { N = 5 };
+    float x[N * 64];
+    int32_t y[N];
+    batch_data(x, y, N, 64, 4, 31);
+    small_spec(&s, L, ASYM_RULE_DFA);
+    AsymNet *net = make(&s, 3, N);
+    CHECK(net);
+    /* D for the two hidden blocks: conv-relu-pool (3x4x4 = 48 outputs) and fc-tanh (12) */
+    AsymParam *D0 = find_feedback(net, "0.D"), *D1 = find_feedback(net, "4.D");
+    CHECK(D0 && D1 && asym_net_n_feedback(net) == 2);
+    CHECK(D0->shape[0] == 4 && D0->shape[1] == 48 && D1->shape[0] == 4 && D1->shape[1] == 12);
+    AsymAlignment a[3];
+    CHECK_OK(asym_net_alignment(net, x, y, N, a));
+    CHECK(isnan(a[0].angle) && a[2].delta_angle < 1e-3 && a[1].delta_angle > 1);
+    /* dfa on a residual block is refused with a clear message */
+    AsymLayerSpec R[] = {{.kind = ASYM_CONV, .out = 4, .k = 3, .pad = 1}, {.kind = ASYM_RESBLOCK, .out = 4, .shortcut = ASYM_SHORTCUT_A},
+                         {.kind = ASYM_AVGPOOL}, {.kind = ASYM_FLATTEN}, {.kind = ASYM_FC, .out = 4, .bias = 1}};
+    s.layers = R;
+    s.n_layers = 5;
+    AsymRng rng;
+    asym_rng_seed(&rng, 1);
+    AsymNet *bad = NULL;
+    CHECK(asym_net_create(&bad, &s, 4, &rng) != 0 && bad == NULL);
+    CHECK_MSG(strstr(asym_last_error(), "dfa"), "message: %s", asym_last_error());
+    asym_net_free(net);
+}
+
+TEST(rule_overrides_by_index_and_name) {
+    AsymNetSpec s;
+    AsymLayerSpec L[8];
+    small_spec(&s, L, ASYM_RULE_FA);
+    snprintf(s.overrides[0].sel, sizeof s.overrides[0].sel, "-1");
+    s.overrides[0].rule = ASYM_RULE_BP;
+    s.n_overrides = 1;
+    AsymNet *net = make(&s, 3, 4);
+    CHECK(net);
+    CHECK(find_feedback(net, "0.B") && find_feedback(net, "4.B") && !find_feedback(net, "6.B"));
+    asym_net_free(net);
+    snprintf(s.overrides[0].sel, sizeof s.overrides[0].sel, "7");
+    AsymNet *bad = NULL;
+    AsymRng rng;
+    asym_rng_seed(&rng, 1);
+    CHECK(asym_net_create(&bad, &s, 4, &rng) != 0);
+    CHECK_MSG(strstr(asym_last_error(), "rule_overrides"), "%s", asym_last_error());
+    L[4].rule = ASYM_RULE_KP; /* a layer's own rule */
+    s.n_overrides = 0;
+    net = make(&s, 3, 4);
+    CHECK(net);
+    CHECK(find_feedback(net, "4.B")->g == find_param(net, "4.W")->g);
+    asym_net_free(net);
+}
