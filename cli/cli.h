@@ -11,6 +11,7 @@ typedef struct CliArgs {
     const char *sets[CLI_MAX_SETS];
     int n_sets;
     const char *out, *weights;
+    const char *rules;        /* compare: comma-separated rule names */
     int batch, steps, quiet;
 } CliArgs;
 
@@ -24,5 +25,9 @@ int cli_load_experiment(const char *path, const CliArgs *a, AsymConfig **cfg, As
 int cmd_train(const CliArgs *a);
 int cmd_eval(const CliArgs *a);
 int cmd_probe(const CliArgs *a);
+int cmd_data(int argc, char **argv);
+int cmd_compare(const CliArgs *a);
+/* The training progress display shared by train and compare. */
+int cli_train_run(const AsymExperiment *ex, const char *out, int quiet, AsymSummary *sum);
 
 #endif

@@ -21,6 +21,9 @@ static void usage(FILE *f) {
             "  asymbp eval RUN_DIR [--set KEY=VALUE]... [--weights FILE]   score a trained model on its test set\n"
             "  asymbp probe CONFIG [--set KEY=VALUE]... [--weights FILE] [--batch N] [--steps K] --out DIR\n"
             "                                                       one fixed batch: inputs, gradients, weights as .npy\n"
+            "  asymbp compare CONFIG --rules bp,fa,usf,... [--set KEY=VALUE]... [--out DIR]\n"
+            "                                                       the same network, seed and data order with each rule; a table\n"
+            "  asymbp data info PATH                               a data set on disk: format, images, classes, size, mean/std\n"
             "  asymbp version\n",
             ASYM_VERSION);
 }
@@ -42,6 +45,8 @@ int cli_parse(int argc, char **argv, CliArgs *a) {
             a->sets[a->n_sets++] = argv[++i];
         } else if (!strcmp(s, "--out") && has_value) {
             a->out = argv[++i];
+        } else if (!strcmp(s, "--rules") && has_value) {
+            a->rules = argv[++i];
         } else if (!strcmp(s, "--weights") && has_value) {
             a->weights = argv[++i];
         } else if ((!strcmp(s, "--batch") || !strcmp(s, "--steps")) && has_value) {
@@ -97,12 +102,14 @@ int main(int argc, char **argv) {
         printf("asymbp %s\n", ASYM_VERSION);
         return 0;
     }
+    if (!strcmp(argv[1], "data")) return cmd_data(argc - 2, argv + 2);
     CliArgs a;
     int rc = cli_parse(argc - 2, argv + 2, &a);
     if (rc) return rc;
     if (!strcmp(argv[1], "train")) return cmd_train(&a);
     if (!strcmp(argv[1], "eval")) return cmd_eval(&a);
     if (!strcmp(argv[1], "probe")) return cmd_probe(&a);
+    if (!strcmp(argv[1], "compare")) return cmd_compare(&a);
     fprintf(stderr, "asymbp: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

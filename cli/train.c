@@ -63,6 +63,18 @@ static void on_epoch(void *user, const AsymEpochStats *st) {
     fflush(stdout);
 }
 
+int cli_train_run(const AsymExperiment *ex, const char *out, int quiet, AsymSummary *sum) {
+    Progress prog = {.tty = isatty(2), .quiet = quiet, .ex = ex, .out = out};
+    AsymTrainHooks hooks = {.user = &prog, .on_start = on_start, .on_batch = on_batch, .on_epoch = on_epoch};
+    if (asym_train(ex, out, &hooks, sum)) {
+        if (prog.tty) fprintf(stderr, "\r\033[K");
+        cli_fail(1, asym_last_error());
+        if (sum->diverged) fprintf(stderr, "asymbp: %s/summary.json records the divergence\n", out);
+        return 1;
+    }
+    return 0;
+}
+
 int cmd_train(const CliArgs *a) {
     AsymConfig *cfg;
     AsymExperiment ex;
@@ -85,15 +97,8 @@ int cmd_train(const CliArgs *a) {
         rc = cli_fail(1, asym_last_error());
         goto done;
     }
-    Progress prog = {.tty = isatty(2), .quiet = a->quiet, .ex = &ex, .out = out};
-    AsymTrainHooks hooks = {.user = &prog, .on_start = on_start, .on_batch = on_batch, .on_epoch = on_epoch};
     AsymSummary sum;
-    if (asym_train(&ex, out, &hooks, &sum)) {
-        if (prog.tty) fprintf(stderr, "\r\033[K");
-        rc = cli_fail(1, asym_last_error());
-        if (sum.diverged) fprintf(stderr, "asymbp: %s/summary.json records the divergence\n", out);
-        goto done;
-    }
+    if ((rc = cli_train_run(&ex, out, a->quiet, &sum))) goto done;
     printf("final test error %.2f%%, best %.2f%% (epoch %d of %d), %.1fs, %.0f img/s\n", 100 * sum.final_test_err, 100 * sum.best_test_err, sum.best_epoch,
            sum.epochs, sum.seconds, sum.images_per_s);
 done:

@@ -1,0 +1,71 @@
+/* compare.c: `asymbp compare CONFIG --rules bp,fa,...`: trains the same
+ * network (same seed, so the same initial W and data order) with each rule
+ * and prints a table: rule, best and final test error, epochs, seconds,
+ * final mean angle between B and W. Runs go to DIR/RULE. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+
+#define MAX_RULES 16
+
+int cmd_compare(const CliArgs *a) {
+    if (!a->rules) return cli_fail(2, "compare: --rules LIST is required (e.g. --rules bp,fa,usf)");
+    char rules[MAX_RULES][16], list[256];
+    int n = 0;
+    snprintf(list, sizeof list, "%s", a->rules);
+    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+        if (n == MAX_RULES) return cli_fail(2, "compare: too many rules");
+        if (asym_rule_parse(tok) == ASYM_RULE_DEFAULT) {
+            fprintf(stderr, "asymbp: compare: unknown rule '%s' (bp, fa, dfa, usf, brsf, frsf, kp, wm)\n", tok);
+            return 2;
+        }
+        snprintf(rules[n++], sizeof rules[0], "%s", tok);
+    }
+    const char *base = a->out ? a->out : "runs/compare";
+    if (!a->out) mkdir("runs", 0755);
+    if (mkdir(base, 0755) && errno != EEXIST) {
+        fprintf(stderr, "asymbp: %s: cannot create: %s\n", base, strerror(errno));
+        return 1;
+    }
+    AsymSummary sums[MAX_RULES];
+    int ok[MAX_RULES] = {0};
+    for (int r = 0; r < n; r++) {
+        CliArgs one = *a;
+        char set[64];
+        snprintf(set, sizeof set, "rule=%.15s", rules[r]);
+        if (one.n_sets == CLI_MAX_SETS) return cli_fail(2, "too many --set options");
+        one.sets[one.n_sets++] = set;
+        AsymConfig *cfg;
+        AsymExperiment ex;
+        int rc = cli_load_experiment(a->positional, &one, &cfg, &ex);
+        if (rc) return rc;
+        char out[1100], path[1200];
+        snprintf(out, sizeof out, "%s/%s", base, rules[r]);
+        mkdir(out, 0755);
+        snprintf(path, sizeof path, "%s/config.yaml", out);
+        if (asym_config_write(cfg, path)) cli_fail(1, asym_last_error());
+        if (!a->quiet) printf("== %s\n", rules[r]);
+        ok[r] = cli_train_run(&ex, out, a->quiet, &sums[r]) == 0;
+        asym_experiment_free(&ex);
+        asym_config_free(cfg);
+    }
+    printf("\n| rule | best test err | final test err | best epoch | epochs | seconds | mean angle |\n|---|---|---|---|---|---|---|\n");
+    for (int r = 0; r < n; r++) {
+        const AsymSummary *s = &sums[r];
+        if (!ok[r] && !s->diverged) {
+            printf("| %s | failed | | | | | |\n", rules[r]);
+            continue;
+        }
+        char angle[32] = "-";
+        if (isfinite(s->final_mean_angle)) snprintf(angle, sizeof angle, "%.1f", s->final_mean_angle);
+        printf("| %s | %.2f%% | %s%.2f%% | %d | %d | %.1f | %s |\n", rules[r], 100 * s->best_test_err, s->diverged ? "diverged, " : "", 100 * s->final_test_err,
+               s->best_epoch, s->epochs, s->seconds, angle);
+    }
+    for (int r = 0; r < n; r++)
+        if (!ok[r]) return 1;
+    return 0;
+}

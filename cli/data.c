@@ -1,0 +1,242 @@
+/* data.c: `asymbp data info PATH [options]`: what a data set on disk holds,
+ * read the way training reads it: format detected, number of images,
+ * classes, image size, images per class and the per-channel mean and std
+ * of the [0, 1] pixels (before any normalization). PATH is a data set's
+ * folder (or an SVHN .mat file), or an experiment file (.yaml), whose data
+ * section is then applied: sampling, validation split, grayscale. Exit
+ * codes as for the other commands: 0, 1 (bad data), 2 (bad usage). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void data_usage(FILE *f) {
+    fprintf(f, "usage: asymbp data info PATH [--format F] [--size H[,W]] [--grayscale] [--label fine|coarse]\n"
+               "                             [--exclude CLASS]... [--cache DIR] [--unlabeled]\n"
+               "       asymbp data info CONFIG.yaml [--set KEY=VALUE]...\n"
+               "PATH: a data set folder (MNIST IDX, CIFAR-10/100 or STL-10 binary, SVHN .mat, image folders, .npy)\n"
+               "or an SVHN .mat file; formats: idx cifar10 cifar100 stl10 svhn folder npy (default: detected).\n");
+}
+
+static int ends_with(const char *s, const char *t) {
+    size_t a = strlen(s), b = strlen(t);
+    return a >= b && !strcmp(s + a - b, t);
+}
+
+/* Prints up to 8 numbers of v, then how many more. */
+static void print_values(const char *label, const float *v, int n) {
+    printf("  %s", label);
+    for (int i = 0; i < n && i < 8; i++) printf(" %.4f", v[i]);
+    if (n > 8) printf(" ... (%d values)", n);
+    printf("\n");
+}
+
+static void report(const char *split, const AsymDataset *d, char **names, int n_names) {
+    printf("%s: %d images\n", split, d->n);
+    if (d->n == 0) return;
+    float *mean = calloc((size_t)d->c, sizeof *mean), *std = calloc((size_t)d->c, sizeof *std);
+    int *count = calloc((size_t)d->classes, sizeof *count);
+    if (!mean || !std || !count) {
+        free(mean);
+        free(std);
+        free(count);
+        printf("  (out of memory for the statistics)\n");
+        return;
+    }
+    asym_dataset_stats(d, mean, std);
+    print_values(d->c > 4 ? "mean (per feature):" : "mean:", mean, d->c);
+    print_values(d->c > 4 ? "std (per feature): " : "std: ", std, d->c);
+    for (int i = 0; i < d->n; i++)
+        if (d->y[i] >= 0 && d->y[i] < d->classes) count[d->y[i]]++;
+    /* name count pairs, wrapped at about 100 columns */
+    printf("  per class:");
+    int col = 12;
+    for (int k = 0; k < d->classes; k++) {
+        char item[300];
+        int l = snprintf(item, sizeof item, " %s %d%s", k < n_names ? names[k] : "?", count[k], k + 1 < d->classes ? "," : "");
+        if (col + l > 100) {
+            printf("\n   ");
+            col = 3;
+        }
+        fputs(item, stdout);
+        col += l;
+    }
+    printf("\n");
+    free(mean);
+    free(std);
+    free(count);
+}
+
+static int info_config(const char *path, const char **sets, int n_sets) {
+    AsymConfig *cfg;
+    AsymExperiment ex;
+    if (asym_config_load(&cfg, path)) return cli_fail(2, asym_last_error());
+    for (int i = 0; i < n_sets; i++)
+        if (asym_config_set(cfg, sets[i])) {
+            cli_fail(2, asym_last_error());
+            asym_config_free(cfg);
+            return 2;
+        }
+    if (asym_experiment_from_config(&ex, cfg)) {
+        cli_fail(2, asym_last_error());
+        asym_config_free(cfg);
+        return 2;
+    }
+    /* The statistics of the pixels as read: no padding, no normalization. */
+    AsymDataSpec s = ex.data;
+    s.h -= 2 * s.pad;
+    s.w -= 2 * s.pad;
+    s.pad = 0;
+    s.normalize = 0;
+    s.norm_given = 0;
+    AsymDataset tr, va, te;
+    char **names = NULL;
+    int n_names = 0, rc = 0;
+    if (asym_data_load(&s, ex.seed, &tr, &va, &te)) {
+        rc = cli_fail(1, asym_last_error());
+    } else {
+        if (asym_data_class_names(&s, ex.seed, &names, &n_names)) n_names = 0;
+        printf("config: %s\npath: %s\nformat: %s\nimage size: %d x %d x %d\nclasses: %d\n", path, s.path, s.format, tr.c, tr.h, tr.w,
+               tr.classes);
+        report("train", &tr, names, n_names);
+        if (va.n) report("validation", &va, names, n_names);
+        report("test", &te, names, n_names);
+        asym_data_names_free(names, n_names);
+        asym_dataset_free(&tr);
+        asym_dataset_free(&va);
+        asym_dataset_free(&te);
+    }
+    asym_experiment_free(&ex);
+    asym_config_free(cfg);
+    return rc;
+}
+
+static int info_path(const char *path, AsymDataSpec *s, int unlabeled) {
+    snprintf(s->path, sizeof s->path, "%s", path);
+    if (!s->format[0] && asym_data_detect(path, s->format, sizeof s->format)) return cli_fail(1, asym_last_error());
+    if (asym_data_spec_resolve(s)) return cli_fail(1, asym_last_error());
+    AsymDataset tr, te;
+    int pooled;
+    char **names = NULL;
+    int n_names = 0;
+    if (asym_data_load_splits(s, &tr, &te, &pooled)) return cli_fail(1, asym_last_error());
+    int rc = 0;
+    if (s->opt.grayscale && (asym_dataset_grayscale(&tr) || asym_dataset_grayscale(&te))) {
+        rc = cli_fail(1, asym_last_error());
+        goto done;
+    }
+    if (asym_data_class_names(s, 0, &names, &n_names)) n_names = 0;
+    int classes = tr.classes > te.classes ? tr.classes : te.classes;
+    tr.classes = te.classes = classes;
+    printf("path: %s\nformat: %s\nimage size: %d x %d x %d\nclasses: %d\n", path, s->format, tr.c, tr.h, tr.w, classes);
+    if (pooled) {
+        report("all (no fixed train/test split)", &tr, names, n_names);
+    } else {
+        report("train", &tr, names, n_names);
+        report("test", &te, names, n_names);
+    }
+    if (unlabeled) {
+        int n;
+        float mean[3], std[3];
+        if (strcmp(s->format, "stl10")) {
+            rc = cli_fail(2, "data info: --unlabeled applies to STL-10 only");
+        } else if (asym_stl10_unlabeled_stats(path, &n, mean, std)) {
+            rc = cli_fail(1, asym_last_error());
+        } else {
+            printf("unlabeled: %d images (not used for training)\n", n);
+            print_values("mean:", mean, 3);
+            print_values("std: ", std, 3);
+        }
+    }
+done:
+    asym_data_names_free(names, n_names);
+    asym_dataset_free(&tr);
+    asym_dataset_free(&te);
+    return rc;
+}
+
+int cmd_data(int argc, char **argv) {
+    if (argc < 1 || strcmp(argv[0], "info")) {
+        data_usage(stderr);
+        return 2;
+    }
+    AsymDataSpec s;
+    memset(&s, 0, sizeof s);
+    const char *path = NULL, *sets[CLI_MAX_SETS];
+    int n_sets = 0, unlabeled = 0, path_opts = 0;
+    size_t ex_len = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--format") && more) {
+            snprintf(s.format, sizeof s.format, "%s", argv[++i]);
+            path_opts = 1;
+        } else if (!strcmp(a, "--size") && more) {
+            char *end;
+            long h = strtol(argv[++i], &end, 10), w = h;
+            if (*end == ',' || *end == 'x') w = strtol(end + 1, &end, 10);
+            if (*end || h < 1 || h > 4096 || w < 1 || w > 4096) {
+                fprintf(stderr, "asymbp: data info: --size: expected H or H,W (1 to 4096), got '%s'\n", argv[i]);
+                return 2;
+            }
+            s.opt.size_h = (int)h;
+            s.opt.size_w = (int)w;
+            path_opts = 1;
+        } else if (!strcmp(a, "--grayscale")) {
+            s.opt.grayscale = path_opts = 1;
+        } else if (!strcmp(a, "--label") && more) {
+            const char *v = argv[++i];
+            if (strcmp(v, "fine") && strcmp(v, "coarse")) {
+                fprintf(stderr, "asymbp: data info: --label: expected fine or coarse, got '%s'\n", v);
+                return 2;
+            }
+            s.opt.coarse = !strcmp(v, "coarse");
+            path_opts = 1;
+        } else if (!strcmp(a, "--exclude") && more) {
+            const char *v = argv[++i];
+            size_t l = strlen(v);
+            if (!l || strchr(v, '/') || ex_len + l + 2 > sizeof s.opt.exclude) return cli_fail(2, "data info: --exclude: bad or too many class names");
+            memcpy(s.opt.exclude + ex_len, v, l);
+            ex_len += l;
+            s.opt.exclude[ex_len++] = '\n';
+            s.opt.exclude[ex_len] = 0;
+            path_opts = 1;
+        } else if (!strcmp(a, "--cache") && more) {
+            snprintf(s.opt.cache, sizeof s.opt.cache, "%s", argv[++i]);
+            path_opts = 1;
+        } else if (!strcmp(a, "--unlabeled")) {
+            unlabeled = path_opts = 1;
+        } else if (!strcmp(a, "--set") && more) {
+            if (n_sets == CLI_MAX_SETS) return cli_fail(2, "too many --set options");
+            sets[n_sets++] = argv[++i];
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "asymbp: data info: unknown or incomplete option '%s'\n", a);
+            return 2;
+        } else if (!path) {
+            path = a;
+        } else {
+            fprintf(stderr, "asymbp: data info: unexpected argument '%s'\n", a);
+            return 2;
+        }
+    }
+    if (!path) {
+        data_usage(stderr);
+        return 2;
+    }
+    if (ends_with(path, ".yaml") || ends_with(path, ".yml")) {
+        if (path_opts) return cli_fail(2, "data info: with an experiment file, change the data section with --set data.KEY=VALUE");
+        return info_config(path, sets, n_sets);
+    }
+    if (n_sets) return cli_fail(2, "data info: --set applies to experiment files (.yaml)");
+    if (s.format[0]) {
+        static const char *const ok[] = {"idx", "cifar10", "cifar100", "stl10", "svhn", "folder", "npy", NULL};
+        int found = 0;
+        for (int i = 0; ok[i]; i++) found |= !strcmp(s.format, ok[i]);
+        if (!found) {
+            fprintf(stderr, "asymbp: data info: --format: expected idx, cifar10, cifar100, stl10, svhn, folder or npy, got '%s'\n", s.format);
+            return 2;
+        }
+    }
+    return info_path(path, &s, unlabeled);
+}
