@@ -239,7 +239,7 @@ int feedback_setup(NetCtx *ctx, Seq *top, const AsymNetSpec *spec, AsymRng *rng)
                 for (size_t j = 0; j < n; j++) fb->M[j] = fabsf(fb->M[j]);
             }
             if (o->concordance < 1.0f) {
-                /* exactly round((1 - p) n) entries take the opposite sign */
+                /* exactly round(p n) entries keep W's sign, the rest take the opposite one */
                 int *idx = asym_calloc(n, sizeof(int));
                 if (!idx || !(fb->sign = asym_falloc(n))) {
                     free(idx);
@@ -247,7 +247,7 @@ int feedback_setup(NetCtx *ctx, Seq *top, const AsymNetSpec *spec, AsymRng *rng)
                 }
                 for (size_t j = 0; j < n; j++) idx[j] = (int)j, fb->sign[j] = 1.0f;
                 rng_shuffle(&fb->rng, idx, (int)n);
-                size_t flip = (size_t)llround((1.0 - o->concordance) * n);
+                size_t flip = n - (size_t)llround((double)o->concordance * n);
                 for (size_t j = 0; j < flip; j++) fb->sign[idx[j]] = -1.0f;
                 free(idx);
             }

@@ -61,6 +61,22 @@ static int write_array(const char *dir, const char *name, const float *data, int
     return npy_write_f32(path, data, ndim, shape);
 }
 
+static int is_dir(const char *path);
+
+/* mkdir -p */
+static int mkdir_p(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s", dir);
+    for (char *p = path + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            mkdir(path, 0755);
+            *p = '/';
+        }
+    if (mkdir(path, 0755) && !is_dir(path)) return asym_fail("%s: cannot create the folder", dir);
+    return ASYM_OK;
+}
+
 static int is_dir(const char *path) {
     struct stat sb;
     return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
@@ -128,7 +144,7 @@ int asym_probe(const AsymExperiment *ex, const char *weights, int batch, int ste
     if (!(rec = asym_falloc(rec_total))) goto done;
     for (int i = 0, off = 0; i < L; off += batch * (int)shape_size(ctx->weight_layers[i]->out), i++) ctx->weight_layers[i]->record_dy = rec + off;
     asym_net_keep_input_grad(net, 1);
-    mkdir(dir, 0755);
+    if (mkdir_p(dir)) goto done;
     int N = batch, K = ex->net.classes, np = asym_net_n_params(net), nb = asym_net_n_buffers(net);
     /* values before any step */
     float *before = malloc(sizeof(float) * asym_net_n_weights(net));
@@ -188,8 +204,17 @@ int asym_probe(const AsymExperiment *ex, const char *weights, int batch, int ste
     fprintf(f, "  \"x\": \"x.npy\", \"y\": \"y.npy\", \"logits\": \"logits.npy\", \"dlogits\": \"dlogits.npy\", \"dx\": \"dx.npy\",\n");
     write_layers(f, &ex->net);
     fprintf(f, "  \"optimizer\": {\"name\": \"%s\", \"lr\": %.9g, \"momentum\": %.9g, \"dampening\": %.9g, \"nesterov\": %s, \"weight_decay\": %.9g, "
-               "\"beta1\": %.9g, \"beta2\": %.9g, \"eps\": %.9g},\n  \"steps\": %d,\n",
-            o->kind == ASYM_ADAM ? "adam" : "sgd", o->lr, o->momentum, o->dampening, o->nesterov ? "true" : "false", o->weight_decay, o->beta1, o->beta2, o->eps, steps);
+               "\"beta1\": %.9g, \"beta2\": %.9g, \"eps\": %.9g, \"manhattan\": %s},\n  \"steps\": %d,\n",
+            o->kind == ASYM_ADAM ? "adam" : "sgd", o->lr, o->momentum, o->dampening, o->nesterov ? "true" : "false", o->weight_decay, o->beta1, o->beta2, o->eps,
+            o->manhattan ? "true" : "false", steps);
+    const AsymFeedbackSpec *fo = &ctx->fb;
+    static const char *const INIT_NAMES[] = {"?", "torch", "xavier_uniform", "xavier_normal", "he_uniform", "he_normal"};
+    char scale[32];
+    if (fo->scale > 0) snprintf(scale, sizeof scale, "%.9g", fo->scale);
+    else snprintf(scale, sizeof scale, "\"%s\"", fo->scale_he ? "he" : "xavier");
+    fprintf(f, "  \"feedback_options\": {\"clip_dx\": %.9g, \"concordance\": %.9g, \"norm_feedback\": %s, \"fixed_weight_norm\": %s, \"init\": \"%s\", \"gain\": %.9g, \"scale\": %s},\n",
+            fo->clip_dx, fo->concordance, fo->norm_feedback ? "true" : "false", fo->fixed_weight_norm ? "true" : "false",
+            INIT_NAMES[fo->init >= 1 && fo->init <= 5 ? fo->init : 0], fo->init_gain, scale);
     fprintf(f, "  \"params\": [\n");
     for (int i = 0; i < np; i++) {
         AsymParam *p = asym_net_param(net, i);

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """PyTorch oracle for `asymbp probe`.
 
-Usage: torch_oracle.py [-q] [--rtol R] [--rtol-scaled R] [--rtol-step R] DIR [DIR...]
+Usage: torch_oracle.py [-q] [--rtol R] [--rtol-scaled R] [--rtol-step R]
+                       [--config YAML] [--set KEY=VALUE ...] [--expect-rules R,R,...] DIR [DIR...]
 
 DIR is the output of `asymbp probe CONFIG --batch N --steps K --out DIR`:
 manifest.json plus .npy files. The script builds the same network in
@@ -31,6 +32,46 @@ are zero in exact arithmetic, such as a bias followed by batch norm) are
 exempt from the scaled check and marked "~zero". A gradient that is
 exactly zero everywhere in PyTorch fails: such a test would not test
 anything.
+
+Feedback rules (the manifest's "weight_layers" and "feedback"): every
+weight layer takes the rule it resolved to. A layer with a feedback matrix
+B (fa, usf, brsf, frsf, kp, wm) is a custom autograd function, as BioTorch
+builds them: forward F.linear / F.conv2d with W, backward dx = dy B
+(fc) or conv2d_input(B) (conv), exact dW and db. feedback.clip_dx scales
+each weight layer's dx to that L2 norm over the batch when it is larger.
+DFA: e = d loss / d logits is computed first (torch.autograd.grad), and
+the gradient at the end of each DFA block (the weight layer and the
+non-weight layers after it, up to the next fc, conv or resblock) is
+replaced by e D; the last weight layer gets e as in BP. Besides the
+tensors above it compares every top-level layer's output ("activations")
+and the gradient at every weight layer's output ("error") in the first
+backward pass, and checks the feedback matrices:
+  sign rules: sign(B) agrees with sign(W) on exactly
+    n - round((1 - concordance) n) entries; usf: |B| = s everywhere;
+    frsf, brsf: |B| within the bound of feedback.init (uniform inits);
+  dfa: D is (classes, block output), and does not change;
+and, for the K steps, repeats asymbp's feedback update after each
+optimizer step: feedback.fixed_weight_norm, usf / frsf B = |B0| sign(W)
+times the initial sign pattern, feedback.norm_feedback; kp's B is trained
+by the same optimizer with W's gradient (its own weight decay and
+momentum). B after the steps is compared for fa (unchanged), usf and frsf
+(from asymbp's W after the steps) and kp (from the torch run), together
+with W - B. brsf and wm draw random numbers in the update, so their
+parameters are compared after one step only (--steps 1); after more, the
+oracle checks brsf's sign pattern, bound and fresh magnitudes, and that
+wm's B turned towards W (cosine). optimizer.manhattan (Batch Manhattan):
+every gradient (kp's B included) is replaced by its sign before
+torch.optim.SGD adds weight decay and momentum.
+
+The probe's options the manifest does not record (optimizer.manhattan,
+feedback.clip_dx, concordance, norm_feedback, fixed_weight_norm, init,
+gain, scale) come from --config (the probe's YAML file) and --set (the
+probe's own --set arguments: give the oracle the same ones; keys it does
+not use are ignored). A manifest that records them ("manhattan" in
+"optimizer", a "feedback_options" object) wins; a different --config or
+--set value is then an error. --expect-rules checks the resolved rule of
+each weight layer. A probe without "weight_layers" (before the feedback
+rules) is checked as exact backpropagation, as before.
 
 One line per tensor: name, max |a - b|, max |b|, the difference relative to
 max(1, max|b|) and to max|b|, OK or FAIL. Exit status 0 when everything
@@ -82,6 +123,127 @@ class ResBlock(nn.Module):
         return F.relu(self.main(x) + self.shortcut(x))
 
 
+# ---- feedback rules ------------------------------------------------------
+#
+# As BioTorch does it: a weight layer whose input gradient does not use W is
+# a custom autograd function that takes the feedback matrix B as an input.
+# Its forward pass is F.linear / F.conv2d with W; its backward pass returns
+# the input gradient computed with B (dy B, conv2d_input(B)), optionally
+# clipped to an L2 norm over the whole batch, and the exact weight and bias
+# gradients. Exact layers (B is None, no clipping) are the plain modules.
+
+def clip_grad(gx, clip, counter):
+    """Scales gx to L2 norm clip (over the whole batch) when it is larger;
+    counter: [clipped, seen]."""
+    if clip and clip > 0:
+        norm = float(torch.linalg.vector_norm(gx.double()))
+        if counter is not None:
+            counter[1] += 1
+        if norm > clip:
+            gx = gx * np.float32(clip / norm)
+            if counter is not None:
+                counter[0] += 1
+    return gx
+
+
+class LinearFB(torch.autograd.Function):
+    """y = x W^T + b; backward: dx = dy B (clipped), dW = dy^T x, db = sum dy."""
+
+    @staticmethod
+    def forward(ctx, x, W, b, B, clip, counter):
+        ctx.save_for_backward(x, B)
+        ctx.clip, ctx.counter = clip, counter
+        return F.linear(x, W, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, B = ctx.saved_tensors
+        gx = clip_grad(g @ B, ctx.clip, ctx.counter) if ctx.needs_input_grad[0] else None
+        gW = g.t() @ x if ctx.needs_input_grad[1] else None
+        gb = g.sum(0) if ctx.needs_input_grad[2] else None
+        return gx, gW, gb, None, None, None
+
+
+class Conv2dFB(torch.autograd.Function):
+    """y = conv2d(x, W) + b; backward: dx = conv2d_input(B) (clipped), exact dW, db."""
+
+    @staticmethod
+    def forward(ctx, x, W, b, B, stride, pad, clip, counter):
+        ctx.save_for_backward(x, B)
+        ctx.wshape, ctx.stride, ctx.pad, ctx.clip, ctx.counter = W.shape, stride, pad, clip, counter
+        return F.conv2d(x, W, b, stride, pad)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, B = ctx.saved_tensors
+        gx = gW = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = clip_grad(torch.nn.grad.conv2d_input(x.shape, B, g, ctx.stride, ctx.pad), ctx.clip, ctx.counter)
+        if ctx.needs_input_grad[1]:
+            gW = torch.nn.grad.conv2d_weight(x, ctx.wshape, g, ctx.stride, ctx.pad)
+        if ctx.needs_input_grad[2]:
+            gb = g.sum((0, 2, 3))
+        return gx, gW, gb, None, None, None, None, None
+
+
+class FBMixin:
+    """fb: the feedback matrix (None: W); clip: clip_dx (0: none);
+    counter: [input gradients clipped, seen]; tap: a dict that receives
+    the gradient at the layer's output under key tap_key."""
+    fb = None
+    clip = 0.0
+    counter = None
+    tap = None
+    tap_key = None
+
+    def _tap(self, y):
+        if self.tap is not None and y.requires_grad:
+            tap, key = self.tap, self.tap_key
+            y.register_hook(lambda g: tap.__setitem__(key, g.detach().clone()))
+        return y
+
+
+class FBLinear(FBMixin, nn.Linear):
+    def forward(self, x):
+        if self.fb is None and not self.clip:
+            return self._tap(F.linear(x, self.weight, self.bias))
+        B = self.weight.detach() if self.fb is None else self.fb
+        return self._tap(LinearFB.apply(x, self.weight, self.bias, B, self.clip, self.counter))
+
+
+class FBConv2d(FBMixin, nn.Conv2d):
+    def forward(self, x):
+        if self.fb is None and not self.clip:
+            return self._tap(F.conv2d(x, self.weight, self.bias, self.stride, self.padding))
+        B = self.weight.detach() if self.fb is None else self.fb
+        return self._tap(Conv2dFB.apply(x, self.weight, self.bias, B, self.stride, self.padding, self.clip, self.counter))
+
+
+class DFAProjection:
+    """The end of a DFA block: in the backward pass the gradient there is
+    e D, e = d loss / d logits (N, classes), set in .e before backward."""
+
+    def __init__(self, D):
+        self.D = D
+        self.e = None
+
+
+class DFAInject(torch.autograd.Function):
+    """Identity forward; backward replaces the incoming gradient by e D."""
+
+    @staticmethod
+    def forward(ctx, h, proj):
+        ctx.proj, ctx.shape = proj, h.shape
+        return h.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        p = ctx.proj
+        if p.e is None:
+            raise RuntimeError("DFA projection used before the output error was set")
+        return (p.e @ p.D).reshape(ctx.shape), None
+
+
 class Net:
     """The torch model with its parameters and buffers in probe order."""
 
@@ -89,6 +251,8 @@ class Net:
         n, c, h, w = manifest["input_shape"]
         self.params = []   # (module tensor) in the probe's order
         self.buffers = []
+        self.ends = []        # per manifest layer: the last module of its output
+        self.out_shapes = []  # per manifest layer: its output (C, H, W)
         mods = []
         shape = (c, h, w)
         flat = False       # the tensor in torch is (N, F) rather than (N, C, H, W)
@@ -102,12 +266,12 @@ class Net:
                     mods.append(nn.Flatten())
                     flat = True
                 fin = shape[0] * shape[1] * shape[2]
-                m = nn.Linear(fin, L["out"], bias=L["bias"])
+                m = FBLinear(fin, L["out"], bias=L["bias"])
                 self._take(m)
                 mods.append(m)
                 shape = (L["out"], 1, 1)
             elif t == "conv":
-                m = nn.Conv2d(shape[0], L["out"], L["k"], stride=L["stride"], padding=L["pad"], bias=L["bias"])
+                m = FBConv2d(shape[0], L["out"], L["k"], stride=L["stride"], padding=L["pad"], bias=L["bias"])
                 self._take(m)
                 mods.append(m)
                 shape = (L["out"], conv_size(shape[1], L["k"], L["stride"], L["pad"]),
@@ -149,10 +313,31 @@ class Net:
                 mods.append(m)
             else:
                 raise ManifestError("layer %d: unknown type %r" % (i, t))
+            self.ends.append(len(mods) - 1)
+            self.out_shapes.append(shape)
         if not flat:
             mods.append(nn.Flatten())
         self.shape = shape
+        self.mods = mods
         self.model = nn.Sequential(*mods)
+        self.inject = {}  # manifest layer index -> DFA projection applied to its output
+
+    def forward(self, x, outs=None):
+        """self.model(x), keeping every manifest layer's output in outs (a
+        list, when given) and replacing the gradient at the end of each DFA
+        block by its projection (self.inject)."""
+        at = {}
+        for i, j in enumerate(self.ends):
+            at.setdefault(j, []).append(i)
+        h = x
+        for j, m in enumerate(self.mods):
+            h = m(h)
+            for i in at.get(j, ()):
+                if outs is not None:
+                    outs.append(h)
+                if i in self.inject:
+                    h = DFAInject.apply(h, self.inject[i])
+        return h
 
     def _take(self, m):
         self.params.append(m.weight)
@@ -169,7 +354,7 @@ class Net:
         eps = L.get("eps", 1e-5)
 
         def conv(cin, cout, k, stride):
-            m = nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=False)
+            m = FBConv2d(cin, cout, k, stride=stride, padding=k // 2, bias=False)
             self._take(m)
             return m
 
@@ -232,6 +417,7 @@ class Report:
     def __init__(self, rtol, rtol_scaled, rtol_step, verbose):
         self.rtol, self.rtol_scaled, self.rtol_step, self.verbose = rtol, rtol_scaled, rtol_step, verbose
         self.rows = []
+        self.notes = []  # indices of rows that are notes
         self.failed = 0
         self.worst = None  # (rel, name, diff)
         self.worst_scaled = None
@@ -271,6 +457,18 @@ class Report:
                          (name, diff, scale, rel1, rels, "OK" if ok else "FAIL", note)))
         return ok
 
+    def check(self, name, ok, what):
+        """A property rather than a comparison (a sign pattern, a bound)."""
+        if not ok:
+            self.failed += 1
+        self.rows.append((ok, "%-34s %s  %s" % (name, what, "OK" if ok else "FAIL")))
+        return ok
+
+    def note(self, text):
+        """Printed with the rows (verbose), not counted."""
+        self.notes.append(len(self.rows))
+        self.rows.append((True, "%-34s %s" % ("note", text)))
+
 
 def load(dirname, fname):
     return np.load(os.path.join(dirname, fname))
@@ -283,6 +481,10 @@ def main(argv):
     ap.add_argument("--rtol-scaled", type=float, default=1e-4)
     ap.add_argument("--rtol-step", type=float, default=1e-3)
     ap.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
+    ap.add_argument("--config", metavar="YAML", help="the probe's configuration: its optimizer.manhattan and feedback options")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="the probe's --set overrides (those of optimizer.manhattan and feedback.*; others are ignored)")
+    ap.add_argument("--expect-rules", metavar="R,R,...", help="the rule every weight layer must have resolved to (manifest weight_layers)")
     args = ap.parse_args(argv)
     torch.manual_seed(0)
     torch.set_num_threads(1)  # the networks are tiny; threads only contend
@@ -329,22 +531,403 @@ def build(man, d):
     return net
 
 
+# ---- the probe's options -------------------------------------------------
+#
+# The manifest names every tensor and the optimizer, but (in format
+# asymbp-probe-1) not the feedback options or Batch Manhattan. They come
+# from the manifest when it has them ("optimizer": {"manhattan": ...},
+# "feedback_options": {...}); otherwise from --config (the probe's YAML) and
+# --set (the probe's overrides), which the oracle reads the same way.
+
+OPTION_DEFAULTS = {
+    "optimizer.manhattan": False,
+    "feedback.clip_dx": 0.0,
+    "feedback.concordance": 1.0,
+    "feedback.norm_feedback": False,
+    "feedback.fixed_weight_norm": False,
+    "feedback.init": "xavier_uniform",
+    "feedback.gain": 1.0,
+    "feedback.scale": "xavier",
+}
+
+
+def _flatten(prefix, v, out):
+    if isinstance(v, dict):
+        for k, w in v.items():
+            _flatten(prefix + "." + str(k) if prefix else str(k), w, out)
+    else:
+        out[prefix] = v
+
+
+def _parse_value(s):
+    try:
+        import yaml
+        return yaml.safe_load(s)
+    except ImportError:
+        low = s.strip().lower()
+        if low in ("true", "yes", "on"):
+            return True
+        if low in ("false", "no", "off"):
+            return False
+        try:
+            return float(s)
+        except ValueError:
+            return s.strip()
+
+
+def _typed(key, v):
+    want = OPTION_DEFAULTS[key]
+    try:
+        if isinstance(want, bool):
+            if isinstance(v, str):
+                v = _parse_value(v)
+            if not isinstance(v, bool):
+                raise ValueError
+            return v
+        if isinstance(want, float):
+            return float(v)
+        return str(v)
+    except (TypeError, ValueError):
+        raise ManifestError("option %s: bad value %r" % (key, v))
+
+
+def probe_options(man, args):
+    given = {}
+    if args.config:
+        import yaml
+        with open(args.config) as f:
+            root = yaml.safe_load(f) or {}
+        flat = {}
+        _flatten("", {k: root.get(k) for k in ("optimizer", "feedback") if isinstance(root.get(k), dict)}, flat)
+        given.update(flat)
+    for s in args.set:
+        if "=" not in s:
+            raise ManifestError("--set %r: expected KEY=VALUE" % s)
+        k, v = s.split("=", 1)
+        flat = {}
+        _flatten(k.strip(), _parse_value(v), flat)
+        given.update(flat)
+    opts = dict(OPTION_DEFAULTS)
+    for k, v in given.items():
+        if k in opts:
+            opts[k] = _typed(k, v)
+    # what the manifest says wins; a different --config/--set value is an error
+    inman = {}
+    if "manhattan" in man.get("optimizer", {}):
+        inman["optimizer.manhattan"] = man["optimizer"]["manhattan"]
+    for k, v in man.get("feedback_options", {}).items():
+        if "feedback." + k in opts:
+            inman["feedback." + k] = v
+    for k, v in inman.items():
+        v = _typed(k, v)
+        if k in given and _typed(k, given[k]) != v:
+            raise ManifestError("option %s: the manifest says %r, --config/--set %r" % (k, v, given[k]))
+        opts[k] = v
+    if opts["optimizer.manhattan"] and man["optimizer"]["name"] != "sgd":
+        raise ManifestError("Batch Manhattan is an SGD option")
+    return opts
+
+
+# ---- the rules of one probe ------------------------------------------------
+
+RULES = ("bp", "fa", "dfa", "usf", "brsf", "frsf", "kp", "wm")
+B_RULES = ("fa", "usf", "brsf", "frsf", "kp", "wm")  # rules with a matrix B
+SIGN_RULES = ("usf", "brsf", "frsf")
+
+
+def sgn(a):
+    return np.sign(np.asarray(a, dtype=np.float64))
+
+
+def fans(shape):
+    """fan_in, fan_out of an fc (O, I) or conv (O, C, k, k) weight, as asymbp."""
+    if len(shape) == 2:
+        return shape[1], shape[0]
+    k = int(np.prod(shape[2:]))
+    return shape[1] * k, shape[0] * k
+
+
+def uniform_bound(opts, shape):
+    """The bound of feedback.init's uniform distribution, None for a normal one."""
+    fi, fo = fans(shape)
+    g = opts["feedback.gain"]
+    init = opts["feedback.init"]
+    if init == "xavier_uniform":
+        return g * np.sqrt(6.0 / (fi + fo))
+    if init == "he_uniform":
+        return g * np.sqrt(6.0 / fi)
+    if init == "torch":
+        return g / np.sqrt(fi)
+    return None
+
+
+def usf_scale(opts, shape):
+    fi, fo = fans(shape)
+    s = opts["feedback.scale"]
+    if s == "xavier":
+        return np.sqrt(2.0 / (fi + fo))
+    if s == "he":
+        return np.sqrt(2.0 / fi)
+    return float(s)
+
+
+def round_half_away(v):
+    return int(np.floor(v + 0.5)) if v >= 0 else -int(np.floor(-v + 0.5))
+
+
+class Rules:
+    """The manifest's weight layers, feedback matrices and DFA blocks."""
+
+    def __init__(self, man, d, opts):
+        self.opts = opts
+        self.wl = man["weight_layers"]
+        self.fbs = man.get("feedback", [])
+        self.F0 = [load(d, f["value"]) for f in self.fbs]
+        self.Fa = [load(d, f["after"]) for f in self.fbs]
+        for f, v in zip(self.fbs, self.F0):
+            if list(v.shape) != list(f["shape"]):
+                raise ManifestError("feedback %s: shape %s, file %s" % (f["name"], f["shape"], list(v.shape)))
+        ps = man["params"]
+        self.W0 = []
+        for i, w in enumerate(self.wl):
+            r = w["rule"]
+            if r not in RULES:
+                raise ManifestError("weight layer %s: unknown rule %r" % (w["name"], r))
+            if not 0 <= w["weight"] < len(ps):
+                raise ManifestError("weight layer %s: no parameter %d" % (w["name"], w["weight"]))
+            fi, di = w["feedback"], w["dfa"]
+            if (fi >= 0) != (r in B_RULES) or fi >= len(self.fbs):
+                raise ManifestError("weight layer %s (rule %s): feedback index %d" % (w["name"], r, fi))
+            if fi >= 0 and list(self.fbs[fi]["shape"]) != list(ps[w["weight"]]["shape"]):
+                raise ManifestError("weight layer %s: B has shape %s, W %s" % (w["name"], self.fbs[fi]["shape"], ps[w["weight"]]["shape"]))
+            if di >= len(self.fbs) or (di >= 0 and r != "dfa"):
+                raise ManifestError("weight layer %s (rule %s): dfa index %d" % (w["name"], r, di))
+            self.W0.append(load(d, ps[w["weight"]]["value"]))
+        # DFA blocks from the layer list: a top-level fc or conv with rule dfa,
+        # other than the last one, through the layers up to (not including)
+        # the next fc, conv or resblock
+        layers = man["layers"]
+        weighted = [i for i, L in enumerate(layers) if L["type"] in ("fc", "conv")]
+        last = weighted[-1] if weighted else -1
+        self.blocks = {}  # weight-layer index -> (top-level start, end)
+        for k, w in enumerate(self.wl):
+            if w["rule"] != "dfa":
+                continue
+            try:
+                top = int(w["name"])
+            except ValueError:
+                raise ManifestError("weight layer %s: rule dfa inside a residual block" % w["name"])
+            if top == last:
+                continue
+            end = top + 1
+            while end < len(layers) and layers[end]["type"] not in ("fc", "conv", "resblock"):
+                end += 1
+            self.blocks[k] = (top, end - 1)
+        self.steps_reproducible = not any(w["rule"] in ("brsf", "wm") for w in self.wl)
+
+    def any_dfa(self):
+        return bool(self.blocks)
+
+    def attach(self, net, counter=None, taps=None):
+        """Gives net's weight layers their feedback matrices (fresh float32
+        copies, returned per weight layer; None for bp and dfa), clipping and
+        output-gradient taps, and its DFA block ends their projections."""
+        owner = {}
+        for m in net.model.modules():
+            if isinstance(m, (FBLinear, FBConv2d)):
+                owner[id(m.weight)] = m
+        self.mods, Bs, projs = [], [], []
+        clip = self.opts["feedback.clip_dx"]
+        for k, w in enumerate(self.wl):
+            m = owner.get(id(net.params[w["weight"]]))
+            if m is None:
+                raise ManifestError("weight layer %s: parameter %d is not the weight of an fc or conv layer" % (w["name"], w["weight"]))
+            B = torch.from_numpy(self.F0[w["feedback"]].astype(np.float32)).clone() if w["feedback"] >= 0 else None
+            m.fb, m.clip, m.counter, m.tap, m.tap_key = B, clip, counter, taps, k
+            self.mods.append(m)
+            Bs.append(B)
+        net.inject = {}
+        for k, (top, end) in self.blocks.items():
+            di = self.wl[k]["dfa"]
+            if di < 0:
+                raise ManifestError("weight layer %s: rule dfa without a D matrix" % self.wl[k]["name"])
+            p = DFAProjection(torch.from_numpy(self.F0[di].astype(np.float32)))
+            net.inject[end] = p
+            projs.append(p)
+        return Bs, projs
+
+    def init_state(self):
+        """What the sign rules keep: magnitudes |B0| and the sign pattern
+        sign(B0) sign(W0) (entries of W0 at zero count as agreeing)."""
+        st = []
+        for k, w in enumerate(self.wl):
+            if w["rule"] in SIGN_RULES:
+                B0 = self.F0[w["feedback"]]
+                pat = sgn(B0) * sgn(self.W0[k])
+                pat[pat == 0] = 1
+                st.append((np.abs(B0).astype(np.float32), pat.astype(np.float32)))
+            else:
+                st.append(None)
+        return st
+
+    def after_step(self, net, Bs, state):
+        """asymbp's feedback update after an optimizer step, where it is
+        deterministic: fixed weight norm, sign rules follow W, feedback norm."""
+        o = self.opts
+        with torch.no_grad():
+            for k, (w, m, B) in enumerate(zip(self.wl, self.mods, Bs)):
+                W = m.weight
+                if o["feedback.fixed_weight_norm"]:
+                    n0 = float(np.linalg.norm(self.W0[k].astype(np.float64)))
+                    n = float(torch.linalg.vector_norm(W.double()))
+                    if n > 0:
+                        W.mul_(np.float32(n0 / n))
+                if w["rule"] in ("usf", "frsf"):
+                    mag, pat = state[k]
+                    B.copy_(torch.from_numpy(mag) * torch.sign(W) * torch.from_numpy(pat))
+                if o["feedback.norm_feedback"] and B is not None:
+                    nb = float(torch.linalg.vector_norm(B.double()))
+                    if nb > 0:
+                        B.mul_(np.float32(float(torch.linalg.vector_norm(W.double())) / nb))
+
+
+def forward_backward(man, net, x, y, projs, outs=None):
+    """One training-mode forward pass, the loss and the backward pass; under
+    DFA the output error e is computed first and handed to the projections."""
+    logits = net.forward(x, outs)
+    if list(logits.shape) != [x.shape[0], man["classes"]]:
+        raise ManifestError("torch logits have shape %s, expected [%d, %d]" % (list(logits.shape), x.shape[0], man["classes"]))
+    logits.retain_grad()
+    loss = loss_fn(man, logits, y)
+    if projs:
+        e, = torch.autograd.grad(loss, logits, retain_graph=True)
+        for p in projs:
+            p.e = e.detach()
+    loss.backward()
+    return logits, loss
+
+
+def cosine(a, b):
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    return float(a @ b / (na * nb)) if na > 0 and nb > 0 else 0.0
+
+
+def check_feedback_first(rep, rules, man, net_outs):
+    """Properties of the feedback matrices used in the first backward pass."""
+    o = rules.opts
+    p = np.float32(o["feedback.concordance"])
+    for k, w in enumerate(rules.wl):
+        r, name = w["rule"], w["name"]
+        if r in SIGN_RULES:
+            B0, W0 = rules.F0[w["feedback"]], rules.W0[k]
+            n = B0.size
+            agree = int(np.sum(sgn(B0) * sgn(W0) > 0))
+            want = n - round_half_away((1.0 - float(p)) * n)
+            rep.check("concordance %s" % rules.fbs[w["feedback"]]["name"], agree == want,
+                      "sign(B) == sign(W) on %d of %d entries, expected %d (concordance %g)" % (agree, n, want, p))
+            if r == "usf" and not o["feedback.norm_feedback"]:
+                s = usf_scale(o, W0.shape)
+                a = np.abs(B0[W0 != 0]).astype(np.float64)
+                ok = a.size > 0 and np.max(np.abs(a - s)) <= 1e-6 * s
+                rep.check("usf scale %s" % name, ok, "|B| in [%.6g, %.6g], s = %.6g" % (a.min(), a.max(), s))
+            if r in ("brsf", "frsf") and not o["feedback.norm_feedback"]:
+                b = uniform_bound(o, W0.shape)
+                if b is not None:
+                    rep.check("bound %s" % name, np.max(np.abs(B0)) <= b * (1 + 1e-6),
+                              "max|B| %.6g <= %.6g (feedback.init %s)" % (np.max(np.abs(B0)), b, o["feedback.init"]))
+        if r == "dfa" and k in rules.blocks:
+            top, end = rules.blocks[k]
+            D = rules.F0[w["dfa"]]
+            size = int(np.prod(net_outs[end].shape[1:]))
+            rep.check("dfa block %s" % name, list(D.shape) == [man["classes"], size],
+                      "layers %d..%d, D %s, expected [%d, %d]" % (top, end, list(D.shape), man["classes"], size))
+        elif r == "dfa":
+            rep.check("dfa output layer %s" % name, w["dfa"] < 0, "the last weight layer has no D (dfa index %d)" % w["dfa"])
+
+
+def check_feedback_after(rep, rules, man, d, steps, Bs_torch, params_torch):
+    """The feedback matrices after the K steps."""
+    o = rules.opts
+    ps = man["params"]
+    for k, w in enumerate(rules.wl):
+        r, fi = w["rule"], w["feedback"]
+        W_after = load(d, ps[w["weight"]]["after"])
+        if r == "dfa" and w["dfa"] >= 0:
+            di = w["dfa"]
+            rep.compare("after %s (fixed)" % rules.fbs[di]["name"], rules.Fa[di], rules.F0[di])
+        if fi < 0:
+            continue
+        fname = rules.fbs[fi]["name"]
+        B0, Ba = rules.F0[fi], rules.Fa[fi]
+        if r in ("fa", "usf", "frsf"):
+            # from asymbp's own W after the steps: the rule, not the trajectory
+            if r == "fa":
+                want = B0.astype(np.float64)
+            else:
+                want = np.abs(B0).astype(np.float64) * sgn(W_after) * np.where(sgn(B0) * sgn(rules.W0[k]) < 0, -1.0, 1.0)
+            if o["feedback.norm_feedback"]:
+                nw = np.linalg.norm(W_after.astype(np.float64))
+                want = want * (nw / np.linalg.norm(want))
+            rep.compare("after %s (%s)" % (fname, r), Ba, want)
+        elif r == "kp":
+            if Bs_torch is None:
+                rep.note("%s: kp B after the steps not compared (the steps are not reproducible)" % fname)
+                continue
+            theirs = Bs_torch[k].numpy()
+            rep.compare("after %s (kp)" % fname, Ba, theirs)
+            rep.compare("step %s (kp)" % fname, Ba.astype(np.float64) - B0, theirs.astype(np.float64) - B0, scaled="step")
+            # W - B decays as (1 - lr wd)^t: kp's defining property
+            if params_torch is not None:
+                dW = W_after.astype(np.float64) - Ba
+                rep.compare("after %s - %s (kp)" % (ps[w["weight"]]["name"], fname), dW,
+                            params_torch[w["weight"]].astype(np.float64) - theirs.astype(np.float64))
+        elif r == "brsf":
+            pat0 = sgn(B0) * sgn(rules.W0[k])
+            pat1 = sgn(Ba) * sgn(W_after)
+            live = (rules.W0[k] != 0) & (W_after != 0)
+            same = int(np.sum(pat0[live] == pat1[live]))
+            rep.check("signs %s (brsf)" % fname, same == int(live.sum()),
+                      "sign(B) sign(W) unchanged on %d of %d entries" % (same, int(live.sum())))
+            b = uniform_bound(o, B0.shape)
+            if b is not None and not o["feedback.norm_feedback"]:
+                rep.check("bound %s (brsf)" % fname, np.max(np.abs(Ba)) <= b * (1 + 1e-6),
+                          "max|B after| %.6g <= %.6g" % (np.max(np.abs(Ba)), b))
+            if steps > 0:
+                kept = float(np.mean(np.abs(Ba) == np.abs(B0)))
+                rep.check("redrawn %s (brsf)" % fname, kept < 0.5, "|B| unchanged on %.1f%% of entries" % (100 * kept))
+        elif r == "wm":
+            c0 = cosine(B0, rules.W0[k])
+            c1 = cosine(Ba, W_after)
+            if steps > 0:
+                rep.check("mirror %s (wm)" % fname, c1 > c0, "cos(B, W) %.4f before, %.4f after %d steps" % (c0, c1, steps))
+
+
 def run(man, d, args):
     rep = Report(args.rtol, args.rtol_scaled, args.rtol_step, not args.quiet)
     x = torch.from_numpy(load(d, man["x"]).astype(np.float32))
     y = torch.from_numpy(load(d, man["y"]).astype(np.int64))
     if list(x.shape) != list(man["input_shape"]):
         raise ManifestError("x has shape %s, manifest says %s" % (list(x.shape), man["input_shape"]))
+    opts = probe_options(man, args)
+    # a probe without "weight_layers" predates the feedback rules: exact BP
+    rules = Rules(man, d, opts) if "weight_layers" in man else None
+    if rules is None and (opts["optimizer.manhattan"] or opts["feedback.clip_dx"] > 0):
+        raise ManifestError("the manifest has no weight_layers: Batch Manhattan and clip_dx need them")
+    if args.expect_rules is not None:
+        want = [r.strip() for r in args.expect_rules.split(",")]
+        got = [w["rule"] for w in rules.wl] if rules else []
+        rep.check("rules", got == want, "resolved %s, expected %s" % (",".join(got), ",".join(want)))
 
     # one forward and backward pass
     net = build(man, d)
+    counter, taps, projs = [0, 0], {}, []
+    if rules:
+        _, projs = rules.attach(net, counter, taps)
     xg = x.clone().requires_grad_(True)
-    logits = net.model(xg)
-    if list(logits.shape) != [x.shape[0], man["classes"]]:
-        raise ManifestError("torch logits have shape %s, expected [%d, %d]" % (list(logits.shape), x.shape[0], man["classes"]))
-    logits.retain_grad()
-    loss = loss_fn(man, logits, y)
-    loss.backward()
+    outs = []
+    logits, loss = forward_backward(man, net, xg, y, projs, outs)
     rep.compare("loss", np.float32(man["loss_value"]), loss.item())
     rep.compare("logits", load(d, man["logits"]), logits.detach().numpy())
     rep.compare("dlogits", load(d, man["dlogits"]), logits.grad.numpy(), scaled="grad", nontrivial=True)
@@ -354,27 +937,78 @@ def run(man, d, args):
         rep.compare("grad " + p["name"], load(d, p["grad"]), g.numpy(), scaled="grad", nontrivial=True)
     for p, t in zip(man["buffers"], net.buffers):
         rep.compare("buffer " + p["name"], load(d, p["value"]), t.numpy())
+    if rules:
+        acts = man.get("activations", [])
+        if acts and len(acts) != len(outs):
+            raise ManifestError("manifest has %d activations, the model %d layers" % (len(acts), len(outs)))
+        for i, (f, t) in enumerate(zip(acts, outs)):
+            ours = load(d, f)
+            theirs = t.detach().numpy()
+            if ours.size == theirs.size:
+                theirs = theirs.reshape(ours.shape)
+            rep.compare("activation %d %s" % (i, man["layers"][i]["type"]), ours, theirs)
+        for k, w in enumerate(rules.wl):
+            ours = load(d, w["error"])
+            theirs = taps.get(k)
+            theirs = np.zeros_like(ours) if theirs is None else theirs.numpy()
+            if ours.size == theirs.size:
+                theirs = theirs.reshape(ours.shape)
+            rep.compare("error %s (%s)" % (w["name"], w["rule"]), ours, theirs, scaled="grad", nontrivial=True)
+        check_feedback_first(rep, rules, man, outs)
+        if opts["feedback.clip_dx"] > 0:
+            # nothing clipped: the probe does not test clipping
+            rep.check("clip_dx", counter[0] > 0, "%d of %d input gradients clipped to norm %g" %
+                      (counter[0], counter[1], opts["feedback.clip_dx"]))
 
     # K optimizer steps from the initial values
     steps = int(man.get("steps", 0))
     if steps > 0:
         net = build(man, d)
-        opt = make_optimizer(man, net.params)
+        Bs, projs, state = [], [], None
+        if rules:
+            Bs, projs = rules.attach(net)
+            state = rules.init_state()
+        kp = [(m.weight, B) for w, m, B in zip(rules.wl, rules.mods, Bs) if w["rule"] == "kp"] if rules else []
+        trained = list(net.params) + [B for _, B in kp]
+        opt = make_optimizer(man, trained)
+        ambiguous = 0
         for _ in range(steps):
             opt.zero_grad()
-            loss_fn(man, net.model(x), y).backward()
+            for _, B in kp:
+                B.grad = None
+            forward_backward(man, net, x, y, projs)
+            for W, B in kp:
+                B.grad = W.grad.clone()  # kp: B gets W's gradient, its own decay and momentum
+            if opts["optimizer.manhattan"]:
+                for t in trained:
+                    if t.grad is not None:
+                        g = t.grad
+                        big = float(g.abs().max())
+                        ambiguous += int(((g != 0) & (g.abs() <= 1e-6 * big)).sum())
+                        t.grad = torch.sign(g)
             opt.step()
-        for p, t in zip(man["params"], net.params):
-            before = load(d, p["value"]).astype(np.float64)
-            after = load(d, p["after"])
-            theirs = t.detach().numpy()
-            rep.compare("after " + p["name"], after, theirs)
-            rep.compare("step " + p["name"], after - before, theirs.astype(np.float64) - before, scaled="step")
+            if rules:
+                rules.after_step(net, Bs, state)
+        if ambiguous:
+            rep.note("Batch Manhattan: %d gradient entries within rounding of zero (their sign is arbitrary)" % ambiguous)
+        reproducible = rules is None or rules.steps_reproducible or steps == 1
+        if reproducible:
+            for p, t in zip(man["params"], net.params):
+                before = load(d, p["value"]).astype(np.float64)
+                after = load(d, p["after"])
+                theirs = t.detach().numpy()
+                rep.compare("after " + p["name"], after, theirs)
+                rep.compare("step " + p["name"], after - before, theirs.astype(np.float64) - before, scaled="step")
+        else:
+            rep.note("parameters after %d steps not compared: brsf redraws and wm noise cannot be repeated (only with --steps 1)" % steps)
+        if rules:
+            check_feedback_after(rep, rules, man, d, steps, [B.detach() if B is not None else None for B in Bs] if reproducible else None,
+                                 [t.detach().numpy() for t in net.params] if reproducible else None)
 
     for ok, r in rep.rows:
         if rep.verbose or not ok:
             print(r)
-    n = len(rep.rows)
+    n = len(rep.rows) - len(rep.notes)
     ws = rep.worst_scaled or (0.0, "-", 0.0)
     print("torch_oracle: %d tensors, %d failed; worst rel %.2e (%s, maxdiff %.3e); worst rel/scale %.2e (%s, maxdiff %.3e)%s" %
           (n, rep.failed, rep.worst[0], rep.worst[1], rep.worst[2], ws[0], ws[1], ws[2],
