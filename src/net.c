@@ -48,11 +48,6 @@ void layer_free(Layer *l) {
 
 Layer *layer_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name) {
     Layer *l = NULL;
-    int spatial = s->kind == ASYM_CONV || s->kind == ASYM_MAXPOOL || s->kind == ASYM_AVGPOOL || s->kind == ASYM_RESBLOCK;
-    if (spatial && in.h == 1 && in.w == 1 && in.c > 0 && s->kind != ASYM_RESBLOCK && s->k > 1) {
-        asym_fail("layer %s (line %d): needs an image input but gets %d flat features", name, s->line, in.c);
-        return NULL;
-    }
     switch (s->kind) {
     case ASYM_FC: l = fc_create(s, in, ctx, name); break;
     case ASYM_CONV: l = conv2d_create(s, in, ctx, name); break;
@@ -378,25 +373,31 @@ int asym_net_load(AsymNet *net, const char *path) {
     else if (count != (uint32_t)(net->ctx.n_params + net->ctx.n_buffers + net->ctx.n_feedback))
         rc = asym_fail("%s: holds %u tensors, the network has %d (another architecture or feedback rule?)", path, count,
                        net->ctx.n_params + net->ctx.n_buffers + net->ctx.n_feedback);
-    for (uint32_t i = 0; i < count && !rc; i++) {
-        AsymParam *p = stored_tensor(net, i);
-        uint32_t nl;
-        uint64_t n;
-        if (off + 4 > len) goto trunc;
-        memcpy(&nl, buf + off, 4);
-        off += 4;
-        if (nl > len - off || len - off - nl < 8) goto trunc;
-        int same = nl == strlen(p->name) && !memcmp(buf + off, p->name, nl);
-        memcpy(&n, buf + off + nl, 8);
-        if (!same || n != p->n) {
-            rc = asym_fail("%s: tensor %u is '%.*s' with %llu values, the network has '%s' with %zu", path, i, (int)(nl < 64 ? nl : 64), (const char *)buf + off,
-                           (unsigned long long)n, p->name, p->n);
-            break;
+    /* check every header first, copy only when all match: a refused load
+     * leaves the network as it was */
+    for (int pass = 0; pass < 2 && !rc; pass++) {
+        off = 12;
+        for (uint32_t i = 0; i < count && !rc; i++) {
+            AsymParam *p = stored_tensor(net, i);
+            uint32_t nl;
+            uint64_t n;
+            if (off + 4 > len) goto trunc;
+            memcpy(&nl, buf + off, 4);
+            off += 4;
+            if (nl > len - off || len - off - nl < 8) goto trunc;
+            int same = nl == strlen(p->name) && !memcmp(buf + off, p->name, nl);
+            memcpy(&n, buf + off + nl, 8);
+            if (!same || n != p->n) {
+                rc = asym_fail("%s: tensor %u is '%.*s' with %llu values, the network has '%s' with %zu", path, i, (int)(nl < 64 ? nl : 64), (const char *)buf + off,
+                               (unsigned long long)n, p->name, p->n);
+                break;
+            }
+            off += nl + 8;
+            if (n > (len - off) / sizeof(float)) goto trunc;
+            if (pass) memcpy(p->w, buf + off, n * sizeof(float));
+            off += n * sizeof(float);
         }
-        off += nl + 8;
-        if (n * sizeof(float) > len - off) goto trunc;
-        memcpy(p->w, buf + off, n * sizeof(float));
-        off += n * sizeof(float);
+        if (!rc && off != len) rc = asym_fail("%s: %zu bytes after the last tensor", path, len - off);
     }
     free(buf);
     return rc;
