@@ -6,7 +6,7 @@ BLASLIB := /usr/lib/x86_64-linux-gnu/openblas-openmp
 OPT     ?= -O2 -march=x86-64-v2
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -Iinclude -Isrc -I$(BLASINC) $(EXTRA_CFLAGS)
-LDLIBS  := -L$(BLASLIB) -Wl,-rpath,$(BLASLIB) -lopenblas -lyaml -lz -lm -fopenmp $(EXTRA_LDFLAGS)
+LDLIBS  := -L$(BLASLIB) -Wl,-rpath,$(BLASLIB) -lopenblas -lyaml -lmatio -lstb -lz -lm -fopenmp $(EXTRA_LDFLAGS)
 PYTHON  ?= /usr/bin/python3
 
 LIB_SRC  := $(wildcard src/*.c)
@@ -16,7 +16,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps check test demo asan clean bench
+.PHONY: all deps check test demo asan clean bench fuzz
 all: $(BUILD)/asymbp $(BUILD)/libasymbp.a
 
 $(BUILD)/%.o: %.c $(wildcard include/*.h src/*.h tests/*.h cli/*.h)
@@ -38,9 +38,17 @@ deps:
 # The test suite: unit, finite-difference, PyTorch-oracle and short real runs.
 check: deps
 	@$(MAKE) --no-print-directory $(BUILD)/asymbp $(BUILD)/test_runner
+	$(if $(TESTS),,@FUZZ_RUNS=$(or $(FUZZ_RUNS),4000) FUZZ_SECONDS=4 FB=$(BUILD)/fuzz sh fuzz/run.sh)
 	ASYM_SRCDIR=$(CURDIR) ASYM_BIN=$(CURDIR)/$(BUILD)/asymbp PYTHON=$(PYTHON) OMP_NUM_THREADS=2 $(BUILD)/test_runner $(TESTS)
 
 test: check
+
+# libFuzzer targets, one per data reader (fuzz/fuzz_*.c), each run for
+# FUZZ_SECONDS (default 60); a crash is saved in fuzz/crashes/. `make check`
+# runs them briefly with a fixed seed (skipped with a note, not failed,
+# where clang's libFuzzer is missing, and when TESTS picks tests).
+fuzz: deps
+	@FUZZ_SECONDS=$(or $(FUZZ_SECONDS),60) FB=$(BUILD)/fuzz sh fuzz/run.sh
 
 # Same suite under AddressSanitizer and UndefinedBehaviorSanitizer (the CLI
 # the end-to-end and oracle tests run is the instrumented one). ASYM_QUICK

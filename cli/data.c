@@ -115,6 +115,11 @@ static int info_config(const char *path, const char **sets, int n_sets) {
 static int info_path(const char *path, AsymDataSpec *s, int unlabeled) {
     snprintf(s->path, sizeof s->path, "%s", path);
     if (!s->format[0] && asym_data_detect(path, s->format, sizeof s->format)) return cli_fail(1, asym_last_error());
+    /* options of one format, as in the data section of experiments */
+    int folder = !strcmp(s->format, "folder");
+    if (!folder && (s->opt.size_h || s->opt.exclude[0] || s->opt.cache[0]))
+        return cli_fail(2, "data info: --size, --exclude and --cache apply to image folders only");
+    if (s->opt.coarse && strcmp(s->format, "cifar100")) return cli_fail(2, "data info: --label applies to CIFAR-100 only");
     if (asym_data_spec_resolve(s)) return cli_fail(1, asym_last_error());
     AsymDataset tr, te;
     int pooled;

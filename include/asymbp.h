@@ -76,6 +76,7 @@ typedef struct AsymDataOptions {
     int train_per_class;     /* N training images drawn per class (0: all) */
     int test_per_class;      /* M test images drawn per class (0: all) */
     int classes_subset;      /* K: a random subset of K classes, relabelled 0..K-1 (0: all) */
+    int classes;             /* npy: the class count when the labels do not show all (0: largest + 1) */
     int sample_seed_given;   /* else the experiment seed draws the subset and images */
     uint64_t sample_seed;
     char cache[1024];        /* folder: directory for decoded-image caches ("": no cache) */
@@ -98,11 +99,16 @@ int asym_dataset_load_svhn(AsymDataset *d, const char *path, int train);
  * and an integer label vector y.npy of N entries; F features become F
  * channels of 1 x 1 images. uint8 arrays are scaled to [0, 1]. */
 int asym_dataset_load_npy(AsymDataset *d, const char *x_path, const char *y_path);
-/* Every image under dir/CLASS/ (classes in name order), resized to h x w,
+/* Every image under dir/CLASS/ (classes in name order; with dir/train/ and
+ * dir/test/, the images of both, training ones first), resized to h x w,
  * 1 or 3 channels; cache_dir (may be NULL) keeps decoded copies. */
 int asym_dataset_load_folder(AsymDataset *d, const char *dir, int h, int w, int grayscale, const char *cache_dir);
 /* RGB to one luma channel (ITU-R 601 weights, as stb_image); 1 channel: no-op. */
 int asym_dataset_grayscale(AsymDataset *d);
+
+/* STL-10's unlabeled_X.bin in dir, streamed (it is 100000 images): count
+ * and per-channel mean and std of the [0, 1] pixels. */
+int asym_stl10_unlabeled_stats(const char *dir, int *n, float mean[3], float std[3]);
 
 /* Which reader suits path ("idx", "cifar10", "cifar100", "stl10", "svhn",
  * "folder", "npy"), from the file names found there. */
@@ -110,6 +116,13 @@ int asym_data_detect(const char *path, char *format, size_t cap);
 /* Sets spec->c, h, w and classes from its format, path and options (image
  * folders and .npy files are looked at, nothing is decoded). */
 int asym_data_spec_resolve(struct AsymDataSpec *spec);
+/* The data set's own splits, read whole, before any sampling, grayscale
+ * conversion, padding or normalization (image folders are decoded at the
+ * options' size and channels): a fixed split gives train and test
+ * (*pooled = 0); a pool (an image folder without train/ and test/, an npy
+ * folder with x.npy and y.npy, a single SVHN .mat file) gives every image
+ * in train and an empty test (*pooled = 1). */
+int asym_data_load_splits(const struct AsymDataSpec *spec, AsymDataset *train, AsymDataset *test, int *pooled);
 /* Class names of the data set spec describes, in label order after the
  * class subset drawn with seed (the experiment seed unless sample_seed is
  * given): folder names, or the names files shipped with CIFAR and STL-10,

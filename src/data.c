@@ -1,14 +1,20 @@
 /* data.c: image data sets (AsymDataset): MNIST-format IDX loading, Gaussian
  * random sets, truncation, zero padding, per-channel statistics and
- * normalization, and seeded train/validation splits. x is (n, c, h, w)
+ * normalization, seeded train/validation splits, grayscale conversion, and
+ * what the other readers (data_*.c) share: file checks, allocation, and the
+ * per-class sampling of Liao, Leibo and Poggio (2016) (N training and M test
+ * images per class, a random subset of K classes). x is (n, c, h, w)
  * float32 from asym_falloc; y is (n) int32. */
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "asymbp.h"
+#include "data.h"
 #include "io.h"
 #include "util.h"
 
@@ -212,4 +218,189 @@ void asym_dataset_free(AsymDataset *d) {
     free(d->x);
     free(d->y);
     memset(d, 0, sizeof *d);
+}
+
+int asym_dataset_grayscale(AsymDataset *d) {
+    if (d->c == 1) return ASYM_OK;
+    if (d->c != 3) return asym_fail("grayscale: images have %d channels, expected 3 (RGB) or 1", d->c);
+    size_t hw = (size_t)d->h * d->w;
+    float *x = asym_falloc((size_t)d->n * hw);
+    if (!x) return ASYM_ERR;
+    /* stb_image's integer luma weights, so that folders decoded straight
+     * to one channel and converted sets agree. */
+    for (size_t i = 0; i < (size_t)d->n; i++) {
+        const float *r = d->x + i * 3 * hw, *g = r + hw, *b = g + hw;
+        for (size_t k = 0; k < hw; k++) x[i * hw + k] = (77.0f * r[k] + 150.0f * g[k] + 29.0f * b[k]) / 256.0f;
+    }
+    free(d->x);
+    d->x = x;
+    d->c = 1;
+    return ASYM_OK;
+}
+
+/* ---- shared by the readers ---- */
+
+int data_join(char *out, size_t cap, const char *dir, const char *name) {
+    if (snprintf(out, cap, "%s/%s", dir, name) >= (int)cap) return asym_fail("%s/%s: path too long", dir, name);
+    return ASYM_OK;
+}
+
+int data_exists(const char *dir, const char *name, int want_dir) {
+    char path[4096];
+    struct stat st;
+    if (name ? snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path : strlen(dir) >= sizeof path) return 0;
+    if (!name) snprintf(path, sizeof path, "%s", dir);
+    return stat(path, &st) == 0 && (want_dir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode));
+}
+
+int data_file_size(const char *path, size_t *size) {
+    struct stat st;
+    if (stat(path, &st) != 0) return asym_fail("%s: cannot open: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode)) return asym_fail("%s: not a regular file", path);
+    *size = (size_t)st.st_size;
+    return ASYM_OK;
+}
+
+int data_alloc(AsymDataset *d, const char *what, size_t n, int c, int h, int w, int classes) {
+    memset(d, 0, sizeof *d);
+    if (c <= 0 || h <= 0 || w <= 0) return asym_fail("%s: bad image size %d x %d x %d", what, c, h, w);
+    int64_t img = (int64_t)c * h * w;
+    if (img > INT_MAX || (int64_t)h * w > INT_MAX || n > INT_MAX)
+        return asym_fail("%s: %zu images of %d x %d x %d values are too many", what, n, c, h, w);
+    if (n && (uint64_t)n * (uint64_t)img > SIZE_MAX / sizeof(float) / 2)
+        return asym_fail("%s: %zu images of %lld values do not fit in memory", what, n, (long long)img);
+    if (!(d->x = asym_falloc(n * (size_t)img)) || !(d->y = asym_calloc(n ? n : 1, sizeof *d->y))) {
+        asym_dataset_free(d);
+        return asym_fail("%s: out of memory for %zu images of %d x %d x %d", what, n, c, h, w);
+    }
+    d->n = (int)n;
+    d->c = c;
+    d->h = h;
+    d->w = w;
+    d->classes = classes;
+    return ASYM_OK;
+}
+
+static const char *class_name(char *const *names, int c, char *buf, size_t cap) {
+    if (names) return names[c];
+    snprintf(buf, cap, "%d", c);
+    return buf;
+}
+
+/* Stream constants: one independent generator per decision, so that the
+ * class subset does not change with N or M, nor the training draw with M. */
+#define SEED_CLASSES 0x636c617373657321ULL
+#define SEED_FIRST 0x747261696e696e67ULL
+#define SEED_SECOND 0x74657374696d6721ULL
+
+int data_class_map(int classes, int K, uint64_t seed, int *map, int *kept) {
+    for (int c = 0; c < classes; c++) map[c] = c;
+    *kept = classes;
+    if (K <= 0 || K >= classes) return ASYM_OK;
+    int *perm = asym_calloc((size_t)classes, sizeof *perm);
+    if (!perm) return ASYM_ERR;
+    for (int c = 0; c < classes; c++) perm[c] = c;
+    AsymRng r;
+    rng_seed(&r, seed ^ SEED_CLASSES);
+    rng_shuffle(&r, perm, classes);
+    /* The drawn classes keep their relative order: new label j is the
+     * j-th smallest old label drawn. */
+    for (int c = 0; c < classes; c++) map[c] = -1;
+    for (int j = 0; j < K; j++) map[perm[j]] = 0;
+    for (int c = 0, k = 0; c < classes; c++)
+        if (map[c] == 0) map[c] = k++;
+    *kept = K;
+    free(perm);
+    return ASYM_OK;
+}
+
+int data_sample(const char *what, const AsymDataOptions *o, uint64_t seed, int classes, char *const *names,
+                const int32_t *y1, int n1, const int32_t *y2, int n2, uint8_t *m1, uint8_t *m2, int *map, int *kept) {
+    int K = o->classes_subset, N = o->train_per_class, M = o->test_per_class, pool = y2 == NULL, rc = ASYM_ERR;
+    char nb[32];
+    if (classes <= 0) return asym_fail("%s: no classes", what);
+    if (K > classes) return asym_fail("%s: data.classes_subset is %d but the data set has %d classes", what, K, classes);
+    if (pool && N == 0 && M == 0)
+        return asym_fail("%s: no fixed train/test split here: set data.test_per_class (and data.train_per_class) to draw one", what);
+    if (data_class_map(classes, K, seed, map, kept)) return ASYM_ERR;
+    int *perm = NULL, *order = NULL, *start = NULL;
+    AsymRng r;
+    int kc = *kept;
+    for (int pass = 0; pass < (pool ? 1 : 2); pass++) {
+        const int32_t *y = pass ? y2 : y1;
+        uint8_t *m = pass ? m2 : m1;
+        int n = pass ? n2 : n1, per = pass ? M : N;
+        const char *split = pool ? "" : pass ? "test " : "training ";
+        if (!(order = asym_calloc(n ? (size_t)n : 1, sizeof *order)) || !(start = asym_calloc((size_t)kc + 1, sizeof *start)))
+            goto done;
+        memset(m, 0, (size_t)n);
+        /* Counting sort of the kept images by new class, in file order. */
+        for (int i = 0; i < n; i++) {
+            if (y[i] < 0 || y[i] >= classes) {
+                asym_fail("%s: %simage %d has label %d, outside [0, %d)", what, split, i, (int)y[i], classes);
+                goto done;
+            }
+            if (map[y[i]] >= 0) start[map[y[i]] + 1]++;
+        }
+        for (int k = 0; k < kc; k++) start[k + 1] += start[k];
+        {
+            int *fill = perm = asym_calloc((size_t)kc + 1, sizeof *fill);
+            if (!fill) goto done;
+            memcpy(fill, start, ((size_t)kc + 1) * sizeof *fill);
+            for (int i = 0; i < n; i++)
+                if (map[y[i]] >= 0) order[fill[map[y[i]]]++] = i;
+            free(perm);
+            perm = NULL;
+        }
+        rng_seed(&r, seed ^ (pass ? SEED_SECOND : SEED_FIRST));
+        for (int k = 0; k < kc; k++) {
+            int *L = order + start[k], cnt = start[k + 1] - start[k], old = -1;
+            for (int c = 0; c < classes && old < 0; c++)
+                if (map[c] == k) old = c;
+            const char *cn = class_name(names, old, nb, sizeof nb);
+            if (pool) {
+                /* Train gets the first N of a shuffled class, test the next
+                 * M (or the rest); with N = 0, test the first M, train the rest. */
+                int lead = N ? N : M;
+                if (cnt <= lead) {
+                    asym_fail("%s: class '%s' has %d images; data.%s_per_class = %d leaves none for %s", what, cn, cnt,
+                              N ? "train" : "test", lead, N ? "testing" : "training");
+                    goto done;
+                }
+                rng_shuffle(&r, L, cnt);
+                int second = N ? (M && M < cnt - N ? M : cnt - N) : cnt - M;
+                for (int i = 0; i < lead; i++) m[L[i]] = N ? 1 : 2;
+                for (int i = lead; i < lead + second; i++) m[L[i]] = N ? 2 : 1;
+            } else {
+                if (pass == 0 && per > 0 && cnt < per) {
+                    asym_fail("%s: class '%s' has %d training images, data.train_per_class asks for %d", what, cn, cnt, per);
+                    goto done;
+                }
+                int take = per > 0 && per < cnt ? per : cnt;
+                if (take < cnt) rng_shuffle(&r, L, cnt);
+                for (int i = 0; i < take; i++) m[L[i]] = 1;
+            }
+        }
+        free(order);
+        free(start);
+        order = start = NULL;
+    }
+    rc = ASYM_OK;
+done:
+    free(perm);
+    free(order);
+    free(start);
+    return rc;
+}
+
+int data_gather(const AsymDataset *d, const uint8_t *mark, uint8_t which, const int *map, int classes, AsymDataset *out) {
+    size_t n = 0, img = (size_t)d->c * d->h * d->w;
+    for (int i = 0; i < d->n; i++) n += mark[i] == which;
+    if (data_alloc(out, "data set", n, d->c, d->h, d->w, classes)) return ASYM_ERR;
+    for (int i = 0, k = 0; i < d->n; i++) {
+        if (mark[i] != which) continue;
+        memcpy(out->x + (size_t)k * img, d->x + (size_t)i * img, img * sizeof(float));
+        out->y[k++] = map ? map[d->y[i]] : d->y[i];
+    }
+    return ASYM_OK;
 }

@@ -1,6 +1,7 @@
 /* io.c: whole-file reading with transparent gunzip (zlib), the IDX format of
  * MNIST-style data sets, and NumPy .npy arrays (written as version 1.0, read
- * as 1.0 or 2.0). Readers check every header field against the bytes
+ * as 1.0 or 2.0; any numeric dtype is read, see the format description in
+ * numpy/lib/format.py). Readers check every header field against the bytes
  * actually present before allocating or trusting it; every message names the
  * path and, for format errors, the byte offset. */
 #include "io.h"
@@ -93,6 +94,10 @@ static int gunzip(const char *path, const uint8_t *in, size_t n, uint8_t **out, 
 }
 
 int io_read_all(const char *path, uint8_t **data, size_t *len, size_t max) {
+    return io_read_file(path, data, len, max, 1);
+}
+
+int io_read_file(const char *path, uint8_t **data, size_t *len, size_t max, int gz) {
     *data = NULL;
     *len = 0;
     FILE *f = fopen(path, "rb");
@@ -119,7 +124,7 @@ int io_read_all(const char *path, uint8_t **data, size_t *len, size_t max) {
         free(raw);
         return asym_fail("%s: read %zu of %zu bytes: %s", path, got, n, rerr ? strerror(errno) : "file shrank");
     }
-    if (n >= 2 && raw[0] == 0x1f && raw[1] == 0x8b) {
+    if (gz && n >= 2 && raw[0] == 0x1f && raw[1] == 0x8b) {
         int rc = gunzip(path, raw, n, data, len, max);
         free(raw);
         return rc;
@@ -280,17 +285,33 @@ static int lex_shape(Lex *l, int *ndim, int64_t shape[8]) {
     return ASYM_OK;
 }
 
-static int npy_parse_header(Lex *l, int *ndim, int64_t shape[8]) {
+/* The dtype string: byte order ('<', '>', '|' or '='), kind and size. */
+static int npy_dtype(const char *path, const char *descr, NpyArray *a) {
+    char order = descr[0], kind = order ? descr[1] : 0;
+    int size = 0;
+    if (kind && descr[2] >= '1' && descr[2] <= '8' && !descr[3]) size = descr[2] - '0';
+    int ok = (order == '<' || order == '>' || order == '|' || order == '=') &&
+             ((kind == 'f' && (size == 4 || size == 8)) || ((kind == 'i' || kind == 'u') && (size == 1 || size == 2 || size == 4 || size == 8)) ||
+              (kind == 'b' && size == 1));
+    if (!ok)
+        return asym_fail("%s: dtype '%s' not supported (numeric arrays only: float32/64, int and uint 8 to 64 bits, bool)", path, descr);
+    a->kind = kind;
+    a->size = size;
+    a->swap = order == '>' && size > 1; /* this host is little-endian */
+    snprintf(a->descr, sizeof a->descr, "%s", descr);
+    return ASYM_OK;
+}
+
+static int npy_parse_header(Lex *l, char *descr, size_t dcap, int *ndim, int64_t shape[8]) {
     int have_descr = 0, have_order = 0, have_shape = 0;
     if (!lex_char(l, '{')) return lex_fail(l, "expected '{'", "");
     while (!lex_char(l, '}')) {
-        char key[32], val[32];
+        char key[32];
         if (lex_string(l, key, sizeof key)) return ASYM_ERR;
         if (!lex_char(l, ':')) return lex_fail(l, "expected ':' after key ", key);
         if (!strcmp(key, "descr") && !have_descr++) {
-            if (lex_string(l, val, sizeof val)) return ASYM_ERR;
-            if (strcmp(val, "<f4"))
-                return asym_fail("%s: dtype '%s' not supported (only '<f4', little-endian float32)", l->path, val);
+            /* Structured dtypes are lists; only plain type strings are read. */
+            if (lex_string(l, descr, dcap)) return ASYM_ERR;
         } else if (!strcmp(key, "fortran_order") && !have_order++) {
             lex_ws(l);
             if (l->end - l->p >= 5 && !memcmp(l->p, "False", 5)) l->p += 5;
@@ -314,13 +335,12 @@ static int npy_parse_header(Lex *l, int *ndim, int64_t shape[8]) {
     return ASYM_OK;
 }
 
-int npy_read_f32(const char *path, float **data, int *ndim, int64_t shape[8]) {
-    *data = NULL;
-    *ndim = 0;
+int npy_open(const char *path, NpyArray *a, FILE **fp) {
+    memset(a, 0, sizeof *a);
+    *fp = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) return asym_fail("%s: cannot open: %s", path, strerror(errno));
     char *h = NULL;
-    float *x = NULL;
     struct stat st;
     uint8_t pre[12];
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -366,34 +386,112 @@ int npy_read_f32(const char *path, float **data, int *ndim, int64_t shape[8]) {
     }
     h[hlen] = 0;
     Lex l = {path, h, h, h + hlen, off};
-    if (npy_parse_header(&l, ndim, shape)) goto fail;
+    char descr[16];
+    if (npy_parse_header(&l, descr, sizeof descr, &a->ndim, a->shape) || npy_dtype(path, descr, a)) goto fail;
     size_t count = 1;
-    for (int i = 0; i < *ndim; i++) {
-        if (shape[i] && count > SIZE_MAX / 4 / (uint64_t)shape[i]) {
+    for (int i = 0; i < a->ndim; i++) {
+        if (a->shape[i] && count > SIZE_MAX / (size_t)a->size / (uint64_t)a->shape[i]) {
             asym_fail("%s: shape too large", path);
             goto fail;
         }
-        count *= (size_t)shape[i];
+        count *= (size_t)a->shape[i];
     }
-    size_t held = fsize - off - hlen;
-    if (count * 4 != held) {
-        asym_fail("%s: offset %zu: shape needs %zu bytes of data but the file holds %zu (%s)", path, off + hlen,
-                  count * 4, held, count * 4 > held ? "truncated?" : "trailing bytes?");
+    size_t held = fsize - off - hlen, need = count * (size_t)a->size;
+    if (need != held) {
+        asym_fail("%s: offset %zu: shape needs %zu bytes of data but the file holds %zu (%s)", path, off + hlen, need,
+                  held, need > held ? "truncated?" : "trailing bytes?");
         goto fail;
     }
-    if (!(x = asym_falloc(count))) goto fail;
-    if (count && fread(x, 4, count, f) != count) {
-        asym_fail("%s: read error in the data", path);
-        goto fail;
-    }
-    fclose(f);
+    a->count = count;
+    a->offset = off + hlen;
     free(h);
-    *data = x;
+    *fp = f;
     return ASYM_OK;
 fail:
     fclose(f);
     free(h);
-    free(x);
+    memset(a, 0, sizeof *a);
+    return ASYM_ERR;
+}
+
+/* Element i of a chunk of raw npy data as a double. */
+static double npy_elem(const NpyArray *a, const uint8_t *p) {
+    uint8_t b[8];
+    memcpy(b, p, (size_t)a->size);
+    if (a->swap)
+        for (int i = 0; i < a->size / 2; i++) {
+            uint8_t t = b[i];
+            b[i] = b[a->size - 1 - i];
+            b[a->size - 1 - i] = t;
+        }
+    switch (a->kind) {
+    case 'f':
+        if (a->size == 4) {
+            float v;
+            memcpy(&v, b, 4);
+            return v;
+        } else {
+            double v;
+            memcpy(&v, b, 8);
+            return v;
+        }
+    case 'i': {
+        if (a->size == 1) return (int8_t)b[0];
+        if (a->size == 2) { int16_t v; memcpy(&v, b, 2); return v; }
+        if (a->size == 4) { int32_t v; memcpy(&v, b, 4); return v; }
+        int64_t v;
+        memcpy(&v, b, 8);
+        return (double)v;
+    }
+    default: { /* 'u', 'b' */
+        if (a->size == 1) return b[0];
+        if (a->size == 2) { uint16_t v; memcpy(&v, b, 2); return v; }
+        if (a->size == 4) { uint32_t v; memcpy(&v, b, 4); return v; }
+        uint64_t v;
+        memcpy(&v, b, 8);
+        return (double)v;
+    }
+    }
+}
+
+int npy_read_values(const char *path, const NpyArray *a, FILE *f, double scale, float *out) {
+    /* Chunks of 64 KiB keep the memory beside out small for big files. */
+    uint8_t buf[1 << 16];
+    size_t per = sizeof buf / (size_t)a->size, done = 0;
+    if (fseek(f, (long)a->offset, SEEK_SET) != 0) return asym_fail("%s: seek failed: %s", path, strerror(errno));
+    while (done < a->count) {
+        size_t k = a->count - done < per ? a->count - done : per;
+        if (fread(buf, (size_t)a->size, k, f) != k)
+            return asym_fail("%s: offset %zu: read error (file shrank?)", path, a->offset + done * (size_t)a->size);
+        if (a->kind == 'f' && a->size == 4 && !a->swap && scale == 1) {
+            memcpy(out + done, buf, k * 4);
+        } else {
+            for (size_t i = 0; i < k; i++) out[done + i] = (float)(npy_elem(a, buf + i * (size_t)a->size) * scale);
+        }
+        done += k;
+    }
+    return ASYM_OK;
+}
+
+int npy_read_f32(const char *path, float **data, int *ndim, int64_t shape[8]) {
+    *data = NULL;
     *ndim = 0;
+    NpyArray a;
+    FILE *f;
+    if (npy_open(path, &a, &f)) return ASYM_ERR;
+    float *x = NULL;
+    if (strcmp(a.descr, "<f4")) {
+        asym_fail("%s: dtype '%s' not supported (only '<f4', little-endian float32)", path, a.descr);
+        goto fail;
+    }
+    if (!(x = asym_falloc(a.count)) || npy_read_values(path, &a, f, 1, x)) goto fail;
+    fclose(f);
+    *data = x;
+    *ndim = a.ndim;
+    memcpy(shape, a.shape, sizeof a.shape);
+    return ASYM_OK;
+fail:
+    fclose(f);
+    free(x);
     return ASYM_ERR;
 }

@@ -1,5 +1,6 @@
 /* io.h: file formats read and written by libasymbp other than YAML:
- * MNIST-format IDX files (raw or gzip, through zlib) and NumPy .npy arrays.
+ * MNIST-format IDX files (raw or gzip, through zlib) and NumPy .npy arrays
+ * (the other data sets' readers are in data_*.c).
  * Every reader checks header fields against the data actually present
  * before allocating or trusting them. */
 #ifndef ASYM_IO_H
@@ -7,10 +8,13 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Reads a whole file, transparently gunzipping gzip data, refusing more than
  * max bytes. On error the message names the path. */
 int io_read_all(const char *path, uint8_t **data, size_t *len, size_t max);
+/* The same; gz = 0 keeps gzip data as it is (image files). */
+int io_read_file(const char *path, uint8_t **data, size_t *len, size_t max, int gz);
 
 /* Parses an IDX file held in memory. Only unsigned-byte data (type 0x08) is
  * accepted. ndim and dims receive the header; *payload points into data. */
@@ -22,5 +26,22 @@ int npy_write_f32(const char *path, const float *data, int ndim, const int64_t *
 int npy_write_i32(const char *path, const int32_t *data, int ndim, const int64_t *shape);
 /* Reads a float32 array; *data is malloc'd. shape holds up to 8 dims. */
 int npy_read_f32(const char *path, float **data, int *ndim, int64_t shape[8]);
+
+/* Any numeric .npy array: its header, checked against the file size. */
+typedef struct NpyArray {
+    char descr[16];   /* as written: '<f4', '|u1', '>i8', ... */
+    char kind;        /* 'f' float, 'i' signed, 'u' unsigned, 'b' bool */
+    int size;         /* bytes per element: 1, 2, 4 or 8 */
+    int swap;         /* big-endian data */
+    int ndim;
+    int64_t shape[8];
+    size_t count;     /* elements */
+    size_t offset;    /* file offset of the data */
+} NpyArray;
+/* Opens path and reads its header into a; on success *f is the open file
+ * (the caller closes it). */
+int npy_open(const char *path, NpyArray *a, FILE **f);
+/* Reads all a->count elements of the open file as float, times scale. */
+int npy_read_values(const char *path, const NpyArray *a, FILE *f, double scale, float *out);
 
 #endif

@@ -30,7 +30,18 @@ int asym_evaluate(AsymNet *net, const AsymDataset *d, int batch, double *loss, d
     return ASYM_OK;
 }
 
-static void write_summary(const char *dir, const AsymExperiment *ex, const AsymSummary *s) {
+static void angle_list(FILE *f, const char *key, const AsymAlignment *a, int n) {
+    fprintf(f, ", \"%s\": [", key);
+    for (int i = 0; i < n; i++) {
+        if (isfinite(a[i].angle)) fprintf(f, "%s%.4f", i ? ", " : "", a[i].angle);
+        else fprintf(f, "%snull", i ? ", " : "");
+    }
+    fputc(']', f);
+}
+
+/* initial and final hold the per-layer alignment before training and after
+ * the last epoch (n layers each). */
+static void write_summary(const char *dir, const AsymExperiment *ex, const AsymSummary *s, const AsymAlignment *initial, const AsymAlignment *final, int n) {
     char path[4200], tmp[4300];
     snprintf(path, sizeof path, "%s/summary.json", dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -42,6 +53,8 @@ static void write_summary(const char *dir, const AsymExperiment *ex, const AsymS
             ex->name, s->best_test_err, s->best_epoch, s->final_test_err, s->epochs, s->seconds, s->images_per_s, (unsigned long long)s->seed,
             asym_rule_name(ex->net.rule ? ex->net.rule : ASYM_RULE_BP), s->diverged ? "true" : "false");
     if (isfinite(s->final_mean_angle)) fprintf(f, ", \"final_mean_angle\": %.4f", s->final_mean_angle);
+    angle_list(f, "initial_angles", initial, n);
+    if (s->epochs > 0) angle_list(f, "final_angles", final, n);
     if (s->best_val_epoch > 0)
         fprintf(f, ", \"best_val_err\": %.6f, \"best_val_epoch\": %d, \"test_err_at_best_val\": %.6f", s->best_val_err, s->best_val_epoch, s->test_err_at_best_val);
     fprintf(f, "}\n");
@@ -87,8 +100,10 @@ int asym_train(const AsymExperiment *ex, const char *out_dir, const AsymTrainHoo
     size_t in = (size_t)train.c * train.h * train.w;
     if (asym_net_create(&net, &ex->net, B, &rng) || asym_optim_create(&opt, net, &ex->opt)) goto done;
     int L = asym_net_n_weight_layers(net), probe_n = train.n < B ? train.n : B;
-    align = asym_calloc(L ? L : 1, sizeof(AsymAlignment));
+    align = asym_calloc(2 * (L ? L : 1), sizeof(AsymAlignment));
     if (!align) goto done;
+    AsymAlignment *initial = align + (L ? L : 1);
+    asym_net_alignment(net, train.x, train.y, probe_n, initial);
     xb = asym_falloc((size_t)B * in);
     yb = asym_calloc(B, sizeof(int32_t));
     perm = asym_calloc(train.n, sizeof(int));
@@ -196,7 +211,7 @@ int asym_train(const AsymExperiment *ex, const char *out_dir, const AsymTrainHoo
     rc = sum->diverged ? ASYM_ERR : ASYM_OK;
     if (out_dir) {
         char path[4200];
-        write_summary(out_dir, ex, sum);
+        write_summary(out_dir, ex, sum, initial, align, L);
         snprintf(path, sizeof path, "%s/model.bin", out_dir);
         if (!sum->diverged && asym_net_save(net, path)) rc = ASYM_ERR;
     }

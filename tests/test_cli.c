@@ -303,3 +303,85 @@ TEST(cli_usage) {
     CHECK(cli("frobnicate x") == 2 && strstr(out_buf, "unknown command"));
     CHECK(cli("version") == 0 && strstr(out_buf, ASYM_VERSION));
 }
+
+/* ---- short real runs of every rule on Fashion-MNIST (LeNet) ---- */
+
+/* Reads a number after "key": in a JSON text; NAN when absent. */
+static double json_number(const char *text, const char *key) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    const char *p = strstr(text, pat);
+    return p ? atof(p + strlen(pat)) : NAN;
+}
+
+/* The i-th number of the list "key": [a, b, ...]; NAN when absent or null. */
+static double json_list_item(const char *text, const char *key, int i) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\": [", key);
+    const char *p = strstr(text, pat);
+    if (!p) return NAN;
+    p += strlen(pat);
+    for (; i > 0 && p; i--) p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL;
+    return p && strncmp(p + strspn(p, " "), "null", 4) ? atof(p) : NAN;
+}
+
+/* Trains LeNet with `rule` and extra settings; returns the summary text in
+ * out_buf's place (static buffer) or NULL. */
+static const char *rule_run(const char *rule, const char *extra) {
+    static char text[4096];
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s/rule_%s", test_tmpdir(), rule);
+    int rc = cli("train configs/fmnist/lenet.yaml --set rule=%s %s --out '%s' --quiet", rule, extra, dir);
+    if (rc) {
+        printf("    train failed (%d):\n%s", rc, out_buf);
+        return NULL;
+    }
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return NULL;
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = 0;
+    fclose(f);
+    printf("    %s: best test error %.2f%%, mean angle %.1f\n", rule, 100 * json_number(text, "best_test_err"), json_number(text, "final_mean_angle"));
+    return text;
+}
+
+TEST(cli_rules_sign_concordant_fmnist) {
+    if (getenv("ASYM_QUICK") || !have_fmnist()) return;
+    const char *rules[] = {"usf", "frsf", "brsf"};
+    for (int i = 0; i < 3; i++) {
+        const char *s = rule_run(rules[i], "--set epochs=2 --set batch_size=32 --set optimizer.lr=0.01");
+        CHECK(s);
+        double err = json_number(s, "best_test_err");
+        CHECK_MSG(err <= 0.15, "%s: test accuracy %.2f%% is below 85%%", rules[i], 100 * (1 - err));
+        /* sign-concordant feedback keeps every sign of W */
+        CHECK(json_number(s, "final_mean_angle") < 60);
+    }
+}
+
+TEST(cli_rule_kp_fmnist) {
+    if (getenv("ASYM_QUICK") || !have_fmnist()) return;
+    const char *s = rule_run("kp", "--set epochs=3");
+    CHECK(s);
+    double err = json_number(s, "best_test_err");
+    CHECK_MSG(err <= 0.15, "kp: test accuracy %.2f%% is below 85%%", 100 * (1 - err));
+    /* B aligns with W: every layer's angle falls from about 90 degrees */
+    for (int i = 0; i < 5; i++) {
+        double a0 = json_list_item(s, "initial_angles", i), a1 = json_list_item(s, "final_angles", i);
+        CHECK_MSG(a0 > 70 && a1 < 50 && a1 < a0 - 20, "kp layer %d: angle %.1f -> %.1f", i, a0, a1);
+    }
+}
+
+TEST(cli_rules_random_feedback_fmnist) {
+    if (getenv("ASYM_QUICK") || !have_fmnist()) return;
+    /* fa and dfa learn well above chance (90% error); BioTorch gives them a
+     * smaller learning rate than bp, and so does this test for dfa */
+    const char *s = rule_run("fa", "--set epochs=3");
+    CHECK(s);
+    CHECK_MSG(json_number(s, "best_test_err") < 0.5, "fa did not learn");
+    double a0 = json_list_item(s, "initial_angles", 4), a1 = json_list_item(s, "final_angles", 4);
+    CHECK_MSG(a1 < a0 - 2, "fa: the last layer's angle went %.1f -> %.1f, it should fall", a0, a1);
+    s = rule_run("dfa", "--set epochs=3 --set optimizer.lr=0.001");
+    CHECK(s);
+    CHECK_MSG(json_number(s, "best_test_err") < 0.5, "dfa did not learn");
+}

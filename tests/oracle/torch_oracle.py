@@ -47,7 +47,7 @@ tensors above it compares every top-level layer's output ("activations")
 and the gradient at every weight layer's output ("error") in the first
 backward pass, and checks the feedback matrices:
   sign rules: sign(B) agrees with sign(W) on exactly
-    n - round((1 - concordance) n) entries; usf: |B| = s everywhere;
+    round(concordance n) entries; usf: |B| = s everywhere;
     frsf, brsf: |B| within the bound of feedback.init (uniform inits);
   dfa: D is (classes, block output), and does not change;
 and, for the K steps, repeats asymbp's feedback update after each
@@ -620,7 +620,10 @@ def probe_options(man, args):
             inman["feedback." + k] = v
     for k, v in inman.items():
         v = _typed(k, v)
-        if k in given and _typed(k, given[k]) != v:
+        g = _typed(k, given[k]) if k in given else None
+        if isinstance(v, float) and g is not None:
+            g, v = float(np.float32(g)), float(np.float32(v))  # the library stores options as float32
+        if k in given and g != v:
             raise ManifestError("option %s: the manifest says %r, --config/--set %r" % (k, v, given[k]))
         opts[k] = v
     if opts["optimizer.manhattan"] and man["optimizer"]["name"] != "sgd":
@@ -824,7 +827,7 @@ def check_feedback_first(rep, rules, man, net_outs):
             B0, W0 = rules.F0[w["feedback"]], rules.W0[k]
             n = B0.size
             agree = int(np.sum(sgn(B0) * sgn(W0) > 0))
-            want = n - round_half_away((1.0 - float(p)) * n)
+            want = round_half_away(float(p) * n)
             rep.check("concordance %s" % rules.fbs[w["feedback"]]["name"], agree == want,
                       "sign(B) == sign(W) on %d of %d entries, expected %d (concordance %g)" % (agree, n, want, p))
             if r == "usf" and not o["feedback.norm_feedback"]:

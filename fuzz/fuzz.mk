@@ -1,0 +1,28 @@
+# fuzz.mk: builds the libFuzzer targets (fuzz/fuzz_*.c) with clang,
+# AddressSanitizer and UndefinedBehaviorSanitizer, against the reader
+# sources only (no BLAS, YAML or OpenMP), and the seed writer. Run by
+# fuzz/run.sh (make fuzz, make check); FB is the build folder.
+CLANG   ?= clang
+FB      ?= build/fuzz
+FCFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wno-unknown-pragmas -Wno-unused-parameter -Iinclude -Isrc \
+           -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+LIB_SRC := src/io.c src/util.c src/data.c $(wildcard src/data_*.c)
+# stb_image is linked as instrumented source (fuzz/stb_impl.c), not as
+# Debian's libstb, so that the fuzzer sees inside the decoders; libmatio
+# has no such source here and is fuzzed through our checks in front of it.
+LIB_OBJ := $(LIB_SRC:%.c=$(FB)/%.o) $(FB)/fuzz/stb_impl.o
+TARGETS := $(patsubst fuzz/%.c,$(FB)/%,$(wildcard fuzz/fuzz_*.c))
+LIBS    := -lmatio -lz -lm
+
+all: $(TARGETS) $(FB)/seeds
+
+$(FB)/%.o: %.c $(wildcard include/*.h src/*.h fuzz/*.h)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FCFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FB)/fuzz_%: fuzz/fuzz_%.c $(LIB_OBJ) fuzz/fuzz.h
+	$(CLANG) $(FCFLAGS) -fsanitize=fuzzer $< $(LIB_OBJ) -o $@ $(LIBS)
+
+$(FB)/seeds: fuzz/seeds.c
+	@mkdir -p $(FB)
+	$(CLANG) -O1 -g -std=c11 -D_GNU_SOURCE -Wall $< -o $@ -lmatio -lstb -lz -lm

@@ -1,0 +1,197 @@
+/* seeds.c: writes a small valid seed corpus for every fuzz target into
+ * DIR/<target>/ (fuzz/run.sh runs it before fuzzing): well-formed files
+ * give the fuzzer a start deep inside each format. MAT-files are written
+ * with libmatio, images with stb_image_write. */
+#include <matio.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include <stb/stb_image_write.h>
+
+static char root[512];
+
+static void put(const char *target, const char *name, const void *p, size_t n) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", root, target);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/%s/%s", root, target, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || (n && fwrite(p, 1, n, f) != n) || fclose(f) != 0) {
+        fprintf(stderr, "seeds: cannot write %s\n", path);
+        exit(1);
+    }
+}
+
+static uint8_t *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    uint8_t *b = malloc(1 << 20);
+    *n = b ? fread(b, 1, 1 << 20, f) : 0;
+    fclose(f);
+    return b;
+}
+
+/* prefix (a selector byte or a 2-byte split length) + a + b */
+static void put_joined(const char *target, const char *name, const uint8_t *pre, size_t np, const void *a, size_t na, const void *b, size_t nb) {
+    uint8_t *buf = malloc(np + na + nb);
+    memcpy(buf, pre, np);
+    memcpy(buf + np, a, na);
+    memcpy(buf + np + na, b, nb);
+    put(target, name, buf, np + na + nb);
+    free(buf);
+}
+
+static void idx_seeds(void) {
+    uint8_t b[4 + 12 + 18] = {0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 3};
+    for (int i = 0; i < 18; i++) b[16 + i] = (uint8_t)(i * 13);
+    put("idx", "raw", b, sizeof b);
+    uLongf zn = 256;
+    uint8_t z[256];
+    /* gzip through zlib's deflateInit2 with the gzip wrapper */
+    z_stream s;
+    memset(&s, 0, sizeof s);
+    deflateInit2(&s, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
+    s.next_in = b;
+    s.avail_in = sizeof b;
+    s.next_out = z;
+    s.avail_out = (uInt)zn;
+    deflate(&s, Z_FINISH);
+    zn = s.total_out;
+    deflateEnd(&s);
+    put("idx", "gz", z, zn);
+}
+
+static void cifar_seeds(void) {
+    static uint8_t r[1 + 2 * 3074];
+    for (int mode = 0; mode < 2; mode++) {
+        size_t rec = mode ? 3074 : 3073;
+        r[0] = (uint8_t)mode;
+        for (int i = 0; i < 2; i++) {
+            uint8_t *p = r + 1 + i * rec;
+            p[0] = (uint8_t)(3 + i);
+            if (mode) p[1] = (uint8_t)(42 + i);
+            for (int k = 0; k < 3072; k++) p[rec - 3072 + k] = (uint8_t)(k * 7 + i);
+        }
+        put("cifar", mode ? "c100" : "c10", r, 1 + 2 * rec);
+    }
+}
+
+static void stl_seeds(void) {
+    static uint8_t x[27648];
+    uint8_t pre[2] = {1, 0}, y[1] = {7};
+    for (int k = 0; k < 27648; k++) x[k] = (uint8_t)(k * 3);
+    put_joined("stl10", "one", pre, 2, y, 1, x, sizeof x);
+}
+
+static void svhn_seeds(void) {
+    static uint8_t x[2 * 3072];
+    double y[2] = {10, 3};
+    size_t xd[4] = {32, 32, 3, 2}, yd[2] = {2, 1};
+    for (int k = 0; k < 2 * 3072; k++) x[k] = (uint8_t)(k % 97);
+    for (int z = 0; z < 2; z++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/svhn.tmp.mat", root);
+        mat_t *m = Mat_CreateVer(path, NULL, MAT_FT_MAT5);
+        matvar_t *xv = Mat_VarCreate("X", MAT_C_UINT8, MAT_T_UINT8, 4, xd, x, 0);
+        matvar_t *yv = Mat_VarCreate("y", MAT_C_DOUBLE, MAT_T_DOUBLE, 2, yd, y, 0);
+        if (!m || !xv || !yv || Mat_VarWrite(m, xv, z ? MAT_COMPRESSION_ZLIB : MAT_COMPRESSION_NONE) ||
+            Mat_VarWrite(m, yv, z ? MAT_COMPRESSION_ZLIB : MAT_COMPRESSION_NONE)) {
+            fprintf(stderr, "seeds: matio failed\n");
+            exit(1);
+        }
+        Mat_VarFree(xv);
+        Mat_VarFree(yv);
+        Mat_Close(m);
+        size_t n;
+        uint8_t *b = slurp(path, &n);
+        put("svhn", z ? "compressed" : "plain", b, n);
+        free(b);
+        remove(path);
+    }
+}
+
+static void image_seeds(void) {
+    uint8_t px[6 * 5 * 3];
+    for (int i = 0; i < (int)sizeof px; i++) px[i] = (uint8_t)(i * 11);
+    const char *kinds[] = {"png", "png1", "jpg", "bmp", "tga"};
+    for (int k = 0; k < 5; k++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/img.tmp", root);
+        int ok = k == 0 ? stbi_write_png(path, 6, 5, 3, px, 18) : k == 1 ? stbi_write_png(path, 6, 5, 1, px, 6)
+               : k == 2 ? stbi_write_jpg(path, 6, 5, 3, px, 80) : k == 3 ? stbi_write_bmp(path, 6, 5, 3, px)
+                        : stbi_write_tga(path, 6, 5, 3, px);
+        size_t n;
+        uint8_t *b = ok ? slurp(path, &n) : NULL;
+        if (!b) {
+            fprintf(stderr, "seeds: image %s failed\n", kinds[k]);
+            exit(1);
+        }
+        uint8_t sel[1] = {(uint8_t)(k * 37)};
+        put_joined("image", kinds[k], sel, 1, b, n, NULL, 0);
+        free(b);
+        remove(path);
+    }
+}
+
+/* A .npy file of raw data with any descr, into buf; returns its size. */
+static size_t npy(uint8_t *buf, const char *descr, const char *shape, const void *data, size_t bytes) {
+    char hdr[128];
+    int h = snprintf(hdr, sizeof hdr, "{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr, shape);
+    int total = (10 + h + 1 + 63) / 64 * 64;
+    memset(hdr + h, ' ', (size_t)(total - 10 - h));
+    hdr[total - 11] = '\n';
+    memcpy(buf, "\x93NUMPY\x01\x00", 8);
+    buf[8] = (uint8_t)(total - 10);
+    buf[9] = 0;
+    memcpy(buf + 10, hdr, (size_t)(total - 10));
+    memcpy(buf + total, data, bytes);
+    return (size_t)total + bytes;
+}
+
+static void npy_seeds(void) {
+    uint8_t xb[512], yb[512];
+    float x[3][2] = {{1, 2}, {3, 4}, {5, 6}};
+    int64_t y[3] = {0, 2, 1};
+    uint8_t img[2][2][2] = {{{0, 255}, {3, 4}}, {{5, 6}, {7, 8}}}, ylab[2] = {1, 0};
+    size_t nx = npy(xb, "<f4", "(3, 2)", x, sizeof x), ny = npy(yb, "<i8", "(3,)", y, sizeof y);
+    uint8_t pre[2] = {(uint8_t)(nx & 0xff), (uint8_t)(nx >> 8)};
+    put_joined("npy", "features", pre, 2, xb, nx, yb, ny);
+    nx = npy(xb, "|u1", "(2, 2, 2)", img, sizeof img);
+    ny = npy(yb, "|u1", "(2, 1)", ylab, sizeof ylab);
+    pre[0] = (uint8_t)(nx & 0xff), pre[1] = (uint8_t)(nx >> 8);
+    put_joined("npy", "images", pre, 2, xb, nx, yb, ny);
+}
+
+static void cache_seeds(void) {
+    /* n = 2 images of 1 x 2 x 2, then the CRC-32 of everything before it */
+    uint8_t b[32 + 8 + 4] = "ASYMIMG1";
+    uint64_t key = 0x0123456789abcdefULL;
+    uint32_t v[4] = {2, 1, 2, 2};
+    memcpy(b + 8, &key, 8);
+    memcpy(b + 16, v, 16);
+    for (int i = 0; i < 8; i++) b[32 + i] = (uint8_t)(i * 30);
+    uint32_t crc = (uint32_t)crc32(0, b, 40);
+    memcpy(b + 40, &crc, 4);
+    put("cache", "two", b, sizeof b);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: seeds DIR\n");
+        return 2;
+    }
+    snprintf(root, sizeof root, "%s", argv[1]);
+    mkdir(root, 0755);
+    idx_seeds();
+    cifar_seeds();
+    stl_seeds();
+    svhn_seeds();
+    image_seeds();
+    npy_seeds();
+    cache_seeds();
+    return 0;
+}
