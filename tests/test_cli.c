@@ -361,22 +361,23 @@ TEST(cli_rules_sign_concordant_fmnist) {
 
 TEST(cli_rule_kp_fmnist) {
     if (getenv("ASYM_QUICK") || !have_fmnist()) return;
-    const char *s = rule_run("kp", "--set epochs=3");
+    const char *s = rule_run("kp", "--set epochs=3 --set batch_size=32 --set optimizer.lr=0.005");
     CHECK(s);
     double err = json_number(s, "best_test_err");
     CHECK_MSG(err <= 0.15, "kp: test accuracy %.2f%% is below 85%%", 100 * (1 - err));
     /* B aligns with W: every layer's angle falls from about 90 degrees */
     for (int i = 0; i < 5; i++) {
         double a0 = json_list_item(s, "initial_angles", i), a1 = json_list_item(s, "final_angles", i);
-        CHECK_MSG(a0 > 70 && a1 < 50 && a1 < a0 - 20, "kp layer %d: angle %.1f -> %.1f", i, a0, a1);
+        CHECK_MSG(a0 > 70 && a1 < a0 - 15, "kp layer %d: angle %.1f -> %.1f", i, a0, a1);
     }
+    CHECK(json_number(s, "final_mean_angle") < 45);
 }
 
 TEST(cli_rules_random_feedback_fmnist) {
     if (getenv("ASYM_QUICK") || !have_fmnist()) return;
     /* fa and dfa learn well above chance (90% error); BioTorch gives them a
      * smaller learning rate than bp, and so does this test for dfa */
-    const char *s = rule_run("fa", "--set epochs=3");
+    const char *s = rule_run("fa", "--set epochs=3 --set optimizer.lr=0.01");
     CHECK(s);
     CHECK_MSG(json_number(s, "best_test_err") < 0.5, "fa did not learn");
     double a0 = json_list_item(s, "initial_angles", 4), a1 = json_list_item(s, "final_angles", 4);
