@@ -31,7 +31,7 @@ static int read_rule(const Cfg *c, CfgNode *map, const char *pre, const char *ke
 /* The `feedback` section and `rule_overrides` (see docs/CONFIG.md). */
 static int read_feedback(const Cfg *c, CfgNode *root, AsymNetSpec *s) {
     static const char *const INITS[] = {"torch", "xavier_uniform", "xavier_normal", "he_uniform", "he_normal", NULL};
-    static const char *const NOISE[] = {"uniform", "normal", NULL};
+    static const char *const NOISE[] = {"uniform", "normal", "orthogonal", NULL};
     AsymFeedbackSpec *f = &s->fb;
     asym_feedback_defaults(f);
     s->rule = ASYM_RULE_BP;
@@ -66,8 +66,8 @@ static int read_feedback(const Cfg *c, CfgNode *root, AsymNetSpec *s) {
     GET_FLOAT(m, "feedback", "clip_dx", 0.0, 0.0, 1e30, f->clip_dx);
     CfgNode *w = cfg_child(m, "wm");
     if (!w) return ASYM_OK;
-    if (cfg_get_str(c, w, "feedback.wm", "noise", "uniform", NOISE, &noise)) return ASYM_ERR;
-    f->wm_noise = noise[0] == 'u' ? ASYM_NOISE_UNIFORM : ASYM_NOISE_NORMAL;
+    if (cfg_get_str(c, w, "feedback.wm", "noise", "orthogonal", NOISE, &noise)) return ASYM_ERR;
+    f->wm_noise = noise[0] == 'u' ? ASYM_NOISE_UNIFORM : noise[0] == 'n' ? ASYM_NOISE_NORMAL : ASYM_NOISE_ORTHOGONAL;
     GET_FLOAT(w, "feedback.wm", "std", f->wm_std, 1e-12, 1e6, f->wm_std);
     GET_FLOAT(w, "feedback.wm", "lr", f->wm_lr, 0.0, 1e6, f->wm_lr);
     GET_FLOAT(w, "feedback.wm", "decay", f->wm_decay, 0.0, 1.0, f->wm_decay);

@@ -18,6 +18,7 @@
  * normalizations: B scaled to |W|; |W| held at its initial value. */
 #include "feedback.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,10 +38,10 @@ void asym_feedback_defaults(AsymFeedbackSpec *f) {
     f->init = ASYM_INIT_XAVIER_UNIFORM;
     f->init_gain = 1.0f;
     f->concordance = 1.0f;
-    f->wm_noise = ASYM_NOISE_UNIFORM;
+    f->wm_noise = ASYM_NOISE_ORTHOGONAL;
     f->wm_std = 0.05f / sqrtf(3.0f);
-    f->wm_lr = 0.1f;
-    f->wm_decay = 0.1f;
+    f->wm_lr = 1.0f;
+    f->wm_decay = 1.0f;
     f->wm_steps = 1;
 }
 
@@ -106,6 +107,25 @@ static void scale_to(float *v, size_t n, double target) {
     }
 }
 
+/* LAPACK's Cholesky factorization (OpenBLAS ships it), column-major. */
+void spotrf_(const char *uplo, const int *n, float *a, const int *lda, int *info);
+
+/* Rows of x (n, d) made orthonormal in blocks of at most d rows, then scaled
+ * to length std sqrt(d), so that E[x^T x] stays n std^2 I while its spread
+ * shrinks (a full block gives exactly d std^2 I). Cholesky QR: G = X X^T =
+ * U^T U, X <- U^-T X; gram is scratch of d*d floats. */
+static void orthogonalize(float *x, int n, int d, float std, float *gram) {
+    float len = std * sqrtf((float)d);
+    for (int b = 0; b < n; b += d) {
+        int m = n - b < d ? n - b : d, info = 0;
+        float *X = x + (size_t)b * d;
+        gemm(0, 1, m, m, d, 1.0f, X, d, X, d, 0.0f, gram, m);
+        spotrf_("L", &m, gram, &m, &info); /* row-major view: upper U with G = U^T U */
+        if (info != 0) continue;         /* rank-deficient draw: keep the plain noise */
+        cblas_strsm(CblasRowMajor, CblasLeft, CblasUpper, CblasTrans, CblasNonUnit, m, d, len, gram, m, X, d);
+    }
+}
+
 /* One weight-mirror step: zero-mean noise x into the layer, y = W x (no
  * bias), B <- (1 - decay) B + lr * y x^T / (n std^2), where y x^T is the
  * layer's own weight-gradient half with x as input and y as output error. */
@@ -115,14 +135,21 @@ static void mirror_step(Layer *l) {
     size_t nin = (size_t)fb->wm_n * shape_size(l->in);
     double a = o->wm_std * sqrt(3.0);
     for (size_t i = 0; i < nin; i++)
-        fb->mx[i] = (float)(o->wm_noise == ASYM_NOISE_NORMAL ? o->wm_std * rng_normal(&fb->rng) : a * (2.0 * rng_uniform(&fb->rng) - 1.0));
+        fb->mx[i] = (float)(o->wm_noise == ASYM_NOISE_UNIFORM ? a * (2.0 * rng_uniform(&fb->rng) - 1.0) : o->wm_std * rng_normal(&fb->rng));
+    if (o->wm_noise == ASYM_NOISE_ORTHOGONAL) orthogonalize(fb->mx, fb->wm_n, (int)shape_size(l->in), o->wm_std, fb->gram);
     AsymParam *b = l->b;
     float *g = l->W->g;
     l->b = NULL;
-    l->ops->forward(l, fb->mx, fb->my, fb->wm_n, 0);
     memset(fb->macc, 0, sizeof(float) * l->W->n);
     l->W->g = fb->macc;
-    l->ops->backward_weight(l, fb->mx, fb->my, fb->wm_n);
+    /* in chunks the network's workspace can hold */
+    for (int c = 0; c < fb->wm_n; c += l->ctx->max_batch) {
+        int m = fb->wm_n - c < l->ctx->max_batch ? fb->wm_n - c : l->ctx->max_batch;
+        const float *x = fb->mx + (size_t)c * shape_size(l->in);
+        float *y = fb->my + (size_t)c * shape_size(l->out);
+        l->ops->forward(l, x, y, m, 0);
+        l->ops->backward_weight(l, x, y, m);
+    }
     l->W->g = g;
     l->b = b;
     /* a convolution sums y x^T over every output position */
@@ -224,10 +251,21 @@ int feedback_setup(NetCtx *ctx, Seq *top, const AsymNetSpec *spec, AsymRng *rng)
             break;
         case ASYM_RULE_WM:
             fill_random(o, l->W, fb->B->w, n, &fb->rng);
-            fb->wm_n = o->wm_batch > 0 && o->wm_batch <= ctx->max_batch ? o->wm_batch : ctx->max_batch;
+            /* by default enough inputs that n P >= fan_in: a layer with P
+             * output positions sees P patches of every noise input; */
+            if (o->wm_batch > 0) {
+                fb->wm_n = o->wm_batch;
+            } else {
+                /* fan_in orthogonal inputs make a P = 1 layer's estimate exact;
+                 * overlapping patches of a convolution need more */
+                size_t P = shape_size(l->out) / l->out.c, want = P == 1 ? (size_t)l->W->fan_in : 4 * (size_t)l->W->fan_in;
+                fb->wm_n = (int)((want + P - 1) / P);
+            }
             fb->mx = asym_falloc((size_t)fb->wm_n * shape_size(l->in));
             fb->my = asym_falloc((size_t)fb->wm_n * shape_size(l->out));
             fb->macc = asym_falloc(n);
+            size_t d = shape_size(l->in), m = (size_t)fb->wm_n < d ? (size_t)fb->wm_n : d;
+            if (!(fb->gram = asym_falloc(m * m))) return ASYM_ERR;
             if (!fb->mx || !fb->my || !fb->macc) return ASYM_ERR;
             break;
         default: { /* usf, frsf, brsf */
@@ -294,5 +332,6 @@ void feedback_free(Feedback *fb) {
     free(fb->mx);
     free(fb->my);
     free(fb->macc);
+    free(fb->gram);
     free(fb);
 }

@@ -386,3 +386,12 @@ TEST(cli_rules_random_feedback_fmnist) {
     CHECK(s);
     CHECK_MSG(json_number(s, "best_test_err") < 0.5, "dfa did not learn");
 }
+
+TEST(cli_rule_wm_fmnist) {
+    if (getenv("ASYM_QUICK") || !have_fmnist()) return;
+    const char *s = rule_run("wm", "--set epochs=2 --set optimizer.lr=0.01");
+    CHECK(s);
+    double err = json_number(s, "best_test_err"), angle = json_number(s, "final_mean_angle");
+    CHECK_MSG(err <= 0.15, "wm: test accuracy %.2f%% is below 85%%", 100 * (1 - err));
+    CHECK_MSG(angle < 20, "wm: mean angle %.1f degrees", angle);
+}

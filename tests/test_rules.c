@@ -259,6 +259,23 @@ TEST(rule_kp_difference_decays_exactly) {
     asym_net_free(net);
 }
 
+TEST(rule_wm_uniform_noise_aligns) {
+    /* Akrout's uniform noise: the estimate is noisy, averaging over steps helps */
+    AsymLayerSpec L[] = {{.kind = ASYM_FC, .out = 40, .bias = 1}, {.kind = ASYM_RELU}, {.kind = ASYM_FC, .out = 10, .bias = 1}};
+    AsymNetSpec s = {.in_c = 60, .in_h = 1, .in_w = 1, .classes = 10, .layers = L, .n_layers = 3, .init = ASYM_INIT_XAVIER_UNIFORM, .rule = ASYM_RULE_WM};
+    asym_feedback_defaults(&s.fb);
+    s.fb.wm_noise = ASYM_NOISE_UNIFORM;
+    s.fb.wm_batch = 64;
+    s.fb.wm_presweep = 300;
+    s.fb.wm_lr = s.fb.wm_decay = 0.02f;
+    AsymNet *net = make(&s, 8, 64);
+    CHECK(net);
+    AsymParam *W = find_param(net, "0.W"), *B = find_feedback(net, "0.B");
+    double a = angle(W->w, B->w, W->n);
+    CHECK_MSG(a < 10, "uniform noise: angle after 300 mirror steps is %.1f degrees", a);
+    asym_net_free(net);
+}
+
 TEST(rule_wm_aligns_B_with_W) {
     /* a random fully connected layer: 300 mirror steps (learning rate and
      * decay 0.02, so B averages the noisy estimates over about 50 steps)
@@ -289,6 +306,7 @@ TEST(rule_wm_conv_aligns) {
     AsymLayerSpec L[8];
     small_spec(&s, L, ASYM_RULE_WM);
     s.fb.wm_presweep = 200;
+    s.fb.wm_lr = s.fb.wm_decay = 0.1f; /* overlapping patches: average over steps */
     AsymNet *net = make(&s, 8, 16);
     CHECK(net);
     AsymParam *W = find_param(net, "0.W"), *B = find_feedback(net, "0.B");
