@@ -179,7 +179,10 @@ typedef enum AsymRule {
 const char *asym_rule_name(AsymRule r);
 AsymRule asym_rule_parse(const char *name);
 
-typedef enum AsymNoise { ASYM_NOISE_UNIFORM = 1, ASYM_NOISE_NORMAL } AsymNoise;
+/* Mirror noise. ORTHOGONAL: normal noise whose n vectors are made orthogonal
+ * (blocks of at most d = input size), scaled so E[x x^T] = std^2 I as for
+ * the others; the sample covariance is then far less noisy when n ~ d. */
+typedef enum AsymNoise { ASYM_NOISE_UNIFORM = 1, ASYM_NOISE_NORMAL, ASYM_NOISE_ORTHOGONAL } AsymNoise;
 
 /* Options of the feedback rules, shared by every layer of a network. */
 typedef struct AsymFeedbackSpec {
@@ -192,12 +195,12 @@ typedef struct AsymFeedbackSpec {
     int fixed_weight_norm;  /* Moskovitz et al.: keep each layer's |W| at its initial value */
     float clip_dx;          /* > 0: clip each weight layer's input gradient to this L2 norm per batch */
     /* weight mirrors */
-    AsymNoise wm_noise;
+    AsymNoise wm_noise;     /* orthogonal by default */
     float wm_std;           /* noise std (0.05 / sqrt(3): uniform in [-0.05, 0.05]) */
-    float wm_lr;            /* B += wm_lr * (y x^T / (n std^2)) - wm_decay * B */
+    float wm_lr;            /* B = (1 - wm_decay) B + wm_lr y x^T / (n P std^2); both 1 by default */
     float wm_decay;
     int wm_steps;           /* mirror steps after every training batch */
-    int wm_batch;           /* noise vectors per mirror step (0: the training batch size) */
+    int wm_batch;           /* noise inputs per mirror step (0: per layer, fan_in/P, or 4 fan_in/P for P > 1 output positions) */
     int wm_presweep;        /* mirror steps before training */
 } AsymFeedbackSpec;
 
