@@ -57,7 +57,7 @@ asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
 		EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 		EXTRA_LDFLAGS="-fsanitize=address,undefined" build-asan/asymbp build-asan/test_runner
-	ASYM_SRCDIR=$(CURDIR) ASYM_BIN=$(CURDIR)/build-asan/asymbp ASYM_QUICK=1 ASAN_OPTIONS=detect_leaks=1 \
+	ASYM_SRCDIR=$(CURDIR) ASYM_BIN=$(CURDIR)/build-asan/asymbp ASYM_QUICK=1 ASAN_OPTIONS=detect_leaks=1 PYTHON=$(PYTHON) \
 		OMP_NUM_THREADS=2 build-asan/test_runner $(TESTS)
 
 # Trains BioTorch's LeNet on Fashion-MNIST for a few epochs and prints the result.
