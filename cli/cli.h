@@ -18,6 +18,8 @@ typedef struct CliArgs {
 int cli_parse(int argc, char **argv, CliArgs *a);
 /* Prints "asymbp: what" to stderr and returns code. */
 int cli_fail(int code, const char *what);
+/* mkdir -p; prints the error and returns 1 on failure. */
+int cli_mkdir_p(const char *dir);
 /* Loads CONFIG, applies --set overrides, resolves the experiment; prints
  * the error and returns 2 on failure (nothing to free then). */
 int cli_load_experiment(const char *path, const CliArgs *a, AsymConfig **cfg, AsymExperiment *ex);

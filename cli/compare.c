@@ -26,11 +26,7 @@ int cmd_compare(const CliArgs *a) {
         snprintf(rules[n++], sizeof rules[0], "%s", tok);
     }
     const char *base = a->out ? a->out : "runs/compare";
-    if (!a->out) mkdir("runs", 0755);
-    if (mkdir(base, 0755) && errno != EEXIST) {
-        fprintf(stderr, "asymbp: %s: cannot create: %s\n", base, strerror(errno));
-        return 1;
-    }
+    if (cli_mkdir_p(base)) return 1;
     AsymSummary sums[MAX_RULES];
     int ok[MAX_RULES] = {0};
     for (int r = 0; r < n; r++) {

@@ -4,6 +4,7 @@
  *   probe CONFIG [--set KEY=VALUE]... [--weights FILE] [--batch N] [--steps K] --out DIR
  * Only this layer prints and chooses exit codes: 0 success, 1 failure of the
  * run (bad data, divergence), 2 bad usage or configuration. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,22 @@ static void usage(FILE *f) {
             "  asymbp data info PATH                               a data set on disk: format, images, classes, size, mean/std\n"
             "  asymbp version\n",
             ASYM_VERSION);
+}
+
+int cli_mkdir_p(const char *dir) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s", dir);
+    for (char *p = path + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            mkdir(path, 0755);
+            *p = '/';
+        }
+    if (mkdir(path, 0755) && errno != EEXIST) {
+        fprintf(stderr, "asymbp: %s: cannot create: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    return 0;
 }
 
 int cli_fail(int code, const char *what) {

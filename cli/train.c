@@ -83,9 +83,7 @@ int cmd_train(const CliArgs *a) {
     char out[1024];
     if (a->out) snprintf(out, sizeof out, "%s", a->out);
     else snprintf(out, sizeof out, "runs/%s", ex.name);
-    if (!a->out) mkdir("runs", 0755);
-    if (mkdir(out, 0755) && errno != EEXIST) {
-        fprintf(stderr, "asymbp: %s: cannot create: %s\n", out, strerror(errno));
+    if (cli_mkdir_p(out)) {
         rc = 1;
         goto done;
     }

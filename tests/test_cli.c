@@ -395,3 +395,11 @@ TEST(cli_rule_wm_fmnist) {
     CHECK_MSG(err <= 0.15, "wm: test accuracy %.2f%% is below 85%%", 100 * (1 - err));
     CHECK_MSG(angle < 20, "wm: mean angle %.1f degrees", angle);
 }
+
+TEST(cli_out_creates_parent_folders) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/new/nested/run", test_tmpdir());
+    int rc = cli("train '%s' --set epochs=1 --out '%s' --quiet", tiny_cfg(), dir);
+    CHECK_MSG(rc == 0, "%s", out_buf);
+    CHECK(exists(dir, "summary.json"));
+}
