@@ -71,25 +71,25 @@ static void adam_update(const AsymOptSpec *s, AsymParam *p, float *m, float *v, 
     }
 }
 
-/* Parameters, then the feedback matrices that share a gradient (kp). */
-static AsymParam *trained(AsymNet *net, int i) {
-    int np = asym_net_n_params(net);
-    if (i < np) return asym_net_param(net, i);
-    for (int j = 0, k = np; j < asym_net_n_feedback(net); j++) {
-        AsymParam *p = asym_net_feedback(net, j);
-        if (p->g && k++ == i) return p;
-    }
-    return NULL;
+static void update(AsymOptim *o, AsymParam *p, size_t off, float lr) {
+    float plr = lr * p->lr_scale;
+    if (o->spec.kind == ASYM_ADAM) adam_update(&o->spec, p, o->m + off, o->v + off, plr, o->t);
+    else sgd_update(&o->spec, p, o->m + off, plr, o->t == 1);
 }
 
+/* Parameters, then the feedback matrices that share a gradient (kp). */
 void asym_optim_step(AsymOptim *o, float lr) {
     o->t++;
     size_t off = 0;
-    AsymParam *p;
-    for (int i = 0; (p = trained(o->net, i)); i++) {
-        float plr = lr * p->lr_scale;
-        if (o->spec.kind == ASYM_ADAM) adam_update(&o->spec, p, o->m + off, o->v + off, plr, o->t);
-        else sgd_update(&o->spec, p, o->m + off, plr, o->t == 1);
+    for (int i = 0; i < asym_net_n_params(o->net); i++) {
+        AsymParam *p = asym_net_param(o->net, i);
+        update(o, p, off, lr);
+        off += p->n;
+    }
+    for (int i = 0; i < asym_net_n_feedback(o->net); i++) {
+        AsymParam *p = asym_net_feedback(o->net, i);
+        if (!p->g) continue;
+        update(o, p, off, lr);
         off += p->n;
     }
 }
