@@ -496,22 +496,7 @@ int folder_cache_read(const char *path, uint64_t key, int n, int c, int h, int w
     return rc;
 }
 
-static int mkdirs(const char *dir) {
-    char p[4096];
-    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) return asym_fail("%s: path too long", dir);
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/') continue;
-        *s = 0;
-        if (mkdir(p, 0755) != 0 && errno != EEXIST) return asym_fail("%s: cannot create: %s", p, strerror(errno));
-        *s = '/';
-    }
-    if (mkdir(p, 0755) != 0 && errno != EEXIST) return asym_fail("%s: cannot create: %s", p, strerror(errno));
-    return ASYM_OK;
-}
-
 static int cache_write(const char *path, uint64_t key, int n, int c, int h, int w, const uint8_t *pix) {
-    char tmp[4400];
-    if (snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid()) >= (int)sizeof tmp) return asym_fail("%s: path too long", path);
     uint8_t head[CACHE_HEAD], tail[4];
     memcpy(head, CACHE_MAGIC, 8);
     memcpy(head + 8, &key, 8);
@@ -527,23 +512,9 @@ static int cache_write(const char *path, uint64_t key, int n, int c, int h, int 
         off += k;
     }
     put32(tail, (uint32_t)crc);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return asym_fail("%s: cannot create: %s", tmp, strerror(errno));
-    int ok = fwrite(head, 1, CACHE_HEAD, f) == CACHE_HEAD && fwrite(pix, 1, bytes, f) == bytes && fwrite(tail, 1, 4, f) == 4;
-    int err = errno;
-    if (fclose(f) != 0 && ok) {
-        ok = 0;
-        err = errno;
-    }
-    if (ok && rename(tmp, path) != 0) {
-        ok = 0;
-        err = errno;
-    }
-    if (!ok) {
-        remove(tmp);
-        return asym_fail("%s: cannot write the image cache: %s", path, strerror(err));
-    }
-    return ASYM_OK;
+    const void *parts[3] = {head, pix, tail};
+    size_t lens[3] = {CACHE_HEAD, bytes, 4};
+    return io_write_atomic(path, parts, lens, 3);
 }
 
 int folder_decode(const FolderList *l, const int *idx, int n, const int32_t *labels, int classes, int h, int w, int gray,
@@ -556,7 +527,7 @@ int folder_decode(const FolderList *l, const int *idx, int n, const int32_t *lab
         const char *dir = l->dir;
         uint64_t key = 0;
         char path[4200];
-        if (cache_key(l, dir, c, h, w, &key) || mkdirs(cache_dir)) goto fail;
+        if (cache_key(l, dir, c, h, w, &key) || io_mkdir_p(cache_dir)) goto fail;
         if (snprintf(path, sizeof path, "%s/folder-%016llx-%dx%dx%d.bin", cache_dir, (unsigned long long)key, c, h, w) >= (int)sizeof path) {
             asym_fail("%s: path too long", cache_dir);
             goto fail;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <zlib.h>
 
@@ -172,6 +173,38 @@ int idx_parse(const char *path, const uint8_t *data, size_t len, int *ndim, uint
 
 /* ---- .npy ---- */
 
+int io_mkdir_p(const char *dir) {
+    char p[4096];
+    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) return asym_fail("%s: path too long", dir);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) return asym_fail("%s: cannot create: %s", p, strerror(errno));
+        *s = '/';
+    }
+    if (mkdir(p, 0755) != 0 && errno != EEXIST) return asym_fail("%s: cannot create: %s", p, strerror(errno));
+    return ASYM_OK;
+}
+
+int io_write_atomic(const char *path, const void *const *parts, const size_t *lens, int n) {
+    char tmp[4400];
+    /* per process, so that runs sharing a folder (a cache) do not collide */
+    if (snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid()) >= (int)sizeof tmp) return asym_fail("%s: path too long", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return asym_fail("%s: cannot create: %s", tmp, strerror(errno));
+    int ok = 1;
+    for (int i = 0; i < n && ok; i++) ok = lens[i] == 0 || fwrite(parts[i], 1, lens[i], f) == lens[i];
+    int err = errno;
+    if (ok && (fflush(f) != 0 || fsync(fileno(f)) != 0)) ok = 0, err = errno;
+    if (fclose(f) != 0 && ok) ok = 0, err = errno;
+    if (ok && rename(tmp, path) != 0) ok = 0, err = errno;
+    if (!ok) {
+        remove(tmp);
+        return asym_fail("%s: write failed: %s", path, strerror(err));
+    }
+    return ASYM_OK;
+}
+
 static int npy_write(const char *path, const char *descr, const void *data, int ndim, const int64_t *shape) {
     if (ndim < 0 || ndim > 8) return asym_fail("%s: cannot write %d dimensions (0..8)", path, ndim);
     /* Magic (6) + version (2) + length (2) + dict padded with spaces and a
@@ -193,26 +226,9 @@ static int npy_write(const char *path, const char *descr, const void *data, int 
     int hlen = total - 10;
     uint8_t pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)(hlen & 0xff), (uint8_t)(hlen >> 8)};
 
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return asym_fail("%s: path too long", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return asym_fail("%s: cannot create: %s", tmp, strerror(errno));
-    int ok = fwrite(pre, 1, 10, f) == 10 && fwrite(hdr, 1, hlen, f) == (size_t)hlen &&
-             (count == 0 || fwrite(data, 4, count, f) == count);
-    int err = errno;
-    if (fclose(f) != 0 && ok) {
-        ok = 0;
-        err = errno;
-    }
-    if (ok && rename(tmp, path) != 0) {
-        ok = 0;
-        err = errno;
-    }
-    if (!ok) {
-        remove(tmp);
-        return asym_fail("%s: write failed: %s", path, strerror(err));
-    }
-    return ASYM_OK;
+    const void *parts[3] = {pre, hdr, data};
+    size_t lens[3] = {10, (size_t)hlen, count * 4};
+    return io_write_atomic(path, parts, lens, 3);
 }
 
 int npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape) {

@@ -13,6 +13,13 @@
 /* Reads a whole file, transparently gunzipping gzip data, refusing more than
  * max bytes. On error the message names the path. */
 int io_read_all(const char *path, uint8_t **data, size_t *len, size_t max);
+
+/* mkdir -p; the message names the folder that could not be made. */
+int io_mkdir_p(const char *dir);
+
+/* Writes n parts to PATH.PID.tmp, flushes it to disk and renames it to path, so
+ * a crash leaves either the old file or the whole new one. */
+int io_write_atomic(const char *path, const void *const *parts, const size_t *lens, int n);
 /* The same; gz = 0 keeps gzip data as it is (image files). */
 int io_read_file(const char *path, uint8_t **data, size_t *len, size_t max, int gz);
 

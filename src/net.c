@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include "feedback.h"
+#include "io.h"
 
 struct AsymNet {
     NetCtx ctx;
@@ -320,34 +321,37 @@ static AsymParam *stored_tensor(const AsymNet *net, uint32_t i) {
 
 static const char WEIGHTS_MAGIC[8] = {'A', 'S', 'Y', 'M', 'N', 'E', 'T', '1'};
 
-static int put(FILE *f, const void *p, size_t n, uLong *crc) {
-    *crc = crc32(*crc, p, (uInt)n);
-    return fwrite(p, 1, n, f) == n ? ASYM_OK : ASYM_ERR;
-}
-
 int asym_net_save(const AsymNet *net, const char *path) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return asym_fail("%s: cannot write", tmp);
-    uLong crc = crc32(0, NULL, 0);
     uint32_t count = (uint32_t)(net->ctx.n_params + net->ctx.n_buffers + net->ctx.n_feedback);
-    int rc = put(f, WEIGHTS_MAGIC, 8, &crc) | put(f, &count, 4, &crc);
-    for (uint32_t i = 0; i < count && !rc; i++) {
+    int nparts = 2 + 4 * (int)count + 1, k = 0;
+    const void **parts = asym_calloc(nparts, sizeof(void *));
+    size_t *lens = asym_calloc(nparts, sizeof(size_t));
+    uint32_t *name_len = asym_calloc(count + 1, sizeof(uint32_t));
+    uint64_t *n = asym_calloc(count + 1, sizeof(uint64_t));
+    int rc = ASYM_ERR;
+    if (!parts || !lens || !name_len || !n) goto done;
+    parts[k] = WEIGHTS_MAGIC, lens[k++] = 8;
+    parts[k] = &count, lens[k++] = 4;
+    for (uint32_t i = 0; i < count; i++) {
         const AsymParam *p = stored_tensor(net, i);
-        uint32_t len = (uint32_t)strlen(p->name);
-        uint64_t n = p->n;
-        rc = put(f, &len, 4, &crc) | put(f, p->name, len, &crc) | put(f, &n, 8, &crc) | put(f, p->w, sizeof(float) * p->n, &crc);
+        name_len[i] = (uint32_t)strlen(p->name);
+        n[i] = p->n;
+        parts[k] = &name_len[i], lens[k++] = 4;
+        parts[k] = p->name, lens[k++] = name_len[i];
+        parts[k] = &n[i], lens[k++] = 8;
+        parts[k] = p->w, lens[k++] = sizeof(float) * p->n;
     }
+    uLong crc = crc32(0, NULL, 0);
+    for (int i = 0; i < k; i++) crc = crc32(crc, parts[i], (uInt)lens[i]);
     uint32_t c32 = (uint32_t)crc;
-    if (!rc) rc = fwrite(&c32, 4, 1, f) == 1 ? ASYM_OK : ASYM_ERR;
-    if (fflush(f) || fsync(fileno(f))) rc = ASYM_ERR;
-    if (fclose(f)) rc = ASYM_ERR;
-    if (rc || rename(tmp, path)) {
-        remove(tmp);
-        return asym_fail("%s: write failed", path);
-    }
-    return ASYM_OK;
+    parts[k] = &c32, lens[k++] = 4;
+    rc = io_write_atomic(path, parts, lens, k);
+done:
+    free(parts);
+    free(lens);
+    free(name_len);
+    free(n);
+    return rc;
 }
 
 int asym_net_load(AsymNet *net, const char *path) {

@@ -61,22 +61,6 @@ static int write_array(const char *dir, const char *name, const float *data, int
     return npy_write_f32(path, data, ndim, shape);
 }
 
-static int is_dir(const char *path);
-
-/* mkdir -p */
-static int mkdir_p(const char *dir) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s", dir);
-    for (char *p = path + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            mkdir(path, 0755);
-            *p = '/';
-        }
-    if (mkdir(path, 0755) && !is_dir(path)) return asym_fail("%s: cannot create the folder", dir);
-    return ASYM_OK;
-}
-
 static int is_dir(const char *path) {
     struct stat sb;
     return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
@@ -144,7 +128,7 @@ int asym_probe(const AsymExperiment *ex, const char *weights, int batch, int ste
     if (!(rec = asym_falloc(rec_total))) goto done;
     for (int i = 0, off = 0; i < L; off += batch * (int)shape_size(ctx->weight_layers[i]->out), i++) ctx->weight_layers[i]->record_dy = rec + off;
     asym_net_keep_input_grad(net, 1);
-    if (mkdir_p(dir)) goto done;
+    if (io_mkdir_p(dir)) goto done;
     int N = batch, K = ex->net.classes, np = asym_net_n_params(net), nb = asym_net_n_buffers(net);
     /* values before any step */
     float *before = malloc(sizeof(float) * asym_net_n_weights(net));

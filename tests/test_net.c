@@ -147,7 +147,7 @@ TEST(net_save_load_roundtrip) {
     CHECK_MSG(same, "re-saving a loaded network gives another file");
     /* no temporary file is left behind */
     char tmp[700];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
     CHECK(file_size(tmp) < 0);
 }
 
