@@ -6,7 +6,7 @@ BLASLIB := /usr/lib/x86_64-linux-gnu/openblas-openmp
 OPT     ?= -O2 -march=x86-64-v2
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -Iinclude -Isrc -I$(BLASINC) $(EXTRA_CFLAGS)
-LDLIBS  := -L$(BLASLIB) -Wl,-rpath,$(BLASLIB) -lopenblas -lyaml -lmatio -lstb -lz -lm -fopenmp $(EXTRA_LDFLAGS)
+LDLIBS  := -L$(BLASLIB) -Wl,-rpath,$(BLASLIB) -lopenblas -lyaml -ljansson -lmatio -lstb -lz -lm -fopenmp $(EXTRA_LDFLAGS)
 PYTHON  ?= /usr/bin/python3
 
 LIB_SRC  := $(wildcard src/*.c)

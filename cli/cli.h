@@ -11,7 +11,8 @@ typedef struct CliArgs {
     const char *sets[CLI_MAX_SETS];
     int n_sets;
     const char *out, *weights;
-    const char *rules;        /* compare: comma-separated rule names */
+    const char *rules;        /* compare, sweep: comma-separated rule names */
+    const char *lr_mult;      /* sweep: comma-separated learning-rate multipliers */
     int batch, steps, quiet;
 } CliArgs;
 
@@ -29,6 +30,23 @@ int cmd_eval(const CliArgs *a);
 int cmd_probe(const CliArgs *a);
 int cmd_data(int argc, char **argv);
 int cmd_compare(const CliArgs *a);
+int cmd_sweep(const CliArgs *a);
+int cmd_table(int argc, char **argv);
+
+/* What a finished run folder holds: rule, data set, and the best error over
+ * its logged epochs (validation error if logged, else test error). */
+typedef struct CliRunResult {
+    char rule[16], data[64];
+    double best_err, seconds;     /* best_err NaN when no epoch finished */
+    int epoch, epochs, diverged, validation;
+} CliRunResult;
+/* 0 when the run has no summary.json (not finished). */
+int cli_run_result(const char *run, CliRunResult *r);
+/* Prints the results table of sweeps, runs or folders of runs; with out
+ * non-NULL also writes out/table.md and out/table.csv. */
+int cli_table(const char *const *dirs, int n, const char *out);
+/* Parses a comma-separated rule list; prints the error and returns -1. */
+int cli_rule_list(const char *list, const char *cmd, char (*rules)[16], int max);
 /* The training progress display shared by train and compare. */
 int cli_train_run(const AsymExperiment *ex, const char *out, int quiet, AsymSummary *sum);
 

@@ -14,17 +14,9 @@
 
 int cmd_compare(const CliArgs *a) {
     if (!a->rules) return cli_fail(2, "compare: --rules LIST is required (e.g. --rules bp,fa,usf)");
-    char rules[MAX_RULES][16], list[256];
-    int n = 0;
-    snprintf(list, sizeof list, "%s", a->rules);
-    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
-        if (n == MAX_RULES) return cli_fail(2, "compare: too many rules");
-        if (asym_rule_parse(tok) == ASYM_RULE_DEFAULT) {
-            fprintf(stderr, "asymbp: compare: unknown rule '%s' (bp, fa, dfa, usf, brsf, frsf, kp, wm)\n", tok);
-            return 2;
-        }
-        snprintf(rules[n++], sizeof rules[0], "%s", tok);
-    }
+    char rules[MAX_RULES][16];
+    int n = cli_rule_list(a->rules, "compare", rules, MAX_RULES);
+    if (n < 0) return 2;
     const char *base = a->out ? a->out : "runs/compare";
     if (cli_mkdir_p(base)) return 1;
     AsymSummary sums[MAX_RULES];

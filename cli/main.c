@@ -24,6 +24,9 @@ static void usage(FILE *f) {
             "                                                       one fixed batch: inputs, gradients, weights as .npy\n"
             "  asymbp compare CONFIG --rules bp,fa,usf,... [--set KEY=VALUE]... [--out DIR]\n"
             "                                                       the same network, seed and data order with each rule; a table\n"
+            "  asymbp sweep CONFIG --rules LIST [--lr-mult 100,10,1,0.1,0.01] [--set KEY=VALUE]... [--out DIR]\n"
+            "                                                       every rule at every learning-rate multiplier; resumes; a table\n"
+            "  asymbp table DIR... [--out DIR]                     results table of sweeps and runs (terminal, table.md, table.csv)\n"
             "  asymbp data info PATH                               a data set on disk: format, images, classes, size, mean/std\n"
             "  asymbp version\n",
             ASYM_VERSION);
@@ -64,6 +67,8 @@ int cli_parse(int argc, char **argv, CliArgs *a) {
             a->out = argv[++i];
         } else if (!strcmp(s, "--rules") && has_value) {
             a->rules = argv[++i];
+        } else if (!strcmp(s, "--lr-mult") && has_value) {
+            a->lr_mult = argv[++i];
         } else if (!strcmp(s, "--weights") && has_value) {
             a->weights = argv[++i];
         } else if ((!strcmp(s, "--batch") || !strcmp(s, "--steps")) && has_value) {
@@ -120,6 +125,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(argv[1], "data")) return cmd_data(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "table")) return cmd_table(argc - 2, argv + 2);
     CliArgs a;
     int rc = cli_parse(argc - 2, argv + 2, &a);
     if (rc) return rc;
@@ -127,6 +133,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "eval")) return cmd_eval(&a);
     if (!strcmp(argv[1], "probe")) return cmd_probe(&a);
     if (!strcmp(argv[1], "compare")) return cmd_compare(&a);
+    if (!strcmp(argv[1], "sweep")) return cmd_sweep(&a);
     fprintf(stderr, "asymbp: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -293,6 +293,10 @@ const float *asym_net_forward(AsymNet *net, const float *x, int N, int train);
  * runs the backward pass, adding into every parameter gradient. correct gets
  * the number of right top-1 predictions when non-NULL. */
 float asym_net_loss(AsymNet *net, const int32_t *y, int N, int backward, int *correct);
+/* One training-mode forward pass of x that moves every batch norm's running
+ * statistics toward the batch's with weight alpha (first != 0: replaces
+ * them), whatever each layer's own momentum; gradients are untouched. */
+void asym_net_recompute_stats(AsymNet *net, const float *x, int N, float alpha, int first);
 void asym_net_zero_grad(AsymNet *net);
 /* Asks later backward passes to compute the gradient with respect to the
  * input, (N, in_c, in_h, in_w) (off by default: training does not need it). */
@@ -371,6 +375,9 @@ int asym_config_load(AsymConfig **cfg, const char *path);
 int asym_config_set(AsymConfig *cfg, const char *assignment);
 /* Writes the configuration, overrides applied, as YAML. */
 int asym_config_write(const AsymConfig *cfg, const char *path);
+/* The scalar text at a dotted path of map keys ("data.path"), or NULL when
+ * the key is missing or not a scalar. */
+const char *asym_config_get(const AsymConfig *cfg, const char *dotted);
 void asym_config_free(AsymConfig *cfg);
 
 /* Where the data comes from and how it is prepared (the `data` section). */
@@ -395,6 +402,11 @@ typedef struct AsymExperiment {
     char name[128];
     uint64_t seed;
     int epochs, batch_size, threads;
+    /* after each epoch, batch-norm running statistics are recomputed as an
+     * exponential moving average (alpha) over the epoch's first bn_batches
+     * training batches (Liao et al.); 0: off */
+    int bn_batches;
+    float bn_alpha;
     AsymDataSpec data;
     AsymNetSpec net;
     AsymOptSpec opt;

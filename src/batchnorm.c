@@ -35,7 +35,7 @@ static void bn_forward(Layer *l, const float *x, float *y, int N, int train) {
                 for (size_t i = 0; i < S; i++) ss += (xc[i] - mean) * (xc[i] - mean);
             }
             var = ss / M;
-            float m = l->ctx->freeze_stats ? 0.0f : bn->momentum;
+            float m = l->ctx->freeze_stats ? 0.0f : l->ctx->stats_momentum > 0 ? l->ctx->stats_momentum : bn->momentum;
             bn->mean->w[c] = (1.0f - m) * bn->mean->w[c] + m * (float)mean;
             bn->var->w[c] = (1.0f - m) * bn->var->w[c] + m * (float)(M > 1 ? ss / (M - 1) : var);
         } else {

@@ -473,6 +473,25 @@ int cfg_error(const Cfg *c, const CfgNode *n, const char *path, const char *fmt,
     return asym_fail("%s: key '%s': %s", file, path, msg);
 }
 
+CfgNode *cfg_find(CfgNode *root, const char *dotted) {
+    char key[256];
+    CfgNode *n = root;
+    for (const char *p = dotted; n && *p;) {
+        size_t len = strcspn(p, ".");
+        if (len >= sizeof key) return NULL;
+        memcpy(key, p, len);
+        key[len] = 0;
+        n = node_find(n, key);
+        p += len + (p[len] == '.');
+    }
+    return n;
+}
+
+const char *asym_config_get(const AsymConfig *c, const char *dotted) {
+    CfgNode *n = cfg_find(c->root, dotted);
+    return n && n->kind == CFG_SCALAR ? n->value : NULL;
+}
+
 CfgNode *cfg_child(CfgNode *map, const char *key) {
     CfgNode *n = node_find(map, key);
     if (n) n->used = 1;

@@ -35,6 +35,8 @@ int cfg_parse_string(Cfg **out, const char *text, const char *name);
  * path in messages is built from the node's ancestors; callers pass the
  * dotted prefix of map (e.g. "optimizer") so messages name the full key. */
 CfgNode *cfg_child(CfgNode *map, const char *key);   /* marks used; NULL if missing */
+/* The node at a dotted path of map keys ("data.path"), without marking it. */
+CfgNode *cfg_find(CfgNode *root, const char *dotted);
 int cfg_get_int(const Cfg *c, CfgNode *map, const char *prefix, const char *key, long def, long lo, long hi, long *out);
 int cfg_get_float(const Cfg *c, CfgNode *map, const char *prefix, const char *key, double def, double lo, double hi, double *out);
 int cfg_get_bool(const Cfg *c, CfgNode *map, const char *prefix, const char *key, int def, int *out);

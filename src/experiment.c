@@ -278,9 +278,47 @@ static int read_optim(const Cfg *c, CfgNode *root, AsymExperiment *ex) {
     return ASYM_OK;
 }
 
+/* Liao et al.'s protocol (`protocol: liao`): what it sets wherever the file
+ * and --set leave the key out. The schedule is set as a whole, so a config
+ * with its own schedule keeps it. */
+static const char *const LIAO[][2] = {
+    {"epochs", "65"},
+    {"batch_size", "100"},
+    {"optimizer.lr", "5.0e-4"},
+    {"optimizer.momentum", "0.9"},
+    {"schedule", "{name: multistep, milestones: [50, 60], gamma: 0.1}"},
+    {"bn_recompute", "{batches: 20, alpha: 0.05}"},
+};
+
+static int apply_protocol(Cfg *c) {
+    static const char *const PROTOCOLS[] = {"none", "liao", NULL};
+    const char *p;
+    if (cfg_get_str(c, c->root, "", "protocol", "none", PROTOCOLS, &p)) return ASYM_ERR;
+    if (strcmp(p, "liao")) return ASYM_OK;
+    const char *opt = asym_config_get(c, "optimizer.name");
+    for (size_t i = 0; i < sizeof LIAO / sizeof LIAO[0]; i++) {
+        if (cfg_find(c->root, LIAO[i][0])) continue;
+        if (!strcmp(LIAO[i][0], "optimizer.momentum") && opt && strcmp(opt, "sgd")) continue;
+        char set[256];
+        snprintf(set, sizeof set, "%s=%s", LIAO[i][0], LIAO[i][1]);
+        if (asym_config_set(c, set)) return ASYM_ERR;
+    }
+    return ASYM_OK;
+}
+
+static int read_bn_recompute(const Cfg *c, CfgNode *root, AsymExperiment *ex) {
+    CfgNode *m = cfg_child(root, "bn_recompute");
+    if (!m) return ASYM_OK;
+    if (m->kind != CFG_MAP) return cfg_error(c, m, "bn_recompute", "expected a map with batches and alpha");
+    GET_INT(m, "bn_recompute", "batches", 20, 0, 1 << 20, ex->bn_batches);
+    GET_FLOAT(m, "bn_recompute", "alpha", 0.05, 1e-6, 1.0, ex->bn_alpha);
+    return ASYM_OK;
+}
+
 int asym_experiment_from_config(AsymExperiment *ex, AsymConfig *c) {
     memset(ex, 0, sizeof *ex);
     CfgNode *root = c->root;
+    if (apply_protocol(c)) goto fail;
     const char *name;
     long seed;
     if (cfg_get_str(c, root, "", "name", "run", NULL, &name)) goto fail;
@@ -294,6 +332,7 @@ int asym_experiment_from_config(AsymExperiment *ex, AsymConfig *c) {
     ex->batch_size = (int)v;
     if (cfg_get_int(c, root, "", "threads", 0, 0, 1024, &v)) goto fail;
     ex->threads = (int)v;
+    if (read_bn_recompute(c, root, ex)) goto fail;
     if (data_read_config(c, root, &ex->data)) goto fail;
     ex->net.in_c = ex->data.c;
     ex->net.in_h = ex->data.h;

@@ -36,6 +36,7 @@ typedef struct NetCtx {
     int classes;
     int force_bp;          /* alignment measurements: every layer uses W, no DFA */
     int freeze_stats;      /* batch norm in training mode leaves running statistics alone */
+    float stats_momentum;  /* > 0: batch norm's running-statistics momentum instead of its own */
     AsymFeedbackSpec fb;   /* options of the feedback rules */
 } NetCtx;
 

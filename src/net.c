@@ -281,6 +281,12 @@ const float *asym_net_forward(AsymNet *net, const float *x, int N, int train) {
     return seq_output(&net->seq);
 }
 
+void asym_net_recompute_stats(AsymNet *net, const float *x, int N, float alpha, int first) {
+    net->ctx.stats_momentum = first ? 1.0f : alpha;
+    asym_net_forward(net, x, N, 1);
+    net->ctx.stats_momentum = 0;
+}
+
 float asym_net_loss(AsymNet *net, const int32_t *y, int N, int backward, int *correct) {
     int hits = 0;
     if (N > net->last_N) N = net->last_N;

@@ -75,6 +75,18 @@ static double mean_angle(const AsymAlignment *a, int n) {
     return k ? s / k : NAN;
 }
 
+/* Copies mini-batch b of the epoch's order perm into xb, yb; returns its size. */
+static int gather_batch(const AsymDataset *d, const int *perm, int b, int B, float *xb, int32_t *yb) {
+    size_t in = (size_t)d->c * d->h * d->w;
+    int N = d->n - b * B < B ? d->n - b * B : B;
+    for (int i = 0; i < N; i++) {
+        int j = perm[b * B + i];
+        memcpy(xb + i * in, d->x + j * in, sizeof(float) * in);
+        yb[i] = d->y[j];
+    }
+    return N;
+}
+
 int asym_train(const AsymExperiment *ex, const char *out_dir, const AsymTrainHooks *hooks, AsymSummary *sum) {
     AsymDataset train, val, test;
     AsymNet *net = NULL;
@@ -130,12 +142,7 @@ int asym_train(const AsymExperiment *ex, const char *out_dir, const AsymTrainHoo
         double t0 = asym_now(), loss_sum = 0;
         long wrong = 0;
         for (int b = 0; b < batches; b++) {
-            int N = train.n - b * B < B ? train.n - b * B : B, hits;
-            for (int i = 0; i < N; i++) {
-                int j = perm[b * B + i];
-                memcpy(xb + i * in, train.x + j * in, sizeof(float) * in);
-                yb[i] = train.y[j];
-            }
+            int N = gather_batch(&train, perm, b, B, xb, yb), hits;
             asym_net_zero_grad(net);
             asym_net_forward(net, xb, N, 1);
             float loss = asym_net_loss(net, yb, N, 1, &hits);
@@ -156,6 +163,10 @@ int asym_train(const AsymExperiment *ex, const char *out_dir, const AsymTrainHoo
             }
         }
         if (sum->diverged) break;
+        for (int b = 0; b < ex->bn_batches && b < batches; b++) {
+            int N = gather_batch(&train, perm, b, B, xb, yb);
+            asym_net_recompute_stats(net, xb, N, ex->bn_alpha, b == 0);
+        }
         st.seconds = asym_now() - t0;
         train_time += st.seconds;
         st.images_per_s = train.n / (st.seconds > 1e-9 ? st.seconds : 1e-9);

@@ -15,6 +15,18 @@ const char *test_tmpdir(void);
 /* Root of the source tree (where configs/ and tests/ are). */
 const char *test_srcdir(void);
 
+/* End-to-end helpers (tests/util.c). test_cli runs the asymbp command
+ * (ASYM_BIN, default build/asymbp) from the source root with the given
+ * arguments (a shell fragment) and returns its exit code, keeping stdout and
+ * stderr in test_out. */
+#define TEST_FMNIST "/usr/share/datasets/fashion-mnist"
+extern char test_out[65536];
+int test_cli(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int test_exists(const char *dir, const char *name);
+int test_have_fmnist(void);   /* prints a skip note when it is missing */
+void test_write_file(const char *path, const char *text);
+char *test_read_file(const char *path);   /* malloc'ed, NUL-terminated; NULL if unreadable */
+
 #define TEST(name)                                                          \
     static void name(void);                                                 \
     __attribute__((constructor)) static void test_reg_##name(void) {        \

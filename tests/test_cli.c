@@ -13,55 +13,13 @@
 #include "asymbp.h"
 #include "test.h"
 
-#define FMNIST "/usr/share/datasets/fashion-mnist"
-
-static char out_buf[65536];
-
-/* Runs the CLI with args (a shell fragment); returns its exit code and
- * keeps stdout+stderr in out_buf. */
-static int cli(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int cli(const char *fmt, ...) {
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    const char *bin = getenv("ASYM_BIN") ? getenv("ASYM_BIN") : "build/asymbp";
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s 2>&1", test_srcdir(), bin, args);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out_buf, 1, sizeof out_buf - 1, p);
-    out_buf[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static int exists(const char *dir, const char *name) {
-    char path[1024];
-    struct stat sb;
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    return stat(path, &sb) == 0;
-}
-
-static int have_fmnist(void) {
-    if (access(FMNIST "/train-images-idx3-ubyte.gz", R_OK) == 0) return 1;
-    printf("    skipped: Fashion-MNIST is not installed in " FMNIST "\n");
-    return 0;
-}
-
-static void write_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    if (f) {
-        fputs(text, f);
-        fclose(f);
-    }
-}
+#define FMNIST TEST_FMNIST
 
 /* A small, fast experiment on synthetic data. */
 static const char *tiny_cfg(void) {
     static char path[512];
     snprintf(path, sizeof path, "%s/tiny.yaml", test_tmpdir());
-    write_file(path, "name: tiny\nseed: 3\nepochs: 2\nbatch_size: 16\n"
+    test_write_file(path, "name: tiny\nseed: 3\nepochs: 2\nbatch_size: 16\n"
                      "data:\n  format: random\n  random: {n: 64, c: 1, h: 8, w: 8, classes: 4}\n"
                      "model:\n  layers:\n    - {type: conv, out: 4, k: 3, pad: 1}\n    - relu\n    - {type: maxpool, k: 2}\n"
                      "    - flatten\n    - {type: fc, out: 4}\n"
@@ -70,12 +28,12 @@ static const char *tiny_cfg(void) {
 }
 
 TEST(cli_lenet_one_epoch_fmnist) {
-    if (getenv("ASYM_QUICK") || !have_fmnist()) return;
+    if (getenv("ASYM_QUICK") || !test_have_fmnist()) return;
     char dir[512];
     snprintf(dir, sizeof dir, "%s/lenet1", test_tmpdir());
-    int rc = cli("train configs/fmnist/lenet.yaml --set epochs=1 --set batch_size=32 --set optimizer.lr=0.01 --out '%s'", dir);
-    CHECK_MSG(rc == 0, "train failed (%d):\n%s", rc, out_buf);
-    CHECK(strstr(out_buf, "final test error"));
+    int rc = test_cli("train configs/fmnist/lenet.yaml --set epochs=1 --set batch_size=32 --set optimizer.lr=0.01 --out '%s'", dir);
+    CHECK_MSG(rc == 0, "train failed (%d):\n%s", rc, test_out);
+    CHECK(strstr(test_out, "final test error"));
     char path[600];
     snprintf(path, sizeof path, "%s/summary.json", dir);
     FILE *f = fopen(path, "r");
@@ -90,19 +48,19 @@ TEST(cli_lenet_one_epoch_fmnist) {
     printf("    LeNet, 1 epoch: test error %.2f%%\n", 100 * err);
     CHECK_MSG(err <= 0.15, "test accuracy %.2f%% is below 85%%", 100 * (1 - err));
     /* eval scores the saved model on the test set and agrees */
-    rc = cli("eval '%s'", dir);
-    CHECK_MSG(rc == 0, "eval failed:\n%s", out_buf);
+    rc = test_cli("eval '%s'", dir);
+    CHECK_MSG(rc == 0, "eval failed:\n%s", test_out);
     char want[64];
     snprintf(want, sizeof want, "error %.2f%%", 100 * err);
-    CHECK_MSG(strstr(out_buf, want), "eval printed '%s', expected '%s'", out_buf, want);
+    CHECK_MSG(strstr(test_out, want), "eval printed '%s', expected '%s'", test_out, want);
 }
 
 TEST(cli_train_outputs) {
     char dir[512];
     snprintf(dir, sizeof dir, "%s/tiny_run", test_tmpdir());
-    int rc = cli("train '%s' --out '%s'", tiny_cfg(), dir);
-    CHECK_MSG(rc == 0, "train failed:\n%s", out_buf);
-    CHECK(exists(dir, "log.jsonl") && exists(dir, "summary.json") && exists(dir, "model.bin") && exists(dir, "config.yaml"));
+    int rc = test_cli("train '%s' --out '%s'", tiny_cfg(), dir);
+    CHECK_MSG(rc == 0, "train failed:\n%s", test_out);
+    CHECK(test_exists(dir, "log.jsonl") && test_exists(dir, "summary.json") && test_exists(dir, "model.bin") && test_exists(dir, "config.yaml"));
     char path[600], line[1024];
     snprintf(path, sizeof path, "%s/log.jsonl", dir);
     FILE *f = fopen(path, "r");
@@ -127,8 +85,8 @@ TEST(cli_train_outputs) {
     char dir2[600];
     snprintf(dir2, sizeof dir2, "%s/again", dir);
     snprintf(path, sizeof path, "%s/config.yaml", dir);
-    rc = cli("train '%s' --out '%s' --quiet", path, dir2);
-    CHECK_MSG(rc == 0, "retrain failed:\n%s", out_buf);
+    rc = test_cli("train '%s' --out '%s' --quiet", path, dir2);
+    CHECK_MSG(rc == 0, "retrain failed:\n%s", test_out);
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "cmp -s '%s/model.bin' '%s/model.bin'", dir, dir2);
     CHECK_MSG(system(cmd) == 0, "same config and seed gave different weights");
@@ -137,8 +95,8 @@ TEST(cli_train_outputs) {
 TEST(cli_set_overrides) {
     char dir[512];
     snprintf(dir, sizeof dir, "%s/set_run", test_tmpdir());
-    int rc = cli("train '%s' --set epochs=1 --set optimizer.lr=0.01 --set model.layers.0.out=6 --out '%s' --quiet", tiny_cfg(), dir);
-    CHECK_MSG(rc == 0, "%s", out_buf);
+    int rc = test_cli("train '%s' --set epochs=1 --set optimizer.lr=0.01 --set model.layers.0.out=6 --out '%s' --quiet", tiny_cfg(), dir);
+    CHECK_MSG(rc == 0, "%s", test_out);
     char path[600], text[4096] = {0};
     snprintf(path, sizeof path, "%s/config.yaml", dir);
     FILE *f = fopen(path, "r");
@@ -159,15 +117,15 @@ TEST(cli_set_overrides) {
  * one_line, that message is all it prints. */
 static int fails_with_msg(int code, const char *want, int one_line) {
     if (code == 0) {
-        printf("    expected failure, got success:\n%s", out_buf);
+        printf("    expected failure, got success:\n%s", test_out);
         return 0;
     }
-    if (!strstr(out_buf, want)) {
-        printf("    message lacks '%s':\n%s", want, out_buf);
+    if (!strstr(test_out, want)) {
+        printf("    message lacks '%s':\n%s", want, test_out);
         return 0;
     }
-    if (one_line && strchr(out_buf, '\n') != out_buf + strlen(out_buf) - 1) {
-        printf("    expected one line:\n%s", out_buf);
+    if (one_line && strchr(test_out, '\n') != test_out + strlen(test_out) - 1) {
+        printf("    expected one line:\n%s", test_out);
         return 0;
     }
     return 1;
@@ -178,46 +136,46 @@ static int fails_with(int code, const char *want) { return fails_with_msg(code, 
 TEST(cli_bad_config) {
     const char *d = test_tmpdir();
     char p[512];
-    CHECK(fails_with(cli("train /nonexistent/x.yaml --out %s/o1", d), "/nonexistent/x.yaml"));
+    CHECK(fails_with(test_cli("train /nonexistent/x.yaml --out %s/o1", d), "/nonexistent/x.yaml"));
     snprintf(p, sizeof p, "%s/syntax.yaml", d);
-    write_file(p, "epochs: 1\nmodel: [unclosed\n");
-    CHECK(fails_with(cli("train %s --out %s/o2", p, d), "syntax.yaml:"));
+    test_write_file(p, "epochs: 1\nmodel: [unclosed\n");
+    CHECK(fails_with(test_cli("train %s --out %s/o2", p, d), "syntax.yaml:"));
     snprintf(p, sizeof p, "%s/unknown.yaml", d);
-    write_file(p, "epochs: 1\nmodel:\n  arch: lenet\n  colour: red\n");
-    CHECK(fails_with(cli("train %s --out %s/o3", p, d), "unknown.yaml:4: unknown key 'model.colour'"));
+    test_write_file(p, "epochs: 1\nmodel:\n  arch: lenet\n  colour: red\n");
+    CHECK(fails_with(test_cli("train %s --out %s/o3", p, d), "unknown.yaml:4: unknown key 'model.colour'"));
     snprintf(p, sizeof p, "%s/badval.yaml", d);
-    write_file(p, "epochs: many\nmodel:\n  arch: lenet\n");
-    CHECK(fails_with(cli("train %s --out %s/o4", p, d), "badval.yaml:1: key 'epochs'"));
+    test_write_file(p, "epochs: many\nmodel:\n  arch: lenet\n");
+    CHECK(fails_with(test_cli("train %s --out %s/o4", p, d), "badval.yaml:1: key 'epochs'"));
     snprintf(p, sizeof p, "%s/badarch.yaml", d);
-    write_file(p, "model:\n  arch: resnet21\n");
-    CHECK(fails_with(cli("train %s --out %s/o5", p, d), "badarch.yaml:2: key 'model.arch'"));
+    test_write_file(p, "model:\n  arch: resnet21\n");
+    CHECK(fails_with(test_cli("train %s --out %s/o5", p, d), "badarch.yaml:2: key 'model.arch'"));
     snprintf(p, sizeof p, "%s/badlayer.yaml", d);
-    write_file(p, "model:\n  layers:\n    - {type: conv, out: 4}\n");
-    CHECK(fails_with(cli("train %s --out %s/o6", p, d), "badlayer.yaml:3"));
-    CHECK(fails_with(cli("train %s --set optimizer.lr=fast --out %s/o7", tiny_cfg(), d), "--set: key 'optimizer.lr'"));
-    CHECK(fails_with(cli("train %s --set noequals --out %s/o8", tiny_cfg(), d), "noequals"));
-    CHECK(fails_with(cli("train %s --set model.layers.0.out=1000000000 --out %s/o9", tiny_cfg(), d), "model.layers.0.out"));
-    CHECK(fails_with(cli("train %s --bogus", tiny_cfg()), "--bogus"));
-    CHECK(!exists(d, "o4/summary.json") && !exists(d, "o7/summary.json"));
+    test_write_file(p, "model:\n  layers:\n    - {type: conv, out: 4}\n");
+    CHECK(fails_with(test_cli("train %s --out %s/o6", p, d), "badlayer.yaml:3"));
+    CHECK(fails_with(test_cli("train %s --set optimizer.lr=fast --out %s/o7", tiny_cfg(), d), "--set: key 'optimizer.lr'"));
+    CHECK(fails_with(test_cli("train %s --set noequals --out %s/o8", tiny_cfg(), d), "noequals"));
+    CHECK(fails_with(test_cli("train %s --set model.layers.0.out=1000000000 --out %s/o9", tiny_cfg(), d), "model.layers.0.out"));
+    CHECK(fails_with(test_cli("train %s --bogus", tiny_cfg()), "--bogus"));
+    CHECK(!test_exists(d, "o4/summary.json") && !test_exists(d, "o7/summary.json"));
 }
 
 TEST(cli_bad_rule_options) {
     const char *d = test_tmpdir(), *cfg = tiny_cfg();
-    CHECK(fails_with(cli("train %s --set rule=xfa --out %s/r1", cfg, d), "key 'rule'"));
-    CHECK(strstr(out_buf, "bp, fa, dfa"));
-    CHECK(fails_with(cli("train %s --set rule=usf --set feedback.concordance=1.5 --out %s/r2", cfg, d), "key 'feedback.concordance'"));
-    CHECK(fails_with(cli("train %s --set 'model.layers.1={type: relu, rule: fa}' --out %s/r3", cfg, d), "model.layers.1"));
-    CHECK(strstr(out_buf, "no weights"));
-    CHECK(fails_with(cli("train %s --set rule_overrides.-1=bogus --out %s/r4", cfg, d), "rule_overrides.-1"));
-    CHECK(fails_with(cli("train %s --set rule_overrides.9=bp --out %s/r5", cfg, d), "rule_overrides"));
-    CHECK(fails_with(cli("train %s --set optimizer.name=adam --set optimizer.manhattan=true --out %s/r6", cfg, d), "optimizer.manhattan"));
+    CHECK(fails_with(test_cli("train %s --set rule=xfa --out %s/r1", cfg, d), "key 'rule'"));
+    CHECK(strstr(test_out, "bp, fa, dfa"));
+    CHECK(fails_with(test_cli("train %s --set rule=usf --set feedback.concordance=1.5 --out %s/r2", cfg, d), "key 'feedback.concordance'"));
+    CHECK(fails_with(test_cli("train %s --set 'model.layers.1={type: relu, rule: fa}' --out %s/r3", cfg, d), "model.layers.1"));
+    CHECK(strstr(test_out, "no weights"));
+    CHECK(fails_with(test_cli("train %s --set rule_overrides.-1=bogus --out %s/r4", cfg, d), "rule_overrides.-1"));
+    CHECK(fails_with(test_cli("train %s --set rule_overrides.9=bp --out %s/r5", cfg, d), "rule_overrides"));
+    CHECK(fails_with(test_cli("train %s --set optimizer.name=adam --set optimizer.manhattan=true --out %s/r6", cfg, d), "optimizer.manhattan"));
 }
 
 TEST(cli_rule_set_and_override) {
     char dir[512], path[600], text[8192] = {0};
     snprintf(dir, sizeof dir, "%s/fa_run", test_tmpdir());
-    int rc = cli("train '%s' --set rule=fa --set 'rule_overrides.-1=bp' --out '%s' --quiet", tiny_cfg(), dir);
-    CHECK_MSG(rc == 0, "%s", out_buf);
+    int rc = test_cli("train '%s' --set rule=fa --set 'rule_overrides.-1=bp' --out '%s' --quiet", tiny_cfg(), dir);
+    CHECK_MSG(rc == 0, "%s", test_out);
     snprintf(path, sizeof path, "%s/log.jsonl", dir);
     FILE *f = fopen(path, "r");
     CHECK(f);
@@ -233,17 +191,17 @@ TEST(cli_bad_model_shape) {
     const char *d = test_tmpdir();
     char p[512];
     snprintf(p, sizeof p, "%s/shape.yaml", d);
-    write_file(p, "data:\n  format: random\n  random: {n: 32, c: 1, h: 8, w: 8, classes: 4}\n"
+    test_write_file(p, "data:\n  format: random\n  random: {n: 32, c: 1, h: 8, w: 8, classes: 4}\n"
                   "model:\n  layers:\n    - {type: conv, out: 4, k: 9}\n    - flatten\n    - {type: fc, out: 4}\n");
-    CHECK(fails_with(cli("train %s --out %s/s1", p, d), "line 6"));
-    write_file(p, "data:\n  format: random\n  random: {n: 32, c: 1, h: 8, w: 8, classes: 4}\n"
+    CHECK(fails_with(test_cli("train %s --out %s/s1", p, d), "line 6"));
+    test_write_file(p, "data:\n  format: random\n  random: {n: 32, c: 1, h: 8, w: 8, classes: 4}\n"
                   "model:\n  layers:\n    - flatten\n    - {type: fc, out: 7}\n");
-    CHECK(fails_with(cli("train %s --out %s/s2", p, d), "7 outputs"));
-    CHECK(!exists(d, "s1/summary.json") && !exists(d, "s2/summary.json"));
+    CHECK(fails_with(test_cli("train %s --out %s/s2", p, d), "7 outputs"));
+    CHECK(!test_exists(d, "s1/summary.json") && !test_exists(d, "s2/summary.json"));
 }
 
 TEST(cli_bad_data) {
-    if (!have_fmnist()) return;
+    if (!test_have_fmnist()) return;
     const char *d = test_tmpdir();
     char data[512], cmd[2048];
     /* a copy of Fashion-MNIST with a truncated training-image file */
@@ -253,33 +211,33 @@ TEST(cli_bad_data) {
              "gzip -dc " FMNIST "/train-images-idx3-ubyte.gz | head -c 100000 > %s/train-images-idx3-ubyte",
              data, data, data);
     CHECK(system(cmd) == 0);
-    CHECK(fails_with(cli("train configs/fmnist/lenet.yaml --set data.path=%s --out %s/b1", data, d), "train-images-idx3-ubyte"));
-    CHECK(strstr(out_buf, "truncated") || strstr(out_buf, "holds"));
-    CHECK(fails_with(cli("train configs/fmnist/lenet.yaml --set data.path=%s/none --out %s/b2", d, d), "none"));
-    CHECK(!exists(d, "b1/summary.json") && !exists(d, "b2/summary.json"));
+    CHECK(fails_with(test_cli("train configs/fmnist/lenet.yaml --set data.path=%s --out %s/b1", data, d), "train-images-idx3-ubyte"));
+    CHECK(strstr(test_out, "truncated") || strstr(test_out, "holds"));
+    CHECK(fails_with(test_cli("train configs/fmnist/lenet.yaml --set data.path=%s/none --out %s/b2", d, d), "none"));
+    CHECK(!test_exists(d, "b1/summary.json") && !test_exists(d, "b2/summary.json"));
 }
 
 TEST(cli_eval_bad_weights) {
     char dir[512], path[600];
     snprintf(dir, sizeof dir, "%s/evalrun", test_tmpdir());
-    CHECK(cli("train '%s' --out '%s' --quiet", tiny_cfg(), dir) == 0);
-    CHECK(cli("eval '%s'", dir) == 0 && strstr(out_buf, "test loss"));
+    CHECK(test_cli("train '%s' --out '%s' --quiet", tiny_cfg(), dir) == 0);
+    CHECK(test_cli("eval '%s'", dir) == 0 && strstr(test_out, "test loss"));
     snprintf(path, sizeof path, "%s/model.bin", dir);
     FILE *f = fopen(path, "r+b");
     CHECK(f);
     fseek(f, 40, SEEK_SET);
     fputc(0x5a, f);
     fclose(f);
-    CHECK(fails_with(cli("eval '%s'", dir), "model.bin: checksum"));
-    CHECK(fails_with(cli("eval '%s' --weights /nonexistent.bin", dir), "/nonexistent.bin"));
+    CHECK(fails_with(test_cli("eval '%s'", dir), "model.bin: checksum"));
+    CHECK(fails_with(test_cli("eval '%s' --weights /nonexistent.bin", dir), "/nonexistent.bin"));
 }
 
 TEST(cli_divergence_reported) {
     char dir[512];
     snprintf(dir, sizeof dir, "%s/diverge", test_tmpdir());
-    int rc = cli("train '%s' --set optimizer.lr=1e5 --out '%s'", tiny_cfg(), dir);
+    int rc = test_cli("train '%s' --set optimizer.lr=1e5 --out '%s'", tiny_cfg(), dir);
     CHECK(fails_with_msg(rc, "diverged", 0));
-    CHECK(strstr(out_buf, "at epoch ") || strstr(out_buf, "after epoch "));
+    CHECK(strstr(test_out, "at epoch ") || strstr(test_out, "after epoch "));
     char path[600], text[1024] = {0};
     snprintf(path, sizeof path, "%s/summary.json", dir);
     FILE *f = fopen(path, "r");
@@ -292,16 +250,16 @@ TEST(cli_divergence_reported) {
 TEST(cli_probe_writes_manifest) {
     char dir[512];
     snprintf(dir, sizeof dir, "%s/probe", test_tmpdir());
-    int rc = cli("probe '%s' --batch 4 --out '%s'", tiny_cfg(), dir);
-    CHECK_MSG(rc == 0, "%s", out_buf);
-    CHECK(exists(dir, "manifest.json") && exists(dir, "x.npy") && exists(dir, "dx.npy") && exists(dir, "p000.npy") && exists(dir, "g003.npy"));
-    CHECK(fails_with(cli("probe '%s'", tiny_cfg()), "--out"));
+    int rc = test_cli("probe '%s' --batch 4 --out '%s'", tiny_cfg(), dir);
+    CHECK_MSG(rc == 0, "%s", test_out);
+    CHECK(test_exists(dir, "manifest.json") && test_exists(dir, "x.npy") && test_exists(dir, "dx.npy") && test_exists(dir, "p000.npy") && test_exists(dir, "g003.npy"));
+    CHECK(fails_with(test_cli("probe '%s'", tiny_cfg()), "--out"));
 }
 
 TEST(cli_usage) {
-    CHECK(cli(" ") == 2 && strstr(out_buf, "usage"));
-    CHECK(cli("frobnicate x") == 2 && strstr(out_buf, "unknown command"));
-    CHECK(cli("version") == 0 && strstr(out_buf, ASYM_VERSION));
+    CHECK(test_cli(" ") == 2 && strstr(test_out, "usage"));
+    CHECK(test_cli("frobnicate x") == 2 && strstr(test_out, "unknown command"));
+    CHECK(test_cli("version") == 0 && strstr(test_out, ASYM_VERSION));
 }
 
 /* ---- short real runs of every rule on Fashion-MNIST (LeNet) ---- */
@@ -326,14 +284,14 @@ static double json_list_item(const char *text, const char *key, int i) {
 }
 
 /* Trains LeNet with `rule` and extra settings; returns the summary text in
- * out_buf's place (static buffer) or NULL. */
+ * test_out's place (static buffer) or NULL. */
 static const char *rule_run(const char *rule, const char *extra) {
     static char text[4096];
     char dir[512], path[600];
     snprintf(dir, sizeof dir, "%s/rule_%s", test_tmpdir(), rule);
-    int rc = cli("train configs/fmnist/lenet.yaml --set rule=%s %s --out '%s' --quiet", rule, extra, dir);
+    int rc = test_cli("train configs/fmnist/lenet.yaml --set rule=%s %s --out '%s' --quiet", rule, extra, dir);
     if (rc) {
-        printf("    train failed (%d):\n%s", rc, out_buf);
+        printf("    train failed (%d):\n%s", rc, test_out);
         return NULL;
     }
     snprintf(path, sizeof path, "%s/summary.json", dir);
@@ -347,7 +305,7 @@ static const char *rule_run(const char *rule, const char *extra) {
 }
 
 TEST(cli_rules_sign_concordant_fmnist) {
-    if (getenv("ASYM_QUICK") || !have_fmnist()) return;
+    if (getenv("ASYM_QUICK") || !test_have_fmnist()) return;
     const char *rules[] = {"usf", "frsf", "brsf"};
     for (int i = 0; i < 3; i++) {
         const char *s = rule_run(rules[i], "--set epochs=2 --set batch_size=32 --set optimizer.lr=0.01");
@@ -360,7 +318,7 @@ TEST(cli_rules_sign_concordant_fmnist) {
 }
 
 TEST(cli_rule_kp_fmnist) {
-    if (getenv("ASYM_QUICK") || !have_fmnist()) return;
+    if (getenv("ASYM_QUICK") || !test_have_fmnist()) return;
     const char *s = rule_run("kp", "--set epochs=3 --set batch_size=32 --set optimizer.lr=0.005");
     CHECK(s);
     double err = json_number(s, "best_test_err");
@@ -374,7 +332,7 @@ TEST(cli_rule_kp_fmnist) {
 }
 
 TEST(cli_rules_random_feedback_fmnist) {
-    if (getenv("ASYM_QUICK") || !have_fmnist()) return;
+    if (getenv("ASYM_QUICK") || !test_have_fmnist()) return;
     /* fa and dfa learn well above chance (90% error); BioTorch gives them a
      * smaller learning rate than bp, and so does this test for dfa */
     const char *s = rule_run("fa", "--set epochs=3 --set optimizer.lr=0.01");
@@ -388,7 +346,7 @@ TEST(cli_rules_random_feedback_fmnist) {
 }
 
 TEST(cli_rule_wm_fmnist) {
-    if (getenv("ASYM_QUICK") || !have_fmnist()) return;
+    if (getenv("ASYM_QUICK") || !test_have_fmnist()) return;
     const char *s = rule_run("wm", "--set epochs=2 --set optimizer.lr=0.01");
     CHECK(s);
     double err = json_number(s, "best_test_err"), angle = json_number(s, "final_mean_angle");
@@ -399,7 +357,7 @@ TEST(cli_rule_wm_fmnist) {
 TEST(cli_out_creates_parent_folders) {
     char dir[512];
     snprintf(dir, sizeof dir, "%s/new/nested/run", test_tmpdir());
-    int rc = cli("train '%s' --set epochs=1 --out '%s' --quiet", tiny_cfg(), dir);
-    CHECK_MSG(rc == 0, "%s", out_buf);
-    CHECK(exists(dir, "summary.json"));
+    int rc = test_cli("train '%s' --set epochs=1 --out '%s' --quiet", tiny_cfg(), dir);
+    CHECK_MSG(rc == 0, "%s", test_out);
+    CHECK(test_exists(dir, "summary.json"));
 }

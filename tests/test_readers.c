@@ -1020,42 +1020,23 @@ TEST(readers_detect_formats) {
 
 /* ---- the command ---- */
 
-static char out_buf[16384];
-
-static int cli(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int cli(const char *fmt, ...) {
-    char args[2048], cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    const char *bin = getenv("ASYM_BIN") ? getenv("ASYM_BIN") : "build/asymbp";
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", bin, args);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out_buf, 1, sizeof out_buf - 1, p);
-    out_buf[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static int out_has(const char *s) {
-    if (strstr(out_buf, s)) return 1;
-    printf("    output lacks '%s':\n%s\n", s, out_buf);
+    if (strstr(test_out, s)) return 1;
+    printf("    output lacks '%s':\n%s\n", s, test_out);
     return 0;
 }
 
 TEST(readers_cli_data_info) {
     const char *c10 = dir_of("clic10");
     CHECK(write_cifar10(c10) == 0);
-    CHECK(cli("data info %s", c10) == 0);
+    CHECK(test_cli("data info %s", c10) == 0);
     CHECK(out_has("format: cifar10") && out_has("image size: 3 x 32 x 32") && out_has("classes: 10") && out_has("train: 10 images") &&
           out_has("test: 3 images") && out_has("airplane 1, automobile 1") && out_has("  mean: 0.") && out_has("  std:  0."));
     /* a folder: names and counts; pool */
     const char *pool = dir_of("clipool");
     int per[2] = {3, 1};
     CHECK(write_folder(pool, 2, per, 0) == 0);
-    CHECK(cli("data info %s --size 4,5 --grayscale", pool) == 0);
+    CHECK(test_cli("data info %s --size 4,5 --grayscale", pool) == 0);
     CHECK(out_has("format: folder") && out_has("image size: 1 x 4 x 5") && out_has("all (no fixed train/test split): 4 images") &&
           out_has("class_a 3, class_b 1"));
     /* an experiment file: the data section applied */
@@ -1065,18 +1046,18 @@ TEST(readers_cli_data_info) {
     CHECK(f != NULL);
     fprintf(f, "data:\n  format: cifar10\n  path: %s\n  train_per_class: 1\n  classes_subset: 3\nmodel: {arch: mlp, hidden: [4]}\n", c10);
     fclose(f);
-    CHECK(cli("data info %s --set data.val_size=1", cfg) == 0);
+    CHECK(test_cli("data info %s --set data.val_size=1", cfg) == 0);
     CHECK(out_has("classes: 3") && out_has("train: 2 images") && out_has("validation: 1 images"));
     /* broken data: exit 1, one line naming the file */
     CHECK(cut(c10, "data_batch_3.bin", 100) == 0);
-    CHECK(cli("data info %s", c10) == 1 && out_has("data_batch_3.bin: 100 bytes is not a whole number"));
-    CHECK(cli("data info /nonexistent/x") == 1 && out_has("/nonexistent/x: no such file or folder"));
+    CHECK(test_cli("data info %s", c10) == 1 && out_has("data_batch_3.bin: 100 bytes is not a whole number"));
+    CHECK(test_cli("data info /nonexistent/x") == 1 && out_has("/nonexistent/x: no such file or folder"));
     /* usage */
-    CHECK(cli("data") == 2 && out_has("usage: asymbp data info"));
-    CHECK(cli("data info %s --format jpeg", c10) == 2 && out_has("--format: expected"));
-    CHECK(cli("data info %s --size 0", c10) == 2);
-    CHECK(cli("data info %s --size 8", c10) == 2 && out_has("apply to image folders only"));
-    CHECK(cli("data info %s --unlabeled", pool) == 2 && out_has("STL-10 only"));
+    CHECK(test_cli("data") == 2 && out_has("usage: asymbp data info"));
+    CHECK(test_cli("data info %s --format jpeg", c10) == 2 && out_has("--format: expected"));
+    CHECK(test_cli("data info %s --size 0", c10) == 2);
+    CHECK(test_cli("data info %s --size 8", c10) == 2 && out_has("apply to image folders only"));
+    CHECK(test_cli("data info %s --unlabeled", pool) == 2 && out_has("STL-10 only"));
 }
 
 TEST(readers_cli_stl10_unlabeled_and_training) {
@@ -1086,9 +1067,9 @@ TEST(readers_cli_stl10_unlabeled_and_training) {
     CHECK(write_stl(stl, "train_X.bin", "train_y.bin", 2, lab) == 0);
     CHECK(write_stl(stl, "test_X.bin", "test_y.bin", 1, lab) == 0);
     CHECK(write_stl(stl, "unlabeled_X.bin", NULL, 1, NULL) == 0);
-    CHECK(cli("data info %s", stl) == 0 && out_has("format: stl10") && out_has("image size: 3 x 96 x 96") && out_has("bird 1, car 1"));
-    CHECK(!strstr(out_buf, "unlabeled"));
-    CHECK(cli("data info %s --unlabeled", stl) == 0 && out_has("unlabeled: 1 images (not used for training)"));
+    CHECK(test_cli("data info %s", stl) == 0 && out_has("format: stl10") && out_has("image size: 3 x 96 x 96") && out_has("bird 1, car 1"));
+    CHECK(!strstr(test_out, "unlabeled"));
+    CHECK(test_cli("data info %s --unlabeled", stl) == 0 && out_has("unlabeled: 1 images (not used for training)"));
     /* a whole run on an image folder: sampling, cache, normalization, training */
     const char *pool = dir_of("clitrain"), *cache = dir_of("clitrain_cache");
     int per[3] = {4, 4, 5};
@@ -1102,13 +1083,13 @@ TEST(readers_cli_stl10_unlabeled_and_training) {
             "  test_per_class: 1\n  cache: %s\nmodel: {arch: mlp, hidden: [8]}\noptimizer: {name: sgd, lr: 0.01}\n",
             pool, cache);
     fclose(f);
-    CHECK(cli("train %s --out %s/run --quiet", cfg, test_tmpdir()) == 0);
+    CHECK(test_cli("train %s --out %s/run --quiet", cfg, test_tmpdir()) == 0);
     char sum[1200];
     snprintf(sum, sizeof sum, "%s/run/summary.json", test_tmpdir());
     CHECK(access(sum, F_OK) == 0);
     /* and a broken image in it: exit 1, the file named */
     CHECK(put(dir_of("clitrain/class_b"), "img_02.png", "garbage", 7) == 0);
-    CHECK(cli("train %s --out %s/run2 --quiet", cfg, test_tmpdir()) == 1 && out_has("class_b/img_02.png: not a decodable image"));
+    CHECK(test_cli("train %s --out %s/run2 --quiet", cfg, test_tmpdir()) == 1 && out_has("class_b/img_02.png: not a decodable image"));
 }
 
 /* ---- crashes found by fuzz/ (kept as regressions) ---- */

@@ -1,0 +1,144 @@
+/* sweep.c: `asymbp sweep CONFIG --rules LIST [--lr-mult LIST] --out DIR`:
+ * Liao et al.'s protocol. Every rule is trained at every multiple of the
+ * config's learning rate (default 100, 10, 1, 0.1, 0.01), all with the same
+ * seed, one run per folder DIR/RULE/lr_xMULT. A run whose folder already holds
+ * summary.json, written with the same configuration, is read back instead of
+ * run again, so an interrupted sweep resumes where it stopped; a run that
+ * diverges is recorded as diverged and the sweep goes on. The end is the
+ * results table (table.c) of the whole sweep: DIR/table.md, DIR/table.csv. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define MAX_RULES 16
+#define MAX_MULTS 16
+
+int cli_rule_list(const char *list, const char *cmd, char (*rules)[16], int max) {
+    char buf[256];
+    int n = 0;
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (n == max) return fprintf(stderr, "asymbp: %s: more than %d rules\n", cmd, max), -1;
+        if (asym_rule_parse(tok) == ASYM_RULE_DEFAULT)
+            return fprintf(stderr, "asymbp: %s: unknown rule '%s' (bp, fa, dfa, usf, brsf, frsf, kp, wm)\n", cmd, tok), -1;
+        snprintf(rules[n++], sizeof rules[0], "%s", tok);
+    }
+    if (!n) return fprintf(stderr, "asymbp: %s: --rules is empty\n", cmd), -1;
+    return n;
+}
+
+static int mult_list(const char *list, double *m, int max) {
+    char buf[256];
+    int n = 0;
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        char *end;
+        double v = strtod(tok, &end);
+        if (*end || end == tok || !(v > 0 && v < 1e9)) return fprintf(stderr, "asymbp: sweep: --lr-mult: expected positive numbers, got '%s'\n", tok), -1;
+        if (n == max) return fprintf(stderr, "asymbp: sweep: more than %d multipliers\n", max), -1;
+        m[n++] = v;
+    }
+    if (!n) return fprintf(stderr, "asymbp: sweep: --lr-mult is empty\n"), -1;
+    return n;
+}
+
+/* The config of one run: the file, the user's --set, then rule and lr. */
+static int load_run(const CliArgs *a, const char *rule, double lr, AsymConfig **cfg, AsymExperiment *ex) {
+    CliArgs one = *a;
+    char set_rule[64], set_lr[64];
+    snprintf(set_rule, sizeof set_rule, "rule=%.15s", rule);
+    snprintf(set_lr, sizeof set_lr, "optimizer.lr=%.10g", lr);
+    if (one.n_sets + 2 > CLI_MAX_SETS) return cli_fail(2, "too many --set options");
+    one.sets[one.n_sets++] = set_rule;
+    one.sets[one.n_sets++] = set_lr;
+    return cli_load_experiment(a->positional, &one, cfg, ex);
+}
+
+static int same_file(const char *p, const char *q) {
+    FILE *f = fopen(p, "rb"), *g = fopen(q, "rb");
+    int same = f && g, c;
+    while (same && (c = getc(f)) == getc(g))
+        if (c == EOF) break;
+    same = same && c == EOF;
+    if (f) fclose(f);
+    if (g) fclose(g);
+    return same;
+}
+
+/* 1: the folder holds a finished run of exactly cfg; 0: not finished (run
+ * it); -1: finished with another configuration (refuse to mix). */
+static int finished(const char *dir, const AsymConfig *cfg) {
+    char path[1300], check[1300];
+    CliRunResult r;
+    if (!cli_run_result(dir, &r)) return 0;
+    snprintf(path, sizeof path, "%s/config.yaml", dir);
+    snprintf(check, sizeof check, "%s/.config.check.yaml", dir);
+    if (asym_config_write(cfg, check)) return -1;
+    int same = same_file(path, check);
+    unlink(check);
+    return same ? 1 : -1;
+}
+
+int cmd_sweep(const CliArgs *a) {
+    char rules[MAX_RULES][16];
+    double mults[MAX_MULTS];
+    if (!a->rules) return cli_fail(2, "sweep: --rules LIST is required (e.g. --rules bp,fa,usf)");
+    int nr = cli_rule_list(a->rules, "sweep", rules, MAX_RULES);
+    int nm = mult_list(a->lr_mult ? a->lr_mult : "100,10,1,0.1,0.01", mults, MAX_MULTS);
+    if (nr < 0 || nm < 0) return 2;
+    AsymConfig *cfg;
+    AsymExperiment ex;
+    int rc = cli_load_experiment(a->positional, a, &cfg, &ex);
+    if (rc) return rc;
+    /* the learning rate as written (a float would print 0.100000001) */
+    const char *lr_text = asym_config_get(cfg, "optimizer.lr");
+    double base = lr_text ? strtod(lr_text, NULL) : ex.opt.lr;
+    char out[1024];
+    if (a->out) snprintf(out, sizeof out, "%s", a->out);
+    else snprintf(out, sizeof out, "runs/sweep-%s", ex.name);
+    asym_experiment_free(&ex);
+    asym_config_free(cfg);
+    if (cli_mkdir_p(out)) return 1;
+    int total = nr * nm, k = 0, diverged = 0;
+    for (int r = 0; r < nr; r++)
+        for (int m = 0; m < nm; m++) {
+            char dir[1100], path[1200];
+            snprintf(dir, sizeof dir, "%s/%.15s/lr_x%g", out, rules[r], mults[m]);
+            if ((rc = load_run(a, rules[r], base * mults[m], &cfg, &ex))) return rc;
+            int done = cli_mkdir_p(dir) ? -2 : finished(dir, cfg);
+            k++;
+            if (done == 1) {
+                CliRunResult res;
+                cli_run_result(dir, &res);
+                printf("[%d/%d] %s, lr x%g: finished earlier, %s\n", k, total, rules[r], mults[m], res.diverged ? "diverged" : "read back");
+                diverged += res.diverged;
+            } else if (done == 0) {
+                printf("[%d/%d] %s, lr x%g = %.10g -> %s\n", k, total, rules[r], mults[m], base * mults[m], dir);
+                fflush(stdout);
+                AsymSummary sum;
+                snprintf(path, sizeof path, "%s/config.yaml", dir);
+                if (asym_config_write(cfg, path)) {
+                    rc = cli_fail(1, asym_last_error());
+                } else if (cli_train_run(&ex, dir, a->quiet, &sum)) {
+                    if (sum.diverged) printf("[%d/%d] %s, lr x%g: diverged; the sweep goes on\n", k, total, rules[r], mults[m]), diverged++;
+                    else rc = 1;
+                }
+            } else if (done == -1) {
+                fprintf(stderr, "asymbp: sweep: %s holds a finished run of another configuration (its config.yaml differs); use another --out\n", dir);
+                rc = 2;
+            } else {
+                rc = 1;
+            }
+            asym_experiment_free(&ex);
+            asym_config_free(cfg);
+            if (rc) return rc;
+        }
+    printf("\nsweep of %d runs (%d diverged) in %s:\n", total, diverged, out);
+    const char *dirs[1] = {out};
+    return cli_table(dirs, 1, out);
+}

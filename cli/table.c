@@ -1,0 +1,336 @@
+/* table.c: `asymbp table DIR... [--out DIR]`: the results table of sweeps
+ * and runs. Each DIR is a sweep (sweep.json), a run (summary.json) or a
+ * folder of runs. Every number is read back from the runs' logs, so the table
+ * always agrees with them: for each rule and data set, the best error over
+ * all epochs of all its runs (validation error when the runs have a
+ * validation set, test error otherwise), the learning-rate multiplier and
+ * epoch that gave it, and the wall time of all its runs. Printed as an
+ * aligned table; --out writes table.md and table.csv. */
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+
+static int is_file(const char *dir, const char *name) {
+    char path[1200];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* The data set a run used, from its config.yaml: the data folder's name
+ * (fashion-mnist, cifar-10-batches-bin, ...) or the format. */
+static void data_label(const char *run, char *out, size_t n) {
+    char path[1200];
+    AsymConfig *cfg;
+    snprintf(out, n, "?");
+    snprintf(path, sizeof path, "%s/config.yaml", run);
+    if (asym_config_load(&cfg, path)) return;
+    const char *fmt = asym_config_get(cfg, "data.format"), *p = asym_config_get(cfg, "data.path");
+    if (fmt && !strcmp(fmt, "random")) {
+        snprintf(out, n, "random");
+    } else if (p) {
+        char buf[1024];
+        snprintf(buf, sizeof buf, "%s", p);
+        size_t len = strlen(buf);
+        while (len > 1 && buf[len - 1] == '/') buf[--len] = 0;
+        const char *base = strrchr(buf, '/');
+        snprintf(out, n, "%s", base ? base + 1 : buf);
+    } else {
+        snprintf(out, n, "%s", fmt ? fmt : "fashion-mnist");
+    }
+    asym_config_free(cfg);
+}
+
+/* Reads one run: its rule and time from summary.json, its best epoch from
+ * log.jsonl. Returns 0 when the run has not finished (no summary). */
+int cli_run_result(const char *run, CliRunResult *r) {
+    char path[1200];
+    json_error_t jerr;
+    memset(r, 0, sizeof *r);
+    r->best_err = NAN;
+    snprintf(path, sizeof path, "%s/summary.json", run);
+    json_t *s = json_load_file(path, 0, &jerr);
+    if (!s) return 0;
+    snprintf(r->rule, sizeof r->rule, "%s", json_string_value(json_object_get(s, "rule")) ? json_string_value(json_object_get(s, "rule")) : "?");
+    r->seconds = json_number_value(json_object_get(s, "seconds"));
+    r->diverged = json_is_true(json_object_get(s, "diverged"));
+    json_decref(s);
+    snprintf(path, sizeof path, "%s/log.jsonl", run);
+    FILE *f = fopen(path, "r");
+    char line[1 << 16];
+    while (f && fgets(line, sizeof line, f)) {
+        json_t *e = json_loads(line, 0, &jerr);
+        if (!e) continue;
+        json_t *val = json_object_get(e, "val_err"), *test = json_object_get(e, "test_err");
+        if (val) r->validation = 1;
+        json_t *m = r->validation ? val : test;
+        if (json_is_number(m) && !(json_number_value(m) >= r->best_err)) {
+            r->best_err = json_number_value(m);
+            r->epoch = (int)json_integer_value(json_object_get(e, "epoch"));
+        }
+        r->epochs++;
+        json_decref(e);
+    }
+    if (f) fclose(f);
+    data_label(run, r->data, sizeof r->data);
+    return 1;
+}
+
+typedef struct Row {
+    char rule[16], data[64];
+    double best_err, mult, seconds;
+    int epoch, runs, diverged, validation;
+} Row;
+
+typedef struct Table {
+    Row *rows;
+    int n, cap;
+    char data[16][64];
+    int n_data;
+} Table;
+
+static int add_result(Table *t, const CliRunResult *r, double mult) {
+    Row *row = NULL;
+    for (int i = 0; i < t->n && !row; i++)
+        if (!strcmp(t->rows[i].rule, r->rule) && !strcmp(t->rows[i].data, r->data)) row = &t->rows[i];
+    if (!row) {
+        if (t->n == t->cap) {
+            int cap = t->cap ? 2 * t->cap : 16;
+            Row *rows = realloc(t->rows, cap * sizeof *rows);
+            if (!rows) return 1;
+            t->rows = rows, t->cap = cap;
+        }
+        row = &t->rows[t->n++];
+        memset(row, 0, sizeof *row);
+        snprintf(row->rule, sizeof row->rule, "%s", r->rule);
+        snprintf(row->data, sizeof row->data, "%s", r->data);
+        row->best_err = row->mult = NAN;
+        int known = 0;
+        for (int i = 0; i < t->n_data; i++) known |= !strcmp(t->data[i], r->data);
+        if (!known && t->n_data < 16) snprintf(t->data[t->n_data++], sizeof t->data[0], "%s", r->data);
+    }
+    row->runs++;
+    row->diverged += r->diverged;
+    row->seconds += r->seconds;
+    row->validation |= r->validation;
+    if (isfinite(r->best_err) && !(r->best_err >= row->best_err)) {
+        row->best_err = r->best_err;
+        row->mult = mult;
+        row->epoch = r->epoch;
+    }
+    return 0;
+}
+
+/* The multiplier of a sweep run folder, RULE/lr_xMULT. */
+static double folder_mult(const char *name) {
+    return !strncmp(name, "lr_x", 4) ? strtod(name + 4, NULL) : NAN;
+}
+
+static int collect_dir(Table *t, const char *dir, int depth) {
+    CliRunResult r;
+    if (is_file(dir, "summary.json")) {
+        if (!cli_run_result(dir, &r)) {
+            fprintf(stderr, "asymbp: %s/summary.json: not valid JSON\n", dir);
+            return 1;
+        }
+        const char *base = strrchr(dir, '/');
+        return add_result(t, &r, folder_mult(base ? base + 1 : dir));
+    }
+    if (depth == 2) return 0;
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "asymbp: %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    struct dirent *e;
+    char names[256][256];
+    int n = 0;
+    while ((e = readdir(d)) && n < 256)
+        if (e->d_name[0] != '.' && strlen(e->d_name) < sizeof names[0]) memcpy(names[n++], e->d_name, strlen(e->d_name) + 1);
+    closedir(d);
+    qsort(names, n, sizeof names[0], (int (*)(const void *, const void *))strcmp);
+    for (int i = 0; i < n; i++) {
+        char sub[1400];
+        struct stat st;
+        snprintf(sub, sizeof sub, "%s/%.255s", dir, names[i]);
+        if (stat(sub, &st) == 0 && S_ISDIR(st.st_mode) && collect_dir(t, sub, depth + 1)) return 1;
+    }
+    return 0;
+}
+
+static const Row *find_row(const Table *t, const char *rule, const char *data) {
+    for (int i = 0; i < t->n; i++)
+        if (!strcmp(t->rows[i].rule, rule) && !strcmp(t->rows[i].data, data)) return &t->rows[i];
+    return NULL;
+}
+
+/* The rules in the order of asymbp's rule list, then any others. */
+static int rule_order(const Table *t, const char **order) {
+    static const char *const KNOWN[] = {"bp", "fa", "dfa", "usf", "brsf", "frsf", "kp", "wm"};
+    int n = 0;
+    for (size_t k = 0; k < sizeof KNOWN / sizeof KNOWN[0]; k++)
+        for (int i = 0; i < t->n; i++)
+            if (!strcmp(t->rows[i].rule, KNOWN[k])) {
+                order[n++] = KNOWN[k];
+                break;
+            }
+    for (int i = 0; i < t->n; i++) {
+        int seen = 0;
+        for (int j = 0; j < n; j++) seen |= !strcmp(order[j], t->rows[i].rule);
+        if (!seen) order[n++] = t->rows[i].rule;
+    }
+    return n;
+}
+
+static void fmt_err(char *buf, size_t n, const Row *r) {
+    if (!r) snprintf(buf, n, "-");
+    else if (!isfinite(r->best_err)) snprintf(buf, n, "diverged");
+    else snprintf(buf, n, "%.2f", 100 * r->best_err);
+}
+
+static void fmt_mult(char *buf, size_t n, const Row *r) {
+    if (r && isfinite(r->mult)) snprintf(buf, n, "x%g", r->mult);
+    else snprintf(buf, n, "-");
+}
+
+/* One table in the cells of a grid: header row then a row per rule. */
+typedef struct Grid {
+    char cell[64][12][48];
+    int rows, cols;
+} Grid;
+
+static void build_grid(const Table *t, Grid *g) {
+    const char *order[64];
+    int nr = rule_order(t, order), val = 0;
+    for (int i = 0; i < t->n; i++) val |= t->rows[i].validation;
+    const char *what = val ? "best val err %" : "best test err %";
+    memset(g, 0, sizeof *g);
+    g->rows = 1 + (nr < 63 ? nr : 63);
+    snprintf(g->cell[0][0], 48, "rule");
+    if (t->n_data == 1) {
+        g->cols = 6;
+        snprintf(g->cell[0][1], 48, "%s", what);
+        snprintf(g->cell[0][2], 48, "lr mult");
+        snprintf(g->cell[0][3], 48, "epoch");
+        snprintf(g->cell[0][4], 48, "runs");
+        snprintf(g->cell[0][5], 48, "seconds");
+    } else {
+        g->cols = 1 + (t->n_data < 11 ? t->n_data : 11);
+        for (int d = 1; d < g->cols; d++) snprintf(g->cell[0][d], 48, "%.30s %s", t->data[d - 1], val ? "val err %" : "test err %");
+    }
+    for (int i = 1; i < g->rows; i++) {
+        snprintf(g->cell[i][0], 48, "%s", order[i - 1]);
+        if (t->n_data == 1) {
+            const Row *r = find_row(t, order[i - 1], t->data[0]);
+            fmt_err(g->cell[i][1], 48, r);
+            fmt_mult(g->cell[i][2], 48, r);
+            if (r && isfinite(r->best_err)) snprintf(g->cell[i][3], 48, "%d", r->epoch);
+            else snprintf(g->cell[i][3], 48, "-");
+            if (!r) continue;
+            if (r->diverged) snprintf(g->cell[i][4], 48, "%d (%d diverged)", r->runs, r->diverged);
+            else snprintf(g->cell[i][4], 48, "%d", r->runs);
+            snprintf(g->cell[i][5], 48, "%.0f", r->seconds);
+            continue;
+        }
+        for (int d = 1; d < g->cols; d++) {
+            const Row *r = find_row(t, order[i - 1], t->data[d - 1]);
+            char err[16], mult[16];
+            fmt_err(err, sizeof err, r);
+            fmt_mult(mult, sizeof mult, r);
+            if (r && isfinite(r->best_err)) snprintf(g->cell[i][d], 48, "%.15s (%.15s, ep %d)", err, mult, r->epoch);
+            else snprintf(g->cell[i][d], 48, "%s", err);
+        }
+    }
+}
+
+static void print_grid(FILE *f, const Grid *g, int markdown) {
+    int w[12] = {0};
+    for (int c = 0; c < g->cols; c++)
+        for (int r = 0; r < g->rows; r++)
+            if ((int)strlen(g->cell[r][c]) > w[c]) w[c] = (int)strlen(g->cell[r][c]);
+    for (int r = 0; r < g->rows; r++) {
+        for (int c = 0; c < g->cols; c++) {
+            if (markdown) fprintf(f, "| %-*s ", w[c], g->cell[r][c]);
+            else fprintf(f, c ? "  %*s" : "%-*s", w[c], g->cell[r][c]);
+        }
+        fprintf(f, markdown ? "|\n" : "\n");
+        if (r == 0) {
+            for (int c = 0; c < g->cols; c++) {
+                if (markdown) fprintf(f, "|%s", c ? "-" : ":");
+                for (int k = 0; k < w[c] + (c && !markdown ? 2 : 0); k++) fputc('-', f);
+                if (markdown) fputc(c ? ':' : '-', f);
+            }
+            fprintf(f, markdown ? "|\n" : "\n");
+        }
+    }
+}
+
+static int write_files(const Table *t, const Grid *g, const char *dir) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/table.md", dir);
+    FILE *f = fopen(path, "w");
+    if (!f) goto fail;
+    print_grid(f, g, 1);
+    if (fclose(f)) goto fail;
+    snprintf(path, sizeof path, "%s/table.csv", dir);
+    if (!(f = fopen(path, "w"))) goto fail;
+    fprintf(f, "rule,data,metric,best_err,lr_mult,epoch,runs,diverged,seconds\n");
+    const char *order[64];
+    int nr = rule_order(t, order);
+    for (int i = 0; i < nr; i++)
+        for (int d = 0; d < t->n_data; d++) {
+            const Row *r = find_row(t, order[i], t->data[d]);
+            if (!r) continue;
+            fprintf(f, "%s,%s,%s,", r->rule, r->data, r->validation ? "val_err" : "test_err");
+            if (isfinite(r->best_err)) fprintf(f, "%.6f,", r->best_err);
+            else fprintf(f, ",");
+            if (isfinite(r->mult)) fprintf(f, "%g,", r->mult);
+            else fprintf(f, ",");
+            fprintf(f, "%d,%d,%d,%.3f\n", isfinite(r->best_err) ? r->epoch : 0, r->runs, r->diverged, r->seconds);
+        }
+    if (fclose(f)) goto fail;
+    return 0;
+fail:
+    fprintf(stderr, "asymbp: %s: cannot write: %s\n", path, strerror(errno));
+    return 1;
+}
+
+int cli_table(const char *const *dirs, int n, const char *out) {
+    Table t = {0};
+    Grid *g = malloc(sizeof *g);
+    int rc = !g;
+    for (int i = 0; i < n && !rc; i++) rc = collect_dir(&t, dirs[i], 0);
+    if (!rc && t.n == 0) {
+        fprintf(stderr, "asymbp: table: no finished runs (summary.json) under");
+        for (int i = 0; i < n; i++) fprintf(stderr, " %s", dirs[i]);
+        fprintf(stderr, "\n");
+        rc = 1;
+    }
+    if (!rc) {
+        build_grid(&t, g);
+        print_grid(stdout, g, 0);
+        if (out) rc = cli_mkdir_p(out) || write_files(&t, g, out);
+    }
+    free(g);
+    free(t.rows);
+    return rc;
+}
+
+int cmd_table(int argc, char **argv) {
+    const char *dirs[256], *out = NULL;
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
+        else if (argv[i][0] == '-') return fprintf(stderr, "asymbp: table: unknown or incomplete option '%s'\n", argv[i]), 2;
+        else if (n < 256) dirs[n++] = argv[i];
+    }
+    if (!n) return cli_fail(2, "usage: asymbp table DIR... [--out DIR]: DIR is a sweep, a run or a folder of runs");
+    return cli_table(dirs, n, out);
+}

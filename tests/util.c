@@ -1,0 +1,63 @@
+/* util.c: helpers shared by the end-to-end tests (test.h). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test.h"
+
+char test_out[65536];
+
+int test_cli(const char *fmt, ...) {
+    char args[4096], cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    const char *bin = getenv("ASYM_BIN") ? getenv("ASYM_BIN") : "build/asymbp";
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s 2>&1", test_srcdir(), bin, args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = fread(test_out, 1, sizeof test_out - 1, p);
+    test_out[n] = 0;
+    while (fgetc(p) != EOF) {}
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int test_exists(const char *dir, const char *name) {
+    char path[1024];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return stat(path, &sb) == 0;
+}
+
+int test_have_fmnist(void) {
+    if (access(TEST_FMNIST "/train-images-idx3-ubyte.gz", R_OK) == 0) return 1;
+    printf("    skipped: Fashion-MNIST is not installed in " TEST_FMNIST "\n");
+    return 0;
+}
+
+void test_write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+char *test_read_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (s && fread(s, 1, (size_t)n, f) == (size_t)n) s[n] = 0;
+    else free(s), s = NULL;
+    fclose(f);
+    return s;
+}
