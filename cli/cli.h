@@ -13,6 +13,7 @@ typedef struct CliArgs {
     const char *out, *weights;
     const char *rules;        /* compare, sweep: comma-separated rule names */
     const char *lr_mult;      /* sweep: comma-separated learning-rate multipliers */
+    const char *vary;         /* sweep: KEY=V1,V2,... crossed with the rules */
     int batch, steps, quiet;
 } CliArgs;
 
@@ -37,6 +38,7 @@ int cmd_table(int argc, char **argv);
  * its logged epochs (validation error if logged, else test error). */
 typedef struct CliRunResult {
     char rule[16], data[64];
+    char label[64];               /* the table's row: the rule, or a sweep's RULE@KEY=V folder */
     double best_err, seconds;     /* best_err NaN when no epoch finished */
     int epoch, epochs, diverged, validation;
 } CliRunResult;

@@ -24,7 +24,7 @@ static void usage(FILE *f) {
             "                                                       one fixed batch: inputs, gradients, weights as .npy\n"
             "  asymbp compare CONFIG --rules bp,fa,usf,... [--set KEY=VALUE]... [--out DIR]\n"
             "                                                       the same network, seed and data order with each rule; a table\n"
-            "  asymbp sweep CONFIG --rules LIST [--lr-mult 100,10,1,0.1,0.01] [--set KEY=VALUE]... [--out DIR]\n"
+            "  asymbp sweep CONFIG --rules LIST [--lr-mult 100,10,1,0.1,0.01] [--vary KEY=V1,V2,...] [--set KEY=VALUE]... [--out DIR]\n"
             "                                                       every rule at every learning-rate multiplier; resumes; a table\n"
             "  asymbp table DIR... [--out DIR]                     results table of sweeps and runs (terminal, table.md, table.csv)\n"
             "  asymbp data info PATH                               a data set on disk: format, images, classes, size, mean/std\n"
@@ -69,6 +69,8 @@ int cli_parse(int argc, char **argv, CliArgs *a) {
             a->rules = argv[++i];
         } else if (!strcmp(s, "--lr-mult") && has_value) {
             a->lr_mult = argv[++i];
+        } else if (!strcmp(s, "--vary") && has_value) {
+            a->vary = argv[++i];
         } else if (!strcmp(s, "--weights") && has_value) {
             a->weights = argv[++i];
         } else if ((!strcmp(s, "--batch") || !strcmp(s, "--steps")) && has_value) {

@@ -1,7 +1,10 @@
 /* sweep.c: `asymbp sweep CONFIG --rules LIST [--lr-mult LIST] --out DIR`:
  * Liao et al.'s protocol. Every rule is trained at every multiple of the
  * config's learning rate (default 100, 10, 1, 0.1, 0.01), all with the same
- * seed, one run per folder DIR/RULE/lr_xMULT. A run whose folder already holds
+ * seed, one run per folder DIR/RULE/lr_xMULT. --vary KEY=V1,V2,... adds a
+ * setting to cross with the rules (Liao et al.'s sign concordance:
+ * --vary feedback.concordance=0.5,0.75,1); its runs go to
+ * DIR/RULE@KEY=V/lr_xMULT and each variant is a row of the table. A run whose folder already holds
  * summary.json, written with the same configuration, is read back instead of
  * run again, so an interrupted sweep resumes where it stopped; a run that
  * diverges is recorded as diverged and the sweep goes on. The end is the
@@ -47,13 +50,38 @@ static int mult_list(const char *list, double *m, int max) {
     return n;
 }
 
-/* The config of one run: the file, the user's --set, then rule and lr. */
-static int load_run(const CliArgs *a, const char *rule, double lr, AsymConfig **cfg, AsymExperiment *ex) {
+/* --vary KEY=V1,V2,...: the key and its values, at most MAX_VARY. */
+#define MAX_VARY 16
+typedef struct Vary {
+    char key[128], values[MAX_VARY][64];
+    int n;
+} Vary;
+
+static int vary_parse(const char *text, Vary *v) {
+    memset(v, 0, sizeof *v);
+    if (!text) return 0;
+    const char *eq = strchr(text, '=');
+    if (!eq || eq == text || (size_t)(eq - text) >= sizeof v->key || !eq[1])
+        return fprintf(stderr, "asymbp: sweep: --vary: expected KEY=V1,V2,..., got '%s'\n", text), -1;
+    memcpy(v->key, text, (size_t)(eq - text));
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", eq + 1);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (v->n == MAX_VARY || strlen(tok) >= sizeof v->values[0] || strchr(tok, '/'))
+            return fprintf(stderr, "asymbp: sweep: --vary: at most %d values without '/', each under 64 characters\n", MAX_VARY), -1;
+        snprintf(v->values[v->n++], sizeof v->values[0], "%s", tok);
+    }
+    return v->n ? 0 : -1;
+}
+
+/* The config of one run: the file, the user's --set, the variant, then rule and lr. */
+static int load_run(const CliArgs *a, const char *rule, const char *vary, double lr, AsymConfig **cfg, AsymExperiment *ex) {
     CliArgs one = *a;
     char set_rule[64], set_lr[64];
     snprintf(set_rule, sizeof set_rule, "rule=%.15s", rule);
     snprintf(set_lr, sizeof set_lr, "optimizer.lr=%.10g", lr);
-    if (one.n_sets + 2 > CLI_MAX_SETS) return cli_fail(2, "too many --set options");
+    if (one.n_sets + 3 > CLI_MAX_SETS) return cli_fail(2, "too many --set options");
+    if (vary) one.sets[one.n_sets++] = vary;
     one.sets[one.n_sets++] = set_rule;
     one.sets[one.n_sets++] = set_lr;
     return cli_load_experiment(a->positional, &one, cfg, ex);
@@ -73,7 +101,7 @@ static int same_file(const char *p, const char *q) {
 /* 1: the folder holds a finished run of exactly cfg; 0: not finished (run
  * it); -1: finished with another configuration (refuse to mix). */
 static int finished(const char *dir, const AsymConfig *cfg) {
-    char path[1300], check[1300];
+    char path[1500], check[1500];
     CliRunResult r;
     if (!cli_run_result(dir, &r)) return 0;
     snprintf(path, sizeof path, "%s/config.yaml", dir);
@@ -90,7 +118,9 @@ int cmd_sweep(const CliArgs *a) {
     if (!a->rules) return cli_fail(2, "sweep: --rules LIST is required (e.g. --rules bp,fa,usf)");
     int nr = cli_rule_list(a->rules, "sweep", rules, MAX_RULES);
     int nm = mult_list(a->lr_mult ? a->lr_mult : "100,10,1,0.1,0.01", mults, MAX_MULTS);
-    if (nr < 0 || nm < 0) return 2;
+    Vary vary;
+    if (nr < 0 || nm < 0 || vary_parse(a->vary, &vary)) return 2;
+    int nv = vary.n ? vary.n : 1;
     AsymConfig *cfg;
     AsymExperiment ex;
     int rc = cli_load_experiment(a->positional, a, &cfg, &ex);
@@ -104,40 +134,42 @@ int cmd_sweep(const CliArgs *a) {
     asym_experiment_free(&ex);
     asym_config_free(cfg);
     if (cli_mkdir_p(out)) return 1;
-    int total = nr * nm, k = 0, diverged = 0;
-    for (int r = 0; r < nr; r++)
-        for (int m = 0; m < nm; m++) {
-            char dir[1100], path[1200];
-            snprintf(dir, sizeof dir, "%s/%.15s/lr_x%g", out, rules[r], mults[m]);
-            if ((rc = load_run(a, rules[r], base * mults[m], &cfg, &ex))) return rc;
-            int done = cli_mkdir_p(dir) ? -2 : finished(dir, cfg);
-            k++;
-            if (done == 1) {
-                CliRunResult res;
-                cli_run_result(dir, &res);
-                printf("[%d/%d] %s, lr x%g: finished earlier, %s\n", k, total, rules[r], mults[m], res.diverged ? "diverged" : "read back");
-                diverged += res.diverged;
-            } else if (done == 0) {
-                printf("[%d/%d] %s, lr x%g = %.10g -> %s\n", k, total, rules[r], mults[m], base * mults[m], dir);
-                fflush(stdout);
-                AsymSummary sum;
-                snprintf(path, sizeof path, "%s/config.yaml", dir);
-                if (asym_config_write(cfg, path)) {
-                    rc = cli_fail(1, asym_last_error());
-                } else if (cli_train_run(&ex, dir, a->quiet, &sum)) {
-                    if (sum.diverged) printf("[%d/%d] %s, lr x%g: diverged; the sweep goes on\n", k, total, rules[r], mults[m]), diverged++;
-                    else rc = 1;
-                }
-            } else if (done == -1) {
-                fprintf(stderr, "asymbp: sweep: %s holds a finished run of another configuration (its config.yaml differs); use another --out\n", dir);
-                rc = 2;
-            } else {
-                rc = 1;
+    int total = nr * nv * nm, diverged = 0;
+    for (int i = 0; i < total; i++) {
+        int r = i / (nv * nm), v = i / nm % nv, m = i % nm, k = i + 1;
+        char dir[1400], path[1500], label[256], set[256];
+        if (vary.n) snprintf(label, sizeof label, "%.15s@%s=%s", rules[r], vary.key, vary.values[v]);
+        else snprintf(label, sizeof label, "%.15s", rules[r]);
+        snprintf(set, sizeof set, "%s=%s", vary.key, vary.n ? vary.values[v] : "");
+        snprintf(dir, sizeof dir, "%s/%s/lr_x%g", out, label, mults[m]);
+        if ((rc = load_run(a, rules[r], vary.n ? set : NULL, base * mults[m], &cfg, &ex))) return rc;
+        int done = cli_mkdir_p(dir) ? -2 : finished(dir, cfg);
+        if (done == 1) {
+            CliRunResult res;
+            cli_run_result(dir, &res);
+            printf("[%d/%d] %s, lr x%g: finished earlier, %s\n", k, total, label, mults[m], res.diverged ? "diverged" : "read back");
+            diverged += res.diverged;
+        } else if (done == 0) {
+            printf("[%d/%d] %s, lr x%g = %.10g -> %s\n", k, total, label, mults[m], base * mults[m], dir);
+            fflush(stdout);
+            AsymSummary sum;
+            snprintf(path, sizeof path, "%s/config.yaml", dir);
+            if (asym_config_write(cfg, path)) {
+                rc = cli_fail(1, asym_last_error());
+            } else if (cli_train_run(&ex, dir, a->quiet, &sum)) {
+                if (sum.diverged) printf("[%d/%d] %s, lr x%g: diverged; the sweep goes on\n", k, total, label, mults[m]), diverged++;
+                else rc = 1;
             }
-            asym_experiment_free(&ex);
-            asym_config_free(cfg);
-            if (rc) return rc;
+        } else if (done == -1) {
+            fprintf(stderr, "asymbp: sweep: %s holds a finished run of another configuration (its config.yaml differs); use another --out\n", dir);
+            rc = 2;
+        } else {
+            rc = 1;
         }
+        asym_experiment_free(&ex);
+        asym_config_free(cfg);
+        if (rc) return rc;
+    }
     printf("\nsweep of %d runs (%d diverged) in %s:\n", total, diverged, out);
     const char *dirs[1] = {out};
     return cli_table(dirs, 1, out);

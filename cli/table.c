@@ -58,7 +58,9 @@ int cli_run_result(const char *run, CliRunResult *r) {
     snprintf(path, sizeof path, "%s/summary.json", run);
     json_t *s = json_load_file(path, 0, &jerr);
     if (!s) return 0;
-    snprintf(r->rule, sizeof r->rule, "%s", json_string_value(json_object_get(s, "rule")) ? json_string_value(json_object_get(s, "rule")) : "?");
+    const char *rule = json_string_value(json_object_get(s, "rule"));
+    snprintf(r->rule, sizeof r->rule, "%s", rule ? rule : "?");
+    snprintf(r->label, sizeof r->label, "%s", r->rule);
     r->seconds = json_number_value(json_object_get(s, "seconds"));
     r->diverged = json_is_true(json_object_get(s, "diverged"));
     json_decref(s);
@@ -84,7 +86,7 @@ int cli_run_result(const char *run, CliRunResult *r) {
 }
 
 typedef struct Row {
-    char rule[16], data[64];
+    char rule[64], data[64];
     double best_err, mult, seconds;
     int epoch, runs, diverged, validation;
 } Row;
@@ -99,7 +101,7 @@ typedef struct Table {
 static int add_result(Table *t, const CliRunResult *r, double mult) {
     Row *row = NULL;
     for (int i = 0; i < t->n && !row; i++)
-        if (!strcmp(t->rows[i].rule, r->rule) && !strcmp(t->rows[i].data, r->data)) row = &t->rows[i];
+        if (!strcmp(t->rows[i].rule, r->label) && !strcmp(t->rows[i].data, r->data)) row = &t->rows[i];
     if (!row) {
         if (t->n == t->cap) {
             int cap = t->cap ? 2 * t->cap : 16;
@@ -109,7 +111,7 @@ static int add_result(Table *t, const CliRunResult *r, double mult) {
         }
         row = &t->rows[t->n++];
         memset(row, 0, sizeof *row);
-        snprintf(row->rule, sizeof row->rule, "%s", r->rule);
+        snprintf(row->rule, sizeof row->rule, "%s", r->label);
         snprintf(row->data, sizeof row->data, "%s", r->data);
         row->best_err = row->mult = NAN;
         int known = 0;
@@ -140,8 +142,15 @@ static int collect_dir(Table *t, const char *dir, int depth) {
             fprintf(stderr, "asymbp: %s/summary.json: not valid JSON\n", dir);
             return 1;
         }
+        /* a sweep's run, RULE[@KEY=V]/lr_xMULT, is labelled by its parent folder */
         const char *base = strrchr(dir, '/');
-        return add_result(t, &r, folder_mult(base ? base + 1 : dir));
+        double mult = folder_mult(base ? base + 1 : dir);
+        if (isfinite(mult) && base) {
+            const char *p = base;
+            while (p > dir && p[-1] != '/') p--;
+            if (p < base) snprintf(r.label, sizeof r.label, "%.*s", (int)(base - p), p);
+        }
+        return add_result(t, &r, mult);
     }
     if (depth == 2) return 0;
     DIR *d = opendir(dir);

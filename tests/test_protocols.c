@@ -281,3 +281,25 @@ TEST(protocol_table_columns_and_errors) {
     rc = test_cli("table");
     CHECK_MSG(rc == 2 && strstr(test_out, "usage"), "%s", test_out);
 }
+
+/* --vary crosses a setting with the rules; each variant is a row. */
+TEST(protocol_sweep_vary) {
+    const char *out = sweep_dir("sweep_vary");
+    char cfg[1200];
+    snprintf(cfg, sizeof cfg, "%s/vary.yaml", test_tmpdir());
+    test_write_file(cfg, "epochs: 1\nbatch_size: 20\n" RANDOM_DATA);
+    int rc = test_cli("sweep '%s' --rules frsf,bp --vary feedback.concordance=0.5,1 --lr-mult 1 --quiet --out '%s'", cfg, out);
+    CHECK_MSG(rc == 0 && strstr(test_out, "sweep of 4 runs"), "%s", test_out);
+    CHECK_MSG(strstr(test_out, "frsf@feedback.concordance=0.5") && strstr(test_out, "bp@feedback.concordance=1"), "%s", test_out);
+    char path[1400];
+    snprintf(path, sizeof path, "%s/frsf@feedback.concordance=0.5/lr_x1/config.yaml", out);
+    char *text = test_read_file(path);
+    CHECK_MSG(text && strstr(text, "concordance: 0.5") && strstr(text, "rule: frsf"), "%s", text ? text : path);
+    free(text);
+    rc = test_cli("sweep '%s' --rules frsf --vary feedback.concordance --out '%s'", cfg, out);
+    CHECK_MSG(rc == 2 && strstr(test_out, "--vary"), "%s", test_out);
+    rc = test_cli("sweep '%s' --rules frsf --lr-mult 1,-2 --out '%s'", cfg, out);
+    CHECK_MSG(rc == 2 && strstr(test_out, "--lr-mult"), "%s", test_out);
+    rc = test_cli("sweep '%s' --rules frsf,xx --out '%s'", cfg, out);
+    CHECK_MSG(rc == 2 && strstr(test_out, "unknown rule 'xx'"), "%s", test_out);
+}
