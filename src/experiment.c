@@ -91,8 +91,12 @@ static int read_layer(const Cfg *c, CfgNode *item, int index, float bn_momentum,
         int t = choice_index(LAYER_TYPES, type);
         if (t < 0) return cfg_error(c, item, pre, "unknown layer type '%s'", type);
         l->kind = LAYER_KINDS[t];
-        if (l->kind == ASYM_FC || l->kind == ASYM_CONV || l->kind == ASYM_RESBLOCK || l->kind == ASYM_DROPOUT)
+        if (l->kind == ASYM_FC || l->kind == ASYM_CONV || l->kind == ASYM_RESBLOCK)
             return cfg_error(c, item, pre, "layer '%s' needs settings: write it as {type: %s, ...}", type, type);
+        /* the defaults of the map form */
+        if (l->kind == ASYM_MAXPOOL || l->kind == ASYM_AVGPOOL) l->k = l->stride = 2;
+        if (l->kind == ASYM_DROPOUT) l->p = 0.5f;
+        l->eps = 1e-5f;
         l->momentum = bn_momentum;
         return ASYM_OK;
     }

@@ -273,6 +273,9 @@ TEST(protocol_table_columns_and_errors) {
             free(csv);
         }
     }
+    /* one column per folder on request */
+    rc = test_cli("table '%s' '%s/' --columns dir", a, sweep_dir("sweep_vary"));
+    CHECK_MSG(rc == 0 && strstr(test_out, "tab_random test err") && strstr(test_out, "sweep_vary test err"), "%s", test_out);
     mkdir(none, 0755);
     rc = test_cli("table '%s'", none);
     CHECK_MSG(rc == 1 && strstr(test_out, "no finished runs"), "%s", test_out);
@@ -302,4 +305,29 @@ TEST(protocol_sweep_vary) {
     CHECK_MSG(rc == 2 && strstr(test_out, "--lr-mult"), "%s", test_out);
     rc = test_cli("sweep '%s' --rules frsf,xx --out '%s'", cfg, out);
     CHECK_MSG(rc == 2 && strstr(test_out, "unknown rule 'xx'"), "%s", test_out);
+}
+
+/* A layer written as a bare type takes the map form's defaults: maxpool
+ * and avgpool 2x2 with stride 2 (not a global pool), dropout p 0.5. */
+TEST(protocol_bare_layer_defaults) {
+    AsymConfig *cfg;
+    AsymExperiment ex;
+    CHECK_OK(load_text(&cfg, "bare.yaml",
+                       "data: {format: random, random: {n: 20, c: 1, h: 8, w: 8, classes: 4}}\n"
+                       "model:\n  layers: [{type: conv, out: 2, k: 3, pad: 1}, maxpool, avgpool, dropout, flatten, {type: fc, out: 4}]\n"));
+    CHECK_OK(asym_experiment_from_config(&ex, cfg));
+    const AsymLayerSpec *L = ex.net.layers;
+    CHECK(ex.net.n_layers == 6);
+    CHECK(L[1].kind == ASYM_MAXPOOL && L[1].k == 2 && L[1].stride == 2 && L[1].pad == 0);
+    CHECK(L[2].kind == ASYM_AVGPOOL && L[2].k == 2 && L[2].stride == 2);
+    CHECK(L[3].kind == ASYM_DROPOUT && fabs(L[3].p - 0.5f) < 1e-7);
+    AsymRng rng;
+    asym_rng_seed(&rng, 1);
+    AsymNet *net;
+    CHECK_OK(asym_net_create(&net, &ex.net, 4, &rng));
+    /* conv 2x3x3 + bias, then fc from 2x2x2 = 8 features: 20 + 36 weights */
+    CHECK_MSG(asym_net_n_weights(net) == 20 + 36, "%zu weights", asym_net_n_weights(net));
+    asym_net_free(net);
+    asym_experiment_free(&ex);
+    asym_config_free(cfg);
 }
