@@ -16,7 +16,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps check test demo asan clean bench fuzz
+.PHONY: all deps check test demo asan clean bench fuzz repro repro-biotorch repro-liao
 all: $(BUILD)/asymbp $(BUILD)/libasymbp.a
 
 $(BUILD)/%.o: %.c $(wildcard include/*.h src/*.h tests/*.h cli/*.h)
@@ -64,6 +64,19 @@ asan: deps
 demo: deps
 	@$(MAKE) --no-print-directory $(BUILD)/asymbp
 	$(BUILD)/asymbp train configs/fmnist/lenet.yaml --set epochs=$(or $(EPOCHS),3) --out runs/demo
+
+# The reproductions measured in docs/RESULTS.md: BioTorch's Fashion-MNIST
+# LeNet column (8 rules x 100 epochs) and Liao et al.'s sweeps. Hours on a
+# 2-core machine; interrupted calls resume (finished runs are kept).
+repro: repro-biotorch repro-liao
+
+repro-biotorch: deps
+	@$(MAKE) --no-print-directory $(BUILD)/asymbp
+	ASYMBP=$(BUILD)/asymbp scripts/repro_biotorch.sh runs/biotorch
+
+repro-liao: deps
+	@$(MAKE) --no-print-directory $(BUILD)/asymbp
+	ASYMBP=$(BUILD)/asymbp scripts/liao_fmnist.sh runs/liao-fmnist
 
 clean:
 	rm -rf build build-asan
