@@ -44,9 +44,10 @@ typedef struct CliRunResult {
 } CliRunResult;
 /* 0 when the run has no summary.json (not finished). */
 int cli_run_result(const char *run, CliRunResult *r);
-/* Prints the results table of sweeps, runs or folders of runs; with out
- * non-NULL also writes out/table.md and out/table.csv. */
-int cli_table(const char *const *dirs, int n, const char *out);
+/* Prints the results table of sweeps, runs or folders of runs, a column per
+ * data set (by_dir: per DIR); with out non-NULL also writes out/table.md and
+ * out/table.csv. */
+int cli_table(const char *const *dirs, int n, const char *out, int by_dir);
 /* Parses a comma-separated rule list; prints the error and returns -1. */
 int cli_rule_list(const char *list, const char *cmd, char (*rules)[16], int max);
 /* The training progress display shared by train and compare. */

@@ -26,7 +26,7 @@ static void usage(FILE *f) {
             "                                                       the same network, seed and data order with each rule; a table\n"
             "  asymbp sweep CONFIG --rules LIST [--lr-mult 100,10,1,0.1,0.01] [--vary KEY=V1,V2,...] [--set KEY=VALUE]... [--out DIR]\n"
             "                                                       every rule at every learning-rate multiplier; resumes; a table\n"
-            "  asymbp table DIR... [--out DIR]                     results table of sweeps and runs (terminal, table.md, table.csv)\n"
+            "  asymbp table DIR... [--columns data|dir] [--out DIR] results table of sweeps and runs (terminal, table.md, table.csv)\n"
             "  asymbp data info PATH                               a data set on disk: format, images, classes, size, mean/std\n"
             "  asymbp version\n",
             ASYM_VERSION);

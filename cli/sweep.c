@@ -172,5 +172,5 @@ int cmd_sweep(const CliArgs *a) {
     }
     printf("\nsweep of %d runs (%d diverged) in %s:\n", total, diverged, out);
     const char *dirs[1] = {out};
-    return cli_table(dirs, 1, out);
+    return cli_table(dirs, 1, out, 0);
 }

@@ -5,7 +5,9 @@
  * all epochs of all its runs (validation error when the runs have a
  * validation set, test error otherwise), the learning-rate multiplier and
  * epoch that gave it, and the wall time of all its runs. Printed as an
- * aligned table; --out writes table.md and table.csv. */
+ * aligned table; --out writes table.md and table.csv. Several data sets make
+ * a column each; --columns dir makes a column of each DIR instead (one data
+ * set under several settings: with and without batch norm, ...). */
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
@@ -135,13 +137,14 @@ static double folder_mult(const char *name) {
     return !strncmp(name, "lr_x", 4) ? strtod(name + 4, NULL) : NAN;
 }
 
-static int collect_dir(Table *t, const char *dir, int depth) {
+static int collect_dir(Table *t, const char *dir, int depth, const char *column) {
     CliRunResult r;
     if (is_file(dir, "summary.json")) {
         if (!cli_run_result(dir, &r)) {
             fprintf(stderr, "asymbp: %s/summary.json: not valid JSON\n", dir);
             return 1;
         }
+        if (column) snprintf(r.data, sizeof r.data, "%s", column);
         /* a sweep's run, RULE[@KEY=V]/lr_xMULT, is labelled by its parent folder */
         const char *base = strrchr(dir, '/');
         double mult = folder_mult(base ? base + 1 : dir);
@@ -169,7 +172,7 @@ static int collect_dir(Table *t, const char *dir, int depth) {
         char sub[1400];
         struct stat st;
         snprintf(sub, sizeof sub, "%s/%.255s", dir, names[i]);
-        if (stat(sub, &st) == 0 && S_ISDIR(st.st_mode) && collect_dir(t, sub, depth + 1)) return 1;
+        if (stat(sub, &st) == 0 && S_ISDIR(st.st_mode) && collect_dir(t, sub, depth + 1, column)) return 1;
     }
     return 0;
 }
@@ -311,11 +314,18 @@ fail:
     return 1;
 }
 
-int cli_table(const char *const *dirs, int n, const char *out) {
+int cli_table(const char *const *dirs, int n, const char *out, int by_dir) {
     Table t = {0};
     Grid *g = malloc(sizeof *g);
     int rc = !g;
-    for (int i = 0; i < n && !rc; i++) rc = collect_dir(&t, dirs[i], 0);
+    for (int i = 0; i < n && !rc; i++) {
+        char column[64];
+        const char *end = dirs[i] + strlen(dirs[i]), *p;
+        while (end > dirs[i] + 1 && end[-1] == '/') end--;
+        for (p = end; p > dirs[i] && p[-1] != '/'; p--) {}
+        snprintf(column, sizeof column, "%.*s", (int)(end - p), p);
+        rc = collect_dir(&t, dirs[i], 0, by_dir ? column : NULL);
+    }
     if (!rc && t.n == 0) {
         fprintf(stderr, "asymbp: table: no finished runs (summary.json) under");
         for (int i = 0; i < n; i++) fprintf(stderr, " %s", dirs[i]);
@@ -334,12 +344,13 @@ int cli_table(const char *const *dirs, int n, const char *out) {
 
 int cmd_table(int argc, char **argv) {
     const char *dirs[256], *out = NULL;
-    int n = 0;
+    int n = 0, by_dir = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
+        else if (!strcmp(argv[i], "--columns") && i + 1 < argc && (!strcmp(argv[i + 1], "dir") || !strcmp(argv[i + 1], "data"))) by_dir = !strcmp(argv[++i], "dir");
         else if (argv[i][0] == '-') return fprintf(stderr, "asymbp: table: unknown or incomplete option '%s'\n", argv[i]), 2;
         else if (n < 256) dirs[n++] = argv[i];
     }
-    if (!n) return cli_fail(2, "usage: asymbp table DIR... [--out DIR]: DIR is a sweep, a run or a folder of runs");
-    return cli_table(dirs, n, out);
+    if (!n) return cli_fail(2, "usage: asymbp table DIR... [--columns data|dir] [--out DIR]: DIR is a sweep, a run or a folder of runs");
+    return cli_table(dirs, n, out, by_dir);
 }
