@@ -33,6 +33,7 @@ int cmd_data(int argc, char **argv);
 int cmd_compare(const CliArgs *a);
 int cmd_sweep(const CliArgs *a);
 int cmd_table(int argc, char **argv);
+int cmd_angles(int argc, char **argv);
 
 /* What a finished run folder holds: rule, data set, and the best error over
  * its logged epochs (validation error if logged, else test error). */

@@ -27,6 +27,7 @@ static void usage(FILE *f) {
             "  asymbp sweep CONFIG --rules LIST [--lr-mult 100,10,1,0.1,0.01] [--vary KEY=V1,V2,...] [--set KEY=VALUE]... [--out DIR]\n"
             "                                                       every rule at every learning-rate multiplier; resumes; a table\n"
             "  asymbp table DIR... [--columns data|dir] [--out DIR] results table of sweeps and runs (terminal, table.md, table.csv)\n"
+            "  asymbp angles RUN_DIR [--every N]                   the B-W angle of every layer over training, from the log\n"
             "  asymbp data info PATH                               a data set on disk: format, images, classes, size, mean/std\n"
             "  asymbp version\n",
             ASYM_VERSION);
@@ -128,6 +129,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "data")) return cmd_data(argc - 2, argv + 2);
     if (!strcmp(argv[1], "table")) return cmd_table(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "angles")) return cmd_angles(argc - 2, argv + 2);
     CliArgs a;
     int rc = cli_parse(argc - 2, argv + 2, &a);
     if (rc) return rc;

@@ -331,3 +331,28 @@ TEST(protocol_bare_layer_defaults) {
     asym_experiment_free(&ex);
     asym_config_free(cfg);
 }
+
+/* `asymbp angles`: the per-layer angle curve read back from the log. */
+TEST(protocol_angles_from_log) {
+    const char *dir = sweep_dir("angles");
+    char cfg[1200];
+    snprintf(cfg, sizeof cfg, "%s/angles.yaml", test_tmpdir());
+    test_write_file(cfg, "epochs: 3\nbatch_size: 20\nrule: fa\n" RANDOM_DATA);
+    int rc = test_cli("train '%s' --quiet --out '%s'", cfg, dir);
+    CHECK_MSG(rc == 0, "%s", test_out);
+    rc = test_cli("angles '%s' --every 2", dir);
+    CHECK_MSG(rc == 0 && strstr(test_out, ":fa ") && strstr(test_out, "mean"), "%s", test_out);
+    /* epochs 1 (first), 2 (every 2nd) and 3 (last): three rows after the two header lines */
+    int rows = 0;
+    for (const char *p = strchr(strchr(test_out, '\n') + 1, '\n'); p && p[1]; p = strchr(p + 1, '\n')) rows++;
+    CHECK_MSG(rows == 3, "%d rows:\n%s", rows, test_out);
+    rc = test_cli("angles '%s/none'", dir);
+    CHECK_MSG(rc == 1 && strstr(test_out, "cannot read"), "%s", test_out);
+    char log[1300];
+    snprintf(log, sizeof log, "%s/bad", dir);
+    mkdir(log, 0755);
+    snprintf(log, sizeof log, "%s/bad/log.jsonl", dir);
+    test_write_file(log, "{\"epoch\": 1, \"layers\": []}\nnot json\n");
+    rc = test_cli("angles '%s/bad'", dir);
+    CHECK_MSG(rc == 1 && strstr(test_out, "log.jsonl:2"), "%s", test_out);
+}
