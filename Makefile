@@ -1,11 +1,18 @@
 # asymbp: build, test, demo. See README.md.
+# make MPI=1: the MPI build (docs/MPI.md), compiled by Open MPI's mpicc with
+# -DASYM_MPI into its own folder (build-mpi); the plain build has no MPI.
+ifeq ($(MPI),1)
+BUILD   ?= build-mpi
+CC      := mpicc
+MPI_CFLAGS := -DASYM_MPI
+endif
 CC      ?= cc
 BUILD   ?= build
 BLASINC := /usr/include/x86_64-linux-gnu/openblas-openmp
 BLASLIB := /usr/lib/x86_64-linux-gnu/openblas-openmp
 OPT     ?= -O2 -march=x86-64-v2
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -Iinclude -Isrc -I$(BLASINC) $(EXTRA_CFLAGS)
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -Iinclude -Isrc -I$(BLASINC) $(MPI_CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS  := -L$(BLASLIB) -Wl,-rpath,$(BLASLIB) -lopenblas -lyaml -ljansson -lmatio -lstb -lz -lm -fopenmp $(EXTRA_LDFLAGS)
 PYTHON  ?= /usr/bin/python3
 
@@ -16,7 +23,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps check test demo asan clean bench fuzz repro repro-biotorch repro-liao
+.PHONY: all deps check test demo asan valgrind clean bench fuzz repro repro-biotorch repro-liao
 all: $(BUILD)/asymbp $(BUILD)/libasymbp.a
 
 $(BUILD)/%.o: %.c $(wildcard include/*.h src/*.h tests/*.h cli/*.h)
@@ -36,10 +43,17 @@ deps:
 	@scripts/deps.sh
 
 # The test suite: unit, finite-difference, PyTorch-oracle and short real runs.
+# Where mpicc and mpirun are installed it also builds the MPI binary
+# (MPI_BUILD) for the mpirun tests of tests/test_mpi.c, which skip otherwise;
+# `make MPI=1 check` runs the whole suite on the MPI build.
+MPI_BUILD ?= build-mpi
+HAVE_MPI  := $(shell command -v mpicc >/dev/null 2>&1 && command -v mpirun >/dev/null 2>&1 && echo 1)
+MPI_BIN   := $(if $(HAVE_MPI),$(CURDIR)/$(if $(filter 1,$(MPI)),$(BUILD),$(MPI_BUILD))/asymbp)
 check: deps
 	@$(MAKE) --no-print-directory $(BUILD)/asymbp $(BUILD)/test_runner
+	$(if $(HAVE_MPI),$(if $(filter 1,$(MPI)),,@$(MAKE) --no-print-directory MPI=1 BUILD=$(MPI_BUILD) $(MPI_BUILD)/asymbp))
 	$(if $(TESTS),,@FUZZ_RUNS=$(or $(FUZZ_RUNS),4000) FUZZ_SECONDS=4 FB=$(BUILD)/fuzz sh fuzz/run.sh)
-	ASYM_SRCDIR=$(CURDIR) ASYM_BIN=$(CURDIR)/$(BUILD)/asymbp PYTHON=$(PYTHON) OMP_NUM_THREADS=2 $(BUILD)/test_runner $(TESTS)
+	ASYM_SRCDIR=$(CURDIR) ASYM_BIN=$(CURDIR)/$(BUILD)/asymbp ASYM_MPI_BIN=$(MPI_BIN) PYTHON=$(PYTHON) OMP_NUM_THREADS=2 $(BUILD)/test_runner $(TESTS)
 
 test: check
 
@@ -60,6 +74,14 @@ asan: deps
 	ASYM_SRCDIR=$(CURDIR) ASYM_BIN=$(CURDIR)/build-asan/asymbp ASYM_QUICK=1 ASAN_OPTIONS=detect_leaks=1 PYTHON=$(PYTHON) \
 		OMP_NUM_THREADS=2 build-asan/test_runner $(TESTS)
 
+# The library under valgrind's memcheck, leaks included (scripts/valgrind.sh):
+# a representative part of the suite (VG_TESTS picks others; empty: all of
+# it, hours), then the command on a small run. Unoptimized enough for exact
+# reports (-O1), in its own folder.
+valgrind: deps
+	@$(MAKE) --no-print-directory BUILD=build-vg OPT=-O1 build-vg/asymbp build-vg/test_runner
+	PYTHON=$(PYTHON) scripts/valgrind.sh build-vg
+
 # Trains BioTorch's LeNet on Fashion-MNIST for a few epochs and prints the result.
 demo: deps
 	@$(MAKE) --no-print-directory $(BUILD)/asymbp
@@ -78,5 +100,17 @@ repro-liao: deps
 	@$(MAKE) --no-print-directory $(BUILD)/asymbp
 	ASYMBP=$(BUILD)/asymbp scripts/liao_fmnist.sh runs/liao-fmnist
 
+# Training throughput of every network and rule against the PyTorch peer
+# (when python3-torch is installed) and OpenBLAS's sgemm; see
+# docs/PERFORMANCE.md. BENCH_ARGS passes options (--nets mlp,cnn --rules bp,fa
+# --threads 1 --no-peer ...). Not a test: nothing here depends on timing.
+PEER ?= ../shared/peer/peer_torch.py
+$(BUILD)/asymbp-bench: $(BUILD)/bench/bench.o $(BUILD)/libasymbp.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+bench: deps
+	@$(MAKE) --no-print-directory $(BUILD)/asymbp-bench
+	$(BUILD)/asymbp-bench --peer $(PEER) --python $(PYTHON) $(BENCH_ARGS)
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-mpi build-vg

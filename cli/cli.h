@@ -11,6 +11,7 @@ typedef struct CliArgs {
     const char *sets[CLI_MAX_SETS];
     int n_sets;
     const char *out, *weights;
+    const char *resume;       /* train: the run folder to continue */
     const char *rules;        /* compare, sweep: comma-separated rule names */
     const char *lr_mult;      /* sweep: comma-separated learning-rate multipliers */
     const char *vary;         /* sweep: KEY=V1,V2,... crossed with the rules */
@@ -31,6 +32,7 @@ int cmd_eval(const CliArgs *a);
 int cmd_probe(const CliArgs *a);
 int cmd_data(int argc, char **argv);
 int cmd_compare(const CliArgs *a);
+int cmd_export(int argc, char **argv);
 int cmd_sweep(const CliArgs *a);
 int cmd_table(int argc, char **argv);
 int cmd_angles(int argc, char **argv);
@@ -51,7 +53,11 @@ int cli_run_result(const char *run, CliRunResult *r);
 int cli_table(const char *const *dirs, int n, const char *out, int by_dir);
 /* Parses a comma-separated rule list; prints the error and returns -1. */
 int cli_rule_list(const char *list, const char *cmd, char (*rules)[16], int max);
-/* The training progress display shared by train and compare. */
+/* The training progress display shared by train and compare. SIGINT and
+ * SIGTERM stop the run after the step under way with a checkpoint; the
+ * result is then 128 + the signal (sum->interrupted), 1 for a failed run. */
 int cli_train_run(const AsymExperiment *ex, const char *out, int quiet, AsymSummary *sum);
+/* The same, continuing the run in out from its checkpoint when resume is set. */
+int cli_train_go(const AsymExperiment *ex, const char *out, int quiet, int resume, AsymSummary *sum);
 
 #endif

@@ -37,9 +37,11 @@ int cmd_compare(const CliArgs *a) {
         snprintf(path, sizeof path, "%s/config.yaml", out);
         if (asym_config_write(cfg, path)) cli_fail(1, asym_last_error());
         if (!a->quiet) printf("== %s\n", rules[r]);
-        ok[r] = cli_train_run(&ex, out, a->quiet, &sums[r]) == 0;
+        int trc = cli_train_run(&ex, out, a->quiet, &sums[r]);
+        ok[r] = trc == 0;
         asym_experiment_free(&ex);
         asym_config_free(cfg);
+        if (sums[r].interrupted) return trc; /* SIGINT/SIGTERM: the rules after it are not started */
     }
     printf("\n| rule | best test err | final test err | best epoch | epochs | seconds | mean angle |\n|---|---|---|---|---|---|---|\n");
     for (int r = 0; r < n; r++) {

@@ -1,9 +1,12 @@
 /* main.c: the asymbp command. Subcommands:
  *   train CONFIG [--set KEY=VALUE]... [--out DIR]
+ *   train [CONFIG] --resume DIR [--set KEY=VALUE]...
  *   eval RUN_DIR [--set KEY=VALUE]... [--weights FILE]
  *   probe CONFIG [--set KEY=VALUE]... [--weights FILE] [--batch N] [--steps K] --out DIR
+ *   export CHECKPOINT|RUN_DIR OUT_DIR
  * Only this layer prints and chooses exit codes: 0 success, 1 failure of the
- * run (bad data, divergence), 2 bad usage or configuration. */
+ * run (bad data, divergence), 2 bad usage or configuration, 128 + the signal
+ * for a run stopped by SIGINT or SIGTERM (its checkpoint continues it). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +21,9 @@ static void usage(FILE *f) {
     fprintf(f,
             "asymbp %s: deep networks trained without weight transport\n"
             "usage:\n"
-            "  asymbp train CONFIG [--set KEY=VALUE]... [--out DIR]   train; writes DIR/log.jsonl, summary.json, model.bin\n"
+            "  asymbp train CONFIG [--set KEY=VALUE]... [--out DIR]   train; writes DIR/log.jsonl, summary.json, model.bin, checkpoint.bin\n"
+            "  asymbp train [CONFIG] --resume DIR [--set KEY=VALUE]... continue the run in DIR from its checkpoint (DIR/config.yaml by default)\n"
+            "  asymbp export CHECKPOINT|DIR OUT_DIR                every tensor of a checkpoint as .npy, with OUT_DIR/manifest.json\n"
             "  asymbp eval RUN_DIR [--set KEY=VALUE]... [--weights FILE]   score a trained model on its test set\n"
             "  asymbp probe CONFIG [--set KEY=VALUE]... [--weights FILE] [--batch N] [--steps K] --out DIR\n"
             "                                                       one fixed batch: inputs, gradients, weights as .npy\n"
@@ -29,7 +34,9 @@ static void usage(FILE *f) {
             "  asymbp table DIR... [--columns data|dir] [--out DIR] results table of sweeps and runs (terminal, table.md, table.csv)\n"
             "  asymbp angles RUN_DIR [--every N]                   the B-W angle of every layer over training, from the log\n"
             "  asymbp data info PATH                               a data set on disk: format, images, classes, size, mean/std\n"
-            "  asymbp version\n",
+            "  asymbp version\n"
+            "  mpirun -np N asymbp train|sweep ...                 data-parallel training, or a sweep's runs spread over ranks\n"
+            "                                                       (the MPI build, make MPI=1; docs/MPI.md)\n",
             ASYM_VERSION);
 }
 
@@ -72,6 +79,8 @@ int cli_parse(int argc, char **argv, CliArgs *a) {
             a->lr_mult = argv[++i];
         } else if (!strcmp(s, "--vary") && has_value) {
             a->vary = argv[++i];
+        } else if (!strcmp(s, "--resume") && has_value) {
+            a->resume = argv[++i];
         } else if (!strcmp(s, "--weights") && has_value) {
             a->weights = argv[++i];
         } else if ((!strcmp(s, "--batch") || !strcmp(s, "--steps")) && has_value) {
@@ -95,7 +104,7 @@ int cli_parse(int argc, char **argv, CliArgs *a) {
             return 2;
         }
     }
-    if (!a->positional) {
+    if (!a->positional && !a->resume) {
         usage(stderr);
         return 2;
     }
@@ -118,7 +127,7 @@ int cli_load_experiment(const char *path, const CliArgs *a, AsymConfig **cfg, As
     return 0;
 }
 
-int main(int argc, char **argv) {
+static int run(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -130,9 +139,11 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "data")) return cmd_data(argc - 2, argv + 2);
     if (!strcmp(argv[1], "table")) return cmd_table(argc - 2, argv + 2);
     if (!strcmp(argv[1], "angles")) return cmd_angles(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "export")) return cmd_export(argc - 2, argv + 2);
     CliArgs a;
     int rc = cli_parse(argc - 2, argv + 2, &a);
     if (rc) return rc;
+    if (a.resume && strcmp(argv[1], "train")) return cli_fail(2, "--resume DIR is an option of train");
     if (!strcmp(argv[1], "train")) return cmd_train(&a);
     if (!strcmp(argv[1], "eval")) return cmd_eval(&a);
     if (!strcmp(argv[1], "probe")) return cmd_probe(&a);
@@ -141,4 +152,20 @@ int main(int argc, char **argv) {
     fprintf(stderr, "asymbp: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;
+}
+
+/* Under mpirun (the MPI build, docs/MPI.md) every rank runs the command:
+ * train and compare train each model on all ranks, sweep spreads its runs
+ * over them. Rank 0 alone prints, except in a sweep, where each rank
+ * reports its own runs; errors are agreed between ranks, so rank 0's
+ * message names the rank that failed. */
+int main(int argc, char **argv) {
+    if (asym_dist_init(&argc, &argv)) return cli_fail(1, asym_last_error());
+    if (asym_dist_rank() > 0 && !(argc > 1 && !strcmp(argv[1], "sweep"))) {
+        FILE *out = freopen("/dev/null", "w", stdout), *err = freopen("/dev/null", "w", stderr);
+        (void)out, (void)err;
+    }
+    int rc = run(argc, argv);
+    asym_dist_finalize();
+    return rc;
 }

@@ -135,14 +135,18 @@ int cmd_sweep(const CliArgs *a) {
     asym_config_free(cfg);
     if (cli_mkdir_p(out)) return 1;
     int total = nr * nv * nm, diverged = 0;
+    /* under mpirun (docs/MPI.md) run i goes to rank i mod P, which trains it alone */
+    int P = asym_dist_size(), rank = asym_dist_rank();
+    asym_dist_solo(1);
     for (int i = 0; i < total; i++) {
         int r = i / (nv * nm), v = i / nm % nv, m = i % nm, k = i + 1;
         char dir[1400], path[1500], label[256], set[256];
+        if (i % P != rank) continue;
         if (vary.n) snprintf(label, sizeof label, "%.15s@%s=%s", rules[r], vary.key, vary.values[v]);
         else snprintf(label, sizeof label, "%.15s", rules[r]);
         snprintf(set, sizeof set, "%s=%s", vary.key, vary.n ? vary.values[v] : "");
         snprintf(dir, sizeof dir, "%s/%s/lr_x%g", out, label, mults[m]);
-        if ((rc = load_run(a, rules[r], vary.n ? set : NULL, base * mults[m], &cfg, &ex))) return rc;
+        if ((rc = load_run(a, rules[r], vary.n ? set : NULL, base * mults[m], &cfg, &ex))) break;
         int done = cli_mkdir_p(dir) ? -2 : finished(dir, cfg);
         if (done == 1) {
             CliRunResult res;
@@ -156,7 +160,7 @@ int cmd_sweep(const CliArgs *a) {
             snprintf(path, sizeof path, "%s/config.yaml", dir);
             if (asym_config_write(cfg, path)) {
                 rc = cli_fail(1, asym_last_error());
-            } else if (cli_train_run(&ex, dir, a->quiet, &sum)) {
+            } else if (cli_train_run(&ex, dir, a->quiet || rank > 0, &sum)) {
                 if (sum.diverged) printf("[%d/%d] %s, lr x%g: diverged; the sweep goes on\n", k, total, label, mults[m]), diverged++;
                 else rc = 1;
             }
@@ -168,8 +172,25 @@ int cmd_sweep(const CliArgs *a) {
         }
         asym_experiment_free(&ex);
         asym_config_free(cfg);
-        if (rc) return rc;
+        if (rc) break;
     }
+    asym_dist_solo(0);
+    if (P > 1) {
+        /* every rank's runs are done; rank 0 reads them all back for the table */
+        int mine = rc;
+        if (asym_dist_agree(mine)) rc = mine ? mine : cli_fail(1, asym_last_error());
+        if (rc || rank > 0) return rc;
+        diverged = 0;
+        for (int i = 0; i < total; i++) {
+            char dir[1400];
+            CliRunResult res;
+            int r = i / (nv * nm), v = i / nm % nv, m = i % nm;
+            if (vary.n) snprintf(dir, sizeof dir, "%s/%.15s@%s=%s/lr_x%g", out, rules[r], vary.key, vary.values[v], mults[m]);
+            else snprintf(dir, sizeof dir, "%s/%.15s/lr_x%g", out, rules[r], mults[m]);
+            if (cli_run_result(dir, &res)) diverged += res.diverged;
+        }
+    }
+    if (rc) return rc;
     printf("\nsweep of %d runs (%d diverged) in %s:\n", total, diverged, out);
     const char *dirs[1] = {out};
     return cli_table(dirs, 1, out, 0);

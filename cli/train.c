@@ -1,8 +1,14 @@
 /* train.c: `asymbp train` and `asymbp eval`. Training shows a progress bar
  * on a terminal (epoch, batch, loss, images/s, time left) and one plain
- * line per epoch otherwise, and ends with the final and best test error. */
+ * line per epoch otherwise, and ends with the final and best test error.
+ * SIGINT and SIGTERM let the step under way finish, save a checkpoint and
+ * say how to continue (`asymbp train --resume DIR`); a second one ends the
+ * process at once. */
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -63,42 +69,230 @@ static void on_epoch(void *user, const AsymEpochStats *st) {
     fflush(stdout);
 }
 
-int cli_train_run(const AsymExperiment *ex, const char *out, int quiet, AsymSummary *sum) {
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig) { stop_signal = sig; }
+
+static int stop_hook(void *user) { return stop_signal != 0; }
+
+/* debug.trap_fp: names the exception and where, then lets the faulting
+ * instruction run again under the default action (the process dies with
+ * SIGFPE and, where enabled, a core file for the debugger). Only
+ * async-signal-safe calls here. */
+static void on_fpe(int sig, siginfo_t *si, void *uctx) {
+    static const char pre[] = "asymbp: floating-point exception (debug.trap_fp): ", digits[] = "0123456789abcdef";
+    const char *what = si->si_code == FPE_FLTINV ? "invalid operation" : si->si_code == FPE_FLTDIV ? "division by zero"
+                     : si->si_code == FPE_FLTOVF ? "overflow" : "arithmetic exception";
+    char addr[2 + 2 * sizeof(void *) + 1];
+    uintptr_t a = (uintptr_t)si->si_addr;
+    addr[0] = '0', addr[1] = 'x';
+    for (size_t i = 0; i < 2 * sizeof(void *); i++) addr[2 + i] = digits[(a >> (4 * (2 * sizeof(void *) - 1 - i))) & 15];
+    addr[sizeof addr - 1] = 0;
+    ssize_t w = write(2, pre, sizeof pre - 1);
+    w += write(2, what, strlen(what));
+    w += write(2, " at ", 4);
+    w += write(2, addr, strlen(addr));
+    w += write(2, "; run it under gdb to see the line\n", 35);
+    (void)w;
+}
+
+int cli_train_go(const AsymExperiment *ex, const char *out, int quiet, int resume, AsymSummary *sum) {
     Progress prog = {.tty = isatty(2), .quiet = quiet, .ex = ex, .out = out};
-    AsymTrainHooks hooks = {.user = &prog, .on_start = on_start, .on_batch = on_batch, .on_epoch = on_epoch};
-    if (asym_train(ex, out, &hooks, sum)) {
-        if (prog.tty) fprintf(stderr, "\r\033[K");
-        cli_fail(1, asym_last_error());
-        if (sum->diverged) fprintf(stderr, "asymbp: %s/summary.json records the divergence\n", out);
-        return 1;
+    AsymTrainHooks hooks = {.user = &prog, .on_start = on_start, .on_batch = on_batch, .on_epoch = on_epoch, .stop = stop_hook};
+    struct sigaction sa, fpe, old_int, old_term, old_fpe;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESETHAND; /* a second signal ends the process */
+    sigemptyset(&sa.sa_mask);
+    stop_signal = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    memset(&fpe, 0, sizeof fpe);
+    fpe.sa_sigaction = on_fpe;
+    fpe.sa_flags = SA_SIGINFO | SA_RESETHAND;
+    sigemptyset(&fpe.sa_mask);
+    if (ex->trap_fp) sigaction(SIGFPE, &fpe, &old_fpe);
+    int failed = resume ? asym_train_resume(ex, out, &hooks, sum) : asym_train(ex, out, &hooks, sum);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (ex->trap_fp) sigaction(SIGFPE, &old_fpe, NULL);
+    if (!failed) return 0;
+    if (prog.tty) fprintf(stderr, "\r\033[K");
+    if (sum->interrupted) {
+        fprintf(stderr, "asymbp: %s by %s; %s/checkpoint.bin holds the run\n", asym_last_error(), stop_signal == SIGTERM ? "SIGTERM" : "SIGINT", out);
+        if (asym_dist_size() > 1) fprintf(stderr, "asymbp: continue it with: mpirun -np %d asymbp train --resume %s\n", asym_dist_size(), out);
+        else fprintf(stderr, "asymbp: continue it with: asymbp train --resume %s\n", out);
+        return 128 + (stop_signal ? stop_signal : SIGINT);
     }
-    return 0;
+    cli_fail(1, asym_last_error());
+    if (sum->diverged) {
+        char path[1100];
+        snprintf(path, sizeof path, "%s/checkpoint.bin", out);
+        fprintf(stderr, "asymbp: %s/summary.json records the divergence", out);
+        if (access(path, F_OK) == 0) fprintf(stderr, "; %s still holds the last good state (resume it with other settings: asymbp train CONFIG --resume %s)", path, out);
+        fputc('\n', stderr);
+    }
+    return 1;
+}
+
+int cli_train_run(const AsymExperiment *ex, const char *out, int quiet, AsymSummary *sum) { return cli_train_go(ex, out, quiet, 0, sum); }
+
+static void print_result(const AsymSummary *sum) {
+    printf("final test error %.2f%%, best %.2f%% (epoch %d of %d), %.1fs, %.0f img/s\n", 100 * sum->final_test_err, 100 * sum->best_test_err, sum->best_epoch,
+           sum->epochs, sum->seconds, sum->images_per_s);
+}
+
+/* Removes the temporary files (NAME.PID.tmp) a killed process left in dir. */
+static void remove_stale_tmp(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name), k = n >= 4 ? n - 4 : 0;
+        if (n < 7 || strcmp(e->d_name + k, ".tmp")) continue;
+        while (k > 0 && e->d_name[k - 1] >= '0' && e->d_name[k - 1] <= '9') k--;
+        if (k == n - 4 || k < 2 || e->d_name[k - 1] != '.') continue;
+        char path[1400];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        remove(path);
+    }
+    closedir(d);
+}
+
+/* train [CONFIG] --resume DIR: DIR/config.yaml (or CONFIG, with --set, which
+ * must describe the same network) continued from DIR/checkpoint.bin. A DIR
+ * without a checkpoint yet (a run killed in its first epoch) starts over. */
+static int resume_run(const CliArgs *a, int *agreed) {
+    const char *dir = a->resume;
+    if (a->out) return cli_fail(2, "--resume DIR continues the run in DIR: leave out --out");
+    char ck_path[1100], cfg_path[1100], msg[1400];
+    snprintf(ck_path, sizeof ck_path, "%s/checkpoint.bin", dir);
+    snprintf(cfg_path, sizeof cfg_path, "%s/config.yaml", dir);
+    AsymCheckpoint *ck = NULL;
+    int64_t epoch = 0, batch = 0;
+    int have_ck = access(ck_path, F_OK) == 0;
+    if (have_ck && (asym_checkpoint_open(&ck, ck_path) || asym_checkpoint_int(ck, "epoch", &epoch) || asym_checkpoint_int(ck, "batch", &batch))) {
+        asym_checkpoint_close(ck);
+        return cli_fail(1, asym_last_error());
+    }
+    if (!a->positional && access(cfg_path, F_OK) != 0) {
+        /* config.yaml lost: the checkpoint keeps a copy */
+        const char *text = ck ? asym_checkpoint_text(ck, "config") : NULL;
+        FILE *f = text ? fopen(cfg_path, "w") : NULL;
+        int ok = f && fputs(text, f) >= 0;
+        if (f && fclose(f) != 0) ok = 0;
+        asym_checkpoint_close(ck);
+        if (!ok) {
+            snprintf(msg, sizeof msg, "%s: %s; give the config: asymbp train CONFIG --resume %s", dir,
+                     !have_ck ? "holds neither checkpoint.bin nor config.yaml, nothing to resume" : text ? "cannot write config.yaml" : "no config.yaml, and the checkpoint holds none", dir);
+            return cli_fail(have_ck && text ? 1 : 2, msg);
+        }
+        fprintf(stderr, "asymbp: %s was missing: written from the checkpoint\n", cfg_path);
+    } else {
+        asym_checkpoint_close(ck);
+    }
+    AsymConfig *cfg;
+    AsymExperiment ex;
+    int rc = cli_load_experiment(a->positional ? a->positional : cfg_path, a, &cfg, &ex);
+    if (rc) return rc;
+    if (a->positional || a->n_sets) {
+        /* the run's config.yaml becomes the new one, once the checkpoint fits it */
+        if (have_ck && asym_checkpoint_check(ck_path, &ex)) {
+            rc = cli_fail(2, asym_last_error());
+            goto done;
+        }
+        if (asym_config_write(cfg, cfg_path)) {
+            rc = cli_fail(1, asym_last_error());
+            goto done;
+        }
+    }
+    char path[1100];
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    remove(path);
+    remove_stale_tmp(dir);
+    if (!a->quiet) {
+        if (!have_ck) printf("asymbp: %s holds no checkpoint yet: training from the start\n", dir);
+        else if (batch) printf("asymbp: resuming %s inside epoch %lld, after step %lld\n", dir, (long long)epoch + 1, (long long)batch);
+        else printf("asymbp: resuming %s after epoch %lld\n", dir, (long long)epoch);
+        fflush(stdout);
+    }
+    AsymSummary sum;
+    if (agreed) {
+        /* the folder is ready: the other ranks may start */
+        *agreed = 1;
+        if (asym_dist_agree(0)) {
+            rc = 1;
+            goto done;
+        }
+    }
+    if ((rc = cli_train_go(&ex, dir, a->quiet, have_ck, &sum))) goto done;
+    print_result(&sum);
+done:
+    asym_experiment_free(&ex);
+    asym_config_free(cfg);
+    return rc;
+}
+
+/* Under mpirun (docs/MPI.md) rank 0 checks and prepares the run folder
+ * while the other ranks wait; then every rank loads the same config and
+ * checkpoint and trains. */
+static int cmd_resume(const CliArgs *a) {
+    if (asym_dist_size() == 1) return resume_run(a, NULL);
+    if (asym_dist_rank() == 0) {
+        int agreed = 0, rc = resume_run(a, &agreed);
+        if (!agreed) asym_dist_agree(ASYM_ERR); /* failed before training: the others stop too */
+        return rc;
+    }
+    if (asym_dist_agree(0)) return 1; /* rank 0 could not prepare the run (its message says why) */
+    char cfg_path[1100], ck_path[1100];
+    snprintf(cfg_path, sizeof cfg_path, "%s/config.yaml", a->resume);
+    snprintf(ck_path, sizeof ck_path, "%s/checkpoint.bin", a->resume);
+    AsymConfig *cfg;
+    AsymExperiment ex;
+    AsymSummary sum;
+    /* rank 0 wrote the new config.yaml: --set is already in it */
+    CliArgs plain = *a;
+    plain.n_sets = 0;
+    int rc = cli_load_experiment(cfg_path, &plain, &cfg, &ex);
+    if (rc) {
+        asym_dist_agree(ASYM_ERR); /* in place of asym_train's first collective */
+        return rc;
+    }
+    rc = cli_train_go(&ex, a->resume, 1, access(ck_path, F_OK) == 0, &sum);
+    asym_experiment_free(&ex);
+    asym_config_free(cfg);
+    return rc;
 }
 
 int cmd_train(const CliArgs *a) {
+    if (a->resume) return cmd_resume(a);
     AsymConfig *cfg;
     AsymExperiment ex;
     int rc = cli_load_experiment(a->positional, a, &cfg, &ex);
-    if (rc) return rc;
+    if (rc) {
+        if (asym_dist_size() > 1) asym_dist_agree(ASYM_ERR);
+        return rc;
+    }
     char out[1024];
     if (a->out) snprintf(out, sizeof out, "%s", a->out);
     else snprintf(out, sizeof out, "runs/%s", ex.name);
-    if (cli_mkdir_p(out)) {
-        rc = 1;
-        goto done;
+    /* under mpirun rank 0 alone writes the run folder (docs/MPI.md) */
+    if (asym_dist_rank() == 0) {
+        char path[1100];
+        if (cli_mkdir_p(out)) {
+            rc = 1;
+        } else {
+            snprintf(path, sizeof path, "%s/summary.json", out);
+            remove(path); /* a run that fails must not leave an old summary looking current */
+            snprintf(path, sizeof path, "%s/config.yaml", out);
+            if (asym_config_write(cfg, path)) rc = cli_fail(1, asym_last_error());
+        }
     }
-    char path[1100];
-    snprintf(path, sizeof path, "%s/summary.json", out);
-    remove(path); /* a run that fails must not leave an old summary looking current */
-    snprintf(path, sizeof path, "%s/config.yaml", out);
-    if (asym_config_write(cfg, path)) {
-        rc = cli_fail(1, asym_last_error());
-        goto done;
-    }
+    if (asym_dist_size() > 1 && asym_dist_agree(rc)) rc = rc ? rc : 1;
+    if (rc) goto done;
     AsymSummary sum;
-    if ((rc = cli_train_run(&ex, out, a->quiet, &sum))) goto done;
-    printf("final test error %.2f%%, best %.2f%% (epoch %d of %d), %.1fs, %.0f img/s\n", 100 * sum.final_test_err, 100 * sum.best_test_err, sum.best_epoch,
-           sum.epochs, sum.seconds, sum.images_per_s);
+    if ((rc = cli_train_run(&ex, out, a->quiet || asym_dist_rank() > 0, &sum))) goto done;
+    print_result(&sum);
 done:
     asym_experiment_free(&ex);
     asym_config_free(cfg);

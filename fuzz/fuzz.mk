@@ -4,9 +4,11 @@
 # fuzz/run.sh (make fuzz, make check); FB is the build folder.
 CLANG   ?= clang
 FB      ?= build/fuzz
-FCFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wno-unknown-pragmas -Wno-unused-parameter -Iinclude -Isrc \
+BLASINC := /usr/include/x86_64-linux-gnu/openblas-openmp
+BLASLIB := /usr/lib/x86_64-linux-gnu/openblas-openmp
+FCFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wno-unknown-pragmas -Wno-unused-parameter -Iinclude -Isrc -I$(BLASINC) \
            -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-LIB_SRC := src/io.c src/util.c src/data.c $(wildcard src/data_*.c)
+LIB_SRC := src/io.c src/util.c src/data.c $(wildcard src/data_*.c) src/checkpoint.c
 # stb_image is linked as instrumented source (fuzz/stb_impl.c), not as
 # Debian's libstb, so that the fuzzer sees inside the decoders; libmatio
 # has no such source here and is fuzzed through our checks in front of it.
@@ -22,6 +24,15 @@ $(FB)/%.o: %.c $(wildcard include/*.h src/*.h fuzz/*.h)
 
 $(FB)/fuzz_%: fuzz/fuzz_%.c $(LIB_OBJ) fuzz/fuzz.h
 	$(CLANG) $(FCFLAGS) -fsanitize=fuzzer $< $(LIB_OBJ) -o $@ $(LIBS)
+
+# The config target also runs the experiment schema, which reaches the
+# architectures and the feedback defaults, hence the network code: every
+# library source but the training loop and the probe (OpenMP stays off,
+# its pragmas ignored), with OpenBLAS and libyaml.
+NET_SRC := $(filter-out src/train.c src/probe.c $(LIB_SRC),$(wildcard src/*.c))
+NET_OBJ := $(NET_SRC:%.c=$(FB)/%.o)
+$(FB)/fuzz_config: fuzz/fuzz_config.c $(LIB_OBJ) $(NET_OBJ) fuzz/fuzz.h
+	$(CLANG) $(FCFLAGS) -fsanitize=fuzzer $< $(LIB_OBJ) $(NET_OBJ) -o $@ $(LIBS) -lyaml -L$(BLASLIB) -Wl,-rpath,$(BLASLIB) -lopenblas
 
 $(FB)/seeds: fuzz/seeds.c
 	@mkdir -p $(FB)

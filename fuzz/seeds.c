@@ -179,6 +179,57 @@ static void cache_seeds(void) {
     put("cache", "two", b, sizeof b);
 }
 
+/* A checkpoint (docs/CHECKPOINT.md) of a few records, behind the mode
+ * byte of fuzz_checkpoint.c: 0 as it is, 1 with length and CRC set there. */
+static void checkpoint_seeds(void) {
+    static uint8_t b[1024];
+    size_t k = 25;
+    uint32_t count = 0;
+    const char *names[] = {"config", "epoch", "param/0.W", "rng/order"};
+    const uint8_t types[] = {6, 4, 1, 5}, ndims[] = {1, 0, 2, 1};
+    const uint64_t dims[][2] = {{7, 0}, {0, 0}, {2, 3}, {4, 0}};
+    const size_t bytes[] = {7, 8, 24, 32};
+    memcpy(b + 1, "ASYMCKPT", 8);
+    for (int r = 0; r < 4; r++, count++) {
+        uint16_t nl = (uint16_t)strlen(names[r]);
+        memcpy(b + k, &nl, 2);
+        memcpy(b + k + 2, names[r], nl);
+        k += 2 + nl;
+        b[k++] = types[r];
+        b[k++] = ndims[r];
+        memcpy(b + k, dims[r], 8 * ndims[r]);
+        k += 8 * ndims[r];
+        for (size_t i = 0; i < bytes[r]; i++) b[k + i] = (uint8_t)(r == 0 ? "epochs:"[i] : i * 29 + r);
+        k += bytes[r];
+    }
+    uint32_t version = 1;
+    uint64_t len = k + 4 - 1;
+    memcpy(b + 9, &version, 4);
+    memcpy(b + 13, &count, 4);
+    memcpy(b + 17, &len, 8);
+    uint32_t crc = (uint32_t)crc32(0, b + 1, (uInt)(k - 1));
+    memcpy(b + k, &crc, 4);
+    b[0] = 0;
+    put("checkpoint", "valid", b, k + 4);
+    b[0] = 1;
+    put("checkpoint", "fixed", b, k + 4);
+}
+
+static void config_seeds(void) {
+    static const char yaml[] =
+        "name: seed\nseed: 3\nepochs: 2\nbatch_size: 16\nrule: kp\nrule_overrides: {'-1': bp}\n"
+        "feedback: {concordance: 0.9, wm: {steps: 2}}\ndebug: {trap_fp: true}\n"
+        "model:\n  layers:\n    - {type: conv, out: 4, k: 3, pad: 1, rule: brsf}\n    - batchnorm\n    - relu\n"
+        "    - {type: maxpool, k: 2}\n    - flatten\n    - {type: dropout, p: 0.3}\n    - {type: fc, out: 2}\n"
+        "optimizer: {name: sgd, lr: 0.05, momentum: 0.9, nesterov: true}\n"
+        "schedule: {name: multistep, milestones: [1, 2]}\n";
+    static const char arch[] = "model: {arch: resnet20}\n", set[] = "model.layers.0.out=8", set2[] = "model.hidden=[32, 16]";
+    uint8_t pre[2] = {(uint8_t)((sizeof yaml - 1) & 0xff), (uint8_t)((sizeof yaml - 1) >> 8)};
+    put_joined("config", "layers", pre, 2, yaml, sizeof yaml - 1, set, sizeof set - 1);
+    pre[0] = (uint8_t)(sizeof arch - 1), pre[1] = 0;
+    put_joined("config", "arch", pre, 2, arch, sizeof arch - 1, set2, sizeof set2 - 1);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: seeds DIR\n");
@@ -193,5 +244,7 @@ int main(int argc, char **argv) {
     image_seeds();
     npy_seeds();
     cache_seeds();
+    checkpoint_seeds();
+    config_seeds();
     return 0;
 }

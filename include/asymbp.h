@@ -407,6 +407,21 @@ typedef struct AsymExperiment {
      * training batches (Liao et al.); 0: off */
     int bn_batches;
     float bn_alpha;
+    /* debug.trap_fp: the training step runs with floating-point traps on
+     * (invalid operation, division by zero, overflow raise SIGFPE where
+     * they happen) */
+    int trap_fp;
+    /* log_steps: out_dir/steps.jsonl gets the training loss of every step */
+    int log_steps;
+    /* data-parallel training under MPI (docs/MPI.md): model.sync_bn
+     * (batch-norm statistics over every rank's share of the batch),
+     * dist.check_every (compare the ranks' models every N steps; 0: at the
+     * start and after every epoch only), dist.overlap (each layer's
+     * gradient allreduce starts during the backward pass), and
+     * debug.perturb_rank/perturb_step (that rank alters a weight after
+     * that step, for testing the check; -1: off) */
+    int sync_bn, dist_check_every, dist_overlap;
+    int perturb_rank, perturb_step;
     AsymDataSpec data;
     AsymNetSpec net;
     AsymOptSpec opt;
@@ -437,6 +452,10 @@ typedef struct AsymTrainHooks {
     void (*on_batch)(void *user, int epoch, int epochs, int batch, int batches, float loss, double images_per_s, double eta_s);
     /* Called after every epoch; may be NULL. */
     void (*on_epoch)(void *user, const AsymEpochStats *st);
+    /* Polled after every step and epoch; may be NULL. Nonzero stops the run
+     * there (a signal handler's flag): with an out_dir, a checkpoint of that
+     * step is written first. */
+    int (*stop)(void *user);
 } AsymTrainHooks;
 
 typedef struct AsymSummary {
@@ -444,22 +463,89 @@ typedef struct AsymSummary {
     int best_epoch, epochs;              /* best_epoch: lowest test error, 1-based */
     double best_val_err, test_err_at_best_val; /* with a validation split; else -1 */
     int best_val_epoch;
-    int diverged;                        /* a NaN or Inf loss stopped the run */
+    int diverged;                        /* a NaN or Inf loss or parameter stopped the run */
     double final_mean_angle;             /* mean B-W angle after the last epoch (NaN if no layer has B) */
     double seconds, images_per_s;
     uint64_t seed;
+    int interrupted;                     /* hooks->stop ended the run early */
+    int stop_epoch, stop_step;           /* where a diverged or interrupted run stopped, 1-based (step 0: after the epoch) */
+    char diverged_in[48];                /* "loss", "test loss" or the first tensor holding NaN or Inf ("3.W") */
 } AsymSummary;
 
 /* Loads the data, builds the net, trains, and writes out_dir/log.jsonl,
  * out_dir/summary.json, out_dir/model.bin (best test or validation epoch
- * is recorded; the final weights are saved). out_dir may be NULL. */
+ * is recorded; the final weights are saved). out_dir may be NULL. With an
+ * out_dir, out_dir/checkpoint.bin is written after every epoch (and where
+ * hooks->stop stops the run), holding out_dir/config.yaml when there is
+ * one. A NaN or Inf in the loss or in any parameter, buffer or feedback
+ * matrix stops the run (sum->diverged); the last checkpoint is kept.
+ * Under mpirun every rank calls it with the same arguments and rank 0
+ * alone writes out_dir (see "data-parallel training" below). */
 int asym_train(const AsymExperiment *ex, const char *out_dir, const AsymTrainHooks *hooks, AsymSummary *sum);
+/* Continues the run in out_dir from out_dir/checkpoint.bin: with the same
+ * seed and threads the results are bitwise those of an uninterrupted run
+ * (log.jsonl is cut back to the checkpoint's epoch and continued). A
+ * checkpoint of another architecture, rule, optimizer or data set is
+ * refused with a message naming the difference. */
+int asym_train_resume(const AsymExperiment *ex, const char *out_dir, const AsymTrainHooks *hooks, AsymSummary *sum);
+
+/* ---- data-parallel training on MPI (docs/MPI.md) ----
+ * Under `mpirun -np P`, asym_train trains one model on P processes: each
+ * takes its contiguous share of every global batch, the gradients are
+ * summed over ranks, and every rank applies the same update. Rank 0 alone
+ * writes the run folder. Without the MPI build (make MPI=1) or outside
+ * mpirun, these calls describe one process of rank 0. */
+/* Starts MPI when the process was started by an MPI launcher. */
+int asym_dist_init(int *argc, char ***argv);
+void asym_dist_finalize(void);
+int asym_dist_rank(void);
+int asym_dist_size(void);
+/* on != 0: later training calls run on this process alone (a sweep's
+ * independent runs, one per rank). */
+void asym_dist_solo(int on);
+/* Collective: rc is this rank's status; when any rank failed, every rank
+ * returns ASYM_ERR with the message of the lowest failing rank. */
+int asym_dist_agree(int rc);
+void asym_dist_barrier(void);
 
 /* Loads the experiment's data sets (train with optional validation split,
  * test), applying padding and normalization. */
 int asym_experiment_data(const AsymExperiment *ex, AsymDataset *train, AsymDataset *val, AsymDataset *test);
 /* Mean loss and error of net on d in evaluation mode. */
 int asym_evaluate(AsymNet *net, const AsymDataset *d, int batch, double *loss, double *err);
+
+/* ---- checkpoints (docs/CHECKPOINT.md) ----
+ * Named, typed arrays with a magic number, a format version, the file's
+ * length and a CRC-32; written to a temporary file, flushed and renamed, so
+ * that a crash leaves the previous checkpoint whole. */
+#define ASYM_CHECKPOINT_VERSION 1
+typedef struct AsymCheckpoint AsymCheckpoint;
+
+/* Writes net (every parameter, buffer and feedback matrix, each weight
+ * layer's rule and feedback state, every generator) and opt (its buffers
+ * and step count; may be NULL) to path. */
+int asym_checkpoint_save(const char *path, AsymNet *net, const AsymOptim *opt);
+/* Restores them into a network (and optimizer) built from the same
+ * description. A checkpoint of another architecture, rule or optimizer is
+ * refused with a message naming the first difference ("layer 3 conv weight
+ * has shape 16x6x5x5 in the checkpoint, 32x6x5x5 in the config"); a
+ * refused load changes nothing. */
+int asym_checkpoint_load(const char *path, AsymNet *net, AsymOptim *opt);
+/* The same checks against the network and optimizer ex describes, loading
+ * nothing (before a resume rewrites a run's config.yaml). */
+int asym_checkpoint_check(const char *path, const AsymExperiment *ex);
+/* Reads a whole checkpoint and checks its length, checksum, version and
+ * every record header against the bytes present. */
+int asym_checkpoint_open(AsymCheckpoint **ck, const char *path);
+void asym_checkpoint_close(AsymCheckpoint *ck);
+/* A text record ("config", "log", "arch", "asymbp"), NUL-terminated and
+ * owned by ck, or NULL. */
+const char *asym_checkpoint_text(const AsymCheckpoint *ck, const char *name);
+/* An integer scalar record ("epoch", "batch", "seed", "optim/t", ...). */
+int asym_checkpoint_int(const AsymCheckpoint *ck, const char *name, int64_t *v);
+/* Every record into dir: arrays as NumPy .npy files, texts as files, and
+ * dir/manifest.json naming each with its dtype and shape. */
+int asym_checkpoint_export(const AsymCheckpoint *ck, const char *dir);
 
 /* ---- inspection ---- */
 /* One forward and backward pass (training mode) of the first `batch` images

@@ -8,7 +8,7 @@ static void act_forward(Layer *l, const float *x, float *y, int N, int train) {
     size_t n = (size_t)N * shape_size(l->in);
     switch (l->kind) {
     case ASYM_RELU:
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for simd schedule(static) if (n > 65536)
         for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
         break;
     case ASYM_TANH:
@@ -30,11 +30,11 @@ static void act_backward(Layer *l, const float *x, const float *y, const float *
         relu_backward(dx, y, dy, n);
         break;
     case ASYM_TANH:
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for simd schedule(static) if (n > 65536)
         for (size_t i = 0; i < n; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
         break;
     default:
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for simd schedule(static) if (n > 65536)
         for (size_t i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
         break;
     }

@@ -1,7 +1,8 @@
 /* dropout.c: inverted dropout (Srivastava et al. 2014): in training each
  * value is kept with probability 1 - p and scaled by 1 / (1 - p); in
  * evaluation the layer is the identity. The mask comes from the network's
- * generator, so a seed fixes it. */
+ * generator, so a seed fixes it; under data-parallel training each rank
+ * draws the whole global batch's mask and keeps its own rows. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,10 +22,14 @@ static void dropout_forward(Layer *l, const float *x, float *y, int N, int train
         return;
     }
     float scale = 1.0f / (1.0f - d->p);
+    /* a rank's share of a global batch takes its rows of the global mask */
+    size_t per = shape_size(l->in), skip = (size_t)l->ctx->rows_before * per, after = (size_t)l->ctx->rows_after * per;
+    for (size_t i = 0; i < skip; i++) rng_next(&l->ctx->rng);
     for (size_t i = 0; i < n; i++) {
         d->mask[i] = rng_uniform(&l->ctx->rng) < d->p ? 0.0f : scale;
         y[i] = x[i] * d->mask[i];
     }
+    for (size_t i = 0; i < after; i++) rng_next(&l->ctx->rng);
 }
 
 static void dropout_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N) {

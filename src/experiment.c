@@ -189,6 +189,7 @@ static int read_model(const Cfg *c, CfgNode *root, AsymExperiment *ex, ArchPlan 
     s->init = (AsymInit)(choice_index(INITS, init) + 1);
     s->loss = (AsymLoss)(choice_index(LOSSES, loss) + 1);
     if (cfg_get_bool(c, m, "model", "zero_bias", s->init != ASYM_INIT_TORCH, &s->zero_bias)) return ASYM_ERR;
+    if (cfg_get_bool(c, m, "model", "sync_bn", 0, &ex->sync_bn)) return ASYM_ERR;
     float bn_momentum;
     GET_FLOAT(m, "model", "bn_momentum", 0.1, 0.0, 1.0, bn_momentum);
     if (!strcmp(arch, "custom")) {
@@ -319,6 +320,29 @@ static int read_bn_recompute(const Cfg *c, CfgNode *root, AsymExperiment *ex) {
     return ASYM_OK;
 }
 
+/* The `debug` section: options that change how a run fails, not its result. */
+static int read_debug(const Cfg *c, CfgNode *root, AsymExperiment *ex) {
+    CfgNode *m = cfg_child(root, "debug");
+    if (!m) return ASYM_OK;
+    if (m->kind != CFG_MAP) return cfg_error(c, m, "debug", "expected a map (trap_fp)");
+    long rank, step;
+    if (cfg_get_int(c, m, "debug", "perturb_rank", -1, -1, 1 << 20, &rank) || cfg_get_int(c, m, "debug", "perturb_step", 1, 1, 1L << 30, &step)) return ASYM_ERR;
+    ex->perturb_rank = (int)rank;
+    ex->perturb_step = (int)step;
+    return cfg_get_bool(c, m, "debug", "trap_fp", 0, &ex->trap_fp);
+}
+
+/* The `dist` section: data-parallel training under MPI (docs/MPI.md). */
+static int read_dist(const Cfg *c, CfgNode *root, AsymExperiment *ex) {
+    CfgNode *m = cfg_child(root, "dist");
+    if (!m) return ASYM_OK;
+    if (m->kind != CFG_MAP) return cfg_error(c, m, "dist", "expected a map (check_every, overlap)");
+    long every;
+    if (cfg_get_int(c, m, "dist", "check_every", 0, 0, 1L << 30, &every)) return ASYM_ERR;
+    ex->dist_check_every = (int)every;
+    return cfg_get_bool(c, m, "dist", "overlap", 0, &ex->dist_overlap);
+}
+
 int asym_experiment_from_config(AsymExperiment *ex, AsymConfig *c) {
     memset(ex, 0, sizeof *ex);
     CfgNode *root = c->root;
@@ -336,7 +360,9 @@ int asym_experiment_from_config(AsymExperiment *ex, AsymConfig *c) {
     ex->batch_size = (int)v;
     if (cfg_get_int(c, root, "", "threads", 0, 0, 1024, &v)) goto fail;
     ex->threads = (int)v;
-    if (read_bn_recompute(c, root, ex)) goto fail;
+    ex->perturb_rank = -1;
+    if (read_bn_recompute(c, root, ex) || read_debug(c, root, ex) || read_dist(c, root, ex)) goto fail;
+    if (cfg_get_bool(c, root, "", "log_steps", 0, &ex->log_steps)) goto fail;
     if (data_read_config(c, root, &ex->data)) goto fail;
     ex->net.in_c = ex->data.c;
     ex->net.in_h = ex->data.h;

@@ -83,19 +83,71 @@ static void fill_random(const AsymFeedbackSpec *o, const AsymParam *W, float *ou
 
 static float signf(float v) { return (float)((v > 0) - (v < 0)); }
 
-/* B from W for the sign-concordant rules. */
+/* Wellons' lowbias32 integer hash: counter-based random bits, so that a
+ * redraw vectorizes and splits among threads with the same result. */
+static inline uint32_t hash32(uint32_t x) {
+    x ^= x >> 16;
+    x *= 0x7feb352dU;
+    x ^= x >> 15;
+    x *= 0x846ca68bU;
+    x ^= x >> 16;
+    return x;
+}
+
+/* brsf's magnitudes |M|, redrawn: |U(-b, b)| is U(0, b), 24 random bits per
+ * entry hashed from its index and one draw of the layer's generator, and B
+ * in the same pass. The normal initializations take the general
+ * (sequential) draw; returns 0 then, and B is left to the caller. */
+static int redraw_brsf(Layer *l) {
+    Feedback *fb = l->fb;
+    size_t n = l->W->n;
+    int normal;
+    float b = (float)init_bound(&l->ctx->fb, l->W, &normal) * 0x1p-24f, *M = fb->M, *B = fb->B->w;
+    const float *W = l->W->w, *sg = fb->sign;
+    if (normal) {
+        fill_random(&l->ctx->fb, l->W, M, n, &fb->rng);
+        for (size_t i = 0; i < n; i++) M[i] = fabsf(M[i]);
+        return 0;
+    }
+    uint32_t seed = rng_u32(&fb->rng);
+    if (sg) {
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) {
+            float m = b * (float)(hash32((uint32_t)i * 0x9e3779b9U + seed) >> 8);
+            M[i] = m;
+            B[i] = m * signf(W[i]) * sg[i];
+        }
+    } else {
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) {
+            float m = b * (float)(hash32((uint32_t)i * 0x9e3779b9U + seed) >> 8);
+            M[i] = m;
+            B[i] = m * signf(W[i]);
+        }
+    }
+    return 1;
+}
+
+/* B from W for the sign-concordant rules: s sign(W) (usf) or |M| sign(W),
+ * times the fixed pattern of discordant signs when there is one. */
 static void refresh_sign_rule(Layer *l) {
     Feedback *fb = l->fb;
-    const float *W = l->W->w;
-    float *B = fb->B->w;
+    const float *W = l->W->w, *M = fb->M, *sg = fb->sign;
+    float *B = fb->B->w, s = fb->s;
     size_t n = l->W->n;
-    if (fb->rule == ASYM_RULE_BRSF) {
-        fill_random(&l->ctx->fb, l->W, fb->M, n, &fb->rng);
-        for (size_t i = 0; i < n; i++) fb->M[i] = fabsf(fb->M[i]);
-    }
-    for (size_t i = 0; i < n; i++) {
-        float m = fb->rule == ASYM_RULE_USF ? fb->s : fb->M[i];
-        B[i] = m * signf(W[i]) * (fb->sign ? fb->sign[i] : 1.0f);
+    if (fb->rule == ASYM_RULE_BRSF && redraw_brsf(l)) return;
+    if (fb->rule == ASYM_RULE_USF && !sg) {
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) B[i] = s * signf(W[i]);
+    } else if (fb->rule == ASYM_RULE_USF) {
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) B[i] = s * signf(W[i]) * sg[i];
+    } else if (!sg) {
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) B[i] = M[i] * signf(W[i]);
+    } else {
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) B[i] = M[i] * signf(W[i]) * sg[i];
     }
 }
 

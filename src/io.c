@@ -205,7 +205,7 @@ int io_write_atomic(const char *path, const void *const *parts, const size_t *le
     return ASYM_OK;
 }
 
-static int npy_write(const char *path, const char *descr, const void *data, int ndim, const int64_t *shape) {
+int npy_write_typed(const char *path, const char *descr, size_t elem, const void *data, int ndim, const int64_t *shape) {
     if (ndim < 0 || ndim > 8) return asym_fail("%s: cannot write %d dimensions (0..8)", path, ndim);
     /* Magic (6) + version (2) + length (2) + dict padded with spaces and a
      * newline so that data starts at a multiple of 64 bytes. */
@@ -214,7 +214,7 @@ static int npy_write(const char *path, const char *descr, const void *data, int 
     size_t count = 1;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0) return asym_fail("%s: negative dimension %lld", path, (long long)shape[i]);
-        if (shape[i] && count > SIZE_MAX / 4 / (uint64_t)shape[i])
+        if (shape[i] && count > SIZE_MAX / elem / (uint64_t)shape[i])
             return asym_fail("%s: shape too large", path);
         count *= (size_t)shape[i];
         h += snprintf(hdr + h, sizeof hdr - h, "%s%lld", i ? ", " : "", (long long)shape[i]);
@@ -227,16 +227,16 @@ static int npy_write(const char *path, const char *descr, const void *data, int 
     uint8_t pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)(hlen & 0xff), (uint8_t)(hlen >> 8)};
 
     const void *parts[3] = {pre, hdr, data};
-    size_t lens[3] = {10, (size_t)hlen, count * 4};
+    size_t lens[3] = {10, (size_t)hlen, count * elem};
     return io_write_atomic(path, parts, lens, 3);
 }
 
 int npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape) {
-    return npy_write(path, "<f4", data, ndim, shape);
+    return npy_write_typed(path, "<f4", 4, data, ndim, shape);
 }
 
 int npy_write_i32(const char *path, const int32_t *data, int ndim, const int64_t *shape) {
-    return npy_write(path, "<i4", data, ndim, shape);
+    return npy_write_typed(path, "<i4", 4, data, ndim, shape);
 }
 
 /* A cursor over the header dict, a Python literal such as

@@ -31,6 +31,8 @@ int idx_parse(const char *path, const uint8_t *data, size_t len, int *ndim, uint
  * C order. Writes go to a temporary file renamed into place. */
 int npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape);
 int npy_write_i32(const char *path, const int32_t *data, int ndim, const int64_t *shape);
+/* Any dtype descr ('<f8', '<u8', ...) of elem bytes per element. */
+int npy_write_typed(const char *path, const char *descr, size_t elem, const void *data, int ndim, const int64_t *shape);
 /* Reads a float32 array; *data is malloc'd. shape holds up to 8 dims. */
 int npy_read_f32(const char *path, float **data, int *ndim, int64_t shape[8]);
 

@@ -37,6 +37,10 @@ typedef struct NetCtx {
     int force_bp;          /* alignment measurements: every layer uses W, no DFA */
     int freeze_stats;      /* batch norm in training mode leaves running statistics alone */
     float stats_momentum;  /* > 0: batch norm's running-statistics momentum instead of its own */
+    /* data-parallel training (dist.c): this rank's share of a global batch */
+    float grad_scale;      /* > 0: dlogits are multiplied by it (the share's fraction of the batch) */
+    int rows_before, rows_after; /* samples of the global batch before and after the share (dropout masks) */
+    int sync_bn;           /* training-mode batch norm takes its statistics over every rank */
     AsymFeedbackSpec fb;   /* options of the feedback rules */
 } NetCtx;
 
@@ -77,6 +81,8 @@ typedef struct Seq {
     float *gbuf[2];     /* ping-pong gradient buffers sized to the largest activation */
     const float *x;     /* input of the last forward pass */
     Shape in, out;
+    void (*done)(void *arg, int i); /* when set, called after layer i's backward (dist.c overlaps its allreduce) */
+    void *done_arg;
 } Seq;
 
 int seq_build(Seq *s, const AsymLayerSpec *specs, int n, Shape in, NetCtx *ctx, const char *prefix);

@@ -112,6 +112,7 @@ void seq_backward(Seq *s, const float *dy, float *dx, int N) {
         if (dfa && i && s->dfa_at[i - 1]) out = NULL;
         if (l->record_dy) memcpy(l->record_dy, g, sizeof(float) * N * shape_size(l->out));
         l->ops->backward(l, i ? s->act[i - 1] : s->x, s->act[i], g, out, N);
+        if (s->done) s->done(s->done_arg, i);
         g = out;
     }
 }
@@ -293,13 +294,25 @@ float asym_net_loss(AsymNet *net, const int32_t *y, int N, int backward, int *co
     float loss = loss_compute(net->loss, seq_output(&net->seq), y, N, net->classes, backward ? net->dlogits : NULL, &hits);
     if (correct) *correct = hits;
     if (backward) {
+        float k = net->ctx.grad_scale;
+        if (k > 0)
+            for (size_t i = 0; i < (size_t)N * net->classes; i++) net->dlogits[i] *= k;
         net->ctx.out_err = net->dlogits;
         seq_backward(&net->seq, net->dlogits, net->dx, N);
     }
     return loss;
 }
 
-void asym_net_zero_grad(AsymNet *net) { memset(net->gflat, 0, sizeof(float) * net->n_flat); }
+void asym_net_zero_grad(AsymNet *net) {
+    /* in 64 KB pieces shared among the threads: a large net's gradients take a while on one */
+    size_t n = net->n_flat, piece = 16384;
+    long pieces = (long)((n + piece - 1) / piece);
+#pragma omp parallel for schedule(static) if (pieces > 8)
+    for (long i = 0; i < pieces; i++) {
+        size_t a = (size_t)i * piece, len = n - a < piece ? n - a : piece;
+        memset(net->gflat + a, 0, sizeof(float) * len);
+    }
+}
 
 void asym_net_keep_input_grad(AsymNet *net, int on) {
     if (on && !net->dx) net->dx = asym_falloc((size_t)net->ctx.max_batch * shape_size(net->seq.in));

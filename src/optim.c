@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "checkpoint.h"
 #include "layer.h"
 
 struct AsymOptim {
@@ -36,6 +37,13 @@ int asym_optim_create(AsymOptim **out, AsymNet *net, const AsymOptSpec *spec) {
     return ASYM_OK;
 }
 
+void optim_state(AsymOptim *o, AsymOptKind *kind, float **m, float **v, long **t) {
+    *kind = o->spec.kind;
+    *m = o->m;
+    *v = o->v;
+    *t = &o->t;
+}
+
 void asym_optim_free(AsymOptim *o) {
     if (!o) return;
     free(o->m);
@@ -47,6 +55,18 @@ void asym_optim_free(AsymOptim *o) {
  * sign before weight decay and momentum. */
 static void sgd_update(const AsymOptSpec *s, AsymParam *p, float *buf, float lr, int first) {
     float wd = p->decay ? s->weight_decay : 0.0f, mom = s->momentum, damp = s->dampening;
+    if (!s->manhattan && mom != 0.0f && !first && !s->nesterov) {
+        /* the usual case without branches, so that it vectorizes; the same floats */
+        float keep = 1.0f - damp, *w = p->w;
+        const float *gr = p->g;
+#pragma omp parallel for simd schedule(static) if (p->n > 32768)
+        for (size_t i = 0; i < p->n; i++) {
+            float g = gr[i] + wd * w[i], b = mom * buf[i] + keep * g;
+            buf[i] = b;
+            w[i] -= lr * b;
+        }
+        return;
+    }
     for (size_t i = 0; i < p->n; i++) {
         float d = p->g[i];
         if (s->manhattan) d = (float)((d > 0) - (d < 0));
@@ -63,6 +83,7 @@ static void adam_update(const AsymOptSpec *s, AsymParam *p, float *m, float *v, 
     float wd = p->decay ? s->weight_decay : 0.0f, b1 = s->beta1, b2 = s->beta2;
     double bc1 = 1.0 - pow(b1, (double)t), bc2 = 1.0 - pow(b2, (double)t);
     float step = (float)(lr / bc1), sq = (float)sqrt(bc2);
+#pragma omp parallel for simd schedule(static) if (p->n > 32768)
     for (size_t i = 0; i < p->n; i++) {
         float g = p->g[i] + wd * p->w[i];
         m[i] = b1 * m[i] + (1.0f - b1) * g;

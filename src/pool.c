@@ -14,10 +14,65 @@ typedef struct Pool {
     int32_t *arg; /* (max_batch, C, OH, OW): flat index into the input plane */
 } Pool;
 
+/* 2x2 windows with stride 2 and no padding (LeNet, VGG-style nets) keep no
+ * index: the backward pass gives each window's gradient to the first of its
+ * four inputs equal to the output (the one the forward pass chose, with the
+ * general case's first-maximum rule; the first when the output is NaN).
+ * Both directions vectorize. */
+static int is_max2(const Pool *p) { return p->is_max && p->k == 2 && p->stride == 2 && p->pad == 0; }
+
+static void maxpool2_forward(Layer *l, const float *x, float *y, int N) {
+    int C = l->in.c, H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w;
+#pragma omp parallel for schedule(static)
+    for (int nc = 0; nc < N * C; nc++) {
+        const float *xp = x + (size_t)nc * H * W;
+        float *yp = y + (size_t)nc * OH * OW;
+        for (int oh = 0; oh < OH; oh++) {
+            const float *r0 = xp + (size_t)2 * oh * W, *r1 = r0 + W;
+            float *yr = yp + (size_t)oh * OW;
+#pragma omp simd
+            for (int ow = 0; ow < OW; ow++) {
+                float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+                float m = b > a ? b : a;
+                m = c > m ? c : m;
+                m = d > m ? d : m;
+                yr[ow] = m;
+            }
+        }
+    }
+}
+
+static void maxpool2_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N) {
+    int C = l->in.c, H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w;
+#pragma omp parallel for schedule(static)
+    for (int nc = 0; nc < N * C; nc++) {
+        const float *xp = x + (size_t)nc * H * W;
+        float *dp = dx + (size_t)nc * H * W;
+        if (H != 2 * OH || W != 2 * OW) memset(dp, 0, sizeof(float) * H * W); /* odd sizes: a row or column no window reads */
+        for (int oh = 0; oh < OH; oh++) {
+            const float *r0 = xp + (size_t)2 * oh * W, *r1 = r0 + W, *yr = y + ((size_t)nc * OH + oh) * OW, *gr = dy + ((size_t)nc * OH + oh) * OW;
+            float *d0 = dp + (size_t)2 * oh * W, *d1 = d0 + W;
+#pragma omp simd
+            for (int ow = 0; ow < OW; ow++) {
+                float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], m = yr[ow], g = gr[ow];
+                int ea = (a == m) | (m != m), eb = !ea & (b == m), ec = !ea & !eb & (c == m), ed = !ea & !eb & !ec;
+                d0[2 * ow] = ea ? g : 0.0f;
+                d0[2 * ow + 1] = eb ? g : 0.0f;
+                d1[2 * ow] = ec ? g : 0.0f;
+                d1[2 * ow + 1] = ed ? g : 0.0f;
+            }
+        }
+    }
+}
+
 static void pool_forward(Layer *l, const float *x, float *y, int N, int train) {
     Pool *p = l->impl;
     int C = l->in.c, H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w;
     float inv = 1.0f / (float)(p->k * p->k);
+    if (is_max2(p)) {
+        maxpool2_forward(l, x, y, N);
+        return;
+    }
 #pragma omp parallel for schedule(static)
     for (int nc = 0; nc < N * C; nc++) {
         const float *xp = x + (size_t)nc * H * W;
@@ -52,6 +107,10 @@ static void pool_backward(Layer *l, const float *x, const float *y, const float 
     int C = l->in.c, H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w;
     float inv = 1.0f / (float)(p->k * p->k);
     if (!dx) return;
+    if (is_max2(p)) {
+        maxpool2_backward(l, x, y, dy, dx, N);
+        return;
+    }
 #pragma omp parallel for schedule(static)
     for (int nc = 0; nc < N * C; nc++) {
         float *dp = dx + (size_t)nc * H * W;
@@ -96,7 +155,7 @@ Layer *pool_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *na
     if (!l) return NULL;
     Pool *p = l->impl;
     p->k = kh, p->stride = st, p->pad = pad, p->is_max = s->kind == ASYM_MAXPOOL;
-    if (p->is_max) {
+    if (p->is_max && !is_max2(p)) {
         p->arg = asym_calloc((size_t)ctx->max_batch * shape_size(out), sizeof(int32_t));
         if (!p->arg) {
             layer_free(l);

@@ -21,61 +21,72 @@ static void res_forward(Layer *l, const float *x, float *y, int N, int train) {
     ResBlock *r = l->impl;
     seq_forward(&r->main, x, N, train);
     const float *m = seq_output(&r->main);
-    size_t out = shape_size(l->out);
-    if (r->shortcut.n) {
-        seq_forward(&r->shortcut, x, N, train);
-        const float *s = seq_output(&r->shortcut);
-        for (size_t i = 0; i < (size_t)N * out; i++) {
+    size_t out = shape_size(l->out), n_out = (size_t)N * out;
+    if (r->shortcut.n || !r->option_a) {
+        const float *s = x;
+        if (r->shortcut.n) {
+            seq_forward(&r->shortcut, x, N, train);
+            s = seq_output(&r->shortcut);
+        }
+#pragma omp parallel for simd schedule(static) if (n_out > 65536)
+        for (size_t i = 0; i < n_out; i++) {
             float v = m[i] + s[i];
             y[i] = v > 0.0f ? v : 0.0f;
         }
         return;
     }
-    if (!r->option_a) {
-        for (size_t i = 0; i < (size_t)N * out; i++) {
-            float v = m[i] + x[i];
-            y[i] = v > 0.0f ? v : 0.0f;
-        }
-        return;
-    }
+    /* option A: the input subsampled by the stride, channels zero-padded */
     int C = l->in.c, O = l->out.c, H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w, pf = (O - C) / 2, st = r->stride;
 #pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++)
-        for (int o = 0; o < O; o++) {
-            int c = o - pf;
-            for (int h = 0; h < OH; h++)
-                for (int w = 0; w < OW; w++) {
-                    size_t i = (((size_t)n * O + o) * OH + h) * OW + w;
-                    float v = m[i];
-                    if (c >= 0 && c < C) v += x[(((size_t)n * C + c) * H + h * st) * W + w * st];
-                    y[i] = v > 0.0f ? v : 0.0f;
-                }
+    for (int no = 0; no < N * O; no++) {
+        int n = no / O, c = no % O - pf;
+        const float *mp = m + (size_t)no * OH * OW;
+        float *yp = y + (size_t)no * OH * OW;
+        if (c < 0 || c >= C) {
+#pragma omp simd
+            for (int i = 0; i < OH * OW; i++) yp[i] = mp[i] > 0.0f ? mp[i] : 0.0f;
+            continue;
         }
+        const float *xp = x + ((size_t)n * C + c) * H * W;
+        for (int h = 0; h < OH; h++) {
+            const float *xr = xp + (size_t)h * st * W;
+#pragma omp simd
+            for (int w = 0; w < OW; w++) {
+                float v = mp[h * OW + w] + xr[w * st];
+                yp[h * OW + w] = v > 0.0f ? v : 0.0f;
+            }
+        }
+    }
 }
 
 static void res_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N) {
     ResBlock *r = l->impl;
-    size_t in = shape_size(l->in), out = shape_size(l->out);
-    relu_backward(r->dz, y, dy, (size_t)N * out);
+    size_t n_in = (size_t)N * shape_size(l->in);
+    relu_backward(r->dz, y, dy, (size_t)N * shape_size(l->out));
     seq_backward(&r->main, r->dz, dx, N);
+    const float *s = r->dz;
     if (r->shortcut.n) {
         seq_backward(&r->shortcut, r->dz, dx ? r->tmp : NULL, N);
-        if (dx)
-            for (size_t i = 0; i < (size_t)N * in; i++) dx[i] += r->tmp[i];
-        return;
+        s = r->tmp;
     }
     if (!dx) return;
-    if (!r->option_a) {
-        for (size_t i = 0; i < (size_t)N * in; i++) dx[i] += r->dz[i];
+    if (r->shortcut.n || !r->option_a) {
+#pragma omp parallel for simd schedule(static) if (n_in > 65536)
+        for (size_t i = 0; i < n_in; i++) dx[i] += s[i];
         return;
     }
     int C = l->in.c, O = l->out.c, H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w, pf = (O - C) / 2, st = r->stride;
 #pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++)
-        for (int c = 0; c < C; c++)
-            for (int h = 0; h < OH; h++)
-                for (int w = 0; w < OW; w++)
-                    dx[(((size_t)n * C + c) * H + h * st) * W + w * st] += r->dz[(((size_t)n * O + c + pf) * OH + h) * OW + w];
+    for (int nc = 0; nc < N * C; nc++) {
+        int n = nc / C, c = nc % C;
+        float *xp = dx + (size_t)nc * H * W;
+        const float *gp = r->dz + ((size_t)n * O + c + pf) * OH * OW;
+        for (int h = 0; h < OH; h++) {
+            float *xr = xp + (size_t)h * st * W;
+#pragma omp simd
+            for (int w = 0; w < OW; w++) xr[w * st] += gp[h * OW + w];
+        }
+    }
 }
 
 static void res_free(Layer *l) {

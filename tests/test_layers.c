@@ -82,6 +82,11 @@ static const ConvCase CONV_CASES[] = {
     {2, 3, 7, 9, 4, 3, 1, 1, 1}, {3, 2, 8, 6, 5, 1, 1, 0, 0}, {2, 3, 9, 7, 2, 5, 2, 2, 1}, {1, 4, 6, 6, 3, 3, 2, 0, 1},
     {2, 1, 5, 5, 2, 5, 1, 0, 0}, {2, 2, 7, 9, 3, 3, 3, 2, 1}, {2, 3, 4, 5, 2, 2, 2, 1, 1}, {4, 5, 3, 3, 6, 3, 1, 1, 0},
     {1, 2, 11, 4, 3, 5, 2, 2, 1}, {2, 3, 6, 8, 4, 1, 2, 0, 1},
+    /* same-size 5x5 and 7x7 (kernel wider than the input); more samples
+     * than sample groups, several to a column matrix (odd group sizes);
+     * unpadded stride 1 (rows of W positions) */
+    {3, 2, 6, 7, 3, 5, 1, 2, 1}, {2, 2, 4, 4, 3, 7, 1, 3, 0}, {37, 2, 6, 6, 3, 5, 1, 0, 1}, {21, 3, 5, 4, 2, 3, 1, 1, 1},
+    {19, 2, 7, 7, 3, 1, 1, 0, 1}, {3, 2, 7, 8, 4, 3, 1, 0, 1},
 };
 #define N_CONV ((int)(sizeof CONV_CASES / sizeof CONV_CASES[0]))
 
@@ -345,8 +350,9 @@ TEST(layer_pool_reference) {
     static const int cases[][6] = {
         /* max?, k, stride, pad, H, W */
         {1, 3, 2, 1, 7, 9}, {1, 2, 2, 0, 6, 8}, {1, 3, 1, 1, 5, 4}, {0, 3, 2, 1, 7, 9}, {0, 2, 2, 0, 6, 8}, {0, 3, 1, 1, 5, 4}, {0, 0, 0, 0, 5, 5}, {1, 0, 0, 0, 4, 4},
+        {1, 2, 2, 0, 7, 9}, /* odd sizes: the last row and column are in no window */
     };
-    for (int t = 0; t < 8; t++) {
+    for (int t = 0; t < (int)(sizeof cases / sizeof cases[0]); t++) {
         int is_max = cases[t][0], k = cases[t][1], st = cases[t][2], pad = cases[t][3], H = cases[t][4], W = cases[t][5], N = 2, C = 3;
         NetCtx ctx;
         AsymLayerSpec s = {.kind = is_max ? ASYM_MAXPOOL : ASYM_AVGPOOL, .k = k, .stride = st, .pad = pad};

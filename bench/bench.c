@@ -1,0 +1,496 @@
+/* bench.c: training throughput of asymbp against the PyTorch peer
+ * (shared/peer/peer_torch.py) on the networks of docs/PERFORMANCE.md, and
+ * OpenBLAS's sgemm on the same machine in the same run.
+ *
+ *   bench [--nets mlp,lenet,cnn,resnet20] [--rules bp,fa,...] [--threads T]
+ *         [--steps S] [--rounds R] [--peer PATH] [--python PY] [--no-peer]
+ *   bench --one NET RULE [--threads T] [--steps S] [--rounds R] [--warmup W]
+ *   bench --sgemm [--threads T]
+ *
+ * Without --one or --sgemm it is the driver: every measurement runs in a
+ * child process of its own (this program again, or the peer), so each
+ * peak resident set (getrusage ru_maxrss) belongs to one run. A run trains
+ * W warm-up steps, then R rounds of S steps; images/s is the fastest round
+ * (the peer reports its fastest epoch the same way: one warm-up epoch, then
+ * R epochs of S batches). Effective GFLOP/s counts 3x the forward FLOPs of
+ * the weight layers (forward, weight gradient, input gradient), whatever
+ * the rule. The driver prints one table per network, the ratios to the peer
+ * and to bp, and PASS/FAIL against the targets of docs/PERFORMANCE.md. */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+#include <cblas.h>
+
+#include "asymbp.h"
+
+#define FMNIST "/usr/share/datasets/fashion-mnist"
+
+typedef struct NetInfo {
+    const char *name;   /* our name, also the peer's --model */
+    int batch, steps;   /* batch size; steps per timed round */
+    double target;      /* images/s at least this many times the peer's */
+    int scaling;        /* 1 -> 2 threads is checked on this network */
+} NetInfo;
+
+static const NetInfo NETS[] = {
+    {"mlp", 100, 40, 5.0, 1},
+    {"lenet", 64, 80, 10.0, 0},
+    {"cnn", 100, 12, 2.0, 1},
+    {"resnet20", 128, 6, 1.5, 0},
+};
+#define N_NETS (int)(sizeof NETS / sizeof NETS[0])
+
+static const char *const RULES[] = {"bp", "fa", "dfa", "usf", "brsf", "frsf", "kp", "wm"};
+#define N_RULES (int)(sizeof RULES / sizeof RULES[0])
+/* Largest allowed cost over bp, per rule (same order). */
+static const double RULE_LIMIT[] = {0, 0.05, 0.10, 0.05, 0.10, 0.05, 0.05, 0.15};
+/* Rules the peer implements. */
+static int peer_has(const char *rule) { return strcmp(rule, "dfa") && strcmp(rule, "wm"); }
+
+static const NetInfo *net_info(const char *name) {
+    for (int i = 0; i < N_NETS; i++)
+        if (!strcmp(NETS[i].name, name)) return &NETS[i];
+    return NULL;
+}
+
+static double peak_rss_mb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0;
+}
+
+/* CPU seconds of the whole process (all threads). */
+static double cpu_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+static void set_threads(int t) {
+    if (t <= 0) return;
+    omp_set_num_threads(t);
+    openblas_set_num_threads(t);
+}
+
+/* ---- the networks, as the peer defines them ---- */
+
+static AsymLayerSpec mk(AsymLayerKind kind, int out, int k, int stride, int pad) {
+    AsymLayerSpec l = {.kind = kind, .out = out, .k = k, .stride = stride, .pad = pad, .bias = 1};
+    return l;
+}
+
+/* The peer's `cnn`: 32c5-BN-ReLU-pool, 64c5-BN-ReLU-pool, fc1024-BN-ReLU, fc10 on 28x28. */
+static int arch_cnn(AsymNetSpec *s) {
+    static const AsymLayerKind kinds[] = {ASYM_CONV, ASYM_BATCHNORM, ASYM_RELU, ASYM_MAXPOOL, ASYM_CONV, ASYM_BATCHNORM, ASYM_RELU, ASYM_MAXPOOL,
+                                          ASYM_FLATTEN, ASYM_FC, ASYM_BATCHNORM, ASYM_RELU, ASYM_FC};
+    static const int outs[] = {32, 0, 0, 0, 64, 0, 0, 0, 0, 1024, 0, 0, 10};
+    int n = (int)(sizeof kinds / sizeof kinds[0]);
+    s->layers = calloc(n, sizeof(AsymLayerSpec));
+    if (!s->layers) return ASYM_ERR;
+    for (int i = 0; i < n; i++) {
+        AsymLayerSpec l = mk(kinds[i], outs[i], 0, 0, 0);
+        if (kinds[i] == ASYM_CONV) l.k = 5, l.stride = 1, l.pad = 2;
+        if (kinds[i] == ASYM_MAXPOOL) l.k = 2, l.stride = 2;
+        s->layers[i] = l;
+    }
+    s->n_layers = n;
+    return ASYM_OK;
+}
+
+static int build_spec(const char *net, AsymNetSpec *s) {
+    memset(s, 0, sizeof *s);
+    s->classes = 10;
+    s->init = ASYM_INIT_TORCH;
+    s->in_c = 1, s->in_h = s->in_w = 28;
+    if (!strcmp(net, "mlp")) {
+        static const int hidden[2] = {1024, 1024};
+        return asym_arch_mlp(s, hidden, 2, 1, ASYM_RELU);
+    }
+    if (!strcmp(net, "lenet")) {
+        s->in_h = s->in_w = 32;
+        return asym_arch_lenet(s);
+    }
+    if (!strcmp(net, "cnn")) return arch_cnn(s);
+    if (!strcmp(net, "resnet20")) {
+        s->in_c = 3, s->in_h = s->in_w = 32;
+        return asym_arch_resnet_cifar(s, 20, ASYM_SHORTCUT_A);
+    }
+    fprintf(stderr, "bench: unknown network '%s' (mlp, lenet, cnn, resnet20)\n", net);
+    return ASYM_ERR;
+}
+
+/* Multiply-adds of one forward pass through the weight layers of spec. */
+static double forward_macs(const AsymNetSpec *s) {
+    int c = s->in_c, h = s->in_h, w = s->in_w;
+    double macs = 0;
+    for (int i = 0; i < s->n_layers; i++) {
+        const AsymLayerSpec *l = &s->layers[i];
+        int st = l->stride ? l->stride : 1;
+        switch (l->kind) {
+        case ASYM_FC:
+            macs += (double)c * h * w * l->out;
+            c = l->out, h = w = 1;
+            break;
+        case ASYM_CONV:
+            h = (h + 2 * l->pad - l->k) / st + 1, w = (w + 2 * l->pad - l->k) / st + 1;
+            macs += (double)l->out * h * w * c * l->k * l->k;
+            c = l->out;
+            break;
+        case ASYM_MAXPOOL:
+        case ASYM_AVGPOOL:
+            if (l->k == 0) h = w = 1;
+            else st = l->stride ? l->stride : l->k, h = (h + 2 * l->pad - l->k) / st + 1, w = (w + 2 * l->pad - l->k) / st + 1;
+            break;
+        case ASYM_RESBLOCK: /* basic block: two 3x3 convolutions; option A shortcut */
+            h = (h - 1) / st + 1, w = (w - 1) / st + 1;
+            macs += (double)l->out * h * w * 9 * (c + l->out);
+            c = l->out;
+            break;
+        default: break;
+        }
+    }
+    return macs;
+}
+
+/* ---- one measurement (a child process) ---- */
+
+static int load_data(const char *net, AsymDataset *train, AsymDataset *test, int *real) {
+    if (!strcmp(net, "resnet20") || access(FMNIST "/train-images-idx3-ubyte.gz", R_OK)) {
+        /* the peer's --data random: 10000 Gaussian 3x32x32 images (MNIST-shaped here when the data set is missing) */
+        int rn = !strcmp(net, "resnet20");
+        *real = 0;
+        memset(test, 0, sizeof *test);
+        return asym_dataset_random(train, 10000, rn ? 3 : 1, rn || !strcmp(net, "lenet") ? 32 : 28, rn || !strcmp(net, "lenet") ? 32 : 28, 10, 1);
+    }
+    /* as the peer: the whole training and test sets, normalized with Fashion-MNIST's mean and std */
+    *real = 1;
+    float mean = 0.2860f, std = 0.3530f;
+    if (asym_dataset_load_idx(train, FMNIST, 1) || asym_dataset_load_idx(test, FMNIST, 0)) return ASYM_ERR;
+    asym_dataset_normalize(train, &mean, &std);
+    asym_dataset_normalize(test, &mean, &std);
+    if (!strcmp(net, "lenet") && (asym_dataset_pad(train, 2) || asym_dataset_pad(test, 2))) return ASYM_ERR;
+    return ASYM_OK;
+}
+
+static int run_one(const char *net_name, const char *rule, int threads, int steps, int rounds, int warmup) {
+    const NetInfo *ni = net_info(net_name);
+    AsymNetSpec spec;
+    if (!ni || build_spec(net_name, &spec)) return 2;
+    spec.rule = asym_rule_parse(rule);
+    if (spec.rule == ASYM_RULE_DEFAULT) {
+        fprintf(stderr, "bench: unknown rule '%s'\n", rule);
+        return 2;
+    }
+    if (steps <= 0) steps = ni->steps;
+    set_threads(threads);
+    AsymDataset train, test;
+    int real;
+    if (load_data(net_name, &train, &test, &real)) {
+        fprintf(stderr, "bench: %s\n", asym_last_error());
+        return 1;
+    }
+    int B = ni->batch;
+    size_t in = (size_t)train.c * train.h * train.w;
+    int n = steps * B < train.n ? steps * B : train.n;
+    AsymRng rng;
+    asym_rng_seed(&rng, 1);
+    AsymNet *net;
+    AsymOptim *opt;
+    AsymOptSpec os = {.kind = ASYM_SGD, .lr = 0.01f, .momentum = 0.9f, .weight_decay = 1e-4f};
+    if (asym_net_create(&net, &spec, B, &rng) || asym_optim_create(&opt, net, &os)) {
+        fprintf(stderr, "bench: %s\n", asym_last_error());
+        return 1;
+    }
+    float *xb = malloc(sizeof(float) * B * in);
+    int32_t *yb = malloc(sizeof(int32_t) * B);
+    int *perm = malloc(sizeof(int) * n);
+    if (!xb || !yb || !perm) return 1;
+    for (int i = 0; i < n; i++) perm[i] = i;
+    /* the training step of asym_train: gather a shuffled batch, zero the
+     * gradients, forward, loss and backward, optimizer, feedback update */
+    double best = 1e30, best_cpu = 1e30, loss_sum = 0;
+    for (int r = -1; r < rounds; r++) {
+        int todo = r < 0 ? warmup : steps;
+        uint64_t s = (uint64_t)(r + 2) * 0x9E3779B97F4A7C15ull;
+        for (int i = n - 1; i > 0; i--) {
+            s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+            int j = (int)(s % (uint64_t)(i + 1)), t = perm[i];
+            perm[i] = perm[j], perm[j] = t;
+        }
+        double t0 = omp_get_wtime(), c0 = cpu_seconds();
+        for (int b = 0; b < todo; b++) {
+            int off = (b * B) % (n - B + 1);
+            for (int i = 0; i < B; i++) {
+                memcpy(xb + i * in, train.x + (size_t)perm[off + i] * in, sizeof(float) * in);
+                yb[i] = train.y[perm[off + i]];
+            }
+            asym_net_zero_grad(net);
+            asym_net_forward(net, xb, B, 1);
+            loss_sum += asym_net_loss(net, yb, B, 1, NULL);
+            asym_optim_step(opt, 0.01f);
+            asym_net_feedback_update(net);
+        }
+        double t = omp_get_wtime() - t0, c = cpu_seconds() - c0;
+        if (r >= 0 && t < best) best = t;
+        if (r >= 0 && c < best_cpu) best_cpu = c;
+    }
+    double ips = (double)steps * B / best;
+    double gflops = 6.0 * forward_macs(&spec) * ips / 1e9;
+    printf("{\"net\": \"%s\", \"rule\": \"%s\", \"threads\": %d, \"batch\": %d, \"steps\": %d, \"rounds\": %d, \"data\": \"%s\", "
+           "\"ms_per_step\": %.3f, \"cpu_ms_per_step\": %.3f, \"images_per_s\": %.1f, \"gflops\": %.2f, \"peak_rss_mb\": %.1f, \"loss\": %.4f}\n",
+           net_name, rule, threads > 0 ? threads : omp_get_max_threads(), B, steps, rounds, real ? "fmnist" : "random", 1e3 * best / steps, 1e3 * best_cpu / steps, ips, gflops,
+           peak_rss_mb(), loss_sum / ((double)(rounds * steps + warmup)));
+    free(xb);
+    free(yb);
+    free(perm);
+    asym_optim_free(opt);
+    asym_net_free(net);
+    asym_netspec_free(&spec);
+    asym_dataset_free(&train);
+    asym_dataset_free(&test);
+    return 0;
+}
+
+/* GFLOP/s of sgemm: C (M, N) = A (M, K) op B, best of a few repetitions. */
+static double sgemm_rate(const int (*shapes)[5], int n_shapes, int reps) {
+    size_t big = 0;
+    for (int i = 0; i < n_shapes; i++) {
+        size_t a = (size_t)shapes[i][0] * shapes[i][2], b = (size_t)shapes[i][2] * shapes[i][1], c = (size_t)shapes[i][0] * shapes[i][1];
+        if (a > big) big = a;
+        if (b > big) big = b;
+        if (c > big) big = c;
+    }
+    float *A = malloc(sizeof(float) * big), *B = malloc(sizeof(float) * big), *C = malloc(sizeof(float) * big);
+    if (!A || !B || !C) return 0;
+    for (size_t i = 0; i < big; i++) A[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f, B[i] = A[(i * 31) % big], C[i] = 0;
+    double best = 1e30, flops = 0;
+    for (int i = 0; i < n_shapes; i++) flops += 2.0 * shapes[i][0] * shapes[i][1] * shapes[i][2];
+    for (int r = 0; r < reps + 1; r++) {
+        double t0 = omp_get_wtime();
+        for (int i = 0; i < n_shapes; i++) {
+            int M = shapes[i][0], N = shapes[i][1], K = shapes[i][2], ta = shapes[i][3], tb = shapes[i][4];
+            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, 0.0f, C, N);
+        }
+        double t = omp_get_wtime() - t0;
+        if (r > 0 && t < best) best = t;
+    }
+    free(A);
+    free(B);
+    free(C);
+    return flops / best / 1e9;
+}
+
+static int run_sgemm(int threads) {
+    set_threads(threads);
+    static const int square[1][5] = {{2048, 2048, 2048, 0, 0}};
+    /* one MLP training step's GEMMs at batch 100: forward y = x W^T, dW = dy^T x, dx = dy W */
+    static const int mlp[8][5] = {
+        {100, 1024, 784, 0, 1}, {1024, 784, 100, 1, 0},
+        {100, 1024, 1024, 0, 1}, {1024, 1024, 100, 1, 0}, {100, 1024, 1024, 0, 0},
+        {100, 10, 1024, 0, 1}, {10, 1024, 100, 1, 0}, {100, 1024, 10, 0, 0},
+    };
+    double sq = sgemm_rate(square, 1, 5), ml = sgemm_rate(mlp, 8, 40);
+    printf("{\"threads\": %d, \"sgemm_2048_gflops\": %.1f, \"sgemm_mlp_gflops\": %.1f, \"openblas\": \"%s\"}\n", threads > 0 ? threads : omp_get_max_threads(), sq, ml,
+           openblas_get_corename());
+    return 0;
+}
+
+/* ---- the driver ---- */
+
+typedef struct Result {
+    int ok;
+    double ips, gflops, rss;
+} Result;
+
+/* The number after "key": in a JSON line, or NAN. */
+static double json_get(const char *line, const char *key) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(line, pat);
+    return p ? strtod(p + strlen(pat), NULL) : NAN;
+}
+
+/* Runs cmd and keeps the last stdout line that holds key. */
+static int run_child(const char *cmd, const char *key, char *line, size_t cap) {
+    FILE *p = popen(cmd, "r");
+    char buf[4096];
+    int found = 0;
+    if (!p) return 0;
+    while (fgets(buf, sizeof buf, p))
+        if (strstr(buf, key)) snprintf(line, cap, "%s", buf), found = 1;
+    int rc = pclose(p);
+    return found && rc == 0;
+}
+
+static Result ours(const char *self, const char *net, const char *rule, int threads, int steps, int rounds) {
+    char cmd[2048], line[4096];
+    Result r = {0};
+    snprintf(cmd, sizeof cmd, "'%s' --one %s %s --threads %d --steps %d --rounds %d", self, net, rule, threads, steps, rounds);
+    if (run_child(cmd, "images_per_s", line, sizeof line)) r.ok = 1, r.ips = json_get(line, "images_per_s"), r.gflops = json_get(line, "gflops"), r.rss = json_get(line, "peak_rss_mb");
+    return r;
+}
+
+static Result peer(const char *python, const char *path, const NetInfo *ni, const char *rule, int threads, int steps, int rounds) {
+    char cmd[4096], line[4096];
+    Result r = {0};
+    int random = !strcmp(ni->name, "resnet20");
+    snprintf(cmd, sizeof cmd, "'%s' '%s' --model %s --rule %s --data %s --batch %d --limit %d --epochs %d --threads %d", python, path, ni->name, rule,
+             random ? "random" : "fmnist", ni->batch, steps * ni->batch, rounds + 1, threads);
+    if (run_child(cmd, "images_per_s", line, sizeof line)) r.ok = 1, r.ips = json_get(line, "images_per_s"), r.rss = json_get(line, "peak_rss_mb");
+    return r;
+}
+
+/* The processor, its core count and the load: timings taken beside other
+ * busy processes are not comparable (OpenMP threads wait at barriers for
+ * descheduled ones). */
+static void describe_machine(void) {
+    char line[512], model[256] = "?";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+            snprintf(model, sizeof model, "%s", strchr(line, ':') + 2);
+            model[strcspn(model, "\n")] = 0;
+            break;
+        }
+    if (f) fclose(f);
+    double load = -1;
+    f = fopen("/proc/loadavg", "r");
+    if (f && fscanf(f, "%lf", &load) != 1) load = -1;
+    if (f) fclose(f);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    printf("machine: %s, %ld cores, load average %.2f\n", model, cores, load);
+    if (load > 0.5) printf("warning: the machine is busy (load %.2f before starting): these timings are distorted\n", load);
+}
+
+static int in_list(const char *list, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = list; (p = strstr(p, name)); p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == 0)) return 1;
+    return 0;
+}
+
+static int pass_fail(int *fails, int ok, const char *what) {
+    printf("  %s  %s\n", ok ? "PASS" : "FAIL", what);
+    if (!ok) (*fails)++;
+    return ok;
+}
+
+int main(int argc, char **argv) {
+    const char *one_net = NULL, *one_rule = NULL, *nets = "mlp,lenet,cnn,resnet20", *rules = "bp,fa,dfa,usf,brsf,frsf,kp,wm";
+    const char *peer_path = "../shared/peer/peer_torch.py", *python = "/usr/bin/python3";
+    int threads = 0, steps = 0, rounds = 3, warmup = 3, sgemm = 0, no_peer = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--one") && i + 2 < argc) one_net = argv[++i], one_rule = argv[++i];
+        else if (!strcmp(a, "--sgemm")) sgemm = 1;
+        else if (!strcmp(a, "--no-peer")) no_peer = 1;
+        else if (!strcmp(a, "--nets") && more) nets = argv[++i];
+        else if (!strcmp(a, "--rules") && more) rules = argv[++i];
+        else if (!strcmp(a, "--peer") && more) peer_path = argv[++i];
+        else if (!strcmp(a, "--python") && more) python = argv[++i];
+        else if (!strcmp(a, "--threads") && more) threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--steps") && more) steps = atoi(argv[++i]);
+        else if (!strcmp(a, "--rounds") && more) rounds = atoi(argv[++i]);
+        else if (!strcmp(a, "--warmup") && more) warmup = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: bench [--nets LIST] [--rules LIST] [--threads T] [--steps S] [--rounds R] [--peer PATH] [--python PY] [--no-peer]\n"
+                            "       bench --one NET RULE [--threads T] [--steps S] [--rounds R] [--warmup W]\n"
+                            "       bench --sgemm [--threads T]\n");
+            return 2;
+        }
+    }
+    if (rounds < 1) rounds = 1;
+    if (one_net) return run_one(one_net, one_rule, threads, steps, rounds, warmup);
+    if (sgemm) return run_sgemm(threads);
+
+    char self[1024];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0) return 1;
+    self[len] = 0;
+    if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    char cmd[2048], line[4096];
+    int have_peer = 0;
+    if (!no_peer && access(peer_path, R_OK) == 0) {
+        snprintf(cmd, sizeof cmd, "'%s' -c 'import torch; print(\"images_per_s\", torch.__version__)' 2>/dev/null", python);
+        have_peer = run_child(cmd, "images_per_s", line, sizeof line);
+    }
+    printf("asymbp %s bench: %d threads, %d rounds of S steps after %d warm-up steps; fastest round\n", ASYM_VERSION, threads, rounds, warmup);
+    describe_machine();
+    if (have_peer) {
+        line[strcspn(line, "\n")] = 0;
+        printf("peer: %s %s (PyTorch %s)\n", python, peer_path, line + 13);
+    }
+    else printf("peer: not run (%s)\n", no_peer ? "--no-peer" : "python3-torch or the peer script is missing");
+
+    snprintf(cmd, sizeof cmd, "'%s' --sgemm --threads %d", self, threads);
+    double sg_sq = NAN, sg_mlp = NAN;
+    if (run_child(cmd, "sgemm_mlp_gflops", line, sizeof line)) {
+        sg_sq = json_get(line, "sgemm_2048_gflops"), sg_mlp = json_get(line, "sgemm_mlp_gflops");
+        char *core = strstr(line, "\"openblas\": \"");
+        printf("sgemm (OpenBLAS %.*s): %.1f GFLOP/s at 2048^3, %.1f GFLOP/s at the MLP's shapes (batch 100)\n", core ? (int)strcspn(core + 13, "\"") : 1,
+               core ? core + 13 : "?", sg_sq, sg_mlp);
+    }
+    int fails = 0;
+    for (int ni = 0; ni < N_NETS; ni++) {
+        const NetInfo *info = &NETS[ni];
+        if (!in_list(nets, info->name)) continue;
+        int S = steps > 0 ? steps : info->steps;
+        Result us[N_RULES] = {{0}}, them[N_RULES] = {{0}};
+        printf("\n%s, batch %d, %d steps per round\n", info->name, info->batch, S);
+        printf("  %-5s %10s %9s %8s | %10s %8s | %7s %8s\n", "rule", "images/s", "GFLOP/s", "peak MB", "peer im/s", "peer MB", "x peer", "over bp");
+        for (int r = 0; r < N_RULES; r++) {
+            if (!in_list(rules, RULES[r])) continue;
+            us[r] = ours(self, info->name, RULES[r], threads, S, rounds);
+            if (have_peer && peer_has(RULES[r])) them[r] = peer(python, peer_path, info, RULES[r], threads, S, rounds);
+            printf("  %-5s ", RULES[r]);
+            if (us[r].ok) printf("%10.1f %9.2f %8.1f | ", us[r].ips, us[r].gflops, us[r].rss);
+            else printf("%10s %9s %8s | ", "failed", "", "");
+            if (them[r].ok) printf("%10.1f %8.1f | %7.2f ", them[r].ips, them[r].rss, us[r].ok ? us[r].ips / them[r].ips : NAN);
+            else printf("%10s %8s | %7s ", "-", "-", "-");
+            if (r > 0 && us[0].ok && us[r].ok) printf("%+7.1f%%", 100.0 * (us[0].ips / us[r].ips - 1.0));
+            printf("\n");
+            fflush(stdout);
+        }
+        Result one = {0};
+        if (info->scaling && threads >= 2 && in_list(rules, "bp")) {
+            one = ours(self, info->name, "bp", 1, S, rounds);
+            if (one.ok) printf("  bp on 1 thread: %.1f images/s (x%.2f from 1 to %d threads)\n", one.ips, us[0].ips / one.ips, threads);
+        }
+        /* the targets */
+        char what[256];
+        for (int r = 0; r < N_RULES; r++) {
+            if (!us[r].ok || !them[r].ok) continue;
+            snprintf(what, sizeof what, "%s %s: %.2fx the peer (target %.1fx)", info->name, RULES[r], us[r].ips / them[r].ips, info->target);
+            pass_fail(&fails, us[r].ips >= info->target * them[r].ips, what);
+        }
+        for (int r = 0; r < N_RULES; r++) {
+            if (!us[r].ok) continue;
+            const Result *ref = them[r].ok ? &them[r] : them[0].ok ? &them[0] : NULL;
+            if (!ref) continue;
+            snprintf(what, sizeof what, "%s %s: peak memory %.0f MB, peer%s %.0f MB", info->name, RULES[r], us[r].rss, them[r].ok ? "" : " (bp)", ref->rss);
+            pass_fail(&fails, us[r].rss <= ref->rss, what);
+        }
+        for (int r = 1; r < N_RULES; r++) {
+            if (!us[r].ok || !us[0].ok) continue;
+            double over = us[0].ips / us[r].ips - 1.0;
+            snprintf(what, sizeof what, "%s %s: %+.1f%% over bp (at most %.0f%%)", info->name, RULES[r], 100 * over, 100 * RULE_LIMIT[r]);
+            pass_fail(&fails, over <= RULE_LIMIT[r], what);
+        }
+        if (!strcmp(info->name, "mlp") && us[0].ok && isfinite(sg_mlp)) {
+            snprintf(what, sizeof what, "mlp bp: %.1f effective GFLOP/s = %.0f%% of sgemm at its shapes (target 60%%)", us[0].gflops, 100 * us[0].gflops / sg_mlp);
+            pass_fail(&fails, us[0].gflops >= 0.6 * sg_mlp, what);
+        }
+        if (one.ok && us[0].ok) {
+            snprintf(what, sizeof what, "%s bp: x%.2f from 1 to %d threads (target x1.7)", info->name, us[0].ips / one.ips, threads);
+            pass_fail(&fails, us[0].ips >= 1.7 * one.ips, what);
+        }
+    }
+    printf("\n%d target%s missed\n", fails, fails == 1 ? "" : "s");
+    return 0;
+}
