@@ -4,16 +4,18 @@
  * seed, one run per folder DIR/RULE/lr_xMULT. --vary KEY=V1,V2,... adds a
  * setting to cross with the rules (Liao et al.'s sign concordance:
  * --vary feedback.concordance=0.5,0.75,1); its runs go to
- * DIR/RULE@KEY=V/lr_xMULT and each variant is a row of the table. A run whose folder already holds
- * summary.json, written with the same configuration, is read back instead of
- * run again, so an interrupted sweep resumes where it stopped; a run that
- * diverges is recorded as diverged and the sweep goes on. The end is the
+ * DIR/RULE@KEY=V/lr_xMULT and each variant is a row of the table. A run
+ * whose folder already holds summary.json, written with the same
+ * configuration, is read back instead of run again, and an unfinished one
+ * continues from its checkpoint, so an interrupted sweep resumes where it
+ * stopped; a run that diverges is recorded as diverged and the sweep goes on. The end is the
  * results table (table.c) of the whole sweep: DIR/table.md, DIR/table.csv. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -98,18 +100,27 @@ static int same_file(const char *p, const char *q) {
     return same;
 }
 
-/* 1: the folder holds a finished run of exactly cfg; 0: not finished (run
- * it); -1: finished with another configuration (refuse to mix). */
-static int finished(const char *dir, const AsymConfig *cfg) {
+/* Whether dir/config.yaml is exactly what writing cfg gives. */
+static int same_config(const char *dir, const AsymConfig *cfg) {
     char path[1500], check[1500];
-    CliRunResult r;
-    if (!cli_run_result(dir, &r)) return 0;
     snprintf(path, sizeof path, "%s/config.yaml", dir);
     snprintf(check, sizeof check, "%s/.config.check.yaml", dir);
-    if (asym_config_write(cfg, check)) return -1;
+    if (asym_config_write(cfg, check)) return 0;
     int same = same_file(path, check);
     unlink(check);
-    return same ? 1 : -1;
+    return same;
+}
+
+/* 1: the folder holds a finished run of exactly cfg; 2: an unfinished run of
+ * cfg with a checkpoint (continue it); 0: nothing to keep (run it); -1:
+ * finished with another configuration (refuse to mix). */
+static int finished(const char *dir, const AsymConfig *cfg) {
+    CliRunResult r;
+    char ckpt[1500];
+    struct stat st;
+    if (cli_run_result(dir, &r)) return same_config(dir, cfg) ? 1 : -1;
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.bin", dir);
+    return stat(ckpt, &st) == 0 && same_config(dir, cfg) ? 2 : 0;
 }
 
 int cmd_sweep(const CliArgs *a) {
@@ -153,17 +164,15 @@ int cmd_sweep(const CliArgs *a) {
             cli_run_result(dir, &res);
             printf("[%d/%d] %s, lr x%g: finished earlier, %s\n", k, total, label, mults[m], res.diverged ? "diverged" : "read back");
             diverged += res.diverged;
-        } else if (done == 0) {
-            printf("[%d/%d] %s, lr x%g = %.10g -> %s\n", k, total, label, mults[m], base * mults[m], dir);
+        } else if (done == 0 || done == 2) {
+            printf("[%d/%d] %s, lr x%g = %.10g -> %s%s\n", k, total, label, mults[m], base * mults[m], dir, done == 2 ? " (continued from its checkpoint)" : "");
             fflush(stdout);
             AsymSummary sum;
             snprintf(path, sizeof path, "%s/config.yaml", dir);
-            if (asym_config_write(cfg, path)) {
-                rc = cli_fail(1, asym_last_error());
-            } else if (cli_train_run(&ex, dir, a->quiet || rank > 0, &sum)) {
-                if (sum.diverged) printf("[%d/%d] %s, lr x%g: diverged; the sweep goes on\n", k, total, label, mults[m]), diverged++;
-                else rc = 1;
-            }
+            int trc = done == 0 && asym_config_write(cfg, path) ? cli_fail(1, asym_last_error()) : 0;
+            if (!trc) trc = cli_train_go(&ex, dir, a->quiet || rank > 0, done == 2, &sum);
+            if (trc && sum.diverged) printf("[%d/%d] %s, lr x%g: diverged; the sweep goes on\n", k, total, label, mults[m]), diverged++;
+            else if (trc) rc = trc; /* a failure, or 128 + signal: SIGINT/SIGTERM stop the sweep with a checkpoint */
         } else if (done == -1) {
             fprintf(stderr, "asymbp: sweep: %s holds a finished run of another configuration (its config.yaml differs); use another --out\n", dir);
             rc = 2;

@@ -197,13 +197,14 @@ static long mtime_ns(const char *path) {
 }
 
 /* kill -9 while the second run trains; the next sweep reads the first back
- * (its files untouched) and redoes only what did not finish. */
+ * (its files untouched), continues the second from its checkpoint and runs
+ * the rest. */
 TEST(protocol_sweep_resumes_after_kill) {
     if (!test_have_fmnist()) return;
     const char *out = sweep_dir("sweep2");
     char first[1200], second[1200], cmd[4096];
     snprintf(first, sizeof first, "%s/bp/lr_x1/summary.json", out);
-    snprintf(second, sizeof second, "%s/bp/lr_x0.1/log.jsonl", out);
+    snprintf(second, sizeof second, "%s/bp/lr_x0.1/checkpoint.bin", out);
     const char *bin = getenv("ASYM_BIN") ? getenv("ASYM_BIN") : "build/asymbp";
     snprintf(cmd, sizeof cmd,
              "cd '%s' && exec '%s' sweep configs/fmnist/lenet.yaml --rules bp,usf --lr-mult 1,0.1 --set epochs=3 --set optimizer.lr=0.01 --set "
@@ -232,7 +233,8 @@ TEST(protocol_sweep_resumes_after_kill) {
                       out);
     CHECK_MSG(rc == 0, "exit %d:\n%s", rc, test_out);
     CHECK_MSG(strstr(test_out, "[1/4] bp, lr x1: finished earlier"), "%s", test_out);
-    CHECK_MSG(strstr(test_out, "[2/4] bp, lr x0.1 = 0.001 ->"), "%s", test_out);
+    /* killed after its first epoch: it continues from that epoch's checkpoint */
+    CHECK_MSG(strstr(test_out, "[2/4] bp, lr x0.1 = 0.001 ->") && strstr(test_out, "(continued from its checkpoint)"), "%s", test_out);
     char *after = test_read_file(first);
     CHECK(before && after && !strcmp(before, after) && mtime_ns(first) == t_first);
     free(before);
