@@ -1,7 +1,8 @@
 /* table.c: `asymbp table DIR... [--out DIR]`: the results table of sweeps
- * and runs. Each DIR is a sweep (sweep.json), a run (summary.json) or a
- * folder of runs. Every number is read back from the runs' logs, so the table
- * always agrees with them: for each rule and data set, the best error over
+ * and runs. Each DIR is a sweep (its rows: the rules and variants), a run
+ * (summary.json; its row: its rule) or a folder of runs (a row per run folder,
+ * named by it). Every number is read back from the runs' logs, so the table
+ * always agrees with them: for each row and data set, the best error over
  * all epochs of all its runs (validation error when the runs have a
  * validation set, test error otherwise), the learning-rate multiplier and
  * epoch that gave it, and the wall time of all its runs. Printed as an
@@ -152,6 +153,9 @@ static int collect_dir(Table *t, const char *dir, int depth, const char *column)
             const char *p = base;
             while (p > dir && p[-1] != '/') p--;
             if (p < base) snprintf(r.label, sizeof r.label, "%.*s", (int)(base - p), p);
+        } else if (depth > 0 && base) {
+            /* a run in a folder of runs is named by its folder (kp, kp_no_decay, ...) */
+            snprintf(r.label, sizeof r.label, "%.63s", base + 1);
         }
         return add_result(t, &r, mult);
     }

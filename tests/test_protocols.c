@@ -263,6 +263,12 @@ TEST(protocol_table_columns_and_errors) {
     test_write_file(cfg, "epochs: 1\nbatch_size: 20\n" RANDOM_DATA);
     int rc = test_cli("compare '%s' --rules bp,fa --quiet --out '%s'", cfg, a);
     CHECK_MSG(rc == 0, "%s", test_out);
+    /* in a folder of runs, each run is a row named by its folder */
+    char copy[2600];
+    snprintf(copy, sizeof copy, "cp -r '%s/fa' '%s/fa_again'", a, a);
+    CHECK(system(copy) == 0);
+    rc = test_cli("table '%s'", a);
+    CHECK_MSG(rc == 0 && strstr(test_out, "\nfa_again ") && strstr(test_out, "\nfa "), "%s", test_out);
     if (test_have_fmnist()) {
         const char *b = sweep_dir("sweep1");
         if (test_exists(b, "table.csv")) {
@@ -276,8 +282,11 @@ TEST(protocol_table_columns_and_errors) {
         }
     }
     /* one column per folder on request */
-    rc = test_cli("table '%s' '%s/' --columns dir", a, sweep_dir("sweep_vary"));
-    CHECK_MSG(rc == 0 && strstr(test_out, "tab_random test err") && strstr(test_out, "sweep_vary test err"), "%s", test_out);
+    const char *a2 = sweep_dir("tab_second");
+    rc = test_cli("compare '%s' --rules bp --quiet --out '%s'", cfg, a2);
+    CHECK_MSG(rc == 0, "%s", test_out);
+    rc = test_cli("table '%s' '%s/' --columns dir", a, a2);
+    CHECK_MSG(rc == 0 && strstr(test_out, "tab_random test err") && strstr(test_out, "tab_second test err"), "%s", test_out);
     mkdir(none, 0755);
     rc = test_cli("table '%s'", none);
     CHECK_MSG(rc == 1 && strstr(test_out, "no finished runs"), "%s", test_out);
