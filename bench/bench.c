@@ -35,13 +35,14 @@ typedef struct NetInfo {
     int batch, steps;   /* batch size; steps per timed round */
     double target;      /* images/s at least this many times the peer's */
     int scaling;        /* 1 -> 2 threads is checked on this network */
+    int residual;       /* residual blocks: no dfa (defined for chains of layers, docs/RULES.md) */
 } NetInfo;
 
 static const NetInfo NETS[] = {
-    {"mlp", 100, 40, 5.0, 1},
-    {"lenet", 64, 80, 10.0, 0},
-    {"cnn", 100, 12, 2.0, 1},
-    {"resnet20", 128, 6, 1.5, 0},
+    {"mlp", 100, 40, 5.0, 1, 0},
+    {"lenet", 64, 80, 10.0, 0, 0},
+    {"cnn", 100, 12, 2.0, 1, 0},
+    {"resnet20", 128, 6, 1.5, 0, 1},
 };
 #define N_NETS (int)(sizeof NETS / sizeof NETS[0])
 
@@ -446,6 +447,10 @@ int main(int argc, char **argv) {
         printf("  %-5s %10s %9s %8s | %10s %8s | %7s %8s\n", "rule", "images/s", "GFLOP/s", "peak MB", "peer im/s", "peer MB", "x peer", "over bp");
         for (int r = 0; r < N_RULES; r++) {
             if (!in_list(rules, RULES[r])) continue;
+            if (info->residual && !strcmp(RULES[r], "dfa")) {
+                printf("  %-5s (not run: dfa is defined for chains of layers, not residual blocks)\n", RULES[r]);
+                continue;
+            }
             us[r] = ours(self, info->name, RULES[r], threads, S, rounds);
             if (have_peer && peer_has(RULES[r])) them[r] = peer(python, peer_path, info, RULES[r], threads, S, rounds);
             printf("  %-5s ", RULES[r]);
