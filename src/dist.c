@@ -93,31 +93,29 @@ int asym_dist_agree(int rc) {
 #ifdef ASYM_MPI
 /* MPI counts are ints: long arrays go in pieces. */
 #define PIECE ((size_t)1 << 30)
-#endif
 
-void dist_sum(float *v, size_t n) {
-#ifdef ASYM_MPI
+/* Sums n elements of `size` bytes in place over the ranks, counting the traffic. */
+static void sum_in_place(void *v, size_t n, MPI_Datatype type, size_t size) {
     if (dist_size() == 1) return;
     double t = asym_now();
     for (size_t o = 0; o < n; o += PIECE) {
         size_t k = n - o < PIECE ? n - o : PIECE;
-        MPI_Allreduce(MPI_IN_PLACE, v + o, (int)k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        MPI_Allreduce(MPI_IN_PLACE, (char *)v + o * size, (int)k, type, MPI_SUM, MPI_COMM_WORLD);
     }
-    g_bytes += sizeof(float) * n;
+    g_bytes += size * n;
     g_seconds += asym_now() - t;
+}
+#endif
+
+void dist_sum(float *v, size_t n) {
+#ifdef ASYM_MPI
+    sum_in_place(v, n, MPI_FLOAT, sizeof(float));
 #endif
 }
 
 void dist_sum_f64(double *v, size_t n) {
 #ifdef ASYM_MPI
-    if (dist_size() == 1) return;
-    double t = asym_now();
-    for (size_t o = 0; o < n; o += PIECE) {
-        size_t k = n - o < PIECE ? n - o : PIECE;
-        MPI_Allreduce(MPI_IN_PLACE, v + o, (int)k, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-    }
-    g_bytes += sizeof(double) * n;
-    g_seconds += asym_now() - t;
+    sum_in_place(v, n, MPI_DOUBLE, sizeof(double));
 #endif
 }
 

@@ -26,6 +26,7 @@ int test_exists(const char *dir, const char *name);
 int test_have_fmnist(void);   /* prints a skip note when it is missing */
 void test_write_file(const char *path, const char *text);
 char *test_read_file(const char *path);   /* malloc'ed, NUL-terminated; NULL if unreadable */
+char *test_read_file_n(const char *path, size_t *len);   /* the same, and its length */
 
 #define TEST(name)                                                          \
     static void name(void);                                                 \

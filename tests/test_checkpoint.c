@@ -80,18 +80,7 @@ static int load_ex(const char *text, const char *set1, const char *set2, AsymCon
     return ASYM_OK;
 }
 
-static uint8_t *read_bytes(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = len >= 0 ? malloc((size_t)len + 1) : NULL;
-    if (b && fread(b, 1, (size_t)len, f) != (size_t)len) free(b), b = NULL;
-    fclose(f);
-    *n = b ? (size_t)len : 0;
-    return b;
-}
+static uint8_t *read_bytes(const char *path, size_t *n) { return (uint8_t *)test_read_file_n(path, n); }
 
 static int write_bytes(const char *path, const uint8_t *b, size_t n) {
     FILE *f = fopen(path, "wb");

@@ -49,8 +49,9 @@ void test_write_file(const char *path, const char *text) {
     }
 }
 
-char *test_read_file(const char *path) {
+char *test_read_file_n(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
+    if (len) *len = 0;
     if (!f) return NULL;
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
@@ -59,5 +60,8 @@ char *test_read_file(const char *path) {
     if (s && fread(s, 1, (size_t)n, f) == (size_t)n) s[n] = 0;
     else free(s), s = NULL;
     fclose(f);
+    if (s && len) *len = (size_t)n;
     return s;
 }
+
+char *test_read_file(const char *path) { return test_read_file_n(path, NULL); }
