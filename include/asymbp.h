@@ -50,6 +50,9 @@ int asym_dataset_random(AsymDataset *d, int n, int c, int h, int w, int classes,
 void asym_dataset_truncate(AsymDataset *d, int n);
 /* Zero-pads every image by p pixels on each side (28x28 -> 32x32 for p=2). */
 int asym_dataset_pad(AsymDataset *d, int p);
+/* Resizes every image to h x w, each channel bilinearly (stb_image_resize's
+ * triangle filter, edges clamped: torchvision's Resize of a PIL image). */
+int asym_dataset_resize(AsymDataset *d, int h, int w);
 /* x <- (x - mean[c]) / std[c]; mean/std have d->c entries. */
 void asym_dataset_normalize(AsymDataset *d, const float *mean, const float *std);
 /* Per-channel mean and std over the whole set; mean/std have d->c entries. */
@@ -71,7 +74,8 @@ void asym_dataset_free(AsymDataset *d);
  * is read (AsymDataSpec.opt). Zero is the default for every field. */
 typedef struct AsymDataOptions {
     int coarse;              /* cifar100: the 20 superclass labels, not the 100 fine ones */
-    int size_h, size_w;      /* folder: every image resized to this (0: 32 x 32) */
+    int size_h, size_w;      /* folder: every image decoded at this size (0: 32 x 32) */
+    int resize;              /* data.size given: images of the fixed-size formats resized to size_h x size_w */
     int grayscale;           /* one luma channel instead of RGB */
     int train_per_class;     /* N training images drawn per class (0: all) */
     int test_per_class;      /* M test images drawn per class (0: all) */

@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <stb/stb_image_resize.h>
+
 #include "asymbp.h"
 #include "data.h"
 #include "io.h"
@@ -132,6 +134,25 @@ int asym_dataset_pad(AsymDataset *d, int p) {
     d->x = x;
     d->h = H;
     d->w = W;
+    return ASYM_OK;
+}
+
+int asym_dataset_resize(AsymDataset *d, int h, int w) {
+    if (h < 1 || w < 1 || h > 4096 || w > 4096) return asym_fail("resize: size %d x %d not in 1..4096", h, w);
+    if (h == d->h && w == d->w) return ASYM_OK;
+    size_t planes = (size_t)d->n * d->c, in = (size_t)d->h * d->w, out = (size_t)h * w;
+    float *x = asym_falloc(planes * out);
+    if (!x) return ASYM_ERR;
+    for (size_t q = 0; q < planes; q++)
+        if (!stbir_resize_float_generic(d->x + q * in, d->w, d->h, 0, x + q * out, w, h, 0, 1, STBIR_ALPHA_CHANNEL_NONE, 0,
+                                        STBIR_EDGE_CLAMP, STBIR_FILTER_TRIANGLE, STBIR_COLORSPACE_LINEAR, NULL)) {
+            free(x);
+            return asym_fail("resize: %d x %d to %d x %d failed", d->h, d->w, h, w);
+        }
+    free(d->x);
+    d->x = x;
+    d->h = h;
+    d->w = w;
     return ASYM_OK;
 }
 

@@ -122,6 +122,10 @@ int asym_data_spec_resolve(AsymDataSpec *s) {
             return asym_fail("%s: data.classes_subset is %d but the data set has %d classes", s->path, o->classes_subset, classes);
         classes = o->classes_subset;
     }
+    if (o->resize && !is(s, "folder")) {
+        if (is(s, "npy")) return asym_fail("%s: data.size resizes images; npy holds feature vectors", s->path);
+        h = o->size_h, w = o->size_w;
+    }
     if (h > 65536 - 2 * s->pad || w > 65536 - 2 * s->pad) return asym_fail("%s: images of %d x %d too large", s->path, h, w);
     s->c = c;
     s->h = h + 2 * s->pad;
@@ -230,6 +234,7 @@ int data_read_config(const Cfg *c, CfgNode *root, AsymDataSpec *ex) {
         if (size[i] < 1 || size[i] > 4096) return cfg_error(c, cfg_child(d, "size"), "data.size", "sides must be 1 to 4096 pixels");
     o->size_h = size[0];
     o->size_w = size[1];
+    o->resize = nsize > 0;
     if (cfg_get_bool(c, d, "data", "grayscale", 0, &o->grayscale)) return ASYM_ERR;
     GET_INT(d, "data", "train_per_class", 0, 0, 1 << 30, o->train_per_class);
     GET_INT(d, "data", "test_per_class", 0, 0, 1 << 30, o->test_per_class);
@@ -249,7 +254,7 @@ int data_read_config(const Cfg *c, CfgNode *root, AsymDataSpec *ex) {
         return cfg_error(c, where, "data.path", "%s", asym_last_error());
     struct {
         const char *key, *formats;
-    } only[] = {{"label", "cifar100"}, {"size", "folder"}, {"cache", "folder"}, {"exclude", "folder"}, {"classes", "npy"}};
+    } only[] = {{"label", "cifar100"}, {"cache", "folder"}, {"exclude", "folder"}, {"classes", "npy"}};
     for (size_t i = 0; i < sizeof only / sizeof only[0]; i++) {
         CfgNode *n = cfg_child(d, only[i].key);
         if (n && strcmp(ex->format, only[i].formats)) {
@@ -424,6 +429,8 @@ int asym_data_load(const AsymDataSpec *ex, uint64_t seed, AsymDataset *train, As
         if (!rc && sampling) rc = sample_loaded(&s, sseed, pooled, train, test);
         if (!rc && o->grayscale) rc = asym_dataset_grayscale(train) || asym_dataset_grayscale(test);
     }
+    if (!rc && o->resize && !is(&s, "folder"))
+        rc = asym_dataset_resize(train, o->size_h, o->size_w) || asym_dataset_resize(test, o->size_h, o->size_w);
     if (rc) goto fail;
     if (train->c != ex->c || train->h + 2 * ex->pad != ex->h || train->w + 2 * ex->pad != ex->w || test->c != train->c ||
         test->h != train->h || test->w != train->w) {

@@ -830,6 +830,60 @@ TEST(readers_npy_values) {
     CHECK(ok);
 }
 
+/* Bilinear with pixel centres aligned and edges clamped. Enlarging matches
+ * PIL's Image.resize(BILINEAR) (what BioTorch's 28 -> 32 goes through):
+ * PIL's output for a 3x3 image to 4x4 is below. Reducing widens the filter
+ * (antialiasing) as PIL does; at the border stb counts the edge pixel again
+ * where PIL renormalizes. Feature vectors (npy) are not resized. */
+TEST(readers_resize) {
+    float row[2] = {0, 1}, flat[9], four[8] = {1, 3, 5, 7, 2, 4, 6, 8};
+    static const float img[9] = {0, 1, 2, 3, 4, 5, 6, 7, 9};
+    static const float pil[16] = {0, 0.625f, 1.375f, 2, 1.875f, 2.5f, 3.25f, 3.875f, 4.125f, 4.75f, 5.640625f, 6.5f, 6, 6.625f, 7.75f, 9};
+    AsymDataset e = {.n = 1, .c = 1, .h = 3, .w = 3, .classes = 1, .x = asym_falloc(9)};
+    CHECK(e.x != NULL);
+    memcpy(e.x, img, sizeof img);
+    CHECK_OK(asym_dataset_resize(&e, 4, 4));
+    double worst = 0;
+    for (int i = 0; i < 16; i++) worst = fmax(worst, fabs(e.x[i] - pil[i]));
+    free(e.x);
+    CHECK_MSG(worst < 1e-5, "largest difference from PIL %g", worst);
+    AsymDataset d = {.n = 1, .c = 1, .h = 1, .w = 2, .classes = 1, .x = asym_falloc(2)};
+    CHECK(d.x != NULL);
+    memcpy(d.x, row, sizeof row);
+    CHECK_OK(asym_dataset_resize(&d, 1, 4));
+    CHECK(d.h == 1 && d.w == 4);
+    CHECK_MSG(fabsf(d.x[0]) < 1e-6f && fabsf(d.x[1] - 0.25f) < 1e-6f && fabsf(d.x[2] - 0.75f) < 1e-6f && fabsf(d.x[3] - 1) < 1e-6f,
+              "got %g %g %g %g", d.x[0], d.x[1], d.x[2], d.x[3]);
+    free(d.x);
+    for (int i = 0; i < 9; i++) flat[i] = 0.3f;
+    d = (AsymDataset){.n = 1, .c = 1, .h = 3, .w = 3, .classes = 1, .x = asym_falloc(9)};
+    memcpy(d.x, flat, sizeof flat);
+    CHECK_OK(asym_dataset_resize(&d, 5, 7));
+    int ok = d.h == 5 && d.w == 7;
+    for (int i = 0; i < 35; i++) ok = ok && fabsf(d.x[i] - 0.3f) < 1e-6f;
+    free(d.x);
+    CHECK(ok);
+    /* two channels of 1 x 4, halved: triangle weights 3/8, 3/8, 1/8, 1/8
+     * over the pair and its neighbours (the edge pixel counted again),
+     * channel by channel */
+    d = (AsymDataset){.n = 1, .c = 2, .h = 1, .w = 4, .classes = 1, .x = asym_falloc(8)};
+    memcpy(d.x, four, sizeof four);
+    CHECK_OK(asym_dataset_resize(&d, 1, 2));
+    CHECK_MSG(fabsf(d.x[0] - 2.25f) < 1e-5f && fabsf(d.x[1] - 5.75f) < 1e-5f && fabsf(d.x[2] - 3.25f) < 1e-5f && fabsf(d.x[3] - 6.75f) < 1e-5f,
+              "got %g %g %g %g", d.x[0], d.x[1], d.x[2], d.x[3]);
+    CHECK(asym_dataset_resize(&d, 0, 2) == ASYM_ERR && err_has("resize: size 0 x 2", NULL));
+    free(d.x);
+    const char *dir = dir_of("npysize");
+    double x[2][3] = {{1, 2, 3}, {4, 5, 6}};
+    int64_t y[2] = {0, 1};
+    CHECK(write_npy(dir, "train_x.npy", "<f8", "(2, 3)", x, sizeof x) == 0 && write_npy(dir, "train_y.npy", "<i8", "(2,)", y, sizeof y) == 0 &&
+          write_npy(dir, "test_x.npy", "<f8", "(2, 3)", x, sizeof x) == 0 && write_npy(dir, "test_y.npy", "<i8", "(2,)", y, sizeof y) == 0);
+    char data[512];
+    AsymExperiment ex;
+    snprintf(data, sizeof data, "  format: npy\n  path: %s\n  size: 4\n", dir);
+    CHECK(load_experiment(data, &ex) == ASYM_ERR && err_has("data.size resizes images; npy holds feature vectors", NULL));
+}
+
 TEST(readers_npy_breakage) {
     const char *dir = dir_of("npybad");
     char xp[1200], yp[1200];
@@ -957,6 +1011,16 @@ TEST(readers_config_keys) {
     asym_dataset_free(&te);
     asym_experiment_free(&ex);
     CHECK(ok);
+    /* data.size resizes a fixed-size format before padding */
+    snprintf(data, sizeof data, "  format: cifar10\n  path: %s\n  size: [8, 12]\n  pad: 1\n", c10);
+    CHECK_OK(load_experiment(data, &ex));
+    ok = ex.data.c == 3 && ex.data.h == 10 && ex.data.w == 14 && ex.data.opt.resize;
+    CHECK_OK(asym_data_load(&ex.data, ex.seed, &tr, &va, &te));
+    ok = ok && tr.h == 10 && tr.w == 14 && te.h == 10 && te.w == 14 && tr.n == 10 && te.n == 3;
+    asym_dataset_free(&tr);
+    asym_dataset_free(&te);
+    asym_experiment_free(&ex);
+    CHECK(ok);
     /* auto detection */
     snprintf(data, sizeof data, "  format: auto\n  path: %s\n", c10);
     CHECK_OK(load_experiment(data, &ex));
@@ -967,7 +1031,6 @@ TEST(readers_config_keys) {
         const char *data, *want;
     } bad[] = {
         {"  format: cifar10\n", "format cifar10 needs data.path"},
-        {"  format: cifar10\n  path: %s\n  size: [8, 8]\n", "key 'data.size': applies to format folder only (this is cifar10)"},
         {"  format: cifar10\n  path: %s\n  label: coarse\n", "key 'data.label': applies to format cifar100 only"},
         {"  format: cifar10\n  path: %s\n  classes_subset: 11\n", "data.classes_subset is 11 but the data set has 10 classes"},
         {"  format: cifar10\n  path: %s\n  classes_subset: 1\n", "needs at least 2 classes"},
