@@ -23,7 +23,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps check test demo asan valgrind clean bench fuzz repro repro-biotorch repro-liao
+.PHONY: all deps check test demo asan valgrind clean bench fuzz repro repro-biotorch repro-liao repro-liao-small
 all: $(BUILD)/asymbp $(BUILD)/libasymbp.a
 
 $(BUILD)/%.o: %.c $(wildcard include/*.h src/*.h tests/*.h cli/*.h)
@@ -99,6 +99,17 @@ repro-biotorch: deps
 repro-liao: deps
 	@$(MAKE) --no-print-directory $(BUILD)/asymbp
 	ASYMBP=$(BUILD)/asymbp scripts/liao_fmnist.sh runs/liao-fmnist
+
+# The reduced Liao experiment measured in docs/RESULTS.md (about an hour on
+# two cores): 500 training and 500 test images per class, 30 epochs with the
+# learning-rate drops at the same fractions of training (after 23 and 28),
+# three multipliers per setting.
+LIAO_SMALL = --set data.train_per_class=500 --set data.test_per_class=500 --set data.val_size=0 \
+	--set epochs=30 --set schedule.name=multistep --set schedule.milestones=[23,28] --set schedule.gamma=0.1
+repro-liao-small: deps
+	@$(MAKE) --no-print-directory $(BUILD)/asymbp
+	ASYMBP=$(BUILD)/asymbp SETS="$(LIAO_SMALL)" MULTS_SGD=100,10,1 MULTS_BM=10,1,0.1 \
+		scripts/liao_fmnist.sh runs/liao-fmnist-small
 
 # Training throughput of every network and rule against the PyTorch peer
 # (when python3-torch is installed) and OpenBLAS's sgemm; see
