@@ -445,6 +445,11 @@ static void conv_backward(Layer *l, const float *x, const float *y, const float 
     if (dx) feedback_clip(l, dx, N);
 }
 
+void conv2d_geometry(const Layer *l, int *k, int *stride, int *pad) {
+    const Conv *c = l->impl;
+    *k = c->k, *stride = c->stride, *pad = c->pad;
+}
+
 static const LayerOps conv_ops = {.name = "conv", .forward = conv_forward, .backward = conv_backward, .backward_weight = conv2d_backward_weight, .backward_input = conv2d_backward_input};
 
 Layer *conv2d_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name) {

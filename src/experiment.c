@@ -64,6 +64,10 @@ static int read_feedback(const Cfg *c, CfgNode *root, AsymNetSpec *s) {
     if (cfg_get_bool(c, m, "feedback", "norm_feedback", 0, &f->norm_feedback)) return ASYM_ERR;
     if (cfg_get_bool(c, m, "feedback", "fixed_weight_norm", 0, &f->fixed_weight_norm)) return ASYM_ERR;
     GET_FLOAT(m, "feedback", "clip_dx", 0.0, 0.0, 1e30, f->clip_dx);
+    static const char *const DFA[] = {"dense", "conv", NULL};
+    const char *dfa;
+    if (cfg_get_str(c, m, "feedback", "dfa", "dense", DFA, &dfa)) return ASYM_ERR;
+    f->dfa_conv = !strcmp(dfa, "conv");
     CfgNode *w = cfg_child(m, "wm");
     if (!w) return ASYM_OK;
     if (cfg_get_str(c, w, "feedback.wm", "noise", "orthogonal", NOISE, &noise)) return ASYM_ERR;

@@ -211,6 +211,40 @@ static void mirror_step(Layer *l) {
     for (size_t i = 0; i < l->W->n; i++) B[i] = keep * B[i] + k * fb->macc[i];
 }
 
+/* BioTorch's DFA into a convolution: the error e is spread over every output
+ * position of the next convolution and taken back through it with a random
+ * kernel K (classes, C, k, k), so D[c, (ch, y, x)] sums K[c, ch, ky, kx] over
+ * the output positions whose window puts (ky, kx) on input pixel (y, x):
+ * one value per channel inside the image, partial sums at its border. K's
+ * distribution takes the fans PyTorch gives a tensor of its shape. */
+static int dfa_conv_projection(NetCtx *ctx, const Layer *next, float *D, AsymRng *rng) {
+    int k, s, p, K = ctx->classes;
+    conv2d_geometry(next, &k, &s, &p);
+    int C = next->in.c, H = next->in.h, W = next->in.w, OH = next->out.h, OW = next->out.w;
+    size_t kn = (size_t)K * C * k * k;
+    float *ker = asym_falloc(kn);
+    if (!ker) return ASYM_ERR;
+    AsymParam fake = {.fan_in = C * k * k, .fan_out = K * k * k};
+    fill_random(&ctx->fb, &fake, ker, kn, rng);
+    memset(D, 0, (size_t)K * C * H * W * sizeof *D);
+    for (size_t q = 0; q < (size_t)K * C; q++) {
+        float *d = D + q * H * W;
+        const float *kq = ker + q * k * k;
+        for (int oy = 0; oy < OH; oy++)
+            for (int ky = 0; ky < k; ky++) {
+                int y = oy * s - p + ky;
+                if (y < 0 || y >= H) continue;
+                for (int ox = 0; ox < OW; ox++)
+                    for (int kx = 0; kx < k; kx++) {
+                        int x = ox * s - p + kx;
+                        if (x >= 0 && x < W) d[y * W + x] += kq[ky * k + kx];
+                    }
+            }
+    }
+    free(ker);
+    return ASYM_OK;
+}
+
 /* Weight layers of a chain and, for DFA, where each block ends. */
 static int setup_dfa(NetCtx *ctx, Seq *top, AsymRng *rng) {
     int last = -1;
@@ -230,7 +264,12 @@ static int setup_dfa(NetCtx *ctx, Seq *top, AsymRng *rng) {
         if (!(fb->D = ctx_feedback(ctx, name, "D", 2, shape))) return ASYM_ERR;
         if (!(fb->dfa_dy = asym_falloc((size_t)ctx->max_batch * shape[1]))) return ASYM_ERR;
         AsymParam fake = {.fan_in = shape[0], .fan_out = shape[1]};
-        fill_random(&ctx->fb, &fake, fb->D->w, fb->D->n, rng);
+        Layer *next = end + 1 < top->n ? top->layers[end + 1] : NULL;
+        if (ctx->fb.dfa_conv && next && next->kind == ASYM_CONV) {
+            if (dfa_conv_projection(ctx, next, fb->D->w, rng)) return ASYM_ERR;
+        } else {
+            fill_random(&ctx->fb, &fake, fb->D->w, fb->D->n, rng);
+        }
         if (!top->dfa_at && !(top->dfa_at = asym_calloc(top->n, sizeof(Layer *)))) return ASYM_ERR;
         top->dfa_at[end] = l;
     }

@@ -99,6 +99,8 @@ Layer *layer_new(const LayerOps *ops, const AsymLayerSpec *spec, Shape in, Shape
 
 Layer *fc_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name);
 Layer *conv2d_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name);
+/* A convolution's kernel size, stride and padding. */
+void conv2d_geometry(const Layer *l, int *k, int *stride, int *pad);
 Layer *pool_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name);
 Layer *batchnorm_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name);
 Layer *activation_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name);

@@ -435,3 +435,86 @@ TEST(rule_overrides_by_index_and_name) {
     CHECK(find_feedback(net, "4.B")->g == find_param(net, "4.W")->g);
     asym_net_free(net);
 }
+
+/* feedback.dfa: conv. D of a block that feeds a convolution must be what
+ * BioTorch computes, torch.nn.grad.conv2d_input of the error spread over
+ * every output position, for one random kernel inside Xavier's bound: for
+ * each class and channel, D's column lies in the span of conv2d_input's
+ * answers for the k x k unit kernels, with coefficients within the bound.
+ * The dense D of the default mode must not (the control), and a block that
+ * feeds a fully connected layer keeps its dense D. PyTorch is the oracle. */
+static int dfa_conv_residual(const AsymParam *D, int C, int H, int W, int k, int s, int p, int OH, double bound, char *out, size_t cap) {
+    const char *py = getenv("PYTHON") ? getenv("PYTHON") : "/usr/bin/python3";
+    char raw[600], script[600], cmd[2000];
+    snprintf(raw, sizeof raw, "%s/dfa_D.f32", test_tmpdir());
+    snprintf(script, sizeof script, "%s/dfa_conv.py", test_tmpdir());
+    FILE *f = fopen(raw, "wb");
+    if (!f || fwrite(D->w, sizeof(float), D->n, f) != D->n) return -1;
+    fclose(f);
+    test_write_file(script,
+                    "import sys\nimport numpy as np, torch\n"
+                    "K, C, H, W, k, s, p, OH = map(int, sys.argv[2:10]); bound = float(sys.argv[10])\n"
+                    "D = np.fromfile(sys.argv[1], dtype=np.float32).astype(np.float64).reshape(K, C, H * W)\n"
+                    "cols = []\n"
+                    "for j in range(k * k):\n"
+                    "    w = torch.zeros(1, 1, k, k, dtype=torch.float64); w.view(-1)[j] = 1\n"
+                    "    g = torch.ones(1, 1, OH, OH, dtype=torch.float64)\n"
+                    "    cols.append(torch.nn.grad.conv2d_input((1, 1, H, W), w, g, stride=s, padding=p).reshape(-1).numpy())\n"
+                    "A = np.stack(cols, 1)\n"
+                    "res = big = 0.0\n"
+                    "for c in range(K):\n"
+                    "    for ch in range(C):\n"
+                    "        x = np.linalg.lstsq(A, D[c, ch], rcond=None)[0]\n"
+                    "        res = max(res, np.abs(A @ x - D[c, ch]).max()); big = max(big, np.abs(x).max() / bound)\n"
+                    "print('residual %.3g kernel/bound %.6f' % (res, big))\n");
+    snprintf(cmd, sizeof cmd, "'%s' -c 'import torch' 2>/dev/null && '%s' '%s' '%s' %d %d %d %d %d %d %d %d %.17g 2>&1", py, py, script, raw, D->shape[0],
+             C, H, W, k, s, p, OH, bound);
+    FILE *pp = popen(cmd, "r");
+    if (!pp) return -1;
+    size_t n = fread(out, 1, cap - 1, pp);
+    out[n] = 0;
+    return pclose(pp);
+}
+
+TEST(rule_dfa_conv_projection_is_torch_conv2d_input) {
+    const char *py = getenv("PYTHON") ? getenv("PYTHON") : "/usr/bin/python3";
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "'%s' -c 'import torch, numpy' 2>/dev/null", py);
+    if (system(cmd) != 0) {
+        printf("    skipped: %s with torch is not available\n", py);
+        return;
+    }
+    /* 1x8x8 -> conv 3 (k3 p1) relu pool -> 3x4x4 -> conv 5 (k3 s2 p1) -> 5x2x2 relu flatten fc 4 */
+    AsymLayerSpec L[] = {{.kind = ASYM_CONV, .out = 3, .k = 3, .pad = 1, .bias = 1},
+                         {.kind = ASYM_RELU},
+                         {.kind = ASYM_MAXPOOL, .k = 2},
+                         {.kind = ASYM_CONV, .out = 5, .k = 3, .stride = 2, .pad = 1, .bias = 1},
+                         {.kind = ASYM_RELU},
+                         {.kind = ASYM_FLATTEN},
+                         {.kind = ASYM_FC, .out = 4, .bias = 1}};
+    AsymNetSpec s;
+    AsymLayerSpec unused[8];
+    small_spec(&s, unused, ASYM_RULE_DFA);
+    s.layers = L;
+    s.n_layers = 7;
+    double bound = sqrt(6.0 / (3 * 9 + 4 * 9)), dense_bound = sqrt(6.0 / (4 + 20));
+    char out[2][512];
+    for (int mode = 0; mode < 2; mode++) {
+        s.fb.dfa_conv = mode;
+        AsymNet *net = make(&s, 7, 4);
+        CHECK(net);
+        AsymParam *D0 = find_feedback(net, "0.D"), *D3 = find_feedback(net, "3.D");
+        CHECK(D0 && D3 && D0->shape[0] == 4 && D0->shape[1] == 48 && D3->shape[0] == 4 && D3->shape[1] == 20);
+        int ok = 1;
+        for (size_t i = 0; i < D3->n; i++) ok = ok && fabs(D3->w[i]) <= dense_bound;
+        CHECK_MSG(ok, "the fc-facing block's D is not dense Xavier (mode %d)", mode);
+        int rc = dfa_conv_residual(D0, 3, 4, 4, 3, 2, 1, 2, bound, out[mode], sizeof out[mode]);
+        asym_net_free(net);
+        CHECK_MSG(rc == 0, "python: %s", out[mode]);
+    }
+    double res[2], big[2];
+    for (int m = 0; m < 2; m++) CHECK_MSG(sscanf(out[m], "residual %lf kernel/bound %lf", &res[m], &big[m]) == 2, "%s", out[m]);
+    printf("    conv D: %s    dense D: %s", out[1], out[0]);
+    CHECK_MSG(res[1] < 1e-6 && big[1] <= 1 + 1e-6, "conv D: %s", out[1]);
+    CHECK_MSG(res[0] > 1e-2, "the dense D also fits a kernel: %s", out[0]);
+}
