@@ -22,6 +22,10 @@ const char *test_srcdir(void);
 #define TEST_FMNIST "/usr/share/datasets/fashion-mnist"
 extern char test_out[65536];
 int test_cli(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Runs a shell command line; its output (what the line sends to stdout: add
+ * 2>&1 for stderr) goes to out, cap bytes at most, NUL-terminated. The
+ * exit code, or -1 when the command did not exit normally. */
+int test_sh(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int test_exists(const char *dir, const char *name);
 int test_have_fmnist(void);   /* prints a skip note when it is missing */
 void test_write_file(const char *path, const char *text);

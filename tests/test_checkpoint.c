@@ -777,15 +777,10 @@ TEST(ckpt_export_read_by_numpy) {
                     "        print(r['name'].split('/', 1)[1], repr(float(a.astype(np.float64).sum())))\n"
                     "assert {'param', 'buffer', 'feedback', 'optim', 'rng', 'perm', 'epoch'} <= kinds, kinds\n"
                     "print('records', len(m['records']))\n");
-    snprintf(cmd, sizeof cmd, "'%s' '%s' '%s' 2>&1", py, script, exp);
-    FILE *p = popen(cmd, "r");
-    CHECK(p);
     char buf[16384], *out = buf + 1; /* buf[0] = '\n': every line starts after one */
     buf[0] = '\n';
-    size_t n = fread(out, 1, sizeof buf - 2, p);
-    out[n] = 0;
-    int st = pclose(p);
-    CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0 && strstr(out, "records "), "%s", out);
+    rc = test_sh(out, sizeof buf - 1, "'%s' '%s' '%s' 2>&1", py, script, exp);
+    CHECK_MSG(rc == 0 && strstr(out, "records "), "%s", out);
     /* the sums agree with the checkpoint loaded into the network */
     AsymConfig *c;
     AsymExperiment ex;

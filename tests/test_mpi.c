@@ -43,21 +43,14 @@ static const char *mpi_bin(void) {
  * np 0: the plain build (ASYM_BIN, else the MPI build) alone. Output in
  * mpi_out. */
 static int mpi_run(int np, const char *fmt, ...) {
-    char args[4096], cmd[8192], launch[256] = "";
+    char args[4096], launch[256] = "";
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
     if (np > 0) snprintf(launch, sizeof launch, "mpirun -np %d --oversubscribe %s", np, geteuid() == 0 ? "--allow-run-as-root" : "");
     const char *bin = np == 0 && getenv("ASYM_BIN") ? getenv("ASYM_BIN") : getenv("ASYM_MPI_BIN");
-    snprintf(cmd, sizeof cmd, "cd '%s' && " MPI_ENV " timeout 300 %s '%s' %s 2>&1", test_srcdir(), launch, bin, args);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(mpi_out, 1, sizeof mpi_out - 1, p);
-    mpi_out[n] = 0;
-    while (fgetc(p) != EOF) {}
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return test_sh(mpi_out, sizeof mpi_out, "cd '%s' && " MPI_ENV " timeout 300 %s '%s' %s 2>&1", test_srcdir(), launch, bin, args);
 }
 
 /* A 64-32-4 MLP (with batch norm when bn) on 3200 synthetic 8x8 images:
@@ -219,17 +212,11 @@ TEST(mpi_plain_build_refuses_mpirun) {
         printf("    skipped: ASYM_BIN is the MPI build\n");
         return;
     }
-    char cmd[2048], dir[512];
+    char dir[512];
     snprintf(dir, sizeof dir, "%s/plain-under-mpirun", test_tmpdir());
-    snprintf(cmd, sizeof cmd, "cd '%s' && timeout 120 mpirun -np 2 --oversubscribe %s '%s' train '%s' --out '%s' 2>&1", test_srcdir(),
-             geteuid() == 0 ? "--allow-run-as-root" : "", plain, mlp_cfg("mpi-mlp", 0), dir);
-    FILE *p = popen(cmd, "r");
-    CHECK(p);
-    size_t n = fread(mpi_out, 1, sizeof mpi_out - 1, p);
-    mpi_out[n] = 0;
-    while (fgetc(p) != EOF) {}
-    int st = pclose(p);
-    CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) != 0, "the plain build trained under mpirun:\n%s", mpi_out);
+    int rc = test_sh(mpi_out, sizeof mpi_out, "cd '%s' && timeout 120 mpirun -np 2 --oversubscribe %s '%s' train '%s' --out '%s' 2>&1",
+                     test_srcdir(), geteuid() == 0 ? "--allow-run-as-root" : "", plain, mlp_cfg("mpi-mlp", 0), dir);
+    CHECK_MSG(rc > 0, "the plain build trained under mpirun:\n%s", mpi_out);
     CHECK_MSG(strstr(mpi_out, "built without MPI"), "no message:\n%s", mpi_out);
     CHECK(!test_exists(dir, "summary.json"));
 }

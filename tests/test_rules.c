@@ -445,7 +445,7 @@ TEST(rule_overrides_by_index_and_name) {
  * feeds a fully connected layer keeps its dense D. PyTorch is the oracle. */
 static int dfa_conv_residual(const AsymParam *D, int C, int H, int W, int k, int s, int p, int OH, double bound, char *out, size_t cap) {
     const char *py = getenv("PYTHON") ? getenv("PYTHON") : "/usr/bin/python3";
-    char raw[600], script[600], cmd[2000];
+    char raw[600], script[600];
     snprintf(raw, sizeof raw, "%s/dfa_D.f32", test_tmpdir());
     snprintf(script, sizeof script, "%s/dfa_conv.py", test_tmpdir());
     FILE *f = fopen(raw, "wb");
@@ -467,13 +467,7 @@ static int dfa_conv_residual(const AsymParam *D, int C, int H, int W, int k, int
                     "        x = np.linalg.lstsq(A, D[c, ch], rcond=None)[0]\n"
                     "        res = max(res, np.abs(A @ x - D[c, ch]).max()); big = max(big, np.abs(x).max() / bound)\n"
                     "print('residual %.3g kernel/bound %.6f' % (res, big))\n");
-    snprintf(cmd, sizeof cmd, "'%s' -c 'import torch' 2>/dev/null && '%s' '%s' '%s' %d %d %d %d %d %d %d %d %.17g 2>&1", py, py, script, raw, D->shape[0],
-             C, H, W, k, s, p, OH, bound);
-    FILE *pp = popen(cmd, "r");
-    if (!pp) return -1;
-    size_t n = fread(out, 1, cap - 1, pp);
-    out[n] = 0;
-    return pclose(pp);
+    return test_sh(out, cap, "'%s' '%s' '%s' %d %d %d %d %d %d %d %d %.17g 2>&1", py, script, raw, D->shape[0], C, H, W, k, s, p, OH, bound);
 }
 
 TEST(rule_dfa_conv_projection_is_torch_conv2d_input) {

@@ -11,21 +11,30 @@
 
 char test_out[65536];
 
+int test_sh(char *out, size_t cap, const char *fmt, ...) {
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    out[0] = 0;
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    while (fgetc(p) != EOF) {}
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 int test_cli(const char *fmt, ...) {
-    char args[4096], cmd[8192];
+    char args[4096];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
     const char *bin = getenv("ASYM_BIN") ? getenv("ASYM_BIN") : "build/asymbp";
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s 2>&1", test_srcdir(), bin, args);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(test_out, 1, sizeof test_out - 1, p);
-    test_out[n] = 0;
-    while (fgetc(p) != EOF) {}
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return test_sh(test_out, sizeof test_out, "cd '%s' && '%s' %s 2>&1", test_srcdir(), bin, args);
 }
 
 int test_exists(const char *dir, const char *name) {
