@@ -21,7 +21,7 @@ variant() {  # NAME -> RULE and --set options
     *) echo "unknown variant $1" >&2; exit 2 ;;
     esac
 }
-VARIANTS=${*:-bp_resize dfa_conv bp_seed2 dfa_lr1e-3 frsf_seed2 brsf_seed2 fa_seed2 usf_seed2}
+VARIANTS=${*:-bp_resize dfa_conv bp_seed2 frsf_seed2 brsf_seed2 dfa_lr1e-3}
 for v in $VARIANTS; do variant "$v" > /dev/null; done
 mkdir -p "$OUT"
 for v in $VARIANTS; do
