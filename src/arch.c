@@ -42,7 +42,7 @@ int asym_arch_mlp(AsymNetSpec *s, const int *hidden, int n_hidden, int bn, AsymL
 }
 
 int asym_arch_lenet(AsymNetSpec *s) {
-    if (s->in_h != 32 || s->in_w != 32) return asym_fail("lenet: needs 32x32 input (pad 28x28 images by 2), got %dx%d", s->in_h, s->in_w);
+    if (s->in_h != 32 || s->in_w != 32) return asym_fail("lenet: needs 32x32 input (pad 28x28 images by 2, or resize them with data.size: 32), got %dx%d", s->in_h, s->in_w);
     AsymLayerSpec L[] = {
         mk(ASYM_CONV, 6, 5, 1, 0), mk(ASYM_RELU, 0, 0, 0, 0), mk(ASYM_MAXPOOL, 0, 2, 2, 0),
         mk(ASYM_CONV, 16, 5, 1, 0), mk(ASYM_RELU, 0, 0, 0, 0), mk(ASYM_MAXPOOL, 0, 2, 2, 0),
