@@ -6,17 +6,25 @@ BUILD   ?= build-mpi
 CC      := mpicc
 MPI_CFLAGS := -DASYM_MPI
 endif
+# make DNNL=1: convolutions on oneDNN (Debian libdnnl-dev; src/conv2d_dnnl.c,
+# docs/PERFORMANCE.md) into build-dnnl; DNNL_LAYOUT=plain keeps the plain
+# nchw layout instead of oneDNN's own. The plain build has no oneDNN.
+ifeq ($(DNNL),1)
+BUILD   ?= build-dnnl
+DNNL_CFLAGS := -DASYM_DNNL $(if $(filter plain,$(DNNL_LAYOUT)),-DASYM_DNNL_PLAIN)
+DNNL_LIBS   := -ldnnl
+endif
 CC      ?= cc
 BUILD   ?= build
 BLASINC := /usr/include/x86_64-linux-gnu/openblas-openmp
 BLASLIB := /usr/lib/x86_64-linux-gnu/openblas-openmp
 OPT     ?= -O2 -march=x86-64-v2
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -Iinclude -Isrc -I$(BLASINC) $(MPI_CFLAGS) $(EXTRA_CFLAGS)
-LDLIBS  := -L$(BLASLIB) -Wl,-rpath,$(BLASLIB) -lopenblas -lyaml -ljansson -lmatio -lstb -lz -lm -fopenmp $(EXTRA_LDFLAGS)
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -Iinclude -Isrc -I$(BLASINC) $(MPI_CFLAGS) $(DNNL_CFLAGS) $(EXTRA_CFLAGS)
+LDLIBS  := $(DNNL_LIBS) -L$(BLASLIB) -Wl,-rpath,$(BLASLIB) -lopenblas -lyaml -ljansson -lmatio -lstb -lz -lm -fopenmp $(EXTRA_LDFLAGS)
 PYTHON  ?= /usr/bin/python3
 
-LIB_SRC  := $(wildcard src/*.c)
+LIB_SRC  := $(filter-out $(if $(filter 1,$(DNNL)),,src/conv2d_dnnl.c),$(wildcard src/*.c))
 CLI_SRC  := $(wildcard cli/*.c)
 TEST_SRC := $(wildcard tests/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -49,9 +57,23 @@ deps:
 MPI_BUILD ?= build-mpi
 HAVE_MPI  := $(shell command -v mpicc >/dev/null 2>&1 && command -v mpirun >/dev/null 2>&1 && echo 1)
 MPI_BIN   := $(if $(HAVE_MPI),$(CURDIR)/$(if $(filter 1,$(MPI)),$(BUILD),$(MPI_BUILD))/asymbp)
+# Where oneDNN is installed (libdnnl-dev) it also builds the oneDNN backend
+# (DNNL_BUILD) and runs the convolution-related tests on it (DNNL_TESTS:
+# parts of names as in TESTS, ^NAME for names that begin with NAME; not
+# when TESTS picks tests); `make DNNL=1 check` runs the whole suite there.
+DNNL_BUILD ?= build-dnnl
+DNNL_TESTS ?= ^kernel_conv ^layer_ ^grad_ ^oracle ^rule_ ^backend
+HAVE_DNNL  := $(shell test -r /usr/include/oneapi/dnnl/dnnl.h && echo 1)
+# The oneDNN subset runs first, so that the last line is the whole suite's.
 check: deps
 	@$(MAKE) --no-print-directory $(BUILD)/asymbp $(BUILD)/test_runner
-	$(if $(HAVE_MPI),$(if $(filter 1,$(MPI)),,@$(MAKE) --no-print-directory MPI=1 BUILD=$(MPI_BUILD) $(MPI_BUILD)/asymbp))
+	$(if $(HAVE_MPI),$(if $(filter 1,$(MPI)),,@$(MAKE) --no-print-directory MPI=1 DNNL= BUILD=$(MPI_BUILD) $(MPI_BUILD)/asymbp))
+ifeq ($(filter 1,$(DNNL) $(MPI))$(TESTS),)
+ifeq ($(HAVE_DNNL),1)
+	@$(MAKE) --no-print-directory DNNL=1 BUILD=$(DNNL_BUILD) $(DNNL_BUILD)/asymbp $(DNNL_BUILD)/test_runner
+	ASYM_SRCDIR=$(CURDIR) ASYM_BIN=$(CURDIR)/$(DNNL_BUILD)/asymbp PYTHON=$(PYTHON) OMP_NUM_THREADS=2 $(DNNL_BUILD)/test_runner $(DNNL_TESTS)
+endif
+endif
 	$(if $(TESTS),,@FUZZ_RUNS=$(or $(FUZZ_RUNS),4000) FUZZ_SECONDS=4 FB=$(BUILD)/fuzz sh fuzz/run.sh)
 	ASYM_SRCDIR=$(CURDIR) ASYM_BIN=$(CURDIR)/$(BUILD)/asymbp ASYM_MPI_BIN=$(MPI_BIN) PYTHON=$(PYTHON) OMP_NUM_THREADS=2 $(BUILD)/test_runner $(TESTS)
 
@@ -124,4 +146,4 @@ bench: deps
 	$(BUILD)/asymbp-bench --peer $(PEER) --python $(PYTHON) $(BENCH_ARGS)
 
 clean:
-	rm -rf build build-asan build-mpi build-vg
+	rm -rf build build-asan build-mpi build-vg build-dnnl

@@ -422,6 +422,7 @@ int main(int argc, char **argv) {
         have_peer = run_child(cmd, "images_per_s", line, sizeof line);
     }
     printf("asymbp %s bench: %d threads, %d rounds of S steps after %d warm-up steps; fastest round\n", ASYM_VERSION, threads, rounds, warmup);
+    printf("convolutions: %s\n", asym_conv_backend());
     describe_machine();
     if (have_peer) {
         line[strcspn(line, "\n")] = 0;

@@ -133,7 +133,7 @@ static int run(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
-        printf("asymbp %s\n", ASYM_VERSION);
+        printf("asymbp %s\nconvolutions: %s\n", ASYM_VERSION, asym_conv_backend());
         return 0;
     }
     if (!strcmp(argv[1], "data")) return cmd_data(argc - 2, argv + 2);

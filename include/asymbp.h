@@ -25,6 +25,9 @@ extern "C" {
 #define ASYM_VERSION "0.1.0"
 
 const char *asym_last_error(void);
+/* The convolution backend this library was built with: "im2col + OpenBLAS",
+ * or "oneDNN X.Y.Z (...)" for the oneDNN build (make DNNL=1). */
+const char *asym_conv_backend(void);
 
 /* ---- random numbers: an explicit generator state, passed by pointer ---- */
 typedef struct AsymRng {

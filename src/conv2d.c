@@ -23,9 +23,14 @@
  * one shifted plane; unpadded stride-1 ones ("wide") compute OH rows of W
  * positions (OW of them valid), so that each tap is one contiguous run of
  * the input and col2im one contiguous add, at the cost of W - OW discarded
- * columns per row. */
+ * columns per row.
+ *
+ * Built with oneDNN (make DNNL=1), every convolution but the dense case runs
+ * on oneDNN's primitives instead (conv2d_dnnl.c), B still passed where W
+ * would be; the im2col path stays for what oneDNN declines. */
 #include <string.h>
 
+#include "conv2d_dnnl.h"
 #include "feedback.h"
 
 enum { CONV_IM2COL, CONV_POINTWISE, CONV_DENSE };
@@ -42,6 +47,7 @@ typedef struct Conv {
     int rows;    /* rows of a group's column matrix: K, or O k k when larger under tdx */
     int groups;  /* sample groups at max_batch */
     int chunk;   /* samples per column matrix */
+    ConvDnnl *dnnl; /* the oneDNN backend's primitives, or NULL */
 } Conv;
 
 static size_t conv_K(const Layer *l) {
@@ -316,6 +322,7 @@ static void conv_forward(Layer *l, const float *x, float *y, int N, int train) {
         dense_forward(l, x, y, N);
         return;
     }
+    if (c->dnnl && !conv_dnnl_forward(c->dnnl, l, x, y, N)) return;
     int O = l->out.c, K = (int)conv_K(l), G = n_groups(l, N), OH = l->out.h, OW = l->out.w, RW = c->wide ? l->in.w : OW;
     size_t P = conv_P(l), Pw = conv_Pw(l), in = shape_size(l->in), out = shape_size(l->out);
     const float *W = l->W->w, *b = l->b ? l->b->w : NULL;
@@ -359,6 +366,13 @@ static void conv_backward_core(Layer *l, const float *x, const float *dy, float 
     if (c->mode == CONV_DENSE) {
         dense_backward(l, x, dy, dx, B, want_w, N);
         return;
+    }
+    if (c->dnnl) {
+        int rc = want_w && dx ? conv_dnnl_backward(c->dnnl, l, x, dy, B, dx, N)
+                 : want_w    ? conv_dnnl_backward_weight(c->dnnl, l, x, dy, N)
+                             : conv_dnnl_backward_input(c->dnnl, l, B, dy, dx, N);
+        if (!rc) return;
+        if (rc > 0) want_w = 0; /* the weight gradient is in; dx on im2col */
     }
     int O = l->out.c, K = (int)conv_K(l), G = n_groups(l, N), OH = l->out.h, OW = l->out.w, RW = c->wide ? l->in.w : OW;
     size_t P = conv_P(l), Pw = conv_Pw(l), in = shape_size(l->in), out = shape_size(l->out);
@@ -450,7 +464,20 @@ void conv2d_geometry(const Layer *l, int *k, int *stride, int *pad) {
     *k = c->k, *stride = c->stride, *pad = c->pad;
 }
 
-static const LayerOps conv_ops = {.name = "conv", .forward = conv_forward, .backward = conv_backward, .backward_weight = conv2d_backward_weight, .backward_input = conv2d_backward_input};
+static void conv_free(Layer *l) {
+    Conv *c = l->impl;
+    conv_dnnl_free(c->dnnl);
+}
+
+const char *asym_conv_backend(void) {
+#ifdef ASYM_DNNL
+    return conv_dnnl_name();
+#else
+    return "im2col + OpenBLAS";
+#endif
+}
+
+static const LayerOps conv_ops = {.name = "conv", .forward = conv_forward, .backward = conv_backward, .free = conv_free, .backward_weight = conv2d_backward_weight, .backward_input = conv2d_backward_input};
 
 Layer *conv2d_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name) {
     int k = s->k, st = s->stride ? s->stride : 1, p = s->pad;
@@ -490,6 +517,7 @@ Layer *conv2d_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *
         if ((size_t)c->chunk > per) c->chunk = (int)per;
         while (c->groups > 1 && shared_floats(l) + c->groups * group_floats(l) > CONV_WORK_FLOATS) c->groups /= 2;
         ctx_need_work(ctx, shared_floats(l) + c->groups * group_floats(l));
+        if (l->W && (!s->bias || l->b)) c->dnnl = conv_dnnl_create(l, k, st, p);
     }
     if (!l->W || (s->bias && !l->b) || ctx_add_weight_layer(ctx, l)) {
         layer_free(l);

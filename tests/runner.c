@@ -1,5 +1,6 @@
 /* runner.c: runs every registered test (or those whose name contains one of
- * the arguments), one line each, and ends with "N passed, N failed". */
+ * the arguments; an argument ^NAME picks the names that begin with NAME),
+ * one line each, and ends with "N passed, N failed". */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,7 +59,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n_tests; i++) {
         int want = argc < 2;
         for (int a = 1; a < argc; a++)
-            if (strstr(tests[i].name, argv[a])) want = 1;
+            if (argv[a][0] == '^' ? !strncmp(tests[i].name, argv[a] + 1, strlen(argv[a] + 1)) : strstr(tests[i].name, argv[a]) != NULL) want = 1;
         if (!want) continue;
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
