@@ -65,17 +65,20 @@ DNNL_BUILD ?= build-dnnl
 DNNL_TESTS ?= ^kernel_conv ^layer_ ^grad_ ^oracle ^rule_ ^backend
 HAVE_DNNL  := $(shell test -r /usr/include/oneapi/dnnl/dnnl.h && echo 1)
 # The oneDNN subset runs first, so that the last line is the whole suite's.
+# OpenMP threads sleep when idle (OMP_WAIT_POLICY=passive): on a machine busy
+# with other work, spinning threads of two-thread runs slow each other down
+# many times over (a LeNet test took 642 s beside two training runs).
 check: deps
 	@$(MAKE) --no-print-directory $(BUILD)/asymbp $(BUILD)/test_runner
 	$(if $(HAVE_MPI),$(if $(filter 1,$(MPI)),,@$(MAKE) --no-print-directory MPI=1 DNNL= BUILD=$(MPI_BUILD) $(MPI_BUILD)/asymbp))
 ifeq ($(filter 1,$(DNNL) $(MPI))$(TESTS),)
 ifeq ($(HAVE_DNNL),1)
 	@$(MAKE) --no-print-directory DNNL=1 BUILD=$(DNNL_BUILD) $(DNNL_BUILD)/asymbp $(DNNL_BUILD)/test_runner
-	ASYM_SRCDIR=$(CURDIR) ASYM_BIN=$(CURDIR)/$(DNNL_BUILD)/asymbp PYTHON=$(PYTHON) OMP_NUM_THREADS=2 $(DNNL_BUILD)/test_runner $(DNNL_TESTS)
+	ASYM_SRCDIR=$(CURDIR) ASYM_BIN=$(CURDIR)/$(DNNL_BUILD)/asymbp PYTHON=$(PYTHON) OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive $(DNNL_BUILD)/test_runner $(DNNL_TESTS)
 endif
 endif
 	$(if $(TESTS),,@FUZZ_RUNS=$(or $(FUZZ_RUNS),4000) FUZZ_SECONDS=4 FB=$(BUILD)/fuzz sh fuzz/run.sh)
-	ASYM_SRCDIR=$(CURDIR) ASYM_BIN=$(CURDIR)/$(BUILD)/asymbp ASYM_MPI_BIN=$(MPI_BIN) PYTHON=$(PYTHON) OMP_NUM_THREADS=2 $(BUILD)/test_runner $(TESTS)
+	ASYM_SRCDIR=$(CURDIR) ASYM_BIN=$(CURDIR)/$(BUILD)/asymbp ASYM_MPI_BIN=$(MPI_BIN) PYTHON=$(PYTHON) OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive $(BUILD)/test_runner $(TESTS)
 
 test: check
 
