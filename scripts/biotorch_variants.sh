@@ -16,6 +16,7 @@ variant() {  # NAME -> RULE and --set options
     dfa_conv) echo "dfa --set feedback.dfa=conv" ;;  # BioTorch's D for blocks that feed a convolution
     dfa_conv_resize) echo "dfa --set feedback.dfa=conv $BIOTORCH_INPUT" ;;
     dfa_lr1e-3) echo "dfa --set optimizer.lr=0.001" ;;
+    dfa_conv_lr1e-3) echo "dfa --set feedback.dfa=conv --set optimizer.lr=0.001" ;;
     *_seed[0-9]*) echo "${1%_seed*} --set seed=${1##*_seed}" ;;
     *_resize) echo "${1%_resize} $BIOTORCH_INPUT" ;;
     *) echo "unknown variant $1" >&2; exit 2 ;;
