@@ -15,14 +15,14 @@ variant() {  # NAME -> RULE and --set options
     bp_resize) echo "bp $BIOTORCH_INPUT" ;;        # BioTorch's input: 28x28 resized to 32, its mean and std
     dfa_conv) echo "dfa --set feedback.dfa=conv" ;;  # BioTorch's D for blocks that feed a convolution
     dfa_conv_resize) echo "dfa --set feedback.dfa=conv $BIOTORCH_INPUT" ;;
-    dfa_lr1e-3) echo "dfa --set optimizer.lr=0.001" ;;
-    dfa_conv_lr1e-3) echo "dfa --set feedback.dfa=conv --set optimizer.lr=0.001" ;;
+    dfa_conv_lr*) echo "dfa --set feedback.dfa=conv --set optimizer.lr=${1#dfa_conv_lr}" ;;
+    dfa_lr*) echo "dfa --set optimizer.lr=${1#dfa_lr}" ;;
     *_seed[0-9]*) echo "${1%_seed*} --set seed=${1##*_seed}" ;;
     *_resize) echo "${1%_resize} $BIOTORCH_INPUT" ;;
     *) echo "unknown variant $1" >&2; exit 2 ;;
     esac
 }
-VARIANTS=${*:-bp_resize dfa_conv bp_seed2 frsf_seed2 brsf_seed2 dfa_lr1e-3}
+VARIANTS=${*:-bp_resize dfa_conv dfa_lr1e-3 dfa_lr3e-3 dfa_conv_lr1e-3 frsf_seed2 brsf_seed2 brsf_seed3}
 for v in $VARIANTS; do variant "$v" > /dev/null; done
 mkdir -p "$OUT"
 for v in $VARIANTS; do
