@@ -17,7 +17,7 @@ struct Feedback {
     float *dfa_dy;       /* dfa: (max_batch, block output) projected error */
     AsymRng rng;         /* brsf redraws, mirror noise */
     float *mx, *my, *macc; /* wm: noise (n, in), response (n, out), accumulated y x^T (W's shape) */
-    float *gram;         /* wm: (min(n, in))^2 scratch for orthogonal noise */
+    double *gram;        /* wm: scratch for orthogonal noise, m^2 + m in doubles (m = min(n, in)) */
     int wm_n;
 };
 
