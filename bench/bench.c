@@ -3,8 +3,10 @@
  * OpenBLAS's sgemm on the same machine in the same run.
  *
  *   bench [--nets mlp,lenet,cnn,resnet20] [--rules bp,fa,...] [--threads T]
- *         [--steps S] [--rounds R] [--peer PATH] [--python PY] [--no-peer]
+ *         [--steps S] [--rounds R] [--repeat K] [--wm-batch N]
+ *         [--peer PATH] [--python PY] [--no-peer]
  *   bench --one NET RULE [--threads T] [--steps S] [--rounds R] [--warmup W]
+ *         [--wm-batch N]
  *   bench --sgemm [--threads T]
  *
  * Without --one or --sgemm it is the driver: every measurement runs in a
@@ -12,7 +14,13 @@
  * peak resident set (getrusage ru_maxrss) belongs to one run. A run trains
  * W warm-up steps, then R rounds of S steps; images/s is the fastest round
  * (the peer reports its fastest epoch the same way: one warm-up epoch, then
- * R epochs of S batches). Effective GFLOP/s counts 3x the forward FLOPs of
+ * R epochs of S batches). The driver repeats every run K times (default 3),
+ * interleaved (K passes over the rules, each starting one rule further on,
+ * asymbp and the peer taking turns to go first), and keeps the fastest; on a
+ * shared machine two runs of the same thing can differ by 15% or more. wm
+ * takes one mirror step per batch with N noise inputs (default: the training
+ * batch size; 0: the library's default, enough for an exact estimate).
+ * Effective GFLOP/s counts 3x the forward FLOPs of
  * the weight layers (forward, weight gradient, input gradient), whatever
  * the rule. The driver prints one table per network, the ratios to the peer
  * and to bp, and PASS/FAIL against the targets of docs/PERFORMANCE.md. */
@@ -178,11 +186,15 @@ static int load_data(const char *net, AsymDataset *train, AsymDataset *test, int
     return ASYM_OK;
 }
 
-static int run_one(const char *net_name, const char *rule, int threads, int steps, int rounds, int warmup) {
+static int run_one(const char *net_name, const char *rule, int threads, int steps, int rounds, int warmup, int wm_batch) {
     const NetInfo *ni = net_info(net_name);
     AsymNetSpec spec;
     if (!ni || build_spec(net_name, &spec)) return 2;
     spec.rule = asym_rule_parse(rule);
+    if (wm_batch >= 0) {
+        asym_feedback_defaults(&spec.fb);
+        spec.fb.wm_batch = wm_batch;
+    }
     if (spec.rule == ASYM_RULE_DEFAULT) {
         fprintf(stderr, "bench: unknown rule '%s'\n", rule);
         return 2;
@@ -308,6 +320,16 @@ typedef struct Result {
     double ips, gflops, rss;
 } Result;
 
+/* Keeps the fastest of repeated runs in best and the slowest rate in lo. */
+static void keep_best(Result *best, double *lo, Result r) {
+    if (!r.ok) return;
+    if (!best->ok || r.ips > best->ips) *best = r;
+    if (r.ips < *lo) *lo = r.ips;
+}
+
+/* How much slower the slowest of the repeated runs was, in percent. */
+static double spread(const Result *best, double lo) { return 100.0 * (1.0 - lo / best->ips); }
+
 /* The number after "key": in a JSON line, or NAN. */
 static double json_get(const char *line, const char *key) {
     char pat[64];
@@ -328,10 +350,10 @@ static int run_child(const char *cmd, const char *key, char *line, size_t cap) {
     return found && rc == 0;
 }
 
-static Result ours(const char *self, const char *net, const char *rule, int threads, int steps, int rounds) {
+static Result ours(const char *self, const char *net, const char *rule, int threads, int steps, int rounds, int wm_batch) {
     char cmd[2048], line[4096];
     Result r = {0};
-    snprintf(cmd, sizeof cmd, "'%s' --one %s %s --threads %d --steps %d --rounds %d", self, net, rule, threads, steps, rounds);
+    snprintf(cmd, sizeof cmd, "'%s' --one %s %s --threads %d --steps %d --rounds %d --wm-batch %d", self, net, rule, threads, steps, rounds, wm_batch);
     if (run_child(cmd, "images_per_s", line, sizeof line)) r.ok = 1, r.ips = json_get(line, "images_per_s"), r.gflops = json_get(line, "gflops"), r.rss = json_get(line, "peak_rss_mb");
     return r;
 }
@@ -384,7 +406,7 @@ static int pass_fail(int *fails, int ok, const char *what) {
 int main(int argc, char **argv) {
     const char *one_net = NULL, *one_rule = NULL, *nets = "mlp,lenet,cnn,resnet20", *rules = "bp,fa,dfa,usf,brsf,frsf,kp,wm";
     const char *peer_path = "../shared/peer/peer_torch.py", *python = "/usr/bin/python3";
-    int threads = 0, steps = 0, rounds = 3, warmup = 3, sgemm = 0, no_peer = 0;
+    int threads = 0, steps = 0, rounds = 3, warmup = 3, sgemm = 0, no_peer = 0, repeat = 3, wm_batch = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
@@ -399,15 +421,19 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--steps") && more) steps = atoi(argv[++i]);
         else if (!strcmp(a, "--rounds") && more) rounds = atoi(argv[++i]);
         else if (!strcmp(a, "--warmup") && more) warmup = atoi(argv[++i]);
+        else if (!strcmp(a, "--repeat") && more) repeat = atoi(argv[++i]);
+        else if (!strcmp(a, "--wm-batch") && more) wm_batch = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench [--nets LIST] [--rules LIST] [--threads T] [--steps S] [--rounds R] [--peer PATH] [--python PY] [--no-peer]\n"
-                            "       bench --one NET RULE [--threads T] [--steps S] [--rounds R] [--warmup W]\n"
+            fprintf(stderr, "usage: bench [--nets LIST] [--rules LIST] [--threads T] [--steps S] [--rounds R] [--repeat K] [--wm-batch N]\n"
+                            "             [--peer PATH] [--python PY] [--no-peer]\n"
+                            "       bench --one NET RULE [--threads T] [--steps S] [--rounds R] [--warmup W] [--wm-batch N]\n"
                             "       bench --sgemm [--threads T]\n");
             return 2;
         }
     }
     if (rounds < 1) rounds = 1;
-    if (one_net) return run_one(one_net, one_rule, threads, steps, rounds, warmup);
+    if (repeat < 1) repeat = 1;
+    if (one_net) return run_one(one_net, one_rule, threads, steps, rounds, warmup, wm_batch);
     if (sgemm) return run_sgemm(threads);
 
     char self[1024];
@@ -421,7 +447,8 @@ int main(int argc, char **argv) {
         snprintf(cmd, sizeof cmd, "'%s' -c 'import torch; print(\"images_per_s\", torch.__version__)' 2>/dev/null", python);
         have_peer = run_child(cmd, "images_per_s", line, sizeof line);
     }
-    printf("asymbp %s bench: %d threads, %d rounds of S steps after %d warm-up steps; fastest round\n", ASYM_VERSION, threads, rounds, warmup);
+    printf("asymbp %s bench: %d threads, %d rounds of S steps after %d warm-up steps; fastest round of %d runs (spread: how much slower the slowest was)\n",
+           ASYM_VERSION, threads, rounds, warmup, repeat);
     printf("convolutions: %s\n", asym_conv_backend());
     describe_machine();
     if (have_peer) {
@@ -438,36 +465,64 @@ int main(int argc, char **argv) {
         printf("sgemm (OpenBLAS %.*s): %.1f GFLOP/s at 2048^3, %.1f GFLOP/s at the MLP's shapes (batch 100)\n", core ? (int)strcspn(core + 13, "\"") : 1,
                core ? core + 13 : "?", sg_sq, sg_mlp);
     }
-    int fails = 0;
+    int fails = 0, tty = isatty(STDERR_FILENO);
     for (int ni = 0; ni < N_NETS; ni++) {
         const NetInfo *info = &NETS[ni];
         if (!in_list(nets, info->name)) continue;
-        int S = steps > 0 ? steps : info->steps;
-        Result us[N_RULES] = {{0}}, them[N_RULES] = {{0}};
-        printf("\n%s, batch %d, %d steps per round\n", info->name, info->batch, S);
-        printf("  %-5s %10s %9s %8s | %10s %8s | %7s %8s\n", "rule", "images/s", "GFLOP/s", "peak MB", "peer im/s", "peer MB", "x peer", "over bp");
+        int S = steps > 0 ? steps : info->steps, wmb = wm_batch < 0 ? info->batch : wm_batch;
+        Result us[N_RULES] = {{0}}, them[N_RULES] = {{0}}, one = {0};
+        double us_lo[N_RULES], them_lo[N_RULES];
+        int run[N_RULES], scaling = info->scaling && threads >= 2 && in_list(rules, "bp");
+        for (int r = 0; r < N_RULES; r++) {
+            us_lo[r] = them_lo[r] = INFINITY;
+            run[r] = in_list(rules, RULES[r]) && !(info->residual && !strcmp(RULES[r], "dfa"));
+        }
+        printf("\n%s, batch %d, %d steps per round", info->name, info->batch, S);
+        if (run[N_RULES - 1]) printf(", wm: %d noise inputs per mirror step%s", wmb, wmb ? "" : " (the library's default)");
+        printf("\n");
+        fflush(stdout);
+        /* K passes over the rules, each starting one rule further on and
+         * swapping the order of asymbp and the peer, so that a slow spell of
+         * the machine does not fall on the same run every time */
+        for (int k = 0; k < repeat; k++) {
+            if (tty) fprintf(stderr, "\r  pass %d/%d ...", k + 1, repeat);
+            for (int i = 0; i < N_RULES; i++) {
+                int r = (i + k) % N_RULES;
+                if (!run[r]) continue;
+                for (int side = 0; side < 2; side++) {
+                    if ((side ^ (k & 1)) == 0) {
+                        Result u = ours(self, info->name, RULES[r], threads, S, rounds, wmb);
+                        keep_best(&us[r], &us_lo[r], u);
+                    } else if (have_peer && peer_has(RULES[r])) {
+                        Result t = peer(python, peer_path, info, RULES[r], threads, S, rounds);
+                        keep_best(&them[r], &them_lo[r], t);
+                    }
+                }
+            }
+            if (scaling) {
+                double lo = INFINITY;
+                keep_best(&one, &lo, ours(self, info->name, "bp", 1, S, rounds, wmb));
+            }
+        }
+        if (tty) fprintf(stderr, "\r%*s\r", 24, "");
+        printf("  %-5s %10s %6s %9s %8s | %10s %6s %8s | %7s %8s\n", "rule", "images/s", "spread", "GFLOP/s", "peak MB", "peer im/s", "spread", "peer MB", "x peer",
+               "over bp");
         for (int r = 0; r < N_RULES; r++) {
             if (!in_list(rules, RULES[r])) continue;
-            if (info->residual && !strcmp(RULES[r], "dfa")) {
+            if (!run[r]) {
                 printf("  %-5s (not run: dfa is defined for chains of layers, not residual blocks)\n", RULES[r]);
                 continue;
             }
-            us[r] = ours(self, info->name, RULES[r], threads, S, rounds);
-            if (have_peer && peer_has(RULES[r])) them[r] = peer(python, peer_path, info, RULES[r], threads, S, rounds);
             printf("  %-5s ", RULES[r]);
-            if (us[r].ok) printf("%10.1f %9.2f %8.1f | ", us[r].ips, us[r].gflops, us[r].rss);
-            else printf("%10s %9s %8s | ", "failed", "", "");
-            if (them[r].ok) printf("%10.1f %8.1f | %7.2f ", them[r].ips, them[r].rss, us[r].ok ? us[r].ips / them[r].ips : NAN);
-            else printf("%10s %8s | %7s ", "-", "-", "-");
+            if (us[r].ok) printf("%10.1f %5.1f%% %9.2f %8.1f | ", us[r].ips, spread(&us[r], us_lo[r]), us[r].gflops, us[r].rss);
+            else printf("%10s %6s %9s %8s | ", "failed", "", "", "");
+            if (them[r].ok) printf("%10.1f %5.1f%% %8.1f | %7.2f ", them[r].ips, spread(&them[r], them_lo[r]), them[r].rss, us[r].ok ? us[r].ips / them[r].ips : NAN);
+            else printf("%10s %6s %8s | %7s ", "-", "", "-", "-");
             if (r > 0 && us[0].ok && us[r].ok) printf("%+7.1f%%", 100.0 * (us[0].ips / us[r].ips - 1.0));
             printf("\n");
-            fflush(stdout);
         }
-        Result one = {0};
-        if (info->scaling && threads >= 2 && in_list(rules, "bp")) {
-            one = ours(self, info->name, "bp", 1, S, rounds);
-            if (one.ok) printf("  bp on 1 thread: %.1f images/s (x%.2f from 1 to %d threads)\n", one.ips, us[0].ips / one.ips, threads);
-        }
+        if (one.ok) printf("  bp on 1 thread: %.1f images/s (x%.2f from 1 to %d threads)\n", one.ips, us[0].ips / one.ips, threads);
+        fflush(stdout);
         /* the targets */
         char what[256];
         for (int r = 0; r < N_RULES; r++) {

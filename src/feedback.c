@@ -185,16 +185,37 @@ static void orthogonalize(float *x, int n, int d, float std, double *gram) {
     }
 }
 
+/* Mirror noise, zero mean with standard deviation std: uniform, or normal
+ * by Box-Muller on pairs of entries (u1 in (0, 1) so that log(u1) is finite).
+ * Counter-based like brsf's redraw (24 bits per uniform hashed from its index
+ * and one draw of the layer's generator), so
+ * the threads share the work and the noise is the same on any number. */
+void feedback_mirror_noise(float *x, size_t n, int uniform, float std, uint32_t seed) {
+    const float u24 = 0x1p-24f, a = std * sqrtf(3.0f), two_pi = 6.28318530717958648f;
+    if (uniform) {
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) x[i] = a * (2.0f * u24 * ((float)(hash32((uint32_t)i * 0x9e3779b9U + seed) >> 8) + 0.5f) - 1.0f);
+        return;
+    }
+    size_t pairs = (n + 1) / 2;
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < pairs; i++) {
+        uint32_t c = (uint32_t)(2 * i) * 0x9e3779b9U + seed;
+        float u1 = u24 * ((float)(hash32(c) >> 8) + 0.5f), u2 = u24 * (float)(hash32(c + 0x9e3779b9U) >> 8);
+        float r = std * sqrtf(-2.0f * logf(u1)), sn, cs;
+        sincosf(two_pi * u2, &sn, &cs);
+        x[2 * i] = r * cs;
+        if (2 * i + 1 < n) x[2 * i + 1] = r * sn;
+    }
+}
+
 /* One weight-mirror step: zero-mean noise x into the layer, y = W x (no
  * bias), B <- (1 - decay) B + lr * y x^T / (n std^2), where y x^T is the
  * layer's own weight-gradient half with x as input and y as output error. */
 static void mirror_step(Layer *l) {
     Feedback *fb = l->fb;
     const AsymFeedbackSpec *o = &l->ctx->fb;
-    size_t nin = (size_t)fb->wm_n * shape_size(l->in);
-    double a = o->wm_std * sqrt(3.0);
-    for (size_t i = 0; i < nin; i++)
-        fb->mx[i] = (float)(o->wm_noise == ASYM_NOISE_UNIFORM ? a * (2.0 * rng_uniform(&fb->rng) - 1.0) : o->wm_std * rng_normal(&fb->rng));
+    feedback_mirror_noise(fb->mx, (size_t)fb->wm_n * shape_size(l->in), o->wm_noise == ASYM_NOISE_UNIFORM, o->wm_std, rng_u32(&fb->rng));
     if (o->wm_noise == ASYM_NOISE_ORTHOGONAL) orthogonalize(fb->mx, fb->wm_n, (int)shape_size(l->in), o->wm_std, fb->gram);
     AsymParam *b = l->b;
     float *g = l->W->g;
@@ -215,7 +236,10 @@ static void mirror_step(Layer *l) {
     double terms = (double)fb->wm_n * l->out.h * l->out.w;
     float k = (float)(o->wm_lr / (terms * o->wm_std * o->wm_std)), keep = 1.0f - o->wm_decay;
     float *B = fb->B->w;
-    for (size_t i = 0; i < l->W->n; i++) B[i] = keep * B[i] + k * fb->macc[i];
+    const float *acc = fb->macc;
+    size_t n = l->W->n;
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) B[i] = keep * B[i] + k * acc[i];
 }
 
 /* BioTorch's DFA into a convolution: the error e is spread over every output

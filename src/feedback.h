@@ -38,5 +38,8 @@ void feedback_after_step(NetCtx *ctx);
 /* Recomputes a sign-concordant B from the current W. */
 void feedback_refresh(Layer *l);
 void feedback_free(Feedback *fb);
+/* Weight-mirror noise: n values of zero mean and standard deviation std,
+ * uniform or normal, a function of seed alone (any thread count). */
+void feedback_mirror_noise(float *x, size_t n, int uniform, float std, uint32_t seed);
 
 #endif

@@ -5,10 +5,12 @@
  * with W; partial concordance gives the asked fraction of agreeing signs;
  * Batch Manhattan steps by the sign; the alignment measurements. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "asymbp.h"
+#include "feedback.h"
 #include "test.h"
 
 /* A small conv net on 1x8x8 input, 4 classes. */
@@ -257,6 +259,49 @@ TEST(rule_kp_difference_decays_exactly) {
     }
     asym_optim_free(opt);
     asym_net_free(net);
+}
+
+/* The mirror noise's distribution: moments, tails and bounds of a million
+ * draws against the normal's and the uniform's, the same values on one and
+ * two threads, other values for another seed. */
+TEST(rule_wm_noise_distribution) {
+    size_t n = 1000001; /* odd: the last Box-Muller pair is half used */
+    float std = 0.05f, *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
+    int threads = omp_get_max_threads();
+    CHECK(x && y);
+    for (int uniform = 0; uniform < 2; uniform++) {
+        omp_set_num_threads(1);
+        feedback_mirror_noise(x, n, uniform, std, 12345);
+        omp_set_num_threads(2);
+        feedback_mirror_noise(y, n, uniform, std, 12345);
+        CHECK_MSG(!memcmp(x, y, sizeof(float) * n), "%s noise differs between 1 and 2 threads", uniform ? "uniform" : "normal");
+        double m1 = 0, m2 = 0, m4 = 0, tail = 0, lo = 0, hi = 0, lag = 0;
+        for (size_t i = 0; i < n; i++) {
+            double v = x[i] / std;
+            m1 += v, m2 += v * v, m4 += v * v * v * v, tail += fabs(v) > 2;
+            lo = fmin(lo, v), hi = fmax(hi, v);
+            if (i) lag += v * x[i - 1] / std;
+        }
+        m1 /= n, m2 /= n, m4 /= n, tail /= n, lag /= n - 1;
+        /* standard errors for a million draws: mean 0.001, variance 0.0014 (normal) */
+        CHECK_MSG(fabs(m1) < 0.005 && fabs(m2 - 1) < 0.007 && fabs(lag) < 0.005, "%s noise: mean %.4f, variance %.4f, lag-1 correlation %.4f (want 0, 1, 0)",
+                  uniform ? "uniform" : "normal", m1, m2, lag);
+        if (uniform) {
+            /* U(-a, a) with a = sqrt(3) std: kurtosis 1.8, nothing beyond a */
+            CHECK_MSG(fabs(m4 - 1.8) < 0.01 && hi <= sqrt(3.0) + 1e-6 && lo >= -sqrt(3.0) - 1e-6 && hi > 1.73 && lo < -1.73, "uniform noise: kurtosis %.3f, range [%.3f, %.3f]",
+                      m4, lo, hi);
+        } else {
+            /* normal: kurtosis 3, P(|z| > 2) = 0.0455, and tails reaching 4.5 sigma in a million */
+            CHECK_MSG(fabs(m4 - 3) < 0.05 && fabs(tail - 0.0455) < 0.001 && hi > 4.5 && lo < -4.5, "normal noise: kurtosis %.3f, P(|z|>2) %.4f, range [%.2f, %.2f]", m4, tail, lo,
+                      hi);
+        }
+        feedback_mirror_noise(y, n, uniform, std, 12346);
+        size_t same = 0;
+        for (size_t i = 0; i < n; i++) same += x[i] == y[i];
+        CHECK_MSG(same < n / 1000, "%s noise: %zu of %zu values repeat with the next seed", uniform ? "uniform" : "normal", same, n);
+    }
+    omp_set_num_threads(threads);
+    free(x), free(y);
 }
 
 TEST(rule_wm_uniform_noise_aligns) {
