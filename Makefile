@@ -8,10 +8,12 @@ MPI_CFLAGS := -DASYM_MPI
 endif
 # make DNNL=1: convolutions on oneDNN (Debian libdnnl-dev; src/conv2d_dnnl.c,
 # docs/PERFORMANCE.md) into build-dnnl; DNNL_LAYOUT=plain keeps the plain
-# nchw layout instead of oneDNN's own. The plain build has no oneDNN.
+# nchw layout instead of oneDNN's own; DNNL_ALGO=winograd (into
+# build-dnnl-winograd) runs 3x3 stride-1 layers of 32+ channels on oneDNN's
+# Winograd kernels. The plain build has no oneDNN.
 ifeq ($(DNNL),1)
-BUILD   ?= build-dnnl
-DNNL_CFLAGS := -DASYM_DNNL $(if $(filter plain,$(DNNL_LAYOUT)),-DASYM_DNNL_PLAIN)
+BUILD   ?= build-dnnl$(if $(filter winograd,$(DNNL_ALGO)),-winograd)
+DNNL_CFLAGS := -DASYM_DNNL $(if $(filter plain,$(DNNL_LAYOUT)),-DASYM_DNNL_PLAIN) $(if $(filter winograd,$(DNNL_ALGO)),-DASYM_DNNL_WINOGRAD)
 DNNL_LIBS   := -ldnnl
 endif
 CC      ?= cc
@@ -58,7 +60,8 @@ MPI_BUILD ?= build-mpi
 HAVE_MPI  := $(shell command -v mpicc >/dev/null 2>&1 && command -v mpirun >/dev/null 2>&1 && echo 1)
 MPI_BIN   := $(if $(HAVE_MPI),$(CURDIR)/$(if $(filter 1,$(MPI)),$(BUILD),$(MPI_BUILD))/asymbp)
 # Where oneDNN is installed (libdnnl-dev) it also builds the oneDNN backend
-# (DNNL_BUILD) and runs the convolution-related tests on it (DNNL_TESTS:
+# (DNNL_BUILD), and again with DNNL_ALGO=winograd (DNNL_BUILD-winograd), and
+# runs the convolution-related tests on both (DNNL_TESTS:
 # parts of names as in TESTS, ^NAME for names that begin with NAME; not
 # when TESTS picks tests); `make DNNL=1 check` runs the whole suite there.
 DNNL_BUILD ?= build-dnnl
@@ -75,6 +78,8 @@ ifeq ($(filter 1,$(DNNL) $(MPI))$(TESTS),)
 ifeq ($(HAVE_DNNL),1)
 	@$(MAKE) --no-print-directory DNNL=1 BUILD=$(DNNL_BUILD) $(DNNL_BUILD)/asymbp $(DNNL_BUILD)/test_runner
 	ASYM_SRCDIR=$(CURDIR) ASYM_BIN=$(CURDIR)/$(DNNL_BUILD)/asymbp PYTHON=$(PYTHON) OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive $(DNNL_BUILD)/test_runner $(DNNL_TESTS)
+	@$(MAKE) --no-print-directory DNNL=1 DNNL_ALGO=winograd BUILD=$(DNNL_BUILD)-winograd $(DNNL_BUILD)-winograd/asymbp $(DNNL_BUILD)-winograd/test_runner
+	ASYM_SRCDIR=$(CURDIR) ASYM_BIN=$(CURDIR)/$(DNNL_BUILD)-winograd/asymbp PYTHON=$(PYTHON) OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive $(DNNL_BUILD)-winograd/test_runner $(DNNL_TESTS)
 endif
 endif
 	$(if $(TESTS),,@FUZZ_RUNS=$(or $(FUZZ_RUNS),4000) FUZZ_SECONDS=4 FB=$(BUILD)/fuzz sh fuzz/run.sh)
@@ -150,4 +155,4 @@ bench: deps
 	$(BUILD)/asymbp-bench --peer $(PEER) --python $(PYTHON) $(BENCH_ARGS)
 
 clean:
-	rm -rf build build-asan build-mpi build-vg build-dnnl
+	rm -rf build build-asan build-mpi build-vg build-dnnl build-dnnl-winograd
