@@ -346,6 +346,7 @@ static int nested(const Layer *l) { return strchr(l->name, '.') != NULL; }
 int feedback_setup(NetCtx *ctx, Seq *top, const AsymNetSpec *spec, AsymRng *rng) {
     const AsymFeedbackSpec *o = &ctx->fb;
     AsymRule net_rule = spec->rule ? spec->rule : ASYM_RULE_BP;
+    size_t mirror_floats = 0, mirror_doubles = 0;
     if (!(o->concordance >= 0.0f && o->concordance <= 1.0f)) return asym_fail("feedback: concordance must be in [0, 1], got %g", o->concordance);
     if (apply_overrides(ctx, top, spec)) return ASYM_ERR;
     for (int i = 0; i < ctx->n_weight_layers; i++) {
@@ -383,12 +384,12 @@ int feedback_setup(NetCtx *ctx, Seq *top, const AsymNetSpec *spec, AsymRng *rng)
                 size_t P = shape_size(l->out) / l->out.c, want = P == 1 ? (size_t)l->W->fan_in : 4 * (size_t)l->W->fan_in;
                 fb->wm_n = (int)((want + P - 1) / P);
             }
-            fb->mx = asym_falloc((size_t)fb->wm_n * shape_size(l->in));
-            fb->my = asym_falloc((size_t)fb->wm_n * shape_size(l->out));
-            fb->macc = asym_falloc(n);
+            /* scratch shared by every mirroring layer (one mirrors at a
+             * time): noise, response and y x^T; Cholesky QR's doubles */
             size_t d = shape_size(l->in), m = (size_t)fb->wm_n < d ? (size_t)fb->wm_n : d;
-            if (!(fb->gram = asym_calloc(m * m + m * d, sizeof(double)))) return ASYM_ERR;
-            if (!fb->mx || !fb->my || !fb->macc) return ASYM_ERR;
+            size_t fl = (size_t)fb->wm_n * (d + shape_size(l->out)) + n;
+            if (fl > mirror_floats) mirror_floats = fl;
+            if (m * m + m * d > mirror_doubles) mirror_doubles = m * m + m * d;
             break;
         default: { /* usf, frsf, brsf */
             double fi = l->W->fan_in, fo = l->W->fan_out;
@@ -415,6 +416,18 @@ int feedback_setup(NetCtx *ctx, Seq *top, const AsymNetSpec *spec, AsymRng *rng)
         }
         }
         if (o->norm_feedback) scale_to(fb->B->w, n, fb->w0norm);
+    }
+    if (mirror_floats) {
+        if (!(ctx->mirror = asym_falloc(mirror_floats)) || !(ctx->mirror_gram = asym_calloc(mirror_doubles, sizeof(double)))) return ASYM_ERR;
+        for (int i = 0; i < ctx->n_weight_layers; i++) {
+            Layer *l = ctx->weight_layers[i];
+            Feedback *fb = l->fb;
+            if (fb->rule != ASYM_RULE_WM) continue;
+            fb->mx = ctx->mirror;
+            fb->my = fb->mx + (size_t)fb->wm_n * shape_size(l->in);
+            fb->macc = fb->my + (size_t)fb->wm_n * shape_size(l->out);
+            fb->gram = ctx->mirror_gram;
+        }
     }
     if (setup_dfa(ctx, top, rng)) return ASYM_ERR;
     for (int s = 0; s < o->wm_presweep; s++)
@@ -451,9 +464,5 @@ void feedback_free(Feedback *fb) {
     free(fb->M);
     free(fb->sign);
     free(fb->dfa_dy);
-    free(fb->mx);
-    free(fb->my);
-    free(fb->macc);
-    free(fb->gram);
     free(fb);
 }

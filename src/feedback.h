@@ -16,8 +16,11 @@ struct Feedback {
     AsymParam *D;        /* dfa: (classes, block output) projection of the output error */
     float *dfa_dy;       /* dfa: (max_batch, block output) projected error */
     AsymRng rng;         /* brsf redraws, mirror noise */
-    float *mx, *my, *macc; /* wm: noise (n, in), response (n, out), accumulated y x^T (W's shape) */
-    double *gram;        /* wm: scratch for orthogonal noise, m^2 + m in doubles (m = min(n, in)) */
+    /* wm: noise (n, in), response (n, out), accumulated y x^T (W's shape),
+     * and scratch for orthogonal noise (m^2 + m in doubles, m = min(n, in)):
+     * views of the network's mirror scratch (NetCtx), shared by every layer */
+    float *mx, *my, *macc;
+    double *gram;
     int wm_n;
 };
 

@@ -42,6 +42,8 @@ typedef struct NetCtx {
     int rows_before, rows_after; /* samples of the global batch before and after the share (dropout masks) */
     int sync_bn;           /* training-mode batch norm takes its statistics over every rank */
     AsymFeedbackSpec fb;   /* options of the feedback rules */
+    float *mirror;         /* weight mirrors' scratch, sized for the largest layer (feedback.c) */
+    double *mirror_gram;
 } NetCtx;
 
 typedef struct LayerOps {

@@ -257,6 +257,8 @@ void asym_net_free(AsymNet *net) {
     free(net->ctx.feedback);
     free(net->ctx.weight_layers);
     free(net->ctx.work);
+    free(net->ctx.mirror);
+    free(net->ctx.mirror_gram);
     free(net->wflat);
     free(net->gflat);
     free(net->dlogits);
