@@ -186,10 +186,10 @@ static void orthogonalize(float *x, int n, int d, float std, double *gram) {
 }
 
 /* Mirror noise, zero mean with standard deviation std: uniform, or normal
- * by Box-Muller on pairs of entries (u1 in (0, 1) so that log(u1) is finite).
- * Counter-based like brsf's redraw (24 bits per uniform hashed from its index
- * and one draw of the layer's generator), so
- * the threads share the work and the noise is the same on any number. */
+ * by Box-Muller on pairs of entries (u1 in (0, 1), so log(u1) is finite).
+ * Counter-based like brsf's redraw (24 bits per uniform, hashed from its
+ * index and one draw of the layer's generator): the threads share the work
+ * and the noise is the same on any number of threads, and of MPI ranks. */
 void feedback_mirror_noise(float *x, size_t n, int uniform, float std, uint32_t seed) {
     const float u24 = 0x1p-24f, a = std * sqrtf(3.0f), two_pi = 6.28318530717958648f;
     if (uniform) {
