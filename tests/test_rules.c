@@ -304,11 +304,21 @@ TEST(rule_wm_noise_distribution) {
     free(x), free(y);
 }
 
+/* fc(hidden) - relu - fc(classes) on `in` inputs, every layer wm, the
+ * feedback defaults; L (3 entries) holds the layers. */
+static AsymNetSpec wm_mlp(AsymLayerSpec *L, int in, int hidden, int classes) {
+    L[0] = (AsymLayerSpec){.kind = ASYM_FC, .out = hidden, .bias = 1};
+    L[1] = (AsymLayerSpec){.kind = ASYM_RELU};
+    L[2] = (AsymLayerSpec){.kind = ASYM_FC, .out = classes, .bias = 1};
+    AsymNetSpec s = {.in_c = in, .in_h = 1, .in_w = 1, .classes = classes, .layers = L, .n_layers = 3, .init = ASYM_INIT_XAVIER_UNIFORM, .rule = ASYM_RULE_WM};
+    asym_feedback_defaults(&s.fb);
+    return s;
+}
+
 TEST(rule_wm_uniform_noise_aligns) {
     /* Akrout's uniform noise: the estimate is noisy, averaging over steps helps */
-    AsymLayerSpec L[] = {{.kind = ASYM_FC, .out = 40, .bias = 1}, {.kind = ASYM_RELU}, {.kind = ASYM_FC, .out = 10, .bias = 1}};
-    AsymNetSpec s = {.in_c = 60, .in_h = 1, .in_w = 1, .classes = 10, .layers = L, .n_layers = 3, .init = ASYM_INIT_XAVIER_UNIFORM, .rule = ASYM_RULE_WM};
-    asym_feedback_defaults(&s.fb);
+    AsymLayerSpec L[3];
+    AsymNetSpec s = wm_mlp(L, 60, 40, 10);
     s.fb.wm_noise = ASYM_NOISE_UNIFORM;
     s.fb.wm_batch = 64;
     s.fb.wm_presweep = 300;
@@ -325,9 +335,8 @@ TEST(rule_wm_aligns_B_with_W) {
     /* a random fully connected layer: 300 mirror steps (learning rate and
      * decay 0.02, so B averages the noisy estimates over about 50 steps)
      * bring B within 10 degrees of W */
-    AsymLayerSpec L[] = {{.kind = ASYM_FC, .out = 40, .bias = 1}, {.kind = ASYM_RELU}, {.kind = ASYM_FC, .out = 10, .bias = 1}};
-    AsymNetSpec s = {.in_c = 60, .in_h = 1, .in_w = 1, .classes = 10, .layers = L, .n_layers = 3, .init = ASYM_INIT_XAVIER_UNIFORM, .rule = ASYM_RULE_WM};
-    asym_feedback_defaults(&s.fb);
+    AsymLayerSpec L[3];
+    AsymNetSpec s = wm_mlp(L, 60, 40, 10);
     AsymNet *net = make(&s, 8, 64);
     CHECK(net);
     AsymParam *W = find_param(net, "0.W"), *B = find_feedback(net, "0.B");
@@ -352,9 +361,8 @@ TEST(rule_wm_aligns_B_with_W) {
  * about a quarter of the draws (estimates about 45 degrees off); every one
  * of 40 steps must now give B within a degree of W. */
 TEST(rule_wm_square_noise_block_is_exact) {
-    AsymLayerSpec L[] = {{.kind = ASYM_FC, .out = 12, .bias = 1}, {.kind = ASYM_RELU}, {.kind = ASYM_FC, .out = 4, .bias = 1}};
-    AsymNetSpec s = {.in_c = 784, .in_h = 1, .in_w = 1, .classes = 4, .layers = L, .n_layers = 3, .init = ASYM_INIT_XAVIER_UNIFORM, .rule = ASYM_RULE_WM};
-    asym_feedback_defaults(&s.fb);
+    AsymLayerSpec L[3];
+    AsymNetSpec s = wm_mlp(L, 784, 12, 4);
     AsymNet *net = make(&s, 5, 16);
     CHECK(net);
     AsymParam *W = find_param(net, "0.W"), *B = find_feedback(net, "0.B");
