@@ -77,13 +77,13 @@ check: deps
 ifeq ($(filter 1,$(DNNL) $(MPI))$(TESTS),)
 ifeq ($(HAVE_DNNL),1)
 	@$(MAKE) --no-print-directory DNNL=1 BUILD=$(DNNL_BUILD) $(DNNL_BUILD)/asymbp $(DNNL_BUILD)/test_runner
-	ASYM_SRCDIR=$(CURDIR) ASYM_BIN=$(CURDIR)/$(DNNL_BUILD)/asymbp PYTHON=$(PYTHON) OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive $(DNNL_BUILD)/test_runner $(DNNL_TESTS)
+	ASYM_SRCDIR=$(CURDIR) ASYM_BIN=$(CURDIR)/$(DNNL_BUILD)/asymbp ASYMBP_PYTHON=$(PYTHON) ASYM_REQUIRE_ORACLES=1 OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive $(DNNL_BUILD)/test_runner $(DNNL_TESTS)
 	@$(MAKE) --no-print-directory DNNL=1 DNNL_ALGO=winograd BUILD=$(DNNL_BUILD)-winograd $(DNNL_BUILD)-winograd/asymbp $(DNNL_BUILD)-winograd/test_runner
-	ASYM_SRCDIR=$(CURDIR) ASYM_BIN=$(CURDIR)/$(DNNL_BUILD)-winograd/asymbp PYTHON=$(PYTHON) OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive $(DNNL_BUILD)-winograd/test_runner $(DNNL_TESTS)
+	ASYM_SRCDIR=$(CURDIR) ASYM_BIN=$(CURDIR)/$(DNNL_BUILD)-winograd/asymbp ASYMBP_PYTHON=$(PYTHON) ASYM_REQUIRE_ORACLES=1 OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive $(DNNL_BUILD)-winograd/test_runner $(DNNL_TESTS)
 endif
 endif
 	$(if $(TESTS),,@FUZZ_RUNS=$(or $(FUZZ_RUNS),4000) FUZZ_SECONDS=4 FB=$(BUILD)/fuzz sh fuzz/run.sh)
-	ASYM_SRCDIR=$(CURDIR) ASYM_BIN=$(CURDIR)/$(BUILD)/asymbp ASYM_MPI_BIN=$(MPI_BIN) PYTHON=$(PYTHON) OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive $(BUILD)/test_runner $(TESTS)
+	ASYM_SRCDIR=$(CURDIR) ASYM_BIN=$(CURDIR)/$(BUILD)/asymbp ASYM_MPI_BIN=$(MPI_BIN) ASYMBP_PYTHON=$(PYTHON) ASYM_REQUIRE_ORACLES=1 OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive $(BUILD)/test_runner $(TESTS)
 
 test: check
 
@@ -101,7 +101,7 @@ asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
 		EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 		EXTRA_LDFLAGS="-fsanitize=address,undefined" build-asan/asymbp build-asan/test_runner
-	ASYM_SRCDIR=$(CURDIR) ASYM_BIN=$(CURDIR)/build-asan/asymbp ASYM_QUICK=1 ASAN_OPTIONS=detect_leaks=1 PYTHON=$(PYTHON) \
+	ASYM_SRCDIR=$(CURDIR) ASYM_BIN=$(CURDIR)/build-asan/asymbp ASYM_QUICK=1 ASAN_OPTIONS=detect_leaks=1 ASYMBP_PYTHON=$(PYTHON) \
 		OMP_NUM_THREADS=2 build-asan/test_runner $(TESTS)
 
 # The library under valgrind's memcheck, leaks included (scripts/valgrind.sh):
@@ -110,7 +110,7 @@ asan: deps
 # reports (-O1), in its own folder.
 valgrind: deps
 	@$(MAKE) --no-print-directory BUILD=build-vg OPT=-O1 build-vg/asymbp build-vg/test_runner
-	PYTHON=$(PYTHON) scripts/valgrind.sh build-vg
+	ASYMBP_PYTHON=$(PYTHON) scripts/valgrind.sh build-vg
 
 # Trains BioTorch's LeNet on Fashion-MNIST for a few epochs and prints the result.
 demo: deps

@@ -9,7 +9,8 @@
 # A crash or leak saves its input as fuzz/crashes/<target>-crash-<hash>
 # and fails; make it a test in tests/test_readers.c (readers_fuzz_*) and
 # keep the input in fuzz/corpus/<target>/. Without clang and libFuzzer it
-# says so and succeeds: fuzzing is skipped, not failed.
+# says so and succeeds: fuzzing is skipped, not failed; under CI (CI=true)
+# nothing may skip, and it fails.
 set -e
 cd "$(dirname "$0")/.."
 FB=${FB:-build/fuzz}
@@ -19,7 +20,11 @@ trap 'rm -rf "$probe"' EXIT
 printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { return 0; }\n' >"$probe/p.c"
 if ! command -v "$CLANG" >/dev/null 2>&1 ||
    ! "$CLANG" -fsanitize=fuzzer,address,undefined "$probe/p.c" -o "$probe/p" >/dev/null 2>&1; then
-    echo "fuzz: skipped: $CLANG with libFuzzer is not available (Debian: clang, libclang-rt-dev)"
+    if [ "$CI" = true ]; then
+        echo "fuzz: FAILED: $CLANG with libFuzzer is not available (Debian: clang, libclang-rt-dev); under CI (CI=true) nothing may skip, a skip means a broken install"
+        exit 1
+    fi
+    echo "fuzz: SKIPPED, no target fuzzed: $CLANG with libFuzzer is not available (Debian: clang, libclang-rt-dev)"
     exit 0
 fi
 make --no-print-directory -s -f fuzz/fuzz.mk FB="$FB" CLANG="$CLANG" all

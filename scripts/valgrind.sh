@@ -13,7 +13,7 @@ B=${1:-build-vg}
 VG="valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=97"
 # one OpenMP/OpenBLAS thread, no spinning: valgrind serializes threads anyway
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive OPENBLAS_NUM_THREADS=1
-export ASYM_SRCDIR="$PWD" ASYM_BIN="$PWD/$B/asymbp" ASYM_QUICK=1 PYTHON="${PYTHON:-/usr/bin/python3}"
+export ASYM_SRCDIR="$PWD" ASYM_BIN="$PWD/$B/asymbp" ASYM_QUICK=1 ASYMBP_PYTHON="${ASYMBP_PYTHON:-/usr/bin/python3}"
 : "${VG_TESTS=cfg_ ckpt_save ckpt_resume_bitwise ckpt_hostile ckpt_divergence ckpt_architecture ckpt_bit_flips ckpt_export
 ckpt_corrupt ckpt_resume_cli readers_ net_save net_load net_determinism
 net_batch net_create net_arch net_init optim_ sched_ layer_create layer_batchnorm layer_pool layer_activations layer_flatten

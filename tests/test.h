@@ -1,7 +1,7 @@
 /* test.h: the test framework. A test is a function registered with TEST();
  * CHECK* macros report file and line and end the test on the first failure.
- * The runner (tests/runner.c) prints one line per test and finishes with
- * "N passed, N failed". */
+ * The runner (tests/runner.c) prints one line per test (ok, FAIL or skip)
+ * and finishes with "N passed, N failed, N skipped". */
 #ifndef ASYM_TEST_H
 #define ASYM_TEST_H
 
@@ -10,6 +10,11 @@
 
 void test_register(const char *name, void (*fn)(void));
 void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Marks the running test skipped, saying why (the runner prints
+ * "skip NAME (why)"); the test then returns, or goes on with the part it
+ * can check. A test that also fails counts as failed. Under CI (CI=true)
+ * nothing may skip: the test fails instead, as a broken install. */
+void test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Directory for a test's scratch files (created fresh per test run). */
 const char *test_tmpdir(void);
 /* Root of the source tree (where configs/ and tests/ are). */
@@ -27,7 +32,15 @@ int test_cli(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * exit code, or -1 when the command did not exit normally. */
 int test_sh(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int test_exists(const char *dir, const char *name);
-int test_have_fmnist(void);   /* prints a skip note when it is missing */
+int test_have_fmnist(void);   /* 0, the test marked skipped (test_skip), when it is missing */
+/* The one Python of the oracle tests (PyTorch, numpy): $ASYMBP_PYTHON, else
+ * /usr/bin/python3. */
+const char *test_python(void);
+/* For a test that cannot run because test_python() lacks PyTorch or numpy:
+ * a skip (test_skip), or a failure where ASYM_REQUIRE_ORACLES is set
+ * (make check sets it). The test returns after it. */
+#define TEST_NO_ORACLE(...) test_no_oracle(__FILE__, __LINE__, __VA_ARGS__)
+void test_no_oracle(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void test_write_file(const char *path, const char *text);
 char *test_read_file(const char *path);   /* malloc'ed, NUL-terminated; NULL if unreadable */
 char *test_read_file_n(const char *path, size_t *len);   /* the same, and its length */

@@ -252,7 +252,7 @@ TEST(idx_parse_zero_dim) {
 
 TEST(data_fashion_mnist) {
     if (access(FMNIST_DIR "/train-images-idx3-ubyte.gz", R_OK) != 0) {
-        printf("    note: %s not installed; skipped\n", FMNIST_DIR);
+        test_skip("Fashion-MNIST is not installed in %s (dataset-fashion-mnist)", FMNIST_DIR);
         return;
     }
     AsymDataset tr, te;

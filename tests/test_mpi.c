@@ -25,15 +25,15 @@ static char mpi_out[65536];
  * often forbid the ptrace access they need). */
 #define MPI_ENV "OMP_NUM_THREADS=1 OMPI_MCA_btl_vader_single_copy_mechanism=none"
 
-/* The MPI build and mpirun, or a skip note. */
+/* The MPI build and mpirun, or NULL with the test marked skipped. */
 static const char *mpi_bin(void) {
     const char *bin = getenv("ASYM_MPI_BIN");
     if (!bin || !*bin || access(bin, X_OK) != 0) {
-        printf("    skipped: no MPI build (make check builds one where mpicc and mpirun are installed: libopenmpi-dev, openmpi-bin)\n");
+        test_skip("no MPI build (make check builds one where mpicc and mpirun are installed: libopenmpi-dev, openmpi-bin)");
         return NULL;
     }
     if (system("command -v mpirun >/dev/null 2>&1") != 0) {
-        printf("    skipped: mpirun is not installed (openmpi-bin)\n");
+        test_skip("mpirun is not installed (openmpi-bin)");
         return NULL;
     }
     return bin;
@@ -209,7 +209,7 @@ TEST(mpi_plain_build_refuses_mpirun) {
     if (!mpi_bin()) return;
     const char *plain = getenv("ASYM_BIN");
     if (!plain || !strcmp(plain, getenv("ASYM_MPI_BIN"))) {
-        printf("    skipped: ASYM_BIN is the MPI build\n");
+        test_skip("ASYM_BIN is the MPI build (make MPI=1 check): no plain build to run under mpirun");
         return;
     }
     char dir[512];

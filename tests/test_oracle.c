@@ -5,8 +5,10 @@
  * network in torch.nn with the same weights and batch and checks the loss,
  * logits, dlogits, dx, every parameter gradient, the batch-norm running
  * statistics and every parameter after the steps (SGD or Adam) to 1e-4
- * relative (float32). Without PyTorch (or with ASYM_NO_TORCH set) the tests
- * say "skipped: ..." and pass. */
+ * relative (float32). The Python is test_python() (/usr/bin/python3, or
+ * ASYMBP_PYTHON). Without PyTorch the tests skip, saying why, and fail
+ * where ASYM_REQUIRE_ORACLES is set (make check); with ASYM_NO_TORCH set
+ * they skip. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +21,6 @@
 #define FMNIST "/usr/share/datasets/fashion-mnist"
 
 static const char *bin(void) { return getenv("ASYM_BIN") ? getenv("ASYM_BIN") : "build/asymbp"; }
-static const char *python(void) { return getenv("PYTHON") ? getenv("PYTHON") : "python3"; }
 
 /* Exit status of a shell command, -1 when it did not exit normally. */
 static int sh(const char *cmd) {
@@ -46,31 +47,33 @@ static void show_last(const char *path) {
     if (*last) printf("    %s", last);
 }
 
-/* Whether the oracle can run: PyTorch importable by $PYTHON and not
- * switched off by ASYM_NO_TORCH. Says why when it cannot. */
+/* Whether the oracle can run: PyTorch importable by test_python() and not
+ * switched off by ASYM_NO_TORCH. When it cannot, the test skips, or fails
+ * under make check (TEST_NO_ORACLE), saying why. */
 static int have_torch(void) {
     static int known = -1;
     static char why[512];
     if (known < 0) {
         char cmd[1024];
-        snprintf(cmd, sizeof cmd, "'%s' -c 'import torch, numpy' >/dev/null 2>&1", python());
+        snprintf(cmd, sizeof cmd, "'%s' -c 'import torch, numpy' >/dev/null 2>&1", test_python());
         if (getenv("ASYM_NO_TORCH")) {
             known = 0;
             snprintf(why, sizeof why, "ASYM_NO_TORCH is set");
         } else if (sh(cmd) != 0) {
             known = 0;
-            snprintf(why, sizeof why, "'%s' cannot import torch and numpy (set PYTHON to an interpreter that can)", python());
+            snprintf(why, sizeof why, "'%s' cannot import torch and numpy (set ASYMBP_PYTHON to an interpreter that can)", test_python());
         } else {
             known = 1;
         }
     }
-    if (!known) printf("    skipped: PyTorch oracle not run: %s\n", why);
+    if (!known && getenv("ASYM_NO_TORCH")) test_skip("PyTorch oracle not run: %s", why);
+    else if (!known) TEST_NO_ORACLE("PyTorch oracle not run: %s", why);
     return known;
 }
 
 static int have_fmnist(void) {
     if (access(FMNIST "/train-images-idx3-ubyte.gz", R_OK) == 0 || access(FMNIST "/train-images-idx3-ubyte", R_OK) == 0) return 1;
-    printf("    skipped: Fashion-MNIST is not installed in " FMNIST "\n");
+    test_skip("Fashion-MNIST is not installed in " FMNIST " (dataset-fashion-mnist)");
     return 0;
 }
 
@@ -96,7 +99,7 @@ static int probe(const char *name, const char *tag, int batch, int steps, const 
 static int oracle(const char *dir, char *log, size_t n) {
     char cmd[4096];
     snprintf(log, n, "%s.oracle.txt", dir);
-    snprintf(cmd, sizeof cmd, "'%s' '%s/tests/oracle/torch_oracle.py' '%s' >'%s' 2>&1", python(), test_srcdir(), dir, log);
+    snprintf(cmd, sizeof cmd, "'%s' '%s/tests/oracle/torch_oracle.py' '%s' >'%s' 2>&1", test_python(), test_srcdir(), dir, log);
     return sh(cmd);
 }
 
@@ -167,14 +170,14 @@ TEST(oracle_detects_mismatch) {
     if (!have_torch()) return;
     CHECK(probe("resnet_shortcuts", "mismatch", 8, 2, NULL, dir, sizeof dir) == 0);
     /* in the scratch root, where the probe is oracle-mismatch */
-    int off = snprintf(cmd, sizeof cmd, "cd '%s' && '%s' -c \"import numpy as np, shutil\nfor i, f in enumerate([", test_tmpdir(), python());
+    int off = snprintf(cmd, sizeof cmd, "cd '%s' && '%s' -c \"import numpy as np, shutil\nfor i, f in enumerate([", test_tmpdir(), test_python());
     for (int i = 0; i < NC; i++) off += snprintf(cmd + off, sizeof cmd - off, "'%s', ", cases[i][0]);
     snprintf(cmd + off, sizeof cmd - off,
              "]):\n d = 'oracle-mismatch-%%d' %% i\n shutil.rmtree(d, True)\n shutil.copytree('oracle-mismatch', d)\n"
              " a = np.load(d + '/' + f)\n a.flat[np.abs(a).argmax()] *= 1.01\n np.save(d + '/' + f, a)\n\"");
     CHECK_MSG(sh(cmd) == 0, "could not write the perturbed copies: %s", cmd);
     snprintf(log, sizeof log, "%s.oracle.txt", dir);
-    off = snprintf(cmd, sizeof cmd, "cd '%s' && '%s' '%s/tests/oracle/torch_oracle.py' -q oracle-mismatch", test_tmpdir(), python(),
+    off = snprintf(cmd, sizeof cmd, "cd '%s' && '%s' '%s/tests/oracle/torch_oracle.py' -q oracle-mismatch", test_tmpdir(), test_python(),
                    test_srcdir());
     for (int i = 0; i < NC; i++) off += snprintf(cmd + off, sizeof cmd - off, " oracle-mismatch-%d", i);
     snprintf(cmd + off, sizeof cmd - off, " >'%s' 2>&1", log);

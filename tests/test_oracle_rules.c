@@ -14,9 +14,11 @@
  * rule is deterministic (brsf and wm only after one step, and their
  * invariants after more). Options the manifest does not record (Batch
  * Manhattan, feedback.*) go to the oracle as the same --set arguments as to
- * the probe. Without PyTorch (or with ASYM_NO_TORCH set) the tests say
- * "skipped: ..." and pass; without Fashion-MNIST the MLP probes are left
- * out. */
+ * the probe. The Python is test_python() (/usr/bin/python3, or
+ * ASYMBP_PYTHON). Without PyTorch the tests skip, saying why, and fail
+ * where ASYM_REQUIRE_ORACLES is set (make check); with ASYM_NO_TORCH set
+ * they skip. Without Fashion-MNIST the MLP probes are left out and the test
+ * counts as skipped. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +31,6 @@
 #define BATCH 16
 
 static const char *bin(void) { return getenv("ASYM_BIN") ? getenv("ASYM_BIN") : "build/asymbp"; }
-static const char *python(void) { return getenv("PYTHON") ? getenv("PYTHON") : "python3"; }
 
 /* Exit status of a shell command, -1 when it did not exit normally. */
 static int sh(const char *cmd) {
@@ -46,25 +47,27 @@ static void show(const char *path) {
     fclose(f);
 }
 
-/* Whether the oracle can run: PyTorch importable by $PYTHON and not
- * switched off by ASYM_NO_TORCH. Says why when it cannot. */
+/* Whether the oracle can run: PyTorch importable by test_python() and not
+ * switched off by ASYM_NO_TORCH. When it cannot, the test skips, or fails
+ * under make check (TEST_NO_ORACLE), saying why. */
 static int have_torch(void) {
     static int known = -1;
     static char why[512];
     if (known < 0) {
         char cmd[1024];
-        snprintf(cmd, sizeof cmd, "'%s' -c 'import torch, numpy' >/dev/null 2>&1", python());
+        snprintf(cmd, sizeof cmd, "'%s' -c 'import torch, numpy' >/dev/null 2>&1", test_python());
         if (getenv("ASYM_NO_TORCH")) {
             known = 0;
             snprintf(why, sizeof why, "ASYM_NO_TORCH is set");
         } else if (sh(cmd) != 0) {
             known = 0;
-            snprintf(why, sizeof why, "'%s' cannot import torch and numpy (set PYTHON to an interpreter that can)", python());
+            snprintf(why, sizeof why, "'%s' cannot import torch and numpy (set ASYMBP_PYTHON to an interpreter that can)", test_python());
         } else {
             known = 1;
         }
     }
-    if (!known) printf("    skipped: PyTorch oracle not run: %s\n", why);
+    if (!known && getenv("ASYM_NO_TORCH")) test_skip("PyTorch oracle not run: %s", why);
+    else if (!known) TEST_NO_ORACLE("PyTorch oracle not run: %s", why);
     return known;
 }
 
@@ -157,7 +160,7 @@ static void run_group(const char *group, const Case *cases, int n, const char *o
     for (int i = 0; i < n; i++) {
         const Case *c = &cases[i];
         if (!fm && !strncmp(c->net, "mlp", 3)) {
-            printf("    skipped %s: Fashion-MNIST is not installed in " FMNIST "\n", c->net);
+            test_skip("Fashion-MNIST is not installed in " FMNIST ": the %s probes left out", c->net);
             continue;
         }
         char one[8192];
@@ -180,7 +183,7 @@ static void run_group(const char *group, const Case *cases, int n, const char *o
         }
     }
     snprintf(log, sizeof log, "%s/rules-%s.oracle.txt", test_tmpdir(), group);
-    off = snprintf(cmd, sizeof cmd, "'%s' '%s/tests/oracle/torch_oracle.py' -q %s", python(), test_srcdir(), opts ? opts : "");
+    off = snprintf(cmd, sizeof cmd, "'%s' '%s/tests/oracle/torch_oracle.py' -q %s", test_python(), test_srcdir(), opts ? opts : "");
     for (int i = 0; i < nd; i++) off += snprintf(cmd + off, sizeof cmd - off, " '%s'", dirs[i]);
     snprintf(cmd + off, sizeof cmd - off, " >'%s' 2>&1", log);
     int rc = sh(cmd);
@@ -370,10 +373,10 @@ TEST(oracle_rules_detects_mismatch) {
              "  if i == 1: a[j // a.shape[1]] *= 1.01\n"
              "  else: a.flat[j] *= 1.01\n"
              "  np.save(d + '/' + f, a)\n\"",
-             test_tmpdir(), python());
+             test_tmpdir(), test_python());
     CHECK_MSG(sh(cmd) == 0, "could not write the perturbed copies: %s", cmd);
     snprintf(log, sizeof log, "%s.oracle.txt", dir);
-    int off = snprintf(cmd, sizeof cmd, "cd '%s' && '%s' '%s/tests/oracle/torch_oracle.py' -q rules-mismatch", test_tmpdir(), python(), test_srcdir());
+    int off = snprintf(cmd, sizeof cmd, "cd '%s' && '%s' '%s/tests/oracle/torch_oracle.py' -q rules-mismatch", test_tmpdir(), test_python(), test_srcdir());
     for (int i = 0; i < NC; i++) off += snprintf(cmd + off, sizeof cmd - off, " rules-mismatch-%d", i);
     snprintf(cmd + off, sizeof cmd - off, " >'%s' 2>&1", log);
     int rc = sh(cmd);

@@ -46,8 +46,27 @@ int test_exists(const char *dir, const char *name) {
 
 int test_have_fmnist(void) {
     if (access(TEST_FMNIST "/train-images-idx3-ubyte.gz", R_OK) == 0) return 1;
-    printf("    skipped: Fashion-MNIST is not installed in " TEST_FMNIST "\n");
+    test_skip("Fashion-MNIST is not installed in " TEST_FMNIST " (dataset-fashion-mnist)");
     return 0;
+}
+
+const char *test_python(void) {
+    const char *p = getenv("ASYMBP_PYTHON");
+    return p && *p ? p : "/usr/bin/python3";
+}
+
+void test_no_oracle(const char *file, int line, const char *fmt, ...) {
+    char why[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    const char *req = getenv("ASYM_REQUIRE_ORACLES");
+    if (req && *req && strcmp(req, "0"))
+        test_fail(file, line, "%s; ASYM_REQUIRE_ORACLES is set (make check), so the oracle tests may not skip: "
+                  "install python3-torch and python3-numpy, or set ASYMBP_PYTHON to a Python that has them", why);
+    else
+        test_skip("%s", why);
 }
 
 void test_write_file(const char *path, const char *text) {
