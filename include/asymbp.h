@@ -204,13 +204,14 @@ typedef struct AsymFeedbackSpec {
     int dfa_conv;           /* dfa: a block that feeds a convolution gets BioTorch's D (a random classes x C x k x k
                                kernel taken back through that convolution from a constant error map); 0: dense random D */
     /* weight mirrors */
-    AsymNoise wm_noise;     /* orthogonal by default */
+    AsymNoise wm_noise;     /* uniform by default (Akrout's); orthogonal: the exact estimator, with wm_lr = wm_decay = 1 equal to bp on layers with one output position */
     float wm_std;           /* noise std (0.05 / sqrt(3): uniform in [-0.05, 0.05]) */
-    float wm_lr;            /* B = (1 - wm_decay) B + wm_lr y x^T / (n P std^2); both 1 by default */
+    float wm_lr;            /* B = (1 - wm_decay) B + wm_lr y x^T / (n P std^2); 1e-3 and 1e-3 by default */
     float wm_decay;
-    int wm_steps;           /* mirror steps after every training batch */
-    int wm_batch;           /* noise inputs per mirror step (0: per layer, fan_in/P, or 4 fan_in/P for P > 1 output positions) */
-    int wm_presweep;        /* mirror steps before training */
+    int wm_steps;           /* mirror steps after every training batch (1) */
+    int wm_batch;           /* noise inputs per mirror step (0: the training batch's size; with orthogonal noise,
+                               per layer fan_in/P, or 4 fan_in/P for P > 1 output positions) */
+    int wm_presweep;        /* mirror steps before training (-1: ceil(3 / wm_decay), so (1 - decay)^steps <= e^-3; 1000 without decay) */
 } AsymFeedbackSpec;
 
 /* Defaults as documented above. */
@@ -319,6 +320,10 @@ AsymParam *asym_net_buffer(AsymNet *net, int i);
 /* Feedback matrices: B of each weight layer whose rule has one ("3.B"), and
  * DFA projections ("3.D", (classes, block output)). For kp, g is W's. */
 int asym_net_n_feedback(const AsymNet *net);
+/* Weight mirrors with orthogonal noise: how many noise blocks kept plain
+ * normal noise because their Cholesky factorization failed (a rank-deficient
+ * draw), over every layer since the network was made. 0 with other noise. */
+int asym_net_wm_fallbacks(const AsymNet *net);
 AsymParam *asym_net_feedback(AsymNet *net, int i);
 /* After every optimizer step: sign-concordant B follow W's signs, brsf
  * redraws its magnitudes, weight mirrors run their mirror steps, and the

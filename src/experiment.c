@@ -70,14 +70,20 @@ static int read_feedback(const Cfg *c, CfgNode *root, AsymNetSpec *s) {
     f->dfa_conv = !strcmp(dfa, "conv");
     CfgNode *w = cfg_child(m, "wm");
     if (!w) return ASYM_OK;
-    if (cfg_get_str(c, w, "feedback.wm", "noise", "orthogonal", NOISE, &noise)) return ASYM_ERR;
+    if (cfg_get_str(c, w, "feedback.wm", "noise", "uniform", NOISE, &noise)) return ASYM_ERR;
     f->wm_noise = noise[0] == 'u' ? ASYM_NOISE_UNIFORM : noise[0] == 'n' ? ASYM_NOISE_NORMAL : ASYM_NOISE_ORTHOGONAL;
+    if (f->wm_noise == ASYM_NOISE_ORTHOGONAL) {
+        /* the exact estimator: each step replaces B by its estimate of W,
+         * equal to W on layers with one output position */
+        f->wm_lr = f->wm_decay = 1.0f;
+        f->wm_presweep = 0;
+    }
     GET_FLOAT(w, "feedback.wm", "std", f->wm_std, 1e-12, 1e6, f->wm_std);
     GET_FLOAT(w, "feedback.wm", "lr", f->wm_lr, 0.0, 1e6, f->wm_lr);
     GET_FLOAT(w, "feedback.wm", "decay", f->wm_decay, 0.0, 1.0, f->wm_decay);
     GET_INT(w, "feedback.wm", "steps", 1, 0, 1000, f->wm_steps);
     GET_INT(w, "feedback.wm", "batch", 0, 0, 1 << 20, f->wm_batch);
-    GET_INT(w, "feedback.wm", "presweep", 0, 0, 1 << 20, f->wm_presweep);
+    GET_INT(w, "feedback.wm", "presweep", f->wm_presweep, -1, 1 << 20, f->wm_presweep);
     return ASYM_OK;
 }
 
@@ -374,6 +380,9 @@ int asym_experiment_from_config(AsymExperiment *ex, AsymConfig *c) {
     ex->net.classes = ex->data.classes;
     ArchPlan plan = {0};
     if (read_model(c, root, ex, &plan) || read_feedback(c, root, &ex->net) || read_optim(c, root, ex) || cfg_check_unused(c) || build_arch(c, &plan, &ex->net)) goto fail;
+    /* Akrout's mirror batch: the training batch's size, on any number of
+     * ranks (the exact estimator sizes its own per layer) */
+    if (ex->net.fb.wm_batch == 0 && ex->net.fb.wm_noise != ASYM_NOISE_ORTHOGONAL) ex->net.fb.wm_batch = ex->batch_size;
     return ASYM_OK;
 fail:
     asym_experiment_free(ex);

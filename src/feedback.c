@@ -12,7 +12,10 @@
  *         (it shares W's gradient), so W - B decays (Akrout et al. 2019)
  *   wm    mirror steps: noise x into the layer, y = W x,
  *         B <- (1 - decay) B + lr y x^T / (n P std^2)   (Akrout et al. 2019),
- *         P output positions of a convolution (1 for fc)
+ *         P output positions of a convolution (1 for fc; per kernel tap,
+ *         the positions where that tap meets the image); by default
+ *         Akrout's scheme: uniform noise, one step per training batch,
+ *         small lr and decay, so B accumulates the estimates
  * Partial sign concordance (Liao et al.): a fixed fraction p of entries
  * keep W's sign, the rest take the opposite one. Moskovitz et al.'s
  * normalizations: B scaled to |W|; |W| held at its initial value. */
@@ -38,11 +41,12 @@ void asym_feedback_defaults(AsymFeedbackSpec *f) {
     f->init = ASYM_INIT_XAVIER_UNIFORM;
     f->init_gain = 1.0f;
     f->concordance = 1.0f;
-    f->wm_noise = ASYM_NOISE_ORTHOGONAL;
+    f->wm_noise = ASYM_NOISE_UNIFORM;
     f->wm_std = 0.05f / sqrtf(3.0f);
-    f->wm_lr = 1.0f;
-    f->wm_decay = 1.0f;
+    f->wm_lr = 1e-3f;
+    f->wm_decay = 1e-3f;
     f->wm_steps = 1;
+    f->wm_presweep = -1;
 }
 
 const float *feedback_matrix(const Layer *l) {
@@ -169,20 +173,33 @@ void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *inf
  * squared, about d^2 for a square block, and in float32 a 784 x 784 block
  * failed to factor in 2 of 40 draws and came out far from orthonormal in 9
  * more, each a mirror estimate about 45 degrees off. gram: m*m doubles,
- * then m*d for the block. */
-static void orthogonalize(float *x, int n, int d, float std, double *gram) {
+ * then m*d for the block, then m. A block whose Gram matrix does not factor (a
+ * rank-deficient draw) keeps its plain normal noise; returns how many did. */
+int feedback_orthogonalize(float *x, int n, int d, float std, double *gram) {
     double len = std * sqrt((double)d), *xd = gram + (size_t)(n < d ? n : d) * (n < d ? n : d);
+    int fallbacks = 0;
     for (int b = 0; b < n; b += d) {
         int m = n - b < d ? n - b : d, info = 0;
         float *X = x + (size_t)b * d;
         size_t md = (size_t)m * d;
         for (size_t i = 0; i < md; i++) xd[i] = X[i];
         cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, m, d, 1.0, xd, d, 0.0, gram, m);
+        double *diag = xd + md; /* |x_i|^2 before the factorization */
+        for (int i = 0; i < m; i++) diag[i] = gram[(size_t)i * m + i];
         dpotrf_("L", &m, gram, &m, &info); /* row-major view: upper U with G = U^T U */
-        if (info != 0) continue;         /* rank-deficient draw: keep the plain noise */
+        /* U_ii is row i's length off the span of the rows before it: a
+         * tiny one (relative to |x_i|) is a dependent row, which rounding
+         * let through; its "orthonormal" row would be rounding noise */
+        for (int i = 0; i < m && !info; i++)
+            if (!(gram[(size_t)i * m + i] > 1e-6 * sqrt(diag[i]))) info = i + 1;
+        if (info != 0) {
+            fallbacks++;
+            continue;
+        }
         cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasTrans, CblasNonUnit, m, d, len, gram, m, xd, d);
         for (size_t i = 0; i < md; i++) X[i] = (float)xd[i];
     }
+    return fallbacks;
 }
 
 /* Mirror noise, zero mean with standard deviation std: uniform, or normal
@@ -209,14 +226,27 @@ void feedback_mirror_noise(float *x, size_t n, int uniform, float std, uint32_t 
     }
 }
 
+/* How many output positions of a convolution put kernel offset t (0..k-1)
+ * on a pixel inside an input of size `in` (not on padding). */
+static int tap_positions(int t, int in, int out, int s, int p) {
+    int c = 0;
+    for (int o = 0; o < out; o++) c += (unsigned)(o * s - p + t) < (unsigned)in;
+    return c;
+}
+
 /* One weight-mirror step: zero-mean noise x into the layer, y = W x (no
- * bias), B <- (1 - decay) B + lr * y x^T / (n std^2), where y x^T is the
- * layer's own weight-gradient half with x as input and y as output error. */
+ * bias), B <- (1 - decay) B + lr * y x^T / (n P std^2), where y x^T is the
+ * layer's own weight-gradient half with x as input and y as output error.
+ * A convolution sums y x^T over output positions; a kernel tap that falls
+ * on the padding at some of them sums fewer terms, so each tap is divided
+ * by its own count of positions (with one count P for all, border taps of
+ * a padded 3x3 convolution came out at 0.56-0.75 of W's). */
 static void mirror_step(Layer *l) {
     Feedback *fb = l->fb;
     const AsymFeedbackSpec *o = &l->ctx->fb;
-    feedback_mirror_noise(fb->mx, (size_t)fb->wm_n * shape_size(l->in), o->wm_noise == ASYM_NOISE_UNIFORM, o->wm_std, rng_u32(&fb->rng));
-    if (o->wm_noise == ASYM_NOISE_ORTHOGONAL) orthogonalize(fb->mx, fb->wm_n, (int)shape_size(l->in), o->wm_std, fb->gram);
+    fb->wm_seed = rng_u32(&fb->rng);
+    feedback_mirror_noise(fb->mx, (size_t)fb->wm_n * shape_size(l->in), o->wm_noise == ASYM_NOISE_UNIFORM, o->wm_std, fb->wm_seed);
+    if (o->wm_noise == ASYM_NOISE_ORTHOGONAL) fb->wm_fallbacks += feedback_orthogonalize(fb->mx, fb->wm_n, (int)shape_size(l->in), o->wm_std, fb->gram);
     AsymParam *b = l->b;
     float *g = l->W->g;
     l->b = NULL;
@@ -232,14 +262,30 @@ static void mirror_step(Layer *l) {
     }
     l->W->g = g;
     l->b = b;
-    /* a convolution sums y x^T over every output position */
-    double terms = (double)fb->wm_n * l->out.h * l->out.w;
-    float k = (float)(o->wm_lr / (terms * o->wm_std * o->wm_std)), keep = 1.0f - o->wm_decay;
-    float *B = fb->B->w;
+    float keep = 1.0f - o->wm_decay, *B = fb->B->w;
     const float *acc = fb->macc;
     size_t n = l->W->n;
+    double unit = o->wm_lr / ((double)fb->wm_n * o->wm_std * o->wm_std);
+    if (l->kind != ASYM_CONV) {
+        float k = (float)unit;
 #pragma omp parallel for simd schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) B[i] = keep * B[i] + k * acc[i];
+        for (size_t i = 0; i < n; i++) B[i] = keep * B[i] + k * acc[i];
+        return;
+    }
+    int ks, s, p;
+    conv2d_geometry(l, &ks, &s, &p);
+    float tap[64 * 64];
+    if (ks > 64) return; /* refused at setup */
+    for (int ky = 0; ky < ks; ky++) {
+        int rows = tap_positions(ky, l->in.h, l->out.h, s, p);
+        for (int kx = 0; kx < ks; kx++) {
+            int pos = rows * tap_positions(kx, l->in.w, l->out.w, s, p);
+            tap[ky * ks + kx] = pos ? (float)(unit / pos) : 0.0f;
+        }
+    }
+    size_t kk = (size_t)ks * ks;
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) B[i] = keep * B[i] + tap[i % kk] * acc[i];
 }
 
 /* BioTorch's DFA into a convolution: the error e is spread over every output
@@ -374,22 +420,28 @@ int feedback_setup(NetCtx *ctx, Seq *top, const AsymNetSpec *spec, AsymRng *rng)
             break;
         case ASYM_RULE_WM:
             fill_random(o, l->W, fb->B->w, n, &fb->rng);
-            /* by default enough inputs that n P >= fan_in: a layer with P
-             * output positions sees P patches of every noise input; */
+            if (l->kind == ASYM_CONV) {
+                int ks, st, pd;
+                conv2d_geometry(l, &ks, &st, &pd);
+                if (ks > 64) return asym_fail("layer %s: weight mirrors take kernels up to 64 wide, got %d", l->name, ks);
+            }
             if (o->wm_batch > 0) {
                 fb->wm_n = o->wm_batch;
-            } else {
-                /* fan_in orthogonal inputs make a P = 1 layer's estimate exact;
-                 * overlapping patches of a convolution need more */
+            } else if (o->wm_noise == ASYM_NOISE_ORTHOGONAL) {
+                /* the exact estimator: fan_in orthogonal inputs make a
+                 * P = 1 layer's estimate exact; overlapping patches of a
+                 * convolution need more */
                 size_t P = shape_size(l->out) / l->out.c, want = P == 1 ? (size_t)l->W->fan_in : 4 * (size_t)l->W->fan_in;
                 fb->wm_n = (int)((want + P - 1) / P);
+            } else {
+                fb->wm_n = ctx->max_batch; /* Akrout's: a mirror batch of the training batch's size */
             }
             /* scratch shared by every mirroring layer (one mirrors at a
              * time): noise, response and y x^T; Cholesky QR's doubles */
             size_t d = shape_size(l->in), m = (size_t)fb->wm_n < d ? (size_t)fb->wm_n : d;
             size_t fl = (size_t)fb->wm_n * (d + shape_size(l->out)) + n;
             if (fl > mirror_floats) mirror_floats = fl;
-            if (m * m + m * d > mirror_doubles) mirror_doubles = m * m + m * d;
+            if (m * m + m * d + m > mirror_doubles) mirror_doubles = m * m + m * d + m;
             break;
         default: { /* usf, frsf, brsf */
             double fi = l->W->fan_in, fo = l->W->fan_out;
@@ -430,7 +482,10 @@ int feedback_setup(NetCtx *ctx, Seq *top, const AsymNetSpec *spec, AsymRng *rng)
         }
     }
     if (setup_dfa(ctx, top, rng)) return ASYM_ERR;
-    for (int s = 0; s < o->wm_presweep; s++)
+    /* by default long enough for B to keep under 5% of its random start:
+     * (1 - decay)^steps <= e^-3 */
+    int sweep = o->wm_presweep >= 0 ? o->wm_presweep : o->wm_decay > 0 ? (int)ceil(3.0 / o->wm_decay) : 1000;
+    for (int s = 0; s < sweep; s++)
         for (int i = 0; i < ctx->n_weight_layers; i++)
             if (ctx->weight_layers[i]->fb->rule == ASYM_RULE_WM) mirror_step(ctx->weight_layers[i]);
     return ASYM_OK;
@@ -457,6 +512,25 @@ void feedback_after_step(NetCtx *ctx) {
 
 void feedback_refresh(Layer *l) {
     if (l->fb->rule == ASYM_RULE_USF || l->fb->rule == ASYM_RULE_FRSF || l->fb->rule == ASYM_RULE_BRSF) refresh_sign_rule(l);
+}
+
+void feedback_follow_weights(Layer *l, int b_loaded) {
+    Feedback *fb = l->fb;
+    AsymRule r = fb->rule;
+    if (r != ASYM_RULE_USF && r != ASYM_RULE_FRSF && r != ASYM_RULE_BRSF) return;
+    size_t n = l->W->n;
+    if (b_loaded && fb->M)
+        for (size_t i = 0; i < n; i++) fb->M[i] = fabsf(fb->B->w[i]);
+    const float *W = l->W->w, *M = fb->M, *sg = fb->sign;
+    float *B = fb->B->w;
+    for (size_t i = 0; i < n; i++) B[i] = (M ? M[i] : fb->s) * signf(W[i]) * (sg ? sg[i] : 1.0f);
+    if (l->ctx->fb.norm_feedback) scale_to(B, n, vec_norm(W, n));
+}
+
+int feedback_wm_fallbacks(const NetCtx *ctx) {
+    int n = 0;
+    for (int i = 0; i < ctx->n_weight_layers; i++) n += ctx->weight_layers[i]->fb ? ctx->weight_layers[i]->fb->wm_fallbacks : 0;
+    return n;
 }
 
 void feedback_free(Feedback *fb) {

@@ -21,7 +21,9 @@ struct Feedback {
      * views of the network's mirror scratch (NetCtx), shared by every layer */
     float *mx, *my, *macc;
     double *gram;
-    int wm_n;
+    int wm_n;            /* noise inputs per mirror step */
+    uint32_t wm_seed;    /* the noise seed of the latest mirror step (probes record it) */
+    int wm_fallbacks;    /* orthogonal noise blocks left plain (Cholesky failed) */
 };
 
 /* Resolves every weight layer's rule (spec->rule, overridden per layer) and
@@ -38,9 +40,22 @@ const float *feedback_dfa_error(Layer *l, int N);
 /* After every optimizer step: sign rules follow W, brsf redraws, weight
  * mirrors run, normalizations apply. */
 void feedback_after_step(NetCtx *ctx);
-/* Recomputes a sign-concordant B from the current W. */
+/* Recomputes a sign-concordant B from the current W (brsf: redraws). */
 void feedback_refresh(Layer *l);
+/* After W was loaded from elsewhere: a sign-concordant B takes the loaded
+ * W's signs, keeping its magnitudes (frsf, brsf: those of a loaded B when
+ * b_loaded, else its own M; no redraw). Other rules: nothing. */
+void feedback_follow_weights(Layer *l, int b_loaded);
+/* Orthogonal mirror-noise blocks that kept plain normal noise because
+ * their Cholesky factorization failed, summed over layers since creation. */
+int feedback_wm_fallbacks(const NetCtx *ctx);
 void feedback_free(Feedback *fb);
+/* Orthogonal mirror noise: rows of x (n, d) made orthonormal in blocks of
+ * at most d rows (Cholesky QR in double precision), scaled to length
+ * std sqrt(d); gram holds m*m + m*d + m doubles, m = min(n, d). A block
+ * whose Gram matrix does not factor, or has a row (nearly) dependent on
+ * the others, keeps its values; returns how many did. */
+int feedback_orthogonalize(float *x, int n, int d, float std, double *gram);
 /* Weight-mirror noise: n values of zero mean and standard deviation std,
  * uniform or normal, a function of seed alone (any thread count). */
 void feedback_mirror_noise(float *x, size_t n, int uniform, float std, uint32_t seed);

@@ -272,6 +272,7 @@ int asym_net_n_params(const AsymNet *net) { return net->ctx.n_params; }
 int asym_net_n_feedback(const AsymNet *net) { return net->ctx.n_feedback; }
 AsymParam *asym_net_feedback(AsymNet *net, int i) { return i >= 0 && i < net->ctx.n_feedback ? net->ctx.feedback[i] : NULL; }
 void asym_net_feedback_update(AsymNet *net) { feedback_after_step(&net->ctx); }
+int asym_net_wm_fallbacks(const AsymNet *net) { return feedback_wm_fallbacks(&net->ctx); }
 AsymParam *asym_net_param(AsymNet *net, int i) { return i >= 0 && i < net->ctx.n_params ? net->ctx.params[i] : NULL; }
 int asym_net_n_buffers(const AsymNet *net) { return net->ctx.n_buffers; }
 AsymParam *asym_net_buffer(AsymNet *net, int i) { return i >= 0 && i < net->ctx.n_buffers ? net->ctx.buffers[i] : NULL; }
@@ -425,6 +426,8 @@ int asym_net_load(AsymNet *net, const char *path) {
         if (!rc && off != len) rc = asym_fail("%s: %zu bytes after the last tensor", path, len - off);
     }
     free(buf);
+    /* sign-concordant B agree with the loaded W, magnitudes as saved */
+    for (int i = 0; i < net->ctx.n_weight_layers && !rc; i++) feedback_follow_weights(net->ctx.weight_layers[i], 1);
     return rc;
 trunc:
     free(buf);

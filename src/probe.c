@@ -92,16 +92,22 @@ static int load_probe_dir(AsymNet *net, const char *dir) {
         if (load_tensor(dir, "p", i, asym_net_param(net, i))) return ASYM_ERR;
     for (int i = 0; i < asym_net_n_buffers(net); i++)
         if (load_tensor(dir, "b", i, asym_net_buffer(net, i))) return ASYM_ERR;
+    NetCtx *ctx = net_ctx(net);
     for (int i = 0; i < asym_net_n_feedback(net); i++) {
         char path[4200];
         snprintf(path, sizeof path, "%s/F%03d.npy", dir, i);
         if (access(path, F_OK) == 0 && load_tensor(dir, "F", i, asym_net_feedback(net, i))) return ASYM_ERR;
     }
-    /* sign-concordant B follow the loaded W */
-    NetCtx *ctx = net_ctx(net);
+    /* sign-concordant B follow the loaded W (keeping a loaded B's magnitudes) */
     for (int i = 0; i < ctx->n_weight_layers; i++) {
-        AsymRule r = ctx->weight_layers[i]->fb->rule;
-        if (r == ASYM_RULE_USF || r == ASYM_RULE_FRSF) feedback_refresh(ctx->weight_layers[i]);
+        Layer *l = ctx->weight_layers[i];
+        int loaded = 0;
+        for (int j = 0; j < asym_net_n_feedback(net); j++) {
+            char path[4200];
+            snprintf(path, sizeof path, "%s/F%03d.npy", dir, j);
+            if (l->fb->B == asym_net_feedback(net, j)) loaded = access(path, F_OK) == 0;
+        }
+        feedback_follow_weights(l, loaded);
     }
     return ASYM_OK;
 }
