@@ -200,6 +200,56 @@ TEST(rule_frsf_keeps_magnitudes_brsf_redraws) {
     }
 }
 
+static AsymNetSpec wm_mlp(AsymLayerSpec *L, int in, int hidden, int classes);
+
+/* brsf's magnitudes are redrawn every batch from |init|: for the uniform
+ * Xavier init |U(-b, b)| = U(0, b), mean b/2 and variance b^2/12; for the
+ * normal one |N(0, s^2)|, mean s sqrt(2/pi) and variance s^2 (1 - 2/pi).
+ * Five redraws of a 400 x 300 layer (600,000 draws; the standard error of
+ * the mean is under 0.1% of it) must match both within 1% and 2%, stay
+ * within [0, b], and be fresh: consecutive draws uncorrelated. A draw at
+ * half the scale, or a redraw that repeats, fails. */
+TEST(rule_brsf_redraw_distribution) {
+    const AsymInit inits[] = {ASYM_INIT_XAVIER_UNIFORM, ASYM_INIT_XAVIER_NORMAL};
+    for (int k = 0; k < 2; k++) {
+        AsymLayerSpec L[3];
+        AsymNetSpec s = wm_mlp(L, 400, 300, 10);
+        s.rule = ASYM_RULE_BRSF;
+        s.fb.init = inits[k];
+        AsymNet *net = make(&s, 7, 4);
+        CHECK(net);
+        AsymParam *W = find_param(net, "0.W"), *B = find_feedback(net, "0.B");
+        CHECK(W && B && B->n == 120000);
+        double fi = W->fan_in, fo = W->fan_out, b = sqrt(6.0 / (fi + fo)), sd = sqrt(2.0 / (fi + fo));
+        double want_mean = k ? sd * sqrt(2 / M_PI) : b / 2, want_var = k ? sd * sd * (1 - 2 / M_PI) : b * b / 12;
+        double sum = 0, sum2 = 0, cross = 0, lo = 1e30, hi = 0;
+        float *prev = malloc(sizeof(float) * B->n);
+        size_t count = 0;
+        for (int t = 0; t < 6; t++) {
+            asym_net_feedback_update(net);
+            for (size_t i = 0; i < B->n; i++) {
+                double m = fabs(B->w[i]);
+                if (t > 0) {
+                    sum += m, sum2 += m * m, count++;
+                    cross += (m - want_mean) * (fabs(prev[i]) - want_mean);
+                    lo = fmin(lo, m), hi = fmax(hi, m);
+                }
+                prev[i] = B->w[i];
+            }
+        }
+        free(prev);
+        asym_net_free(net);
+        double mean = sum / count, var = sum2 / count - mean * mean, corr = cross / count / want_var;
+        printf("    %s: mean %.6f (want %.6f), variance %.3e (want %.3e), lag-1 correlation %.4f, range [%.2g, %.4f]\n",
+               k ? "xavier_normal" : "xavier_uniform", mean, want_mean, var, want_var, corr, lo, hi);
+        CHECK_MSG(fabs(mean / want_mean - 1) < 0.01, "mean |M| %.6f, want %.6f", mean, want_mean);
+        CHECK_MSG(fabs(var / want_var - 1) < 0.02, "variance of |M| %.4e, want %.4e", var, want_var);
+        CHECK_MSG(fabs(corr) < 0.01, "consecutive draws correlate: %.4f", corr);
+        CHECK(lo >= 0);
+        if (!k) CHECK_MSG(hi <= b, "a magnitude %.6f exceeds the bound %.6f", hi, b);
+    }
+}
+
 TEST(rule_partial_concordance_fraction) {
     AsymNetSpec s;
     AsymLayerSpec L[8];
@@ -610,7 +660,7 @@ TEST(rule_overrides_by_index_and_name) {
  * The dense D of the default mode must not (the control), and a block that
  * feeds a fully connected layer keeps its dense D. PyTorch is the oracle. */
 static int dfa_conv_residual(const AsymParam *D, int C, int H, int W, int k, int s, int p, int OH, double bound, char *out, size_t cap) {
-    const char *py = getenv("PYTHON") ? getenv("PYTHON") : "/usr/bin/python3";
+    const char *py = test_python();
     char raw[600], script[600];
     snprintf(raw, sizeof raw, "%s/dfa_D.f32", test_tmpdir());
     snprintf(script, sizeof script, "%s/dfa_conv.py", test_tmpdir());
@@ -637,11 +687,11 @@ static int dfa_conv_residual(const AsymParam *D, int C, int H, int W, int k, int
 }
 
 TEST(rule_dfa_conv_projection_is_torch_conv2d_input) {
-    const char *py = getenv("PYTHON") ? getenv("PYTHON") : "/usr/bin/python3";
+    const char *py = test_python();
     char cmd[700];
     snprintf(cmd, sizeof cmd, "'%s' -c 'import torch, numpy' 2>/dev/null", py);
     if (system(cmd) != 0) {
-        printf("    skipped: %s with torch is not available\n", py);
+        TEST_NO_ORACLE("'%s' cannot import torch and numpy (set ASYMBP_PYTHON to an interpreter that can)", py);
         return;
     }
     /* 1x8x8 -> conv 3 (k3 p1) relu pool -> 3x4x4 -> conv 5 (k3 s2 p1) -> 5x2x2 relu flatten fc 4 */
