@@ -49,6 +49,19 @@ $(BUILD)/asymbp: $(CLI_OBJ) $(BUILD)/libasymbp.a
 $(BUILD)/test_runner: $(TEST_OBJ) $(BUILD)/libasymbp.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+# The version every run folder records (src/version.c, version.json): the
+# commit, -dirty when tracked files under src/ include/ cli/ differ from it,
+# and the flags that can change results (not -I, -W, -std). Only version.o
+# is compiled with them; $(BUILD)/version.id changes when they do, which
+# rebuilds version.o alone.
+ASYM_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git status --porcelain --untracked-files=no -- src include cli 2>/dev/null | grep -q . && echo -dirty)
+ASYM_FLAGS  := $(strip $(filter-out -I% -W% -std=% -D_GNU_SOURCE,$(CFLAGS)))
+$(BUILD)/src/version.o: CFLAGS += -DASYM_COMMIT='"$(ASYM_COMMIT)"' -DASYM_FLAGS='"$(ASYM_FLAGS)"'
+$(BUILD)/src/version.o: $(BUILD)/version.id
+$(BUILD)/version.id: FORCE
+	@mkdir -p $(BUILD); echo '$(ASYM_COMMIT) $(ASYM_FLAGS)' | cmp -s - $@ || echo '$(ASYM_COMMIT) $(ASYM_FLAGS)' >$@
+FORCE:
+
 deps:
 	@scripts/deps.sh
 

@@ -45,7 +45,9 @@ typedef struct CliRunResult {
     double best_err, seconds;     /* best_err NaN when no epoch finished */
     int epoch, epochs, diverged, validation;
 } CliRunResult;
-/* 0 when the run has no summary.json (not finished). */
+/* 0 when the run has no summary.json (not finished); -1, with the message
+ * printed, when its log.jsonl cannot be read or holds a line that is not a
+ * JSON object. */
 int cli_run_result(const char *run, CliRunResult *r);
 /* Prints the results table of sweeps, runs or folders of runs, a column per
  * data set (by_dir: per DIR); with out non-NULL also writes out/table.md and

@@ -1,12 +1,12 @@
 /* compare.c: `asymbp compare CONFIG --rules bp,fa,...`: trains the same
  * network (same seed, so the same initial W and data order) with each rule
  * and prints a table: rule, best and final test error, epochs, seconds,
- * final mean angle between B and W. Runs go to DIR/RULE. */
+ * final mean angle between B and W. Runs go to DIR/RULE. A run that
+ * diverged before its first test error shows "diverged" in place of one. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -33,9 +33,12 @@ int cmd_compare(const CliArgs *a) {
         if (rc) return rc;
         char out[1100], path[1200];
         snprintf(out, sizeof out, "%s/%s", base, rules[r]);
-        mkdir(out, 0755);
         snprintf(path, sizeof path, "%s/config.yaml", out);
-        if (asym_config_write(cfg, path)) cli_fail(1, asym_last_error());
+        if (cli_mkdir_p(out) || (asym_config_write(cfg, path) && cli_fail(1, asym_last_error()))) {
+            asym_experiment_free(&ex);
+            asym_config_free(cfg);
+            return 1;
+        }
         if (!a->quiet) printf("== %s\n", rules[r]);
         int trc = cli_train_run(&ex, out, a->quiet, &sums[r]);
         ok[r] = trc == 0;
@@ -50,10 +53,11 @@ int cmd_compare(const CliArgs *a) {
             printf("| %s | failed | | | | | |\n", rules[r]);
             continue;
         }
-        char angle[32] = "-";
+        char angle[32] = "-", best[32] = "diverged", last[48] = "diverged";
         if (isfinite(s->final_mean_angle)) snprintf(angle, sizeof angle, "%.1f", s->final_mean_angle);
-        printf("| %s | %.2f%% | %s%.2f%% | %d | %d | %.1f | %s |\n", rules[r], 100 * s->best_test_err, s->diverged ? "diverged, " : "", 100 * s->final_test_err,
-               s->best_epoch, s->epochs, s->seconds, angle);
+        if (isfinite(s->best_test_err)) snprintf(best, sizeof best, "%.2f%%", 100 * s->best_test_err);
+        if (isfinite(s->final_test_err)) snprintf(last, sizeof last, "%s%.2f%%", s->diverged ? "diverged, " : "", 100 * s->final_test_err);
+        printf("| %s | %s | %s | %d | %d | %.1f | %s |\n", rules[r], best, last, s->best_epoch, s->epochs, s->seconds, angle);
     }
     for (int r = 0; r < n; r++)
         if (!ok[r]) return 1;

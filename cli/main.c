@@ -6,8 +6,12 @@
  *   export CHECKPOINT|RUN_DIR OUT_DIR
  * Only this layer prints and chooses exit codes: 0 success, 1 failure of the
  * run (bad data, divergence), 2 bad usage or configuration, 128 + the signal
- * for a run stopped by SIGINT or SIGTERM (its checkpoint continues it). */
+ * for a run stopped by SIGINT or SIGTERM (its checkpoint continues it).
+ * Output that could not be written (standard output on a full disk) is a
+ * failure too. */
 #include <errno.h>
+#include <jansson.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +25,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "asymbp %s: deep networks trained without weight transport\n"
             "usage:\n"
-            "  asymbp train CONFIG [--set KEY=VALUE]... [--out DIR]   train; writes DIR/log.jsonl, summary.json, model.bin, checkpoint.bin\n"
+            "  asymbp train CONFIG [--set KEY=VALUE]... [--out DIR]   train; writes DIR/log.jsonl, summary.json, model.bin, checkpoint.bin, version.json\n"
             "  asymbp train [CONFIG] --resume DIR [--set KEY=VALUE]... continue the run in DIR from its checkpoint (DIR/config.yaml by default)\n"
             "  asymbp export CHECKPOINT|DIR OUT_DIR                every tensor of a checkpoint as .npy, with OUT_DIR/manifest.json\n"
             "  asymbp eval RUN_DIR [--set KEY=VALUE]... [--weights FILE]   score a trained model on its test set\n"
@@ -34,7 +38,7 @@ static void usage(FILE *f) {
             "  asymbp table DIR... [--columns data|dir] [--out DIR] results table of sweeps and runs (terminal, table.md, table.csv)\n"
             "  asymbp angles RUN_DIR [--every N]                   the B-W angle of every layer over training, from the log\n"
             "  asymbp data info PATH                               a data set on disk: format, images, classes, size, mean/std\n"
-            "  asymbp version\n"
+            "  asymbp version                                      this build: commit, flags, compiler, BLAS, convolutions, threads (a run's version.json)\n"
             "  mpirun -np N asymbp train|sweep ...                 data-parallel training, or a sweep's runs spread over ranks\n"
             "                                                       (the MPI build, make MPI=1; docs/MPI.md)\n",
             ASYM_VERSION);
@@ -127,15 +131,31 @@ int cli_load_experiment(const char *path, const CliArgs *a, AsymConfig **cfg, As
     return 0;
 }
 
+/* What a run folder's version.json would record of this build (with the
+ * environment's threads), a line per key, then that object itself. */
+static int cmd_version(void) {
+    char text[2048];
+    const char *key;
+    json_t *v, *value;
+    json_error_t jerr;
+    asym_version_json(text, sizeof text, omp_get_max_threads());
+    printf("asymbp %s\n", ASYM_VERSION);
+    if ((v = json_loads(text, 0, &jerr)))
+        json_object_foreach(v, key, value) {
+            if (json_is_string(value) && strcmp(key, "asymbp")) printf("%s: %s\n", key, json_string_value(value));
+            else if (json_is_integer(value)) printf("%s: %lld\n", key, (long long)json_integer_value(value));
+        }
+    json_decref(v);
+    printf("version.json: %s\n", text);
+    return 0;
+}
+
 static int run(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
-        printf("asymbp %s\nconvolutions: %s\n", ASYM_VERSION, asym_conv_backend());
-        return 0;
-    }
+    if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) return cmd_version();
     if (!strcmp(argv[1], "data")) return cmd_data(argc - 2, argv + 2);
     if (!strcmp(argv[1], "table")) return cmd_table(argc - 2, argv + 2);
     if (!strcmp(argv[1], "angles")) return cmd_angles(argc - 2, argv + 2);
@@ -166,6 +186,12 @@ int main(int argc, char **argv) {
         (void)out, (void)err;
     }
     int rc = run(argc, argv);
+    /* what was printed reached its destination (not a full disk) */
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "asymbp: standard output: write failed: %s\n", errno ? strerror(errno) : "an earlier write did not reach it");
+        if (!rc) rc = 1;
+    }
     asym_dist_finalize();
     return rc;
 }

@@ -8,7 +8,9 @@
  * epoch that gave it, and the wall time of all its runs. Printed as an
  * aligned table; --out writes table.md and table.csv. Several data sets make
  * a column each; --columns dir makes a column of each DIR instead (one data
- * set under several settings: with and without batch norm, ...). */
+ * set under several settings: with and without batch norm, ...). A log line
+ * that cannot be read, or a file that cannot be written, is an error naming
+ * the file (and the line): a table never leaves out what it could not read. */
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
@@ -52,7 +54,9 @@ static void data_label(const char *run, char *out, size_t n) {
 }
 
 /* Reads one run: its rule and time from summary.json, its best epoch from
- * log.jsonl. Returns 0 when the run has not finished (no summary). */
+ * log.jsonl. Returns 0 when the run has not finished (no summary), -1 when
+ * its log.jsonl cannot be read or holds a line that is not a JSON object
+ * (the message, naming the file and line, is printed). */
 int cli_run_result(const char *run, CliRunResult *r) {
     char path[1200];
     json_error_t jerr;
@@ -69,10 +73,21 @@ int cli_run_result(const char *run, CliRunResult *r) {
     json_decref(s);
     snprintf(path, sizeof path, "%s/log.jsonl", run);
     FILE *f = fopen(path, "r");
-    char line[1 << 16];
-    while (f && fgets(line, sizeof line, f)) {
+    if (!f) {
+        fprintf(stderr, "asymbp: %s: cannot read: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    int rc = 1;
+    for (long no = 1; getline(&line, &cap, f) >= 0; no++) {
         json_t *e = json_loads(line, 0, &jerr);
-        if (!e) continue;
+        if (!json_is_object(e)) {
+            fprintf(stderr, "asymbp: %s:%ld: not a JSON object: %s\n", path, no, e ? "another JSON value" : jerr.text);
+            json_decref(e);
+            rc = -1;
+            break;
+        }
         json_t *val = json_object_get(e, "val_err"), *test = json_object_get(e, "test_err");
         if (val) r->validation = 1;
         json_t *m = r->validation ? val : test;
@@ -83,9 +98,14 @@ int cli_run_result(const char *run, CliRunResult *r) {
         r->epochs++;
         json_decref(e);
     }
-    if (f) fclose(f);
-    data_label(run, r->data, sizeof r->data);
-    return 1;
+    if (rc == 1 && ferror(f)) {
+        fprintf(stderr, "asymbp: %s: cannot read: %s\n", path, strerror(errno));
+        rc = -1;
+    }
+    free(line);
+    fclose(f);
+    if (rc == 1) data_label(run, r->data, sizeof r->data);
+    return rc;
 }
 
 typedef struct Row {
@@ -141,10 +161,9 @@ static double folder_mult(const char *name) {
 static int collect_dir(Table *t, const char *dir, int depth, const char *column) {
     CliRunResult r;
     if (is_file(dir, "summary.json")) {
-        if (!cli_run_result(dir, &r)) {
-            fprintf(stderr, "asymbp: %s/summary.json: not valid JSON\n", dir);
-            return 1;
-        }
+        int got = cli_run_result(dir, &r);
+        if (got == 0) fprintf(stderr, "asymbp: %s/summary.json: not valid JSON\n", dir);
+        if (got <= 0) return 1;
         if (column) snprintf(r.data, sizeof r.data, "%s", column);
         /* a sweep's run, RULE[@KEY=V]/lr_xMULT, is labelled by its parent folder */
         const char *base = strrchr(dir, '/');
@@ -288,13 +307,23 @@ static void print_grid(FILE *f, const Grid *g, int markdown) {
     }
 }
 
+/* Closes f, written to path: nonzero (errno set) when a write to it failed,
+ * at the close or before. */
+static int close_written(FILE *f) {
+    errno = 0;
+    int bad = fflush(f) != 0 || ferror(f), err = errno;
+    if (fclose(f) != 0 && !bad) bad = 1, err = errno;
+    errno = err ? err : EIO;
+    return bad;
+}
+
 static int write_files(const Table *t, const Grid *g, const char *dir) {
     char path[1200];
     snprintf(path, sizeof path, "%s/table.md", dir);
     FILE *f = fopen(path, "w");
     if (!f) goto fail;
     print_grid(f, g, 1);
-    if (fclose(f)) goto fail;
+    if (close_written(f)) goto fail;
     snprintf(path, sizeof path, "%s/table.csv", dir);
     if (!(f = fopen(path, "w"))) goto fail;
     fprintf(f, "rule,data,metric,best_err,lr_mult,epoch,runs,diverged,seconds\n");
@@ -311,10 +340,10 @@ static int write_files(const Table *t, const Grid *g, const char *dir) {
             else fprintf(f, ",");
             fprintf(f, "%d,%d,%d,%.3f\n", isfinite(r->best_err) ? r->epoch : 0, r->runs, r->diverged, r->seconds);
         }
-    if (fclose(f)) goto fail;
+    if (close_written(f)) goto fail;
     return 0;
 fail:
-    fprintf(stderr, "asymbp: %s: cannot write: %s\n", path, strerror(errno));
+    fprintf(stderr, "asymbp: %s: write failed: %s\n", path, strerror(errno));
     return 1;
 }
 

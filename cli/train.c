@@ -3,9 +3,13 @@
  * line per epoch otherwise, and ends with the final and best test error.
  * SIGINT and SIGTERM let the step under way finish, save a checkpoint and
  * say how to continue (`asymbp train --resume DIR`); a second one ends the
- * process at once. */
+ * process at once. eval, --resume and training from a run folder's
+ * config.yaml say so in one line when the run was made by another build,
+ * backend or thread count (its version.json). */
 #include <dirent.h>
 #include <errno.h>
+#include <jansson.h>
+#include <omp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,6 +141,79 @@ int cli_train_go(const AsymExperiment *ex, const char *out, int quiet, int resum
 
 int cli_train_run(const AsymExperiment *ex, const char *out, int quiet, AsymSummary *sum) { return cli_train_go(ex, out, quiet, 0, sum); }
 
+/* What differs between the build that made a run (then, version.json's
+ * object) and this one (now): "commit abc (this: def), threads 4 (this: 2)"
+ * into buf; 0 when nothing does. */
+static int version_diff(const json_t *then, const json_t *now, char *buf, size_t n) {
+    static const char *const keys[] = {"asymbp", "commit", "flags", "compiler", "blas", "convolutions", "threads", "ranks"};
+    size_t k = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        json_t *a = json_object_get(then, keys[i]), *b = json_object_get(now, keys[i]);
+        if (a && json_equal(a, b)) continue;
+        char x[256], y[256];
+        if (json_is_string(a)) snprintf(x, sizeof x, "%s", json_string_value(a));
+        else if (json_is_integer(a)) snprintf(x, sizeof x, "%lld", (long long)json_integer_value(a));
+        else snprintf(x, sizeof x, "unknown");
+        if (json_is_string(b)) snprintf(y, sizeof y, "%s", json_string_value(b));
+        else snprintf(y, sizeof y, "%lld", (long long)json_integer_value(b));
+        k += snprintf(buf + (k < n ? k : n), k < n ? n - k : 0, "%s%s %s (this: %s)", k ? ", " : "", keys[i], x, y);
+    }
+    return k > 0;
+}
+
+/* One line on stderr when the run in dir was made, wholly or in part (a
+ * resume), by another build, backend, thread count or rank count than this
+ * process with threads (0: the environment's default), or by one that
+ * predates version.json: its results and this one's may differ in the last
+ * bits. Nothing is printed when they agree. */
+static void version_note(const char *dir, int threads) {
+    char path[1100], text[2048], diff[1400];
+    json_error_t jerr;
+    asym_version_json(text, sizeof text, threads > 0 ? threads : omp_get_max_threads());
+    snprintf(path, sizeof path, "%s/version.json", dir);
+    json_t *now = json_loads(text, 0, &jerr), *then = NULL;
+    if (access(path, F_OK) != 0) {
+        fprintf(stderr, "asymbp: note: %s has no version.json (made before asymbp recorded its version): the build that made it is unknown, and results may differ in the last bits\n", dir);
+    } else if (!(then = json_load_file(path, 0, &jerr))) {
+        fprintf(stderr, "asymbp: note: %s:%d: not valid JSON (%s): the build that made the run is unknown, and results may differ in the last bits\n", path,
+                jerr.line, jerr.text);
+    } else if (!json_is_object(then)) {
+        fprintf(stderr, "asymbp: note: %s: not a JSON object: the build that made the run is unknown, and results may differ in the last bits\n", path);
+    } else {
+        /* the build that last trained it, then any earlier one a resume took over from */
+        const json_t *v = then;
+        for (int part = 0; v; part++) {
+            if (!json_is_object(v)) {
+                fprintf(stderr, "asymbp: note: part of %s was made before asymbp recorded its version (%s): that build is unknown, and results may differ in the last bits\n", dir, path);
+                break;
+            }
+            if (version_diff(v, now, diff, sizeof diff)) {
+                fprintf(stderr, "asymbp: note: %s%s was made with %s; results may differ in the last bits\n", part ? "part of " : "", dir, diff);
+                break;
+            }
+            v = json_object_get(v, "resumed_from");
+        }
+    }
+    json_decref(then);
+    json_decref(now);
+}
+
+/* The folder of a config file when it is a run folder (it holds the files
+ * of a run), else NULL; dir has n bytes. */
+static const char *run_folder_of(const char *config, char *dir, size_t n) {
+    static const char *const marks[] = {"version.json", "summary.json", "log.jsonl", "checkpoint.bin"};
+    const char *slash = strrchr(config, '/');
+    if (slash) snprintf(dir, n, "%.*s", (int)(slash - config), config);
+    else snprintf(dir, n, ".");
+    for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s", dir, marks[i]);
+        if (access(path, F_OK) == 0) return dir;
+    }
+    return NULL;
+}
+
 static void print_result(const AsymSummary *sum) {
     printf("final test error %.2f%%, best %.2f%% (epoch %d of %d), %.1fs, %.0f img/s\n", 100 * sum->final_test_err, 100 * sum->best_test_err, sum->best_epoch,
            sum->epochs, sum->seconds, sum->images_per_s);
@@ -210,6 +287,7 @@ static int resume_run(const CliArgs *a, int *agreed) {
     snprintf(path, sizeof path, "%s/summary.json", dir);
     remove(path);
     remove_stale_tmp(dir);
+    if (have_ck) version_note(dir, ex.threads);
     if (!a->quiet) {
         if (!have_ck) printf("asymbp: %s holds no checkpoint yet: training from the start\n", dir);
         else if (batch) printf("asymbp: resuming %s inside epoch %lld, after step %lld\n", dir, (long long)epoch + 1, (long long)batch);
@@ -273,9 +351,11 @@ int cmd_train(const CliArgs *a) {
         if (asym_dist_size() > 1) asym_dist_agree(ASYM_ERR);
         return rc;
     }
-    char out[1024];
+    char out[1024], from[1024];
     if (a->out) snprintf(out, sizeof out, "%s", a->out);
     else snprintf(out, sizeof out, "runs/%s", ex.name);
+    /* a run trained again from its config.yaml */
+    if (asym_dist_rank() == 0 && run_folder_of(a->positional, from, sizeof from)) version_note(from, ex.threads);
     /* under mpirun rank 0 alone writes the run folder (docs/MPI.md) */
     if (asym_dist_rank() == 0) {
         char path[1100];
@@ -316,6 +396,7 @@ int cmd_eval(const CliArgs *a) {
         rc = cli_fail(1, asym_last_error());
     } else {
         double loss, err;
+        version_note(a->positional, 0);
         asym_evaluate(net, &test, ex.batch_size, &loss, &err);
         printf("test loss %.4f, error %.2f%% (%d images, %s)\n", loss, 100 * err, test.n, ex.data.path);
         asym_dataset_free(&train);

@@ -28,6 +28,13 @@ const char *asym_last_error(void);
 /* The convolution backend this library was built with: "im2col + OpenBLAS",
  * or "oneDNN X.Y.Z (...)" for the oneDNN build (make DNNL=1). */
 const char *asym_conv_backend(void);
+/* This build and a run's setting as a one-line JSON object, what a run
+ * folder's version.json holds: "asymbp" (ASYM_VERSION), "commit" (git;
+ * "-dirty" when built from changed sources), "flags" (compiler flags),
+ * "compiler", "blas" (OpenBLAS's configuration), "convolutions"
+ * (asym_conv_backend), "threads" (as given: the OpenMP threads a run
+ * uses) and "ranks" (MPI processes). Returns its length, as snprintf does. */
+int asym_version_json(char *buf, size_t n, int threads);
 
 /* ---- random numbers: an explicit generator state, passed by pointer ---- */
 typedef struct AsymRng {
@@ -228,7 +235,8 @@ typedef struct AsymLayerSpec {
     float eps;         /* batch norm epsilon */
     AsymShortcut shortcut; /* resblock */
     int bottleneck;    /* resblock: 1x1-3x3-1x1 with expansion 4 */
-    float lr_scale;    /* per-layer learning-rate multiplier */
+    float lr_scale;    /* per-layer learning-rate multiplier; 0 means 1 (a zeroed spec), negative freezes the layer
+                          (multiplier 0: the config's lr_scale: 0) */
     int line;          /* config line that defined it, for messages */
 } AsymLayerSpec;
 
@@ -473,7 +481,7 @@ typedef struct AsymTrainHooks {
 } AsymTrainHooks;
 
 typedef struct AsymSummary {
-    double best_test_err, final_test_err;
+    double best_test_err, final_test_err; /* NaN when no epoch finished (summary.json: null) */
     int best_epoch, epochs;              /* best_epoch: lowest test error, 1-based */
     double best_val_err, test_err_at_best_val; /* with a validation split; else -1 */
     int best_val_epoch;
@@ -486,9 +494,11 @@ typedef struct AsymSummary {
     char diverged_in[48];                /* "loss", "test loss" or the first tensor holding NaN or Inf ("3.W") */
 } AsymSummary;
 
-/* Loads the data, builds the net, trains, and writes out_dir/log.jsonl,
- * out_dir/summary.json, out_dir/model.bin (best test or validation epoch
- * is recorded; the final weights are saved). out_dir may be NULL. With an
+/* Loads the data, builds the net, trains, and writes out_dir/version.json
+ * (asym_version_json), out_dir/log.jsonl, out_dir/summary.json,
+ * out_dir/model.bin (best test or validation epoch is recorded; the final
+ * weights are saved); a write that fails fails the run, and the message
+ * names the file. out_dir may be NULL. With an
  * out_dir, out_dir/checkpoint.bin is written after every epoch (and where
  * hooks->stop stops the run), holding out_dir/config.yaml when there is
  * one. A NaN or Inf in the loss or in any parameter, buffer or feedback
@@ -500,7 +510,9 @@ int asym_train(const AsymExperiment *ex, const char *out_dir, const AsymTrainHoo
  * seed and threads the results are bitwise those of an uninterrupted run
  * (log.jsonl is cut back to the checkpoint's epoch and continued). A
  * checkpoint of another architecture, rule, optimizer or data set is
- * refused with a message naming the difference. */
+ * refused with a message naming the difference. A run made by another
+ * build or thread count keeps that one's version.json object under
+ * "resumed_from" in its new one (null for a run older than version.json). */
 int asym_train_resume(const AsymExperiment *ex, const char *out_dir, const AsymTrainHooks *hooks, AsymSummary *sum);
 
 /* ---- data-parallel training on MPI (docs/MPI.md) ----

@@ -126,6 +126,7 @@ static int read_layer(const Cfg *c, CfgNode *item, int index, float bn_momentum,
         if (l->out < 0) return cfg_error(c, item, pre, "fc needs 'out'");
         if (cfg_get_bool(c, item, pre, "bias", 1, &l->bias)) return ASYM_ERR;
         GET_FLOAT(item, pre, "lr_scale", 1.0, 0.0, 1e6, l->lr_scale);
+        if (l->lr_scale == 0) l->lr_scale = -1.0f; /* frozen (0 in a spec means the default) */
         break;
     case ASYM_CONV:
         GET_INT(item, pre, "out", -1, 1, 1 << 20, l->out);
@@ -135,6 +136,7 @@ static int read_layer(const Cfg *c, CfgNode *item, int index, float bn_momentum,
         GET_INT(item, pre, "pad", 0, 0, 1024, l->pad);
         if (cfg_get_bool(c, item, pre, "bias", 1, &l->bias)) return ASYM_ERR;
         GET_FLOAT(item, pre, "lr_scale", 1.0, 0.0, 1e6, l->lr_scale);
+        if (l->lr_scale == 0) l->lr_scale = -1.0f; /* frozen (0 in a spec means the default) */
         break;
     case ASYM_MAXPOOL:
     case ASYM_AVGPOOL: {
@@ -163,6 +165,7 @@ static int read_layer(const Cfg *c, CfgNode *item, int index, float bn_momentum,
         l->shortcut = sc[0] == 'A' ? ASYM_SHORTCUT_A : ASYM_SHORTCUT_B;
         if (cfg_get_bool(c, item, pre, "bottleneck", 0, &l->bottleneck)) return ASYM_ERR;
         GET_FLOAT(item, pre, "lr_scale", 1.0, 0.0, 1e6, l->lr_scale);
+        if (l->lr_scale == 0) l->lr_scale = -1.0f; /* frozen (0 in a spec means the default) */
         l->momentum = bn_momentum;
         break;
     }

@@ -64,9 +64,10 @@ Layer *layer_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *n
     default: asym_fail("layer %s (line %d): unknown layer kind %d", name, s->line, (int)s->kind); return NULL;
     }
     if (l) l->spec_rule = s->rule;
-    if (l && s->lr_scale > 0) {
-        if (l->W) l->W->lr_scale = s->lr_scale;
-        if (l->b) l->b->lr_scale = s->lr_scale;
+    if (l && s->lr_scale != 0) {
+        float k = s->lr_scale > 0 ? s->lr_scale : 0.0f; /* negative: frozen */
+        if (l->W) l->W->lr_scale = k;
+        if (l->b) l->b->lr_scale = k;
     }
     return l;
 }

@@ -1,10 +1,11 @@
 /* train.c: the training loop. Loads the experiment's data, builds the net,
  * runs epochs of mini-batch training (shuffled by the seeded generator),
- * evaluates after every epoch, and writes log.jsonl (one JSON object per
- * epoch), summary.json, model.bin and, after every epoch, checkpoint.bin
- * (state.c) into the run folder; a resumed run continues from the
- * checkpoint bit for bit. A NaN or Inf in the loss or in any tensor after
- * a step stops the run. */
+ * evaluates after every epoch, and writes version.json (the build that made
+ * the run: version.c), log.jsonl (one JSON object per epoch), summary.json,
+ * model.bin and, after every epoch, checkpoint.bin (state.c) into the run
+ * folder; a resumed run continues from the checkpoint bit for bit. Every
+ * write is checked: one that fails fails the run, naming the file. A NaN or
+ * Inf in the loss or in any tensor after a step stops the run. */
 #include <cblas.h>
 #include <errno.h>
 #include <fenv.h>
@@ -133,17 +134,21 @@ static void angle_list(FILE *f, const char *key, const AsymAlignment *a, int n) 
 }
 
 /* initial and final hold the per-layer alignment before training and after
- * the last epoch (n layers each). */
+ * the last epoch (n layers each); version is version.json's object. A run
+ * that stopped before its first test error has null for best_test_err and
+ * final_test_err. */
 static int write_summary(const char *dir, const AsymExperiment *ex, const AsymSummary *s, const AsymAlignment *initial, const AsymAlignment *final, int n,
-                         double comm_per_step, double comm_seconds) {
-    char path[4200], *text = NULL;
+                         double comm_per_step, double comm_seconds, const char *version) {
+    char path[4200], *text = NULL, best[32] = "null", last[32] = "null";
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
     if (!f) return asym_fail("out of memory");
+    if (isfinite(s->best_test_err)) snprintf(best, sizeof best, "%.6f", s->best_test_err);
+    if (isfinite(s->final_test_err)) snprintf(last, sizeof last, "%.6f", s->final_test_err);
     fprintf(f,
-            "{\"name\": \"%s\", \"best_test_err\": %.6f, \"best_epoch\": %d, \"final_test_err\": %.6f, \"epochs\": %d, \"seconds\": %.3f, "
+            "{\"name\": \"%s\", \"best_test_err\": %s, \"best_epoch\": %d, \"final_test_err\": %s, \"epochs\": %d, \"seconds\": %.3f, "
             "\"images_per_s\": %.1f, \"seed\": %llu, \"rule\": \"%s\", \"diverged\": %s",
-            ex->name, s->best_test_err, s->best_epoch, s->final_test_err, s->epochs, s->seconds, s->images_per_s, (unsigned long long)s->seed,
+            ex->name, best, s->best_epoch, last, s->epochs, s->seconds, s->images_per_s, (unsigned long long)s->seed,
             asym_rule_name(ex->net.rule ? ex->net.rule : ASYM_RULE_BP), s->diverged ? "true" : "false");
     if (s->diverged) fprintf(f, ", \"diverged_in\": \"%s\", \"diverged_epoch\": %d, \"diverged_step\": %d", s->diverged_in, s->stop_epoch, s->stop_step);
     if (isfinite(s->final_mean_angle)) fprintf(f, ", \"final_mean_angle\": %.4f", s->final_mean_angle);
@@ -153,6 +158,7 @@ static int write_summary(const char *dir, const AsymExperiment *ex, const AsymSu
         fprintf(f, ", \"ranks\": %d, \"allreduce_bytes_per_step\": %.0f, \"allreduce_seconds\": %.3f", dist_size(), comm_per_step, comm_seconds);
     if (s->best_val_epoch > 0)
         fprintf(f, ", \"best_val_err\": %.6f, \"best_val_epoch\": %d, \"test_err_at_best_val\": %.6f", s->best_val_err, s->best_val_epoch, s->test_err_at_best_val);
+    if (version) fprintf(f, ", \"version\": %s", version);
     fprintf(f, "}\n");
     if (fclose(f) != 0) {
         free(text);
@@ -281,14 +287,74 @@ static int open_run(const char *out_dir, int resume, AsymNet *net, AsymOptim *op
     return ASYM_OK;
 }
 
+/* Flushes f, out_dir/name: a write to it that failed, now or since it was
+ * opened, is an error naming the file. */
+static int flush_log(FILE *f, const char *out_dir, const char *name) {
+    errno = 0;
+    if (fflush(f) == 0 && !ferror(f)) return ASYM_OK;
+    return asym_fail("%s/%s: write failed: %s", out_dir, name, errno ? strerror(errno) : "an earlier write did not reach the file");
+}
+
+/* Closes *f (out_dir/name) if open, as flush_log. failed: the run has
+ * failed already, and a write that failed is added to its message. */
+static int close_log(FILE **f, const char *out_dir, const char *name, int failed) {
+    if (!*f) return ASYM_OK;
+    errno = 0;
+    int bad = ferror(*f) != 0;
+    if (fclose(*f) != 0) bad = 1;
+    int err = errno;
+    *f = NULL;
+    if (!bad) return ASYM_OK;
+    char first[1024];
+    snprintf(first, sizeof first, "%s", failed ? asym_last_error() : "");
+    return asym_fail("%s%s%s/%s: write failed: %s", first, failed ? "; and " : "", out_dir, name, err ? strerror(err) : "an earlier write did not reach the file");
+}
+
+/* version.json: this build's object (asym_version_json) with the run's
+ * threads. A resumed run that another build or thread count made keeps
+ * that one's object under "resumed_from" (null when the run predates
+ * version.json). *text (malloc'd) receives the object written. */
+static int write_version(const char *out_dir, int resume, int threads, char **text) {
+    static const char from[] = ", \"resumed_from\": ";
+    char path[4200], now[2048];
+    uint8_t *old = NULL;
+    size_t len = 0, n = (size_t)asym_version_json(now, sizeof now, threads), head = n - 1, nf = strlen(from);
+    if (n >= sizeof now) return asym_fail("version.json: more than %zu bytes", sizeof now);
+    snprintf(path, sizeof path, "%s/version.json", out_dir);
+    if (resume && access(path, F_OK) == 0 && io_read_file(path, &old, &len, (size_t)1 << 20, 0)) return ASYM_ERR;
+    while (len > 0 && (old[len - 1] == '\n' || old[len - 1] == ' ')) len--;
+    /* the same build again: the file stays as it is, with any resumed_from */
+    int same = old && ((len == n && !memcmp(old, now, n)) || (len > head + nf && !memcmp(old, now, head) && !memcmp(old + head, from, nf)));
+    int object = old && len >= 2 && old[0] == '{' && old[len - 1] == '}';
+    char *out = malloc(n + nf + len + 8);
+    if (!out) {
+        free(old);
+        return asym_fail("out of memory");
+    }
+    if (same) memcpy(out, old, len), out[len] = 0;
+    else if (resume) snprintf(out, n + nf + len + 8, "%.*s%s%.*s}", (int)head, now, from, object ? (int)len : 4, object ? (const char *)old : "null");
+    else memcpy(out, now, n + 1);
+    free(old);
+    size_t k = strlen(out);
+    out[k] = '\n';
+    const void *parts[1] = {out};
+    size_t lens[1] = {k + 1};
+    int rc = io_write_atomic(path, parts, lens, 1);
+    out[k] = 0;
+    if (rc) free(out);
+    else *text = out;
+    return rc;
+}
+
 /* Writes out_dir/checkpoint.bin from rs (the caller sets its counters) with
- * log.jsonl as it stands. */
-static int save_checkpoint(const char *out_dir, AsymNet *net, AsymOptim *opt, RunState *rs, FILE *log) {
+ * log.jsonl as it stands, once log.jsonl and steps (steps.jsonl, when
+ * logged) have reached their files. */
+static int save_checkpoint(const char *out_dir, AsymNet *net, AsymOptim *opt, RunState *rs, FILE *log, FILE *steps) {
     char path[4200];
     uint8_t *text;
     size_t len;
+    if (flush_log(log, out_dir, "log.jsonl") || (steps && flush_log(steps, out_dir, "steps.jsonl"))) return ASYM_ERR;
     snprintf(path, sizeof path, "%s/log.jsonl", out_dir);
-    if (fflush(log) != 0) return asym_fail("%s: write failed: %s", path, strerror(errno));
     if (io_read_file(path, &text, &len, (size_t)1 << 30, 0)) return ASYM_ERR;
     rs->log = (char *)text;
     rs->log_len = len;
@@ -331,6 +397,7 @@ static int train_run(const AsymExperiment *ex, const char *out_dir, int resume, 
     int *perm = NULL, rc = ASYM_ERR;
     AsymAlignment *align = NULL;
     uint8_t *config = NULL;
+    char *version = NULL; /* version.json's object */
     int failed = 0; /* a checkpoint could not be written */
     /* data-parallel training: P ranks, this one's rank; rank 0 alone writes */
     int P = dist_size(), rank = dist_rank(), writer = rank == 0;
@@ -386,6 +453,7 @@ static int train_run(const AsymExperiment *ex, const char *out_dir, int resume, 
     if (out_dir) {
         rs.data_crc = state_data_crc(&train, &val, &test);
         int orc = open_run(out_dir, resume, net, opt, &rs, &config, &log);
+        if (!orc && writer) orc = write_version(out_dir, resume, rs.threads, &version);
         if (!orc && writer && ex->log_steps && !(steps = open_steps(out_dir, resume, (long)rs.epoch * batches + rs.batch))) orc = ASYM_ERR;
         if (asym_dist_agree(orc)) goto done;
     }
@@ -466,8 +534,7 @@ static int train_run(const AsymExperiment *ex, const char *out_dir, int resume, 
                     rs.epoch = ep, rs.batch = b + 1, rs.order = order, rs.sum = *sum;
                     rs.loss_sum = loss_sum, rs.wrong = wrong, rs.epoch_seconds = asym_now() - t0;
                     rs.images = images, rs.train_seconds = train_time, rs.seconds = asym_now() - t_start;
-                    if (steps) fflush(steps);
-                    if ((failed = asym_dist_agree(writer ? save_checkpoint(out_dir, net, opt, &rs, log) : 0))) break;
+                    if ((failed = asym_dist_agree(writer ? save_checkpoint(out_dir, net, opt, &rs, log, steps) : 0))) break;
                 }
                 sum->interrupted = 1;
                 sum->stop_epoch = ep + 1, sum->stop_step = b + 1;
@@ -531,7 +598,6 @@ static int train_run(const AsymExperiment *ex, const char *out_dir, int resume, 
                 fputc('}', log);
             }
             fprintf(log, "]}\n");
-            fflush(log);
         }
         if (hooks && hooks->on_epoch) hooks->on_epoch(hooks->user, &st);
         sum->final_mean_angle = st.mean_angle;
@@ -544,8 +610,7 @@ static int train_run(const AsymExperiment *ex, const char *out_dir, int resume, 
             rs.epoch = ep + 1, rs.batch = 0, rs.order = order, rs.sum = *sum;
             rs.loss_sum = 0, rs.wrong = 0, rs.epoch_seconds = 0;
             rs.images = images, rs.train_seconds = train_time, rs.seconds = asym_now() - t_start;
-            if (steps) fflush(steps);
-            if (asym_dist_agree(writer ? save_checkpoint(out_dir, net, opt, &rs, log) : 0)) goto done;
+            if (asym_dist_agree(writer ? save_checkpoint(out_dir, net, opt, &rs, log, steps) : 0)) goto done;
         }
         if (ep + 1 < ex->epochs && stop_all(stop_asked(hooks))) {
             sum->interrupted = 1;
@@ -556,11 +621,17 @@ static int train_run(const AsymExperiment *ex, const char *out_dir, int resume, 
     }
     sum->seconds = asym_now() - t_start;
     sum->images_per_s = train_time > 0 ? images / train_time : 0;
-    if (sum->best_epoch == 0) sum->best_test_err = -1;
+    /* no test error yet: summary.json says null, not a number */
+    if (sum->best_epoch == 0) sum->best_test_err = sum->final_test_err = NAN;
     rc = sum->diverged || sum->interrupted ? ASYM_ERR : ASYM_OK;
-    if (out_dir && !sum->interrupted && writer) {
+    /* every line logged reaches its file before summary.json says the run is
+     * over; a run whose log lost lines gets none, unless it diverged */
+    int lost = close_log(&log, out_dir, "log.jsonl", rc) != ASYM_OK;
+    if (close_log(&steps, out_dir, "steps.jsonl", rc || lost)) lost = 1;
+    if (lost) rc = ASYM_ERR;
+    if (out_dir && !sum->interrupted && writer && (!lost || sum->diverged)) {
         char path[4200];
-        if (write_summary(out_dir, ex, sum, initial, align, L, comm_steps ? comm_bytes / comm_steps : 0, comm_seconds)) rc = ASYM_ERR;
+        if (write_summary(out_dir, ex, sum, initial, align, L, comm_steps ? comm_bytes / comm_steps : 0, comm_seconds, version)) rc = ASYM_ERR;
         snprintf(path, sizeof path, "%s/model.bin", out_dir);
         if (!sum->diverged && asym_net_save(net, path)) rc = ASYM_ERR;
     }
@@ -572,6 +643,7 @@ done:
     dist_grad_free(dg);
     free(shared);
     free(config);
+    free(version);
     free(align);
     free(xb);
     free(yb);

@@ -182,6 +182,30 @@ TEST(optim_lr_scale) {
     RUN(a, LRS, 4.0f, -1);
 }
 
+/* A negative lr_scale (a config's lr_scale: 0) freezes the layer: its
+ * scale is 0 and a step with momentum and decay leaves it as it was, while
+ * the next layer moves. */
+TEST(optim_lr_scale_freezes) {
+    AsymNet *net;
+    CHECK_OK(tiny_net(&net, -1.0f, 5));
+    CHECK(asym_net_param(net, 0)->lr_scale == 0.0f && asym_net_param(net, 1)->lr_scale == 0.0f);
+    AsymOptSpec o = {.kind = ASYM_SGD, .momentum = 0.9f, .weight_decay = 0.01f};
+    AsymOptim *opt;
+    CHECK_OK(asym_optim_create(&opt, net, &o));
+    AsymParam *W0 = asym_net_param(net, 0), *W1 = asym_net_param(net, 2);
+    float keep0[12], keep1[8];
+    memcpy(keep0, W0->w, sizeof keep0);
+    memcpy(keep1, W1->w, sizeof keep1);
+    for (int i = 0; i < asym_net_n_params(net); i++)
+        for (size_t j = 0; j < asym_net_param(net, i)->n; j++) asym_net_param(net, i)->g[j] = 0.5f;
+    asym_optim_step(opt, 0.1f);
+    int frozen = !memcmp(keep0, W0->w, sizeof keep0), moved = memcmp(keep1, W1->w, sizeof keep1) != 0;
+    asym_optim_free(opt);
+    asym_net_free(net);
+    CHECK_MSG(frozen, "a frozen layer's weights changed");
+    CHECK_MSG(moved, "the trainable layer did not move");
+}
+
 /* A zero gradient with zero decay leaves weights alone; a zero learning
  * rate changes nothing but the optimizer state. */
 TEST(optim_zero_lr) {
