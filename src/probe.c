@@ -118,6 +118,8 @@ int asym_probe(const AsymExperiment *ex, const char *weights, int batch, int ste
     AsymOptim *opt = NULL;
     FILE *f = NULL;
     float *rec = NULL;
+    uint32_t *seeds = NULL;
+    int *seeds_ok = NULL;
     int rc = ASYM_ERR;
     if (asym_experiment_data(ex, &train, &val, &test)) return ASYM_ERR;
     if (batch > train.n) batch = train.n;
@@ -171,6 +173,16 @@ int asym_probe(const AsymExperiment *ex, const char *weights, int batch, int ste
     }
     free(before);
     if (rc) goto done;
+    /* the noise seeds of every mirror step of the K updates, per weight
+     * layer: drawn from a copy of the layer's generator as the mirror step
+     * draws them, and kept only when the last one is the seed the layer
+     * reports (wm_seed) */
+    int ws = ctx->fb.wm_steps > 0 ? ctx->fb.wm_steps : 0;
+    if ((steps > 0 && ws > 0 && !(seeds = asym_calloc((size_t)L * steps * ws, sizeof *seeds))) || !(seeds_ok = asym_calloc(L > 0 ? L : 1, sizeof *seeds_ok))) {
+        rc = ASYM_ERR;
+        goto done;
+    }
+    for (int i = 0; i < L; i++) seeds_ok[i] = ctx->weight_layers[i]->fb->rule == ASYM_RULE_WM;
     for (int s = 0; s < steps; s++) {
         if (s > 0) {
             asym_net_zero_grad(net);
@@ -178,7 +190,14 @@ int asym_probe(const AsymExperiment *ex, const char *weights, int batch, int ste
             asym_net_loss(net, train.y, N, 1, NULL);
         }
         asym_optim_step(opt, ex->opt.lr);
+        for (int i = 0; i < L && seeds; i++) {
+            Feedback *fb = ctx->weight_layers[i]->fb;
+            AsymRng r = fb->rng;
+            for (int j = 0; j < ws && seeds_ok[i]; j++) seeds[((size_t)i * steps + s) * ws + j] = rng_u32(&r);
+        }
         asym_net_feedback_update(net);
+        for (int i = 0; i < L && seeds; i++)
+            if (seeds_ok[i] && seeds[((size_t)i * steps + s) * ws + ws - 1] != ctx->weight_layers[i]->fb->wm_seed) seeds_ok[i] = 0;
     }
     for (int i = 0; i < np && !rc; i++) rc = write_tensor(dir, "a", i, asym_net_param(net, i), asym_net_param(net, i)->w, name, sizeof name);
     for (int i = 0; i < nf && !rc; i++) rc = write_tensor(dir, "Fa", i, asym_net_feedback(net, i), asym_net_feedback(net, i)->w, name, sizeof name);
@@ -202,9 +221,12 @@ int asym_probe(const AsymExperiment *ex, const char *weights, int batch, int ste
     char scale[32];
     if (fo->scale > 0) snprintf(scale, sizeof scale, "%.9g", fo->scale);
     else snprintf(scale, sizeof scale, "\"%s\"", fo->scale_he ? "he" : "xavier");
-    fprintf(f, "  \"feedback_options\": {\"clip_dx\": %.9g, \"concordance\": %.9g, \"norm_feedback\": %s, \"fixed_weight_norm\": %s, \"init\": \"%s\", \"gain\": %.9g, \"scale\": %s},\n",
+    static const char *const NOISE_NAMES[] = {"?", "uniform", "normal", "orthogonal"};
+    fprintf(f, "  \"feedback_options\": {\"clip_dx\": %.9g, \"concordance\": %.9g, \"norm_feedback\": %s, \"fixed_weight_norm\": %s, \"init\": \"%s\", \"gain\": %.9g, \"scale\": %s,\n",
             fo->clip_dx, fo->concordance, fo->norm_feedback ? "true" : "false", fo->fixed_weight_norm ? "true" : "false",
             INIT_NAMES[fo->init >= 1 && fo->init <= 5 ? fo->init : 0], fo->init_gain, scale);
+    fprintf(f, "    \"wm\": {\"noise\": \"%s\", \"std\": %.9g, \"lr\": %.9g, \"decay\": %.9g, \"steps\": %d, \"batch\": %d, \"presweep\": %d}},\n",
+            NOISE_NAMES[fo->wm_noise >= 1 && fo->wm_noise <= 3 ? fo->wm_noise : 0], fo->wm_std, fo->wm_lr, fo->wm_decay, fo->wm_steps, fo->wm_batch, fo->wm_presweep);
     fprintf(f, "  \"params\": [\n");
     for (int i = 0; i < np; i++) {
         AsymParam *p = asym_net_param(net, i);
@@ -234,8 +256,21 @@ int asym_probe(const AsymExperiment *ex, const char *weights, int batch, int ste
             if (l->fb->B == asym_net_feedback(net, j)) fi = j;
             if (l->fb->D == asym_net_feedback(net, j)) di = j;
         }
-        fprintf(f, "    {\"name\": \"%s\", \"rule\": \"%s\", \"weight\": %d, \"feedback\": %d, \"dfa\": %d, \"error\": \"err%03d.npy\"}%s\n", l->name,
-                asym_rule_name(l->fb->rule), wi, fi, di, i, i + 1 < L ? "," : "");
+        fprintf(f, "    {\"name\": \"%s\", \"rule\": \"%s\", \"weight\": %d, \"feedback\": %d, \"dfa\": %d, \"error\": \"err%03d.npy\"", l->name,
+                asym_rule_name(l->fb->rule), wi, fi, di, i);
+        if (l->fb->rule == ASYM_RULE_WM) {
+            /* the mirror batch and the noise seeds: the latest, and those of
+             * every mirror step after the K optimizer steps, in order */
+            fprintf(f, ", \"mirror\": {\"n\": %d, \"seed\": %u, \"seeds\": ", l->fb->wm_n, l->fb->wm_seed);
+            if (seeds && !seeds_ok[i]) {
+                fprintf(f, "null}");
+            } else {
+                fprintf(f, "[");
+                for (int j = 0; j < (seeds ? steps * ws : 0); j++) fprintf(f, "%s%u", j ? ", " : "", seeds[(size_t)i * steps * ws + j]);
+                fprintf(f, "]}");
+            }
+        }
+        fprintf(f, "}%s\n", i + 1 < L ? "," : "");
     }
     fprintf(f, "  ],\n  \"activations\": [");
     for (int i = 0; i < top->n; i++) fprintf(f, "%s\"act%03d.npy\"", i ? ", " : "", i);
@@ -244,6 +279,8 @@ int asym_probe(const AsymExperiment *ex, const char *weights, int batch, int ste
 done:
     if (f && fclose(f)) rc = asym_fail("%s/manifest.json: write failed", dir);
     free(rec);
+    free(seeds);
+    free(seeds_ok);
     asym_optim_free(opt);
     asym_net_free(net);
     asym_dataset_free(&train);

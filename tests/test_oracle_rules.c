@@ -11,8 +11,9 @@
  * block, and compares logits, loss, dx, every parameter gradient, every
  * weight layer's output gradient and every activation to 1e-4 relative;
  * then the parameters and feedback matrices after a few steps, where the
- * rule is deterministic (brsf and wm only after one step, and their
- * invariants after more). Options the manifest does not record (Batch
+ * rule is deterministic (brsf only after one step, and its invariants
+ * after more; wm's mirror steps repeated from the noise seeds the probe
+ * records). Options the manifest does not record (Batch
  * Manhattan, feedback.*) go to the oracle as the same --set arguments as to
  * the probe. The Python is test_python() (/usr/bin/python3, or
  * ASYMBP_PYTHON). Without PyTorch the tests skip, saying why, and fail
@@ -287,11 +288,22 @@ TEST(oracle_rule_kp) {
     RUN("kp", c, NULL);
 }
 
-/* wm's mirror noise cannot be repeated: parameters after one step, and
- * after three (resnet) B must have turned towards W. */
+/* wm: the oracle regenerates each mirror step's noise from the seed the
+ * probe records and repeats B <- (1 - decay) B + lr y x^T / (n P std^2)
+ * (per-tap P counted by torch): after one step from asymbp's W, after
+ * three from its own run. Akrout's defaults (uniform noise), normal noise,
+ * the exact estimator (orthogonal, lr = decay = 1) and two mirror steps
+ * per batch. */
 TEST(oracle_rule_wm) {
-    static const Case c[] = {{"mlp", 1, "--set rule=wm", "wm,wm,wm"}, {"mlp_bn", 1, "--set rule=wm", NULL}, {"conv", 1, "--set rule=wm", NULL},
-                             {"resnet", 3, "--set rule=wm", NULL}};
+    static const Case c[] = {{"mlp", 1, "--set rule=wm", "wm,wm,wm"},
+                             {"mlp_bn", 3, "--set rule=wm", NULL},
+                             {"conv", 1, "--set rule=wm", NULL},
+                             {"resnet", 3, "--set rule=wm", NULL},
+                             {"conv", 1, "--set rule=wm --set feedback.wm.noise=normal", NULL},
+                             {"resnet", 3, "--set rule=wm --set feedback.wm.noise=normal", NULL},
+                             {"mlp", 1, "--set rule=wm --set feedback.wm.noise=orthogonal", NULL},
+                             {"conv", 3, "--set rule=wm --set feedback.wm.noise=orthogonal", NULL},
+                             {"conv", 1, "--set rule=wm --set feedback.wm.steps=2", NULL}};
     RUN("wm", c, NULL);
 }
 
@@ -343,6 +355,35 @@ TEST(oracle_rule_norms) {
     RUN("norms", c, "--set feedback.norm_feedback=true --set feedback.fixed_weight_norm=true");
 }
 
+/* Runs the oracle on the probe <tmp>/<base> and its perturbed copies
+ * <base>-<i> (one oracle process): the unmodified probe must agree and
+ * every copy (what[i] changed) must be reported. */
+static void expect_mismatches(const char *base, const char *const *what, int nc) {
+    char log[1200], cmd[8192], line[1024];
+    snprintf(log, sizeof log, "%s/%s.oracle.txt", test_tmpdir(), base);
+    int off = snprintf(cmd, sizeof cmd, "cd '%s' && '%s' '%s/tests/oracle/torch_oracle.py' -q %s", test_tmpdir(), test_python(), test_srcdir(), base);
+    for (int i = 0; i < nc; i++) off += snprintf(cmd + off, sizeof cmd - off, " %s-%d", base, i);
+    snprintf(cmd + off, sizeof cmd - off, " >'%s' 2>&1", log);
+    int rc = sh(cmd);
+    FILE *f = fopen(log, "r");
+    CHECK(f);
+    int n = 0, bad = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "torch_oracle: ", 14)) continue;
+        int mismatch = strstr(line, "MISMATCH") != NULL;
+        if (n == 0 ? mismatch : !mismatch) {
+            printf("    %s: %s", n == 0 ? "the unmodified probe" : n <= nc ? what[n - 1] : "?", line);
+            bad = 1;
+        }
+        n++;
+    }
+    fclose(f);
+    if (rc != 1 || bad || n != nc + 1) show(log);
+    CHECK_MSG(n == nc + 1, "torch_oracle.py printed %d summaries for %d probes", n, nc + 1);
+    CHECK_MSG(!bad, "the oracle missed a perturbation or flagged the unmodified probe");
+    CHECK_MSG(rc == 1, "torch_oracle.py exit %d, expected 1", rc);
+}
+
 /* The rules oracle must notice a wrong feedback matrix in the backward
  * pass (fa's B, DFA's D), a wrong recorded layer error and activation, and
  * a wrong B after the steps (kp, usf): copies of one probe (conv net, usf,
@@ -353,7 +394,7 @@ TEST(oracle_rules_detects_mismatch) {
                                        "kp's B after the steps", "usf's B after the steps"};
     enum { NC = sizeof what / sizeof what[0] };
     static const Case base = {"conv", 2, "--set rule=fa --set 'rule_overrides={\"0\": usf, \"2\": dfa, \"3\": kp}'", "usf,fa,dfa,kp"};
-    char dir[1024], log[1200], cmd[8192], line[1024], got[256];
+    char dir[1024], cmd[8192], got[256];
     if (!have_torch()) return;
     CHECK(probe(&base, "mismatch", NULL, dir, sizeof dir) == 0);
     CHECK(manifest_rules(dir, got, sizeof got) == 0 && !strcmp(got, base.rules));
@@ -375,26 +416,42 @@ TEST(oracle_rules_detects_mismatch) {
              "  np.save(d + '/' + f, a)\n\"",
              test_tmpdir(), test_python());
     CHECK_MSG(sh(cmd) == 0, "could not write the perturbed copies: %s", cmd);
-    snprintf(log, sizeof log, "%s.oracle.txt", dir);
-    int off = snprintf(cmd, sizeof cmd, "cd '%s' && '%s' '%s/tests/oracle/torch_oracle.py' -q rules-mismatch", test_tmpdir(), test_python(), test_srcdir());
-    for (int i = 0; i < NC; i++) off += snprintf(cmd + off, sizeof cmd - off, " rules-mismatch-%d", i);
-    snprintf(cmd + off, sizeof cmd - off, " >'%s' 2>&1", log);
-    int rc = sh(cmd);
-    FILE *f = fopen(log, "r");
-    CHECK(f);
-    int n = 0, bad = 0;
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "torch_oracle: ", 14)) continue;
-        int mismatch = strstr(line, "MISMATCH") != NULL;
-        if (n == 0 ? mismatch : !mismatch) {
-            printf("    %s: %s", n == 0 ? "the unmodified probe" : n <= NC ? what[n - 1] : "?", line);
-            bad = 1;
-        }
-        n++;
-    }
-    fclose(f);
-    if (rc != 1 || bad || n != NC + 1) show(log);
-    CHECK_MSG(n == NC + 1, "torch_oracle.py printed %d summaries for %d probes", n, NC + 1);
-    CHECK_MSG(!bad, "the oracle missed a perturbation or flagged the unmodified probe");
-    CHECK_MSG(rc == 1, "torch_oracle.py exit %d, expected 1", rc);
+    expect_mismatches("rules-mismatch", what, NC);
+}
+
+/* The oracle must notice a wrong weight-mirror update: copies of a conv
+ * wm probe (one step) with the part the mirror step added to one B 1% too
+ * large (a wrong lr or 1/n), one kernel tap's part 10% off (a wrong
+ * count of positions), another noise seed recorded, another decay. */
+TEST(oracle_rule_wm_detects_mismatch) {
+    static const char *const what[] = {"wm's mirror step 1% too large", "one tap of a conv's mirror step 10% off", "a wrong noise seed", "a wrong decay"};
+    enum { NC = sizeof what / sizeof what[0] };
+    static const Case base = {"conv", 1, "--set rule=wm", "wm,wm,wm,wm"};
+    char dir[1024], cmd[8192], got[256];
+    if (!have_torch()) return;
+    CHECK(probe(&base, "wm-mismatch", NULL, dir, sizeof dir) == 0);
+    CHECK(manifest_rules(dir, got, sizeof got) == 0 && !strcmp(got, base.rules));
+    /* the mirror step's part of B after the step: Ba - (1 - decay) B0 */
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && '%s' -c \"import json, numpy as np, shutil\n"
+             "src = 'rules-wm-mismatch'\n"
+             "m = json.load(open(src + '/manifest.json'))\n"
+             "keep = np.float32(1) - np.float32(m['feedback_options']['wm']['decay'])\n"
+             "def part(d, k, scale, sl):\n"
+             " f = m['feedback'][m['weight_layers'][k]['feedback']]\n"
+             " b0, a = np.load(d + '/' + f['value']), np.load(d + '/' + f['after'])\n"
+             " a[sl] = keep * b0[sl] + scale * (a[sl] - keep * b0[sl])\n"
+             " np.save(d + '/' + f['after'], a)\n"
+             "for i in range(4):\n"
+             " d = '%%s-%%d' %% (src, i)\n shutil.rmtree(d, True)\n shutil.copytree(src, d)\n"
+             " if i == 0: part(d, 2, np.float32(1.01), np.s_[...])\n"
+             " if i == 1: part(d, 1, np.float32(0.9), np.s_[..., 0, 0])\n"
+             " if i >= 2:\n"
+             "  mm = json.load(open(d + '/manifest.json'))\n"
+             "  if i == 2: mm['weight_layers'][0]['mirror']['seeds'][-1] += 1\n"
+             "  if i == 3: mm['feedback_options']['wm']['decay'] *= 2\n"
+             "  json.dump(mm, open(d + '/manifest.json', 'w'))\n\"",
+             test_tmpdir(), test_python());
+    CHECK_MSG(sh(cmd) == 0, "could not write the perturbed copies: %s", cmd);
+    expect_mismatches("rules-wm-mismatch", what, NC);
 }

@@ -56,16 +56,36 @@ times the initial sign pattern, feedback.norm_feedback; kp's B is trained
 by the same optimizer with W's gradient (its own weight decay and
 momentum). B after the steps is compared for fa (unchanged), usf and frsf
 (from asymbp's W after the steps) and kp (from the torch run), together
-with W - B. brsf and wm draw random numbers in the update, so their
+with W - B. brsf draws random numbers in the update, so with brsf the
 parameters are compared after one step only (--steps 1); after more, the
-oracle checks brsf's sign pattern, bound and fresh magnitudes, and that
-wm's B turned towards W (cosine). optimizer.manhattan (Batch Manhattan):
+oracle checks brsf's sign pattern, bound and fresh magnitudes. wm's mirror
+steps are repeated exactly from what the probe records (feedback_options
+"wm": noise, std, lr, decay, steps; per wm layer "mirror": the mirror batch
+n and the noise seed of every mirror step, in order): the noise is
+regenerated from its seed in numpy (asymbp's counter-based hash in uint32
+arithmetic, its floating point in float32: uniform, normal by Box-Muller,
+orthogonal by Cholesky QR of blocks of rows in float64), y = W x without
+bias (F.linear, F.conv2d with the layer's stride and padding), the sum of
+y x^T over the n inputs (and a conv's output positions) as torch's weight
+gradient (conv2d_weight), and each conv kernel tap divided by its own
+count of output positions where it meets the image rather than the
+padding, counted by torch (conv2d_weight of an all-ones image and output
+gradient), not by asymbp's formula: B <- (1 - decay) B + lr / (n std^2)
+sum y x^T / count, wm.steps times after each optimizer step. After one
+step the expected B comes from asymbp's own W after it; after more, from
+the torch run, which repeats the mirror steps after each of its own
+optimizer steps (so with wm the parameters are compared after any number
+of steps). B is compared whole, and the part the mirror steps added,
+B - (1 - decay)^s B0 after s mirror steps, relative to its own scale
+(rtol_step): a mirror update off by 0.1% fails. An older probe without the
+"mirror" record leaves wm's B unchecked, with a note; seeds null (the probe
+could not follow them) fail. optimizer.manhattan (Batch Manhattan):
 every gradient (kp's B included) is replaced by its sign before
 torch.optim.SGD adds weight decay and momentum.
 
 The probe's options the manifest does not record (optimizer.manhattan,
 feedback.clip_dx, concordance, norm_feedback, fixed_weight_norm, init,
-gain, scale) come from --config (the probe's YAML file) and --set (the
+gain, scale, wm.noise, wm.std, wm.lr, wm.decay, wm.steps) come from --config (the probe's YAML file) and --set (the
 probe's own --set arguments: give the oracle the same ones; keys it does
 not use are ignored). A manifest that records them ("manhattan" in
 "optimizer", a "feedback_options" object) wins; a different --config or
@@ -189,12 +209,14 @@ class Conv2dFB(torch.autograd.Function):
 class FBMixin:
     """fb: the feedback matrix (None: W); clip: clip_dx (0: none);
     counter: [input gradients clipped, seen]; tap: a dict that receives
-    the gradient at the layer's output under key tap_key."""
+    the gradient at the layer's output under key tap_key; in_shape: the
+    shape of one input of the latest forward pass (what mirror noise takes)."""
     fb = None
     clip = 0.0
     counter = None
     tap = None
     tap_key = None
+    in_shape = None
 
     def _tap(self, y):
         if self.tap is not None and y.requires_grad:
@@ -205,6 +227,7 @@ class FBMixin:
 
 class FBLinear(FBMixin, nn.Linear):
     def forward(self, x):
+        self.in_shape = tuple(x.shape[1:])
         if self.fb is None and not self.clip:
             return self._tap(F.linear(x, self.weight, self.bias))
         B = self.weight.detach() if self.fb is None else self.fb
@@ -213,6 +236,7 @@ class FBLinear(FBMixin, nn.Linear):
 
 class FBConv2d(FBMixin, nn.Conv2d):
     def forward(self, x):
+        self.in_shape = tuple(x.shape[1:])
         if self.fb is None and not self.clip:
             return self._tap(F.conv2d(x, self.weight, self.bias, self.stride, self.padding))
         B = self.weight.detach() if self.fb is None else self.fb
@@ -548,6 +572,11 @@ OPTION_DEFAULTS = {
     "feedback.init": "xavier_uniform",
     "feedback.gain": 1.0,
     "feedback.scale": "xavier",
+    "feedback.wm.noise": "uniform",
+    "feedback.wm.std": float(np.float32(0.05) / np.sqrt(np.float32(3))),
+    "feedback.wm.lr": 1e-3,
+    "feedback.wm.decay": 1e-3,
+    "feedback.wm.steps": 1,
 }
 
 
@@ -586,6 +615,10 @@ def _typed(key, v):
             return v
         if isinstance(want, float):
             return float(v)
+        if isinstance(want, int):
+            if float(v) != int(float(v)):
+                raise ValueError
+            return int(float(v))
         return str(v)
     except (TypeError, ValueError):
         raise ManifestError("option %s: bad value %r" % (key, v))
@@ -611,13 +644,20 @@ def probe_options(man, args):
     for k, v in given.items():
         if k in opts:
             opts[k] = _typed(k, v)
+    if opts["feedback.wm.noise"] == "orthogonal":
+        # the exact estimator's own defaults (as the config reader gives them)
+        for k in ("feedback.wm.lr", "feedback.wm.decay"):
+            if k not in given:
+                opts[k] = 1.0
     # what the manifest says wins; a different --config/--set value is an error
     inman = {}
     if "manhattan" in man.get("optimizer", {}):
         inman["optimizer.manhattan"] = man["optimizer"]["manhattan"]
-    for k, v in man.get("feedback_options", {}).items():
-        if "feedback." + k in opts:
-            inman["feedback." + k] = v
+    flat = {}
+    _flatten("feedback", man.get("feedback_options", {}), flat)
+    for k, v in flat.items():
+        if k in opts:
+            inman[k] = v
     for k, v in inman.items():
         v = _typed(k, v)
         g = _typed(k, given[k]) if k in given else None
@@ -678,6 +718,136 @@ def round_half_away(v):
     return int(np.floor(v + 0.5)) if v >= 0 else -int(np.floor(-v + 0.5))
 
 
+# ---- weight mirrors ------------------------------------------------------
+#
+# asymbp's mirror step, repeated from the probe's record (the options in
+# feedback_options.wm, per layer the mirror batch n and the noise seed of
+# every mirror step): the noise regenerated from its seed (a counter-based
+# hash, here in numpy uint32 arithmetic, its floating point in float32 as
+# asymbp's), y = W x without bias in torch, the Hebbian sum y x^T as the
+# layer's weight gradient with x as input and y as output gradient, and
+# per kernel tap the count of output positions where it meets the image,
+# counted by torch (the weight gradient of an all-ones image and output
+# gradient) rather than by asymbp's formula.
+
+U24 = np.float32(2.0 ** -24)
+GOLDEN = np.uint32(0x9e3779b9)
+
+
+def hash32(x):
+    """Wellons' lowbias32 on a uint32 array (arithmetic modulo 2^32)."""
+    x = x.astype(np.uint32)
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(0x7feb352d)
+    x = x ^ (x >> np.uint32(15))
+    x = x * np.uint32(0x846ca68b)
+    x = x ^ (x >> np.uint32(16))
+    return x
+
+
+def mirror_noise(count, uniform, std, seed):
+    """count values of zero mean and standard deviation std from seed, as
+    feedback_mirror_noise: uniform, or normal by Box-Muller on pairs."""
+    seed = np.uint32(seed)
+    std = np.float32(std)
+    if uniform:
+        c = np.arange(count, dtype=np.uint64).astype(np.uint32) * GOLDEN + seed
+        u = (hash32(c) >> np.uint32(8)).astype(np.float32)
+        a = std * np.sqrt(np.float32(3))
+        return a * (np.float32(2) * U24 * (u + np.float32(0.5)) - np.float32(1))
+    pairs = (count + 1) // 2
+    c = (np.arange(pairs, dtype=np.uint64) * 2).astype(np.uint32) * GOLDEN + seed
+    u1 = U24 * ((hash32(c) >> np.uint32(8)).astype(np.float32) + np.float32(0.5))
+    u2 = U24 * (hash32(c + GOLDEN) >> np.uint32(8)).astype(np.float32)
+    r = std * np.sqrt(np.float32(-2) * np.log(u1))
+    t = np.float32(6.28318530717958648) * u2
+    x = np.empty(2 * pairs, dtype=np.float32)
+    x[0::2] = r * np.cos(t)
+    x[1::2] = r * np.sin(t)
+    return x[:count]
+
+
+def orthogonalize(x, std):
+    """Rows of x (n, d) made orthonormal in blocks of at most d rows and
+    scaled to length std sqrt(d), in float64 (Cholesky QR: G = X X^T = L
+    L^T, X <- L^-1 X): the Gram-Schmidt orthonormalization of the rows,
+    which is unique. A block whose G does not factor, or has a row
+    (nearly) dependent on the rows before it, keeps its values. Returns
+    the float32 result and the number of blocks kept."""
+    n, d = x.shape
+    out = x.copy()
+    length = float(np.float32(std)) * np.sqrt(float(d))
+    kept = 0
+    for b in range(0, n, d):
+        X = x[b:b + d].astype(np.float64)
+        G = X @ X.T
+        try:
+            L = np.linalg.cholesky(G)
+        except np.linalg.LinAlgError:
+            kept += 1
+            continue
+        if not np.all(np.diag(L) > 1e-6 * np.sqrt(np.diag(G))):
+            kept += 1
+            continue
+        out[b:b + d] = (length * np.linalg.solve(L, X)).astype(np.float32)
+    return out, kept
+
+
+def tap_counts(m):
+    """Per kernel tap of conv module m: the output positions where it falls
+    inside the input (a weight gradient of ones over ones); 1 for fc."""
+    if not isinstance(m, nn.Conv2d):
+        return np.ones(1)
+    _, h, w = m.in_shape
+    k = m.kernel_size
+    ones = torch.ones((1, 1, h, w), dtype=torch.float64)
+    y = F.conv2d(ones, torch.ones((1, 1) + tuple(k), dtype=torch.float64), None, m.stride, m.padding)
+    cnt = torch.nn.grad.conv2d_weight(ones, (1, 1) + tuple(k), torch.ones_like(y), m.stride, m.padding)
+    return cnt[0, 0].numpy()
+
+
+def mirror_estimate(m, W, n, seed, opts):
+    """One mirror step's addition to B for module m (fc or conv) with weights
+    W: lr / (n std^2) * sum y x^T / count, float64 in W's shape; and the
+    number of orthogonal noise blocks that kept plain normal noise."""
+    if m.in_shape is None:
+        raise ManifestError("mirror step on a layer that has seen no input")
+    noise, std, lr = opts["feedback.wm.noise"], opts["feedback.wm.std"], opts["feedback.wm.lr"]
+    d = int(np.prod(m.in_shape))
+    x = mirror_noise(n * d, noise == "uniform", std, seed)
+    kept = 0
+    if noise == "orthogonal":
+        x, kept = orthogonalize(x.reshape(n, d), std)
+    xt = torch.from_numpy(x.reshape((n,) + tuple(m.in_shape)).astype(np.float64))
+    Wt = torch.as_tensor(np.asarray(W, dtype=np.float64))
+    if isinstance(m, nn.Conv2d):
+        y = F.conv2d(xt, Wt, None, m.stride, m.padding)
+        acc = torch.nn.grad.conv2d_weight(xt, Wt.shape, y, m.stride, m.padding).numpy()
+        cnt = tap_counts(m)
+        per = np.where(cnt > 0, 1.0 / np.maximum(cnt, 1), 0.0)
+        acc = acc * per
+    else:
+        y = F.linear(xt, Wt)
+        acc = (y.t() @ xt).numpy()
+    s = float(np.float32(std))
+    return float(np.float32(lr)) / (n * s * s) * acc, kept
+
+
+def mirror_keep(opts):
+    """B's factor per mirror step, 1 - decay in float32 as asymbp."""
+    return float(np.float32(1) - np.float32(opts["feedback.wm.decay"]))
+
+
+def mirror_seeds(w, steps, opts):
+    """The noise seeds of the mirror steps after each of the K optimizer
+    steps (a list of K lists), or None when the probe did not record them."""
+    mr = w.get("mirror")
+    ws = opts["feedback.wm.steps"]
+    if mr is None or mr.get("seeds") is None or len(mr["seeds"]) != steps * ws:
+        return None
+    return [mr["seeds"][s * ws:(s + 1) * ws] for s in range(steps)]
+
+
 class Rules:
     """The manifest's weight layers, feedback matrices and DFA blocks."""
 
@@ -726,7 +896,11 @@ class Rules:
             while end < len(layers) and layers[end]["type"] not in ("fc", "conv", "resblock"):
                 end += 1
             self.blocks[k] = (top, end - 1)
-        self.steps_reproducible = not any(w["rule"] in ("brsf", "wm") for w in self.wl)
+        # wm repeats when the probe recorded the seed of every mirror step
+        steps = int(man.get("steps", 0))
+        self.seeds = [mirror_seeds(w, steps, opts) if w["rule"] == "wm" else None for w in self.wl]
+        self.steps_reproducible = not any(w["rule"] == "brsf" or (w["rule"] == "wm" and s is None) for w, s in zip(self.wl, self.seeds))
+        self.fallbacks = 0  # orthogonal noise blocks left plain, in the torch run
 
     def any_dfa(self):
         return bool(self.blocks)
@@ -771,12 +945,16 @@ class Rules:
                 st.append((np.abs(B0).astype(np.float32), pat.astype(np.float32)))
             else:
                 st.append(None)
+        self.updates = 0
         return st
 
     def after_step(self, net, Bs, state):
         """asymbp's feedback update after an optimizer step, where it is
-        deterministic: fixed weight norm, sign rules follow W, feedback norm."""
+        deterministic: fixed weight norm, sign rules follow W, weight
+        mirrors with the recorded seeds, feedback norm."""
         o = self.opts
+        t = self.updates
+        self.updates += 1
         with torch.no_grad():
             for k, (w, m, B) in enumerate(zip(self.wl, self.mods, Bs)):
                 W = m.weight
@@ -788,6 +966,13 @@ class Rules:
                 if w["rule"] in ("usf", "frsf"):
                     mag, pat = state[k]
                     B.copy_(torch.from_numpy(mag) * torch.sign(W) * torch.from_numpy(pat))
+                if w["rule"] == "wm" and self.seeds[k] is not None:
+                    b = B.double().numpy()
+                    for seed in self.seeds[k][t]:
+                        est, kept = mirror_estimate(m, W.detach().numpy(), w["mirror"]["n"], seed, o)
+                        b = mirror_keep(o) * b + est
+                        self.fallbacks += kept
+                    B.copy_(torch.from_numpy(b.astype(np.float32)))
                 if o["feedback.norm_feedback"] and B is not None:
                     nb = float(torch.linalg.vector_norm(B.double()))
                     if nb > 0:
@@ -808,13 +993,6 @@ def forward_backward(man, net, x, y, projs, outs=None):
             p.e = e.detach()
     loss.backward()
     return logits, loss
-
-
-def cosine(a, b):
-    a = np.asarray(a, dtype=np.float64).ravel()
-    b = np.asarray(b, dtype=np.float64).ravel()
-    na, nb = np.linalg.norm(a), np.linalg.norm(b)
-    return float(a @ b / (na * nb)) if na > 0 and nb > 0 else 0.0
 
 
 def check_feedback_first(rep, rules, man, net_outs):
@@ -901,10 +1079,47 @@ def check_feedback_after(rep, rules, man, d, steps, Bs_torch, params_torch):
                 kept = float(np.mean(np.abs(Ba) == np.abs(B0)))
                 rep.check("redrawn %s (brsf)" % fname, kept < 0.5, "|B| unchanged on %.1f%% of entries" % (100 * kept))
         elif r == "wm":
-            c0 = cosine(B0, rules.W0[k])
-            c1 = cosine(Ba, W_after)
-            if steps > 0:
-                rep.check("mirror %s (wm)" % fname, c1 > c0, "cos(B, W) %.4f before, %.4f after %d steps" % (c0, c1, steps))
+            check_mirror(rep, rules, k, w, fname, B0, Ba, W_after, steps, Bs_torch)
+
+
+def check_mirror(rep, rules, k, w, fname, B0, Ba, W_after, steps, Bs_torch):
+    """wm's B after the K steps, each followed by wm.steps mirror steps
+    B <- keep B + lr / (n std^2) sum y x^T / count with the recorded seeds.
+    After one optimizer step from asymbp's own W after it; after more, from
+    the torch run, which repeated the mirror steps after each of its own
+    optimizer steps. B is compared whole, and the part the mirror steps
+    added (B - keep^s B0, s mirror steps) relative to its own scale."""
+    o = rules.opts
+    if "mirror" not in w:
+        rep.note("%s: the manifest records no mirror seeds (an older probe): wm's B after the steps not compared" % fname)
+        return
+    seeds = rules.seeds[k]
+    if seeds is None:
+        rep.check("mirror %s (wm)" % fname, False, "the probe recorded no seeds for the %d x %d mirror steps (seeds %r)" %
+                  (steps, o["feedback.wm.steps"], w["mirror"].get("seeds")))
+        return
+    flat = [sd for step in seeds for sd in step]
+    keep = mirror_keep(o)
+    if steps == 1:
+        want, kept = B0.astype(np.float64), 0
+        for seed in flat:
+            est, nk = mirror_estimate(rules.mods[k], W_after, w["mirror"]["n"], seed, o)
+            want = keep * want + est
+            kept += nk
+        if o["feedback.norm_feedback"]:
+            want = want * (np.linalg.norm(W_after.astype(np.float64)) / np.linalg.norm(want))
+        if kept:
+            rep.note("%s: %d orthogonal noise blocks kept plain normal noise (Cholesky failed)" % (fname, kept))
+        how = "from W after the step"
+    elif Bs_torch is not None:
+        want = Bs_torch[k].numpy().astype(np.float64)
+        how = "torch run"
+    else:
+        rep.note("%s: wm's B after %d steps not compared (the steps are not reproducible)" % (fname, steps))
+        return
+    base = keep ** len(flat) * B0.astype(np.float64)
+    rep.compare("after %s (wm, %s)" % (fname, how), Ba, want)
+    rep.compare("mirror %s (wm, %d seeds)" % (fname, len(flat)), Ba.astype(np.float64) - base, want - base, scaled="step", nontrivial=len(flat) > 0)
 
 
 def run(man, d, args):
@@ -1003,7 +1218,7 @@ def run(man, d, args):
                 rep.compare("after " + p["name"], after, theirs)
                 rep.compare("step " + p["name"], after - before, theirs.astype(np.float64) - before, scaled="step")
         else:
-            rep.note("parameters after %d steps not compared: brsf redraws and wm noise cannot be repeated (only with --steps 1)" % steps)
+            rep.note("parameters after %d steps not compared: brsf redraws (and wm noise without recorded seeds) cannot be repeated (only with --steps 1)" % steps)
         if rules:
             check_feedback_after(rep, rules, man, d, steps, [B.detach() if B is not None else None for B in Bs] if reproducible else None,
                                  [t.detach().numpy() for t in net.params] if reproducible else None)
