@@ -1,20 +1,26 @@
 #!/bin/sh
 # Reproduce BioTorch's Fashion-MNIST LeNet-5 column (docs/RESULTS.md):
-# every rule's shipped config, the full 100-epoch protocol, one thread per run
-# and JOBS runs at a time (default 2, one per core of a 2-core machine).
+# every rule's shipped config, the full 100-epoch protocol, for each of
+# SEEDS (default 1 2 3), one thread per run and JOBS runs at a time
+# (default 2, one per core of a 2-core machine). Each run goes to
+# OUT/RULE/seedN; a run whose folder already holds summary.json is not run
+# again, so an interrupted call resumes. Then scripts/seed_table.py prints
+# every rule's mean and sd over its seeds.
 #   scripts/repro_biotorch.sh [OUT] [RULE...]
-# A rule whose folder already holds summary.json is not run again.
 set -eu
 ASYMBP=${ASYMBP:-build/asymbp}
 JOBS=${JOBS:-2}
+SEEDS=${SEEDS:-1 2 3}
 OUT=${1:-runs/biotorch}
 [ $# -gt 0 ] && shift
-RULES=${*:-wm bp kp usf frsf brsf fa dfa}
+RULES=${*:-bp kp usf frsf brsf fa dfa wm}
 mkdir -p "$OUT"
-for r in $RULES; do
-  [ -f "$OUT/$r/summary.json" ] && continue
-  echo "$r"
-done | xargs -P "$JOBS" -I{} sh -c \
-  '"$0" train configs/biotorch/fmnist_lenet_{}.yaml --set threads=1 --out "$1/{}" > "$1/{}.txt" 2>&1 && echo "{}: done" || echo "{}: failed, see $1/{}.txt"' \
+for s in $SEEDS; do
+  for r in $RULES; do
+    [ -f "$OUT/$r/seed$s/summary.json" ] && continue
+    echo "$r $s"
+  done
+done | xargs -P "$JOBS" -L 1 sh -c \
+  'mkdir -p "$1/$2"; "$0" train configs/biotorch/fmnist_lenet_$2.yaml --set seed=$3 --set threads=1 --out "$1/$2/seed$3" > "$1/$2/seed$3.txt" 2>&1 && echo "$2 seed $3: done" || echo "$2 seed $3: failed or diverged, see $1/$2/seed$3.txt"' \
   "$ASYMBP" "$OUT"
-"$ASYMBP" table "$OUT"/* 2>/dev/null || true
+python3 "$(dirname "$0")/seed_table.py" "$OUT"
