@@ -386,6 +386,12 @@ static int apply_overrides(NetCtx *ctx, Seq *top, const AsymNetSpec *spec) {
     return ASYM_OK;
 }
 
+/* Mirror steps before training: by default long enough for B to keep under
+ * 5% of its random start, (1 - decay)^steps <= e^-3. */
+static int presweep_steps(const AsymFeedbackSpec *o) {
+    return o->wm_presweep >= 0 ? o->wm_presweep : o->wm_decay > 0 ? (int)ceil(3.0 / o->wm_decay) : 1000;
+}
+
 /* Is layer l inside a residual block (a nested chain)? */
 static int nested(const Layer *l) { return strchr(l->name, '.') != NULL; }
 
@@ -482,9 +488,7 @@ int feedback_setup(NetCtx *ctx, Seq *top, const AsymNetSpec *spec, AsymRng *rng)
         }
     }
     if (setup_dfa(ctx, top, rng)) return ASYM_ERR;
-    /* by default long enough for B to keep under 5% of its random start:
-     * (1 - decay)^steps <= e^-3 */
-    int sweep = o->wm_presweep >= 0 ? o->wm_presweep : o->wm_decay > 0 ? (int)ceil(3.0 / o->wm_decay) : 1000;
+    int sweep = presweep_steps(o);
     for (int s = 0; s < sweep; s++)
         for (int i = 0; i < ctx->n_weight_layers; i++)
             if (ctx->weight_layers[i]->fb->rule == ASYM_RULE_WM) mirror_step(ctx->weight_layers[i]);
@@ -517,6 +521,11 @@ void feedback_refresh(Layer *l) {
 void feedback_follow_weights(Layer *l, int b_loaded) {
     Feedback *fb = l->fb;
     AsymRule r = fb->rule;
+    if (r == ASYM_RULE_WM && !b_loaded) {
+        /* B was mirrored from the initial W: mirror the loaded one */
+        for (int s = presweep_steps(&l->ctx->fb); s > 0; s--) mirror_step(l);
+        return;
+    }
     if (r != ASYM_RULE_USF && r != ASYM_RULE_FRSF && r != ASYM_RULE_BRSF) return;
     size_t n = l->W->n;
     if (b_loaded && fb->M)

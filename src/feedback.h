@@ -44,7 +44,8 @@ void feedback_after_step(NetCtx *ctx);
 void feedback_refresh(Layer *l);
 /* After W was loaded from elsewhere: a sign-concordant B takes the loaded
  * W's signs, keeping its magnitudes (frsf, brsf: those of a loaded B when
- * b_loaded, else its own M; no redraw). Other rules: nothing. */
+ * b_loaded, else its own M; no redraw); wm without a loaded B runs its
+ * pre-sweep on the loaded W. Other rules: nothing. */
 void feedback_follow_weights(Layer *l, int b_loaded);
 /* Orthogonal mirror-noise blocks that kept plain normal noise because
  * their Cholesky factorization failed, summed over layers since creation. */
