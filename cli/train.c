@@ -22,6 +22,7 @@
 
 typedef struct Progress {
     int tty, quiet;
+    int fallbacks; /* weight-mirror Cholesky fall-backs reported so far */
     double last;
     const AsymExperiment *ex;
     const char *out;
@@ -63,6 +64,12 @@ static void on_start(void *user, int n_train, int n_val, int n_test, size_t n_we
 
 static void on_epoch(void *user, const AsymEpochStats *st) {
     Progress *p = user;
+    if (st->wm_fallbacks > p->fallbacks) {
+        if (p->tty) fprintf(stderr, "\r\033[K");
+        fprintf(stderr, "asymbp: note: epoch %d: %d orthogonal mirror-noise blocks could not be factored (Cholesky) and kept plain normal noise; %d so far (log.jsonl: wm_fallbacks)\n",
+                st->epoch, st->wm_fallbacks - p->fallbacks, st->wm_fallbacks);
+        p->fallbacks = st->wm_fallbacks;
+    }
     if (p->quiet) return;
     if (p->tty) fprintf(stderr, "\r\033[K");
     printf("epoch %3d  lr %-8.3g train loss %.4f err %6.2f%%  test loss %.4f err %6.2f%%", st->epoch, st->lr, st->train_loss, 100 * st->train_err,

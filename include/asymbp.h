@@ -464,6 +464,7 @@ typedef struct AsymEpochStats {
     const AsymAlignment *align;  /* per weight layer, measured after the epoch */
     int n_align;
     double mean_angle;           /* mean B-W angle over layers that have B (NaN if none) */
+    int wm_fallbacks;            /* asym_net_wm_fallbacks after the epoch (orthogonal mirror noise left plain) */
 } AsymEpochStats;
 
 typedef struct AsymTrainHooks {

@@ -578,6 +578,7 @@ static int train_run(const AsymExperiment *ex, const char *out_dir, int resume, 
         st.align = align;
         st.n_align = L;
         st.mean_angle = mean_angle(align, L);
+        st.wm_fallbacks = asym_net_wm_fallbacks(net);
         if (log) {
             fprintf(log, "{\"epoch\": %d, \"lr\": %.6g", st.epoch, st.lr);
             json_num(log, "train_loss", st.train_loss);
@@ -587,6 +588,7 @@ static int train_run(const AsymExperiment *ex, const char *out_dir, int resume, 
             if (val.n) json_num(log, "val_loss", st.val_loss), json_num(log, "val_err", st.val_err);
             fprintf(log, ", \"seconds\": %.3f, \"images_per_s\": %.1f", st.seconds, st.images_per_s);
             json_num(log, "mean_angle", st.mean_angle);
+            if (st.wm_fallbacks) fprintf(log, ", \"wm_fallbacks\": %d", st.wm_fallbacks);
             fprintf(log, ", \"layers\": [");
             for (int i = 0; i < L; i++) {
                 fprintf(log, "%s{\"name\": \"%s\", \"rule\": \"%s\"", i ? ", " : "", align[i].name, asym_rule_name(align[i].rule));
