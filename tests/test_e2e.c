@@ -8,9 +8,9 @@
  *                    the error each hidden layer receives points within
  *                    90 degrees of backpropagation's (fa: the output
  *                    layer's B-W angle falls: W aligns with B);
- *   wm               Akrout et al.'s fully connected sigmoid net and a
- *                    batch-norm conv net learn close to bp with B within a
- *                    few degrees of W (Akrout's default scheme).
+ *   wm               Akrout et al.'s fully connected sigmoid net learns
+ *                    close to bp with B within a few degrees of W and at
+ *                    W's scale (Akrout's default scheme).
  * The thresholds come from the spread over seeds 1 to 5 (docs/RESULTS.md,
  * "End-to-end tests"): every test passes for each of them. The runs use
  * the seed ASYM_E2E_SEED (default 1); scripts/e2e_seeds.sh runs them all
