@@ -81,6 +81,8 @@ DNNL_BUILD ?= build-dnnl
 DNNL_TESTS ?= ^kernel_conv ^layer_ ^grad_ ^oracle ^rule_ ^backend
 HAVE_DNNL  := $(shell test -r /usr/include/oneapi/dnnl/dnnl.h && echo 1)
 # The oneDNN subset runs first, so that the last line is the whole suite's.
+# Then the fuzzers and the golden outputs (scripts/golden.sh --check: the
+# bits of a fixed set of short runs, on every build made here).
 # OpenMP threads sleep when idle (OMP_WAIT_POLICY=passive): on a machine busy
 # with other work, spinning threads of two-thread runs slow each other down
 # many times over (a LeNet test took 642 s beside two training runs).
@@ -96,6 +98,9 @@ ifeq ($(HAVE_DNNL),1)
 endif
 endif
 	$(if $(TESTS),,@FUZZ_RUNS=$(or $(FUZZ_RUNS),4000) FUZZ_SECONDS=4 FB=$(BUILD)/fuzz sh fuzz/run.sh)
+ifeq ($(filter 1,$(DNNL) $(MPI))$(TESTS),)
+	ASYMBP=$(BUILD)/asymbp MPI_BIN=$(MPI_BIN) DNNL_BIN=$(if $(HAVE_DNNL),$(DNNL_BUILD)/asymbp) ASYMBP_PYTHON=$(PYTHON) sh scripts/golden.sh --check
+endif
 	ASYM_SRCDIR=$(CURDIR) ASYM_BIN=$(CURDIR)/$(BUILD)/asymbp ASYM_MPI_BIN=$(MPI_BIN) ASYMBP_PYTHON=$(PYTHON) ASYM_REQUIRE_ORACLES=1 OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive $(BUILD)/test_runner $(TESTS)
 
 test: check
