@@ -6,7 +6,7 @@ BUILD   ?= build-mpi
 CC      := mpicc
 MPI_CFLAGS := -DASYM_MPI
 endif
-# make DNNL=1: convolutions on oneDNN (Debian libdnnl-dev; src/conv2d_dnnl.c,
+# make DNNL=1: convolutions on oneDNN (Debian libdnnl-dev; src/layers/conv2d_dnnl.c,
 # docs/PERFORMANCE.md) into build-dnnl; DNNL_LAYOUT=plain keeps the plain
 # nchw layout instead of oneDNN's own; DNNL_ALGO=winograd (into
 # build-dnnl-winograd) runs 3x3 stride-1 layers of 32+ channels on oneDNN's
@@ -26,7 +26,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -
 LDLIBS  := $(DNNL_LIBS) -L$(BLASLIB) -Wl,-rpath,$(BLASLIB) -lopenblas -lyaml -ljansson -lmatio -lstb -lz -lm -fopenmp $(EXTRA_LDFLAGS)
 PYTHON  ?= /usr/bin/python3
 
-LIB_SRC  := $(filter-out $(if $(filter 1,$(DNNL)),,src/conv2d_dnnl.c),$(wildcard src/*.c))
+LIB_SRC  := $(filter-out $(if $(filter 1,$(DNNL)),,src/layers/conv2d_dnnl.c),$(wildcard src/*/*.c))
 CLI_SRC  := $(wildcard cli/*.c)
 TEST_SRC := $(wildcard tests/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -36,7 +36,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 .PHONY: all deps check test demo asan valgrind clean bench fuzz repro repro-biotorch repro-liao repro-liao-small
 all: $(BUILD)/asymbp $(BUILD)/libasymbp.a
 
-$(BUILD)/%.o: %.c $(wildcard include/*.h src/*.h tests/*.h cli/*.h)
+$(BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h tests/*.h cli/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -49,15 +49,15 @@ $(BUILD)/asymbp: $(CLI_OBJ) $(BUILD)/libasymbp.a
 $(BUILD)/test_runner: $(TEST_OBJ) $(BUILD)/libasymbp.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-# The version every run folder records (src/version.c, version.json): the
+# The version every run folder records (src/train/version.c, version.json): the
 # commit, -dirty when tracked files under src/ include/ cli/ differ from it,
 # and the flags that can change results (not -I, -W, -std). Only version.o
 # is compiled with them; $(BUILD)/version.id changes when they do, which
 # rebuilds version.o alone.
 ASYM_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git status --porcelain --untracked-files=no -- src include cli 2>/dev/null | grep -q . && echo -dirty)
 ASYM_FLAGS  := $(strip $(filter-out -I% -W% -std=% -D_GNU_SOURCE,$(CFLAGS)))
-$(BUILD)/src/version.o: CFLAGS += -DASYM_COMMIT='"$(ASYM_COMMIT)"' -DASYM_FLAGS='"$(ASYM_FLAGS)"'
-$(BUILD)/src/version.o: $(BUILD)/version.id
+$(BUILD)/src/train/version.o: CFLAGS += -DASYM_COMMIT='"$(ASYM_COMMIT)"' -DASYM_FLAGS='"$(ASYM_FLAGS)"'
+$(BUILD)/src/train/version.o: $(BUILD)/version.id
 $(BUILD)/version.id: FORCE
 	@mkdir -p $(BUILD); echo '$(ASYM_COMMIT) $(ASYM_FLAGS)' | cmp -s - $@ || echo '$(ASYM_COMMIT) $(ASYM_FLAGS)' >$@
 FORCE:

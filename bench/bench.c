@@ -18,8 +18,8 @@
  * interleaved (K passes over the rules, each starting one rule further on,
  * asymbp and the peer taking turns to go first), and keeps the fastest; on a
  * shared machine two runs of the same thing can differ by 15% or more. wm
- * takes one mirror step per batch with N noise inputs (default: the training
- * batch size; 0: the library's default, enough for an exact estimate).
+ * (Akrout's scheme, uniform noise) takes one mirror step per batch with N
+ * noise inputs (default, and 0: the training batch size, the library's).
  * Effective GFLOP/s counts 3x the forward FLOPs of
  * the weight layers (forward, weight gradient, input gradient), whatever
  * the rule. The driver prints one table per network, the ratios to the peer

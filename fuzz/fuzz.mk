@@ -8,7 +8,7 @@ BLASINC := /usr/include/x86_64-linux-gnu/openblas-openmp
 BLASLIB := /usr/lib/x86_64-linux-gnu/openblas-openmp
 FCFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wno-unknown-pragmas -Wno-unused-parameter -Iinclude -Isrc -I$(BLASINC) \
            -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-LIB_SRC := src/io.c src/util.c src/data.c $(wildcard src/data_*.c) src/checkpoint.c
+LIB_SRC := $(wildcard src/base/*.c src/io/*.c src/data/*.c)
 # stb_image is linked as instrumented source (fuzz/stb_impl.c), not as
 # Debian's libstb, so that the fuzzer sees inside the decoders; libmatio
 # has no such source here and is fuzzed through our checks in front of it.
@@ -18,7 +18,7 @@ LIBS    := -lmatio -lz -lm
 
 all: $(TARGETS) $(FB)/seeds
 
-$(FB)/%.o: %.c $(wildcard include/*.h src/*.h fuzz/*.h)
+$(FB)/%.o: %.c $(wildcard include/*.h src/*/*.h fuzz/*.h)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FCFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
@@ -29,8 +29,8 @@ $(FB)/fuzz_%: fuzz/fuzz_%.c $(LIB_OBJ) fuzz/fuzz.h
 # architectures and the feedback defaults, hence the network code: every
 # library source but the training loop and the probe (OpenMP stays off,
 # its pragmas ignored), with OpenBLAS and libyaml; not the optional oneDNN
-# backend (src/conv2d_dnnl.c, make DNNL=1).
-NET_SRC := $(filter-out src/train.c src/probe.c src/conv2d_dnnl.c $(LIB_SRC),$(wildcard src/*.c))
+# backend (src/layers/conv2d_dnnl.c, make DNNL=1).
+NET_SRC := $(filter-out src/train/train.c src/train/probe.c src/layers/conv2d_dnnl.c $(LIB_SRC),$(wildcard src/*/*.c))
 NET_OBJ := $(NET_SRC:%.c=$(FB)/%.o)
 $(FB)/fuzz_config: fuzz/fuzz_config.c $(LIB_OBJ) $(NET_OBJ) fuzz/fuzz.h
 	$(CLANG) $(FCFLAGS) -fsanitize=fuzzer $< $(LIB_OBJ) $(NET_OBJ) -o $@ $(LIBS) -lyaml -L$(BLASLIB) -Wl,-rpath,$(BLASLIB) -lopenblas

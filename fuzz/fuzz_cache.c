@@ -1,10 +1,10 @@
 /* fuzz_cache.c: the decoded-image cache reader of image folders
- * (src/data_folder.c). A cache file may be stale, truncated or corrupt:
+ * (src/data/folder.c). A cache file may be stale, truncated or corrupt:
  * it must be refused, never trusted. The expected key and sizes are taken
  * from the input's own header (sizes capped) so that the checks past them
  * are reached. */
 #include "asymbp.h"
-#include "data.h"
+#include "data/data.h"
 #include "fuzz.h"
 
 static uint32_t get32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }

@@ -1,4 +1,4 @@
-/* fuzz_checkpoint.c: the checkpoint reader (src/checkpoint.c): the length,
+/* fuzz_checkpoint.c: the checkpoint reader (src/io/checkpoint.c): the length,
  * checksum and version, then every record header against the bytes
  * present. The first byte of the input chooses: odd, the rest is a
  * checkpoint whose length field and CRC-32 are set right, so that the
@@ -9,7 +9,7 @@
 #include <zlib.h>
 
 #include "asymbp.h"
-#include "checkpoint.h"
+#include "io/checkpoint.h"
 #include "fuzz.h"
 
 /* Empties the export folder, so that hostile names do not pile up. */

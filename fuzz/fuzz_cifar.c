@@ -1,4 +1,4 @@
-/* fuzz_cifar.c: the CIFAR-10/100 binary reader (src/data_cifar.c). The
+/* fuzz_cifar.c: the CIFAR-10/100 binary reader (src/data/cifar.c). The
  * first byte picks CIFAR-10, CIFAR-100 fine or CIFAR-100 coarse; the rest
  * is the test file. */
 #include "asymbp.h"

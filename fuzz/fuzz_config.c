@@ -1,10 +1,10 @@
-/* fuzz_config.c: the configuration: the YAML tree (src/cfg.c), a --set
- * override, the experiment schema (src/experiment.c, datacfg.c, arch.c)
+/* fuzz_config.c: the configuration: the YAML tree (src/config/cfg.c), a --set
+ * override, the experiment schema (src/config/experiment.c, datacfg.c, arch.c)
  * and writing the tree back. The input is split at a 2-byte length: YAML
  * text, then the assignment. The data section is replaced by a small
  * synthetic set first, so that no input makes the schema read files. */
 #include "asymbp.h"
-#include "cfg.h"
+#include "config/config.h"
 #include "fuzz.h"
 
 static char *text_of(const uint8_t *p, size_t n) {

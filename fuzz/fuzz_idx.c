@@ -1,8 +1,8 @@
 /* fuzz_idx.c: the MNIST IDX reader: whole-file reading with transparent
- * gunzip, then the header and size checks (src/io.c). */
+ * gunzip, then the header and size checks (src/io/io.c). */
 #include "asymbp.h"
 #include "fuzz.h"
-#include "io.h"
+#include "io/io.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *path = fuzz_file("train-images-idx3-ubyte", data, size);

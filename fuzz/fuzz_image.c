@@ -1,8 +1,8 @@
-/* fuzz_image.c: one image file of an image folder (src/data_folder.c):
+/* fuzz_image.c: one image file of an image folder (src/data/folder.c):
  * PNG checks, stb_image decoding, resizing. The first byte picks the
  * output size and grayscale; the rest is the file. */
 #include "asymbp.h"
-#include "data.h"
+#include "data/data.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -1,4 +1,4 @@
-/* fuzz_stl10.c: the STL-10 binary reader (src/data_stl10.c): the input is
+/* fuzz_stl10.c: the STL-10 binary reader (src/data/stl10.c): the input is
  * split into test_y.bin and test_X.bin. */
 #include "asymbp.h"
 #include "fuzz.h"

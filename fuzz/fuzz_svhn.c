@@ -1,4 +1,4 @@
-/* fuzz_svhn.c: the SVHN reader (src/data_svhn.c): our MAT 5 structure and
+/* fuzz_svhn.c: the SVHN reader (src/data/svhn.c): our MAT 5 structure and
  * checksum checks, then libmatio on what passes. */
 #include "asymbp.h"
 #include "fuzz.h"

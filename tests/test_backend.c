@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "asymbp.h"
-#include "layer.h"
+#include "layers/layers.h"
 #include "test.h"
 
 #ifdef ASYM_DNNL

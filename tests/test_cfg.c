@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "asymbp.h"
-#include "cfg.h"
+#include "config/config.h"
 #include "test.h"
 
 #define HAS(s) (strstr(asym_last_error(), (s)) != NULL)

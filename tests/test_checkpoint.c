@@ -1,4 +1,4 @@
-/* test_checkpoint.c: checkpoints and resuming (src/checkpoint.c, state.c,
+/* test_checkpoint.c: checkpoints and resuming (src/io/checkpoint.c, state.c,
  * train.c): a save/load round trip continues bit for bit; a run stopped
  * after any epoch or step and resumed ends bitwise equal to an uninterrupted
  * one (weights, log and summary but their timing fields); kill -9 at random
@@ -22,7 +22,7 @@
 #include <zlib.h>
 
 #include "asymbp.h"
-#include "checkpoint.h"
+#include "io/checkpoint.h"
 #include "test.h"
 
 /* Every kind of state a run carries: brsf (magnitudes redrawn from its

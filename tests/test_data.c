@@ -10,9 +10,9 @@
 #include <zlib.h>
 
 #include "asymbp.h"
-#include "io.h"
+#include "io/io.h"
 #include "test.h"
-#include "util.h"
+#include "base/base.h"
 
 #define FMNIST_DIR "/usr/share/datasets/fashion-mnist"
 

@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "asymbp.h"
-#include "layer.h"
+#include "layers/layers.h"
 #include "test.h"
 
 #define CE ASYM_LOSS_SOFTMAX_CE

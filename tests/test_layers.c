@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "asymbp.h"
-#include "layer.h"
+#include "layers/layers.h"
 #include "test.h"
 
 #define HAS(s) (strstr(asym_last_error(), (s)) != NULL)

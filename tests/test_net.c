@@ -11,7 +11,7 @@
 
 #include "asymbp.h"
 #include "test.h"
-#include "util.h"
+#include "base/base.h"
 
 #define HAS(s) (strstr(asym_last_error(), (s)) != NULL)
 #define NL(a) ((int)(sizeof(a) / sizeof((a)[0])))

@@ -15,7 +15,7 @@
 #include <zlib.h>
 
 #include "asymbp.h"
-#include "io.h"
+#include "io/io.h"
 #include "test.h"
 
 /* The rules with a feedback matrix B. */

@@ -24,11 +24,11 @@
 #include <stb/stb_image_write.h>
 
 #include "asymbp.h"
-#include "cfg.h"
-#include "data.h"
-#include "io.h"
+#include "config/config.h"
+#include "data/data.h"
+#include "io/io.h"
 #include "test.h"
-#include "util.h"
+#include "base/base.h"
 
 /* A fresh directory tmp/a/b... (parents created); the name stays valid
  * for the next 15 calls. */

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "asymbp.h"
-#include "feedback.h"
+#include "rules/rules.h"
 #include "test.h"
 
 /* A small conv net on 1x8x8 input, 4 classes. */

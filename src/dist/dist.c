@@ -1,0 +1,376 @@
+/* dist.c: data-parallel training over MPI ranks (docs/MPI.md), the only
+ * file of the library that calls MPI. Every rank holds the whole model and
+ * trains on its contiguous share of each global batch; the gradients are
+ * summed with MPI_Allreduce (one call over the flat gradient array, or one
+ * MPI_Iallreduce per bucket of layers overlapping the backward pass), so
+ * every rank applies the same update. Synchronized batch norm sums its
+ * per-channel statistics the same way. A hash of every tensor, compared
+ * across ranks, checks that they stay identical.
+ *
+ * MPI starts only under a launcher (mpirun sets OMPI_COMM_WORLD_SIZE or
+ * PMI_RANK); without ASYM_MPI, or without a launcher, this is one process
+ * of rank 0 and every collective is a no-op. */
+#include "dist/dist.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef ASYM_MPI
+#include <mpi.h>
+#endif
+
+Seq *net_seq(AsymNet *net);
+
+static int g_rank, g_size = 1, g_solo;
+#ifdef ASYM_MPI
+static int g_started;
+#endif
+static uint64_t g_bytes;
+static double g_seconds;
+
+int dist_rank(void) { return g_solo ? 0 : g_rank; }
+int dist_size(void) { return g_solo ? 1 : g_size; }
+uint64_t dist_bytes(void) { return g_bytes; }
+double dist_seconds(void) { return g_seconds; }
+
+int asym_dist_rank(void) { return g_rank; }
+int asym_dist_size(void) { return g_size; }
+void asym_dist_solo(int on) { g_solo = on; }
+
+int asym_dist_init(int *argc, char ***argv) {
+#ifdef ASYM_MPI
+    if (g_started || !(getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_RANK") || getenv("PMIX_RANK"))) return ASYM_OK;
+    int provided;
+    /* OpenMP threads compute; only the main thread calls MPI */
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) return asym_fail("MPI_Init failed");
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    g_started = 1;
+#else
+    /* several copies of a build without MPI would each train alone and write the same folder */
+    const char *n = getenv("OMPI_COMM_WORLD_SIZE") ? getenv("OMPI_COMM_WORLD_SIZE") : getenv("PMI_SIZE");
+    if (n && atoi(n) > 1)
+        return asym_fail("started by mpirun as one of %d processes, but this asymbp was built without MPI: build it with make MPI=1 (docs/MPI.md)", atoi(n));
+    (void)argc;
+    (void)argv;
+#endif
+    return ASYM_OK;
+}
+
+void asym_dist_finalize(void) {
+#ifdef ASYM_MPI
+    if (g_started) MPI_Finalize();
+    g_started = 0;
+#endif
+}
+
+void asym_dist_barrier(void) {
+#ifdef ASYM_MPI
+    if (g_started) MPI_Barrier(MPI_COMM_WORLD);
+#endif
+}
+
+int asym_dist_agree(int rc) {
+#ifdef ASYM_MPI
+    if (dist_size() == 1) return rc ? ASYM_ERR : ASYM_OK;
+    int mine = rc ? g_rank : INT_MAX, first;
+    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (first == INT_MAX) return ASYM_OK;
+    /* every rank takes the message of the lowest failing rank */
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", first == g_rank ? asym_last_error() : "");
+    MPI_Bcast(msg, sizeof msg, MPI_CHAR, first, MPI_COMM_WORLD);
+    msg[sizeof msg - 1] = 0;
+    if (first == 0) return asym_fail("%s", msg);
+    return asym_fail("rank %d: %s", first, msg);
+#else
+    return rc ? ASYM_ERR : ASYM_OK;
+#endif
+}
+
+#ifdef ASYM_MPI
+/* MPI counts are ints: long arrays go in pieces. */
+#define PIECE ((size_t)1 << 30)
+
+/* Sums n elements of `size` bytes in place over the ranks, counting the traffic. */
+static void sum_in_place(void *v, size_t n, MPI_Datatype type, size_t size) {
+    if (dist_size() == 1) return;
+    double t = asym_now();
+    for (size_t o = 0; o < n; o += PIECE) {
+        size_t k = n - o < PIECE ? n - o : PIECE;
+        MPI_Allreduce(MPI_IN_PLACE, (char *)v + o * size, (int)k, type, MPI_SUM, MPI_COMM_WORLD);
+    }
+    g_bytes += size * n;
+    g_seconds += asym_now() - t;
+}
+#endif
+
+void dist_sum(float *v, size_t n) {
+#ifdef ASYM_MPI
+    sum_in_place(v, n, MPI_FLOAT, sizeof(float));
+#endif
+}
+
+void dist_sum_f64(double *v, size_t n) {
+#ifdef ASYM_MPI
+    sum_in_place(v, n, MPI_DOUBLE, sizeof(double));
+#endif
+}
+
+/* ---- the check that ranks hold the same model ---- */
+
+#ifdef ASYM_MPI
+static uint64_t hash_floats(const float *w, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, w + i, 4);
+        h = (h ^ u) * 0x100000001b3ull;
+    }
+    return h ^ n;
+}
+#endif
+
+int dist_check_same(AsymNet *net, const char *when) {
+#ifdef ASYM_MPI
+    if (dist_size() == 1) return ASYM_OK;
+    int np = asym_net_n_params(net), nb = asym_net_n_buffers(net), nf = asym_net_n_feedback(net), n = np + nb + nf;
+    uint64_t *mine = asym_calloc((size_t)n + 1, 2 * sizeof(uint64_t)), *root = mine + n + 1;
+    int bad = !mine;
+    MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (bad) {
+        free(mine);
+        return asym_fail("rank check: out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        AsymParam *p = i < np ? asym_net_param(net, i) : i < np + nb ? asym_net_buffer(net, i - np) : asym_net_feedback(net, i - np - nb);
+        root[i] = mine[i] = hash_floats(p->w, p->n);
+    }
+    MPI_Bcast(root, n, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+    struct {
+        int index, rank;
+    } local = {INT_MAX, g_rank}, first;
+    for (int i = 0; i < n && local.index == INT_MAX; i++)
+        if (mine[i] != root[i]) local.index = i;
+    MPI_Allreduce(&local, &first, 1, MPI_2INT, MPI_MINLOC, MPI_COMM_WORLD);
+    free(mine);
+    if (first.index == INT_MAX) return ASYM_OK;
+    int i = first.index;
+    AsymParam *p = i < np ? asym_net_param(net, i) : i < np + nb ? asym_net_buffer(net, i - np) : asym_net_feedback(net, i - np - nb);
+    return asym_fail("the ranks' models differ %s: rank %d's %s differs from rank 0's (ranks must run the same build, "
+                     "thread count and data; see docs/MPI.md)",
+                     when, first.rank, p->name);
+#else
+    (void)net;
+    (void)when;
+    return ASYM_OK;
+#endif
+}
+
+/* ---- the gradient allreduce ---- */
+
+struct DistGrad {
+    float *g;        /* the flat gradient array (n) */
+    size_t n, bucket;
+    int overlap, n_layers;
+    size_t *start;   /* (n_layers) offset of top-level layer i's first gradient; SIZE_MAX: none */
+    size_t hi;       /* gradients at [hi, n) are on their way */
+    Seq *seq;
+#ifdef ASYM_MPI
+    MPI_Request *req;
+    int n_req, cap_req;
+#endif
+};
+
+#ifdef ASYM_MPI
+static void post(DistGrad *d, size_t lo, size_t hi) {
+    for (size_t o = lo; o < hi; o += PIECE) {
+        size_t k = hi - o < PIECE ? hi - o : PIECE;
+        if (d->n_req == d->cap_req) return; /* sized for one request per layer and piece: cannot happen */
+        MPI_Iallreduce(MPI_IN_PLACE, d->g + o, (int)k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &d->req[d->n_req++]);
+    }
+    g_bytes += sizeof(float) * (hi - lo);
+}
+
+/* Called by seq_backward after top-level layer i: the gradients of layers
+ * i and after are final. */
+static void layer_done(void *arg, int i) {
+    DistGrad *d = arg;
+    if (d->start[i] != SIZE_MAX && d->hi - d->start[i] >= d->bucket) {
+        post(d, d->start[i], d->hi);
+        d->hi = d->start[i];
+    }
+    /* nonblocking collectives move only inside MPI calls */
+    int done;
+    if (d->n_req) MPI_Testall(d->n_req, d->req, &done, MPI_STATUSES_IGNORE);
+}
+#endif
+
+DistGrad *dist_grad_new(AsymNet *net, int overlap, size_t bucket) {
+    DistGrad *d = asym_calloc(1, sizeof(DistGrad));
+    if (!d) return NULL;
+    d->seq = net_seq(net);
+    d->n = asym_net_n_weights(net);
+    d->g = asym_net_n_params(net) ? asym_net_param(net, 0)->g : NULL;
+    d->overlap = overlap && dist_size() > 1;
+    d->bucket = bucket ? bucket : 1;
+    d->n_layers = d->seq->n;
+    if (!(d->start = asym_calloc(d->n_layers ? d->n_layers : 1, sizeof(size_t)))) {
+        free(d);
+        return NULL;
+    }
+    for (int i = 0; i < d->n_layers; i++) d->start[i] = SIZE_MAX;
+    for (int i = 0; i < asym_net_n_params(net); i++) {
+        AsymParam *p = asym_net_param(net, i);
+        int layer = atoi(p->name); /* "3.W", "4.main.0.W": top-level layer 3, 4 */
+        size_t off = (size_t)(p->g - d->g);
+        if (layer >= 0 && layer < d->n_layers && off < d->start[layer]) d->start[layer] = off;
+    }
+#ifdef ASYM_MPI
+    d->cap_req = d->n_layers + 1 + (int)(d->n / PIECE) + 1;
+    if (!(d->req = asym_calloc(d->cap_req, sizeof(MPI_Request)))) {
+        dist_grad_free(d);
+        return NULL;
+    }
+#endif
+    return d;
+}
+
+void dist_grad_free(DistGrad *d) {
+    if (!d) return;
+    if (d->seq->done_arg == d) d->seq->done = NULL, d->seq->done_arg = NULL;
+#ifdef ASYM_MPI
+    free(d->req);
+#endif
+    free(d->start);
+    free(d);
+}
+
+void dist_grad_begin(DistGrad *d) {
+#ifdef ASYM_MPI
+    d->hi = d->n;
+    d->n_req = 0;
+    if (d->overlap) d->seq->done = layer_done, d->seq->done_arg = d;
+#else
+    (void)d;
+#endif
+}
+
+void dist_grad_end(DistGrad *d) {
+#ifdef ASYM_MPI
+    if (dist_size() == 1) return;
+    d->seq->done = NULL, d->seq->done_arg = NULL;
+    if (!d->overlap) {
+        dist_sum(d->g, d->n);
+        return;
+    }
+    if (d->hi > 0) post(d, 0, d->hi);
+    double t = asym_now();
+    MPI_Waitall(d->n_req, d->req, MPI_STATUSES_IGNORE);
+    g_seconds += asym_now() - t;
+    d->n_req = 0;
+#else
+    (void)d;
+#endif
+}
+
+/* ---- synchronized batch norm ---- */
+
+/* The running-statistics momentum batchnorm.c would use. */
+static float stats_momentum(const Layer *l, float own) {
+    return l->ctx->freeze_stats ? 0.0f : l->ctx->stats_momentum > 0 ? l->ctx->stats_momentum : own;
+}
+
+void dist_bn_forward(Layer *l, const float *x, float *y, int N, float momentum, float eps, float *run_mean, float *run_var, float *bmean, float *invstd) {
+    int C = l->in.c;
+    size_t S = (size_t)l->in.h * l->in.w;
+    double sum[C + 1], ss[C]; /* on the stack: a failed allocation on one rank would leave the others waiting */
+    /* pass 1: sums and the element count, over every rank */
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        double s = 0;
+        for (int n = 0; n < N; n++) {
+            const float *xc = x + ((size_t)n * C + c) * S;
+            float a = 0.0f;
+            for (size_t i = 0; i < S; i++) a += xc[i];
+            s += a;
+        }
+        sum[c] = s;
+    }
+    sum[C] = (double)N * S;
+    dist_sum_f64(sum, (size_t)C + 1);
+    double M = sum[C];
+    /* pass 2: squared deviations from the global mean */
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        float mu = (float)(sum[c] / M);
+        double s = 0;
+        for (int n = 0; n < N; n++) {
+            const float *xc = x + ((size_t)n * C + c) * S;
+            float a = 0.0f;
+            for (size_t i = 0; i < S; i++) a += (xc[i] - mu) * (xc[i] - mu);
+            s += a;
+        }
+        ss[c] = s;
+    }
+    dist_sum_f64(ss, (size_t)C);
+    float m = stats_momentum(l, momentum);
+    const float *gamma = l->W->w, *beta = l->b->w;
+    for (int c = 0; c < C; c++) {
+        double mean = sum[c] / M, var = ss[c] / M;
+        run_mean[c] = (1.0f - m) * run_mean[c] + m * (float)mean;
+        run_var[c] = (1.0f - m) * run_var[c] + m * (float)(M > 1 ? ss[c] / (M - 1) : var);
+        bmean[c] = (float)mean;
+        invstd[c] = (float)(1.0 / sqrt(var + eps));
+    }
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        float mu = bmean[c], is = invstd[c], g = gamma[c], b = beta[c];
+        for (int n = 0; n < N; n++) {
+            size_t off = ((size_t)n * C + c) * S;
+            for (size_t i = 0; i < S; i++) y[off + i] = g * ((x[off + i] - mu) * is) + b;
+        }
+    }
+}
+
+void dist_bn_backward(Layer *l, const float *x, const float *dy, float *dx, int N, const float *bmean, const float *invstd) {
+    int C = l->in.c;
+    size_t S = (size_t)l->in.h * l->in.w;
+    double sum[2 * C + 1];
+    /* sum[c]: sum of dy; sum[C + c]: sum of dy xhat; sum[2C]: elements */
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        float mu = bmean[c], is = invstd[c];
+        double sg = 0, sgh = 0;
+        for (int n = 0; n < N; n++) {
+            size_t off = ((size_t)n * C + c) * S;
+            float a = 0.0f, b = 0.0f;
+            for (size_t i = 0; i < S; i++) {
+                a += dy[off + i];
+                b += dy[off + i] * ((x[off + i] - mu) * is);
+            }
+            sg += a;
+            sgh += b;
+        }
+        /* this rank's share: the gradient allreduce adds the others' */
+        l->W->g[c] += (float)sgh;
+        l->b->g[c] += (float)sg;
+        sum[c] = sg;
+        sum[C + c] = sgh;
+    }
+    sum[2 * C] = (double)N * S;
+    dist_sum_f64(sum, 2 * (size_t)C + 1);
+    if (dx) {
+        double M = sum[2 * C];
+#pragma omp parallel for schedule(static)
+        for (int c = 0; c < C; c++) {
+            float mu = bmean[c], is = invstd[c], k = l->W->w[c] * is, mg = (float)(sum[c] / M), mgh = (float)(sum[C + c] / M);
+            for (int n = 0; n < N; n++) {
+                size_t off = ((size_t)n * C + c) * S;
+                for (size_t i = 0; i < S; i++) dx[off + i] = k * (dy[off + i] - mg - ((x[off + i] - mu) * is) * mgh);
+            }
+        }
+    }
+}

@@ -1,0 +1,52 @@
+/* dist.h: data-parallel training over MPI ranks (docs/MPI.md). Every MPI
+ * call of the library is in dist.c; built without ASYM_MPI, dist.c is a
+ * single process (rank 0 of 1) and every call here is a no-op. */
+#ifndef ASYM_DIST_H
+#define ASYM_DIST_H
+
+#include "layers/layers.h"
+
+/* This process's rank among the processes training one model, and their
+ * count (0 and 1 without MPI, or after asym_dist_solo(1)). */
+int dist_rank(void);
+int dist_size(void);
+
+/* In-place sums over every rank (MPI_Allreduce, MPI_SUM): every rank gets
+ * the same bits. Each byte sent is counted (dist_bytes). */
+void dist_sum(float *v, size_t n);
+void dist_sum_f64(double *v, size_t n);
+/* Bytes allreduced so far by this process, and the seconds it spent
+ * waiting for allreduces to finish (transfer and waiting for slower ranks;
+ * with overlap, only the wait after the backward pass). */
+uint64_t dist_bytes(void);
+double dist_seconds(void);
+
+/* Compares a hash of every parameter, buffer and feedback matrix across
+ * ranks; on a difference every rank fails with a message naming the first
+ * tensor and rank that differ from rank 0 (when says where: "at the
+ * start", "after epoch 2, step 40"). */
+int dist_check_same(AsymNet *net, const char *when);
+
+/* The gradient sum of a training step. With overlap, each top-level
+ * layer's gradients start their allreduce (MPI_Iallreduce, in buckets of
+ * at least bucket floats) as soon as its backward pass is done; without,
+ * one allreduce over the flat gradient array after the backward pass. */
+typedef struct DistGrad DistGrad;
+DistGrad *dist_grad_new(AsymNet *net, int overlap, size_t bucket);
+void dist_grad_free(DistGrad *d);
+/* Before the backward pass (arms the per-layer hook when overlapping). */
+void dist_grad_begin(DistGrad *d);
+/* After it: every gradient holds the sum over ranks. */
+void dist_grad_end(DistGrad *d);
+
+/* Synchronized batch norm, training mode: statistics over every rank's
+ * share of the batch. x, y (N, C, S) with S = H W (1 for dense input);
+ * gamma, beta and their gradients are l->W and l->b. The forward pass
+ * updates the running statistics (momentum as batchnorm.c chooses it) and
+ * keeps the batch mean and 1/std in bmean, invstd for the backward pass,
+ * which adds this rank's share into dgamma and dbeta (the gradient
+ * allreduce sums them) and writes dx from the global sums. */
+void dist_bn_forward(Layer *l, const float *x, float *y, int N, float momentum, float eps, float *run_mean, float *run_var, float *bmean, float *invstd);
+void dist_bn_backward(Layer *l, const float *x, const float *dy, float *dx, int N, const float *bmean, const float *invstd);
+
+#endif

@@ -1,0 +1,60 @@
+/* fc.c: fully connected layer y = x W^T + b.
+ * x is (N, I) (any input shape is read flat), W is (O, I), b is (O), y is (N, O).
+ * The input gradient uses the feedback module's matrix B (W's shape):
+ * dx = dy B, so exact backpropagation is B = W. */
+#include "rules/rules.h"
+
+static void fc_forward(Layer *l, const float *x, float *y, int N, int train) {
+    int I = (int)shape_size(l->in), O = l->out.c;
+    if (l->b) {
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < O; o++) y[(size_t)n * O + o] = l->b->w[o];
+    }
+    gemm(0, 1, N, O, I, 1.0f, x, I, l->W->w, I, l->b ? 1.0f : 0.0f, y, O);
+}
+
+void fc_backward_weight(Layer *l, const float *x, const float *dy, int N) {
+    int I = (int)shape_size(l->in), O = l->out.c;
+    gemm(1, 0, O, I, N, 1.0f, dy, O, x, I, 1.0f, l->W->g, I); /* dW (O, I) += dy^T x */
+    if (l->b)
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < O; o++) l->b->g[o] += dy[(size_t)n * O + o];
+}
+
+void fc_backward_input(Layer *l, const float *B, const float *dy, float *dx, int N) {
+    int I = (int)shape_size(l->in), O = l->out.c;
+    gemm(0, 0, N, I, O, 1.0f, dy, O, B, I, 0.0f, dx, I); /* dx (N, I) = dy B */
+}
+
+static void fc_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N) {
+    fc_backward_weight(l, x, dy, N);
+    if (dx) {
+        fc_backward_input(l, feedback_matrix(l), dy, dx, N);
+        feedback_clip(l, dx, N);
+    }
+}
+
+static const LayerOps fc_ops = {.name = "fc", .forward = fc_forward, .backward = fc_backward, .backward_weight = fc_backward_weight, .backward_input = fc_backward_input};
+
+Layer *fc_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name) {
+    if (s->out <= 0) {
+        asym_fail("layer %s (line %d): fc needs out > 0", name, s->line);
+        return NULL;
+    }
+    Shape out = {s->out, 1, 1};
+    Layer *l = layer_new(&fc_ops, s, in, out, ctx, name, 0);
+    if (!l) return NULL;
+    int I = (int)shape_size(in);
+    int wshape[2] = {s->out, I};
+    l->W = ctx_param(ctx, name, "W", ASYM_P_WEIGHT, 2, wshape);
+    if (l->W) l->W->fan_in = I, l->W->fan_out = s->out;
+    if (s->bias) {
+        l->b = ctx_param(ctx, name, "b", ASYM_P_BIAS, 1, &s->out);
+        if (l->b) l->b->fan_in = I;
+    }
+    if (!l->W || (s->bias && !l->b) || ctx_add_weight_layer(ctx, l)) {
+        layer_free(l);
+        return NULL;
+    }
+    return l;
+}

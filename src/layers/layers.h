@@ -1,0 +1,139 @@
+/* layer.h: the internal layer interface. A layer is a small struct with a
+ * const table of operations; each layer kind lives in its own file. Weight
+ * layers split their backward pass in two halves: the weight gradient
+ * (always exact) and the input gradient, computed from the matrix the
+ * feedback module chooses (feedback.c); no layer decides that matrix. */
+#ifndef ASYM_LAYER_H
+#define ASYM_LAYER_H
+
+#include "asymbp.h"
+#include "base/base.h"
+
+typedef struct Shape {
+    int c, h, w; /* per sample */
+} Shape;
+
+static inline size_t shape_size(Shape s) { return (size_t)s.c * s.h * s.w; }
+
+typedef struct Layer Layer;
+typedef struct Feedback Feedback;
+
+/* State shared by all layers of one network. */
+typedef struct NetCtx {
+    int max_batch;
+    float *work;          /* shared scratch (im2col, transposes), work_size floats */
+    size_t work_size;     /* grown while building, allocated once after */
+    AsymRng rng;          /* dropout masks */
+    AsymParam **params;   /* trainable tensors, in creation order */
+    int n_params, cap_params;
+    AsymParam **buffers;  /* running statistics */
+    int n_buffers, cap_buffers;
+    Layer **weight_layers; /* every fc/conv layer, in creation order */
+    int n_weight_layers, cap_weight_layers;
+    AsymParam **feedback;  /* feedback matrices (B, DFA projections), in creation order */
+    int n_feedback, cap_feedback;
+    const float *out_err;  /* dlogits of the running backward pass (N, classes) */
+    int classes;
+    int force_bp;          /* alignment measurements: every layer uses W, no DFA */
+    int freeze_stats;      /* batch norm in training mode leaves running statistics alone */
+    float stats_momentum;  /* > 0: batch norm's running-statistics momentum instead of its own */
+    /* data-parallel training (dist.c): this rank's share of a global batch */
+    float grad_scale;      /* > 0: dlogits are multiplied by it (the share's fraction of the batch) */
+    int rows_before, rows_after; /* samples of the global batch before and after the share (dropout masks) */
+    int sync_bn;           /* training-mode batch norm takes its statistics over every rank */
+    AsymFeedbackSpec fb;   /* options of the feedback rules */
+    float *mirror;         /* weight mirrors' scratch, sized for the largest layer (feedback.c) */
+    double *mirror_gram;
+} NetCtx;
+
+typedef struct LayerOps {
+    const char *name;
+    /* x (N, in), y (N, out) */
+    void (*forward)(Layer *l, const float *x, float *y, int N, int train);
+    /* Adds into the parameter gradients; writes dx (N, in) unless dx is
+     * NULL. x and y are this layer's input and output from the forward pass. */
+    void (*backward)(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N);
+    void (*free)(Layer *l);
+    /* Weight layers only: the two halves of backward. backward_weight adds
+     * into dW and db; backward_input writes dx from B, a matrix of W's shape. */
+    void (*backward_weight)(Layer *l, const float *x, const float *dy, int N);
+    void (*backward_input)(Layer *l, const float *B, const float *dy, float *dx, int N);
+} LayerOps;
+
+struct Layer {
+    const LayerOps *ops;
+    AsymLayerKind kind;
+    Shape in, out;
+    NetCtx *ctx;
+    AsymParam *W, *b;   /* weight layers; b may be NULL */
+    Feedback *fb;       /* weight layers */
+    void *impl;         /* kind-specific state */
+    char name[40];      /* parameter-name prefix, e.g. "3" or "4.main.1" */
+    AsymRule spec_rule; /* the rule its spec asked for (DEFAULT: the network's) */
+    float *record_dy;   /* when set, backward copies its output gradient here */
+};
+
+/* A chain of layers with its activations, used for the whole network and
+ * inside residual blocks. act[i] is the output of layer i, (max_batch, out_i). */
+typedef struct Seq {
+    Layer **layers;
+    int n;
+    Layer **dfa_at;     /* dfa_at[i]: the DFA layer whose block ends at layer i (or NULL) */
+    float **act;
+    float *gbuf[2];     /* ping-pong gradient buffers sized to the largest activation */
+    const float *x;     /* input of the last forward pass */
+    Shape in, out;
+    void (*done)(void *arg, int i); /* when set, called after layer i's backward (dist.c overlaps its allreduce) */
+    void *done_arg;
+} Seq;
+
+int seq_build(Seq *s, const AsymLayerSpec *specs, int n, Shape in, NetCtx *ctx, const char *prefix);
+void seq_forward(Seq *s, const float *x, int N, int train);
+void seq_backward(Seq *s, const float *dy, float *dx, int N);
+static inline const float *seq_output(const Seq *s) { return s->n ? s->act[s->n - 1] : s->x; }
+void seq_free(Seq *s);
+
+/* Layer construction: checks the spec against the input shape. */
+Layer *layer_create(const AsymLayerSpec *spec, Shape in, NetCtx *ctx, const char *name);
+void layer_free(Layer *l);
+/* Common allocation for every kind; impl_size bytes of zeroed impl. */
+Layer *layer_new(const LayerOps *ops, const AsymLayerSpec *spec, Shape in, Shape out, NetCtx *ctx, const char *name, size_t impl_size);
+
+Layer *fc_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name);
+Layer *conv2d_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name);
+/* A convolution's kernel size, stride and padding. */
+void conv2d_geometry(const Layer *l, int *k, int *stride, int *pad);
+Layer *pool_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name);
+Layer *batchnorm_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name);
+Layer *activation_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name);
+Layer *flatten_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name);
+Layer *dropout_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name);
+Layer *resblock_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name);
+
+/* Registers a tensor with the network (storage is assigned after building). */
+AsymParam *ctx_param(NetCtx *ctx, const char *layer, const char *suffix, AsymParamRole role, int ndim, const int *shape);
+AsymParam *ctx_buffer(NetCtx *ctx, const char *layer, const char *suffix, AsymParamRole role, int ndim, const int *shape);
+int ctx_add_weight_layer(NetCtx *ctx, Layer *l);
+void ctx_need_work(NetCtx *ctx, size_t floats);
+
+/* Weight-layer halves (also reachable through LayerOps), for tests. */
+void fc_backward_weight(Layer *l, const float *x, const float *dy, int N);
+void fc_backward_input(Layer *l, const float *B, const float *dy, float *dx, int N);
+void conv2d_backward_weight(Layer *l, const float *x, const float *dy, int N);
+void conv2d_backward_input(Layer *l, const float *B, const float *dy, float *dx, int N);
+AsymParam *ctx_feedback(NetCtx *ctx, const char *layer, const char *suffix, int ndim, const int *shape);
+
+/* Element-wise kernels shared by layers. */
+void relu_backward(float *dx, const float *y, const float *dy, size_t n);
+
+/* Loss of logits (N, K) against labels; writes dlogits (N, K) when non-NULL.
+ * Returns the mean loss; *correct counts top-1 hits. */
+float loss_compute(AsymLoss kind, const float *logits, const int32_t *y, int N, int K, float *dlogits, int *correct);
+
+/* Initializes every registered tensor of ctx. */
+void init_params(NetCtx *ctx, AsymInit init, int zero_bias, AsymRng *rng);
+
+/* BLAS wrappers: C = alpha * op(A) op(B) + beta * C, row-major. */
+void gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+#endif

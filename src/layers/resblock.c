@@ -1,0 +1,154 @@
+/* resblock.c: residual blocks of He et al. 2016.
+ * Basic block: conv3x3(stride s) bn relu conv3x3 bn, plus shortcut, relu.
+ * Bottleneck (ResNet-50 and deeper, torchvision's placement of the stride):
+ * conv1x1 bn relu conv3x3(stride s) bn relu conv1x1(x4) bn, plus shortcut, relu.
+ * Shortcut: identity when shapes match; otherwise option A (subsample by s
+ * and zero-pad channels, (O - C) / 2 in front) or option B (1x1 conv with
+ * stride s and batch norm). x is (N, C, H, W), y is (N, O, H/s, W/s). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "layers/layers.h"
+
+typedef struct ResBlock {
+    Seq main, shortcut;   /* shortcut.n == 0: identity or option A */
+    int option_a, stride;
+    float *dz;            /* (max_batch, out): gradient after the final relu */
+    float *tmp;           /* (max_batch, in): shortcut input gradient (option B) */
+} ResBlock;
+
+static void res_forward(Layer *l, const float *x, float *y, int N, int train) {
+    ResBlock *r = l->impl;
+    seq_forward(&r->main, x, N, train);
+    const float *m = seq_output(&r->main);
+    size_t out = shape_size(l->out), n_out = (size_t)N * out;
+    if (r->shortcut.n || !r->option_a) {
+        const float *s = x;
+        if (r->shortcut.n) {
+            seq_forward(&r->shortcut, x, N, train);
+            s = seq_output(&r->shortcut);
+        }
+#pragma omp parallel for simd schedule(static) if (n_out > 65536)
+        for (size_t i = 0; i < n_out; i++) {
+            float v = m[i] + s[i];
+            y[i] = v > 0.0f ? v : 0.0f;
+        }
+        return;
+    }
+    /* option A: the input subsampled by the stride, channels zero-padded */
+    int C = l->in.c, O = l->out.c, H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w, pf = (O - C) / 2, st = r->stride;
+#pragma omp parallel for schedule(static)
+    for (int no = 0; no < N * O; no++) {
+        int n = no / O, c = no % O - pf;
+        const float *mp = m + (size_t)no * OH * OW;
+        float *yp = y + (size_t)no * OH * OW;
+        if (c < 0 || c >= C) {
+#pragma omp simd
+            for (int i = 0; i < OH * OW; i++) yp[i] = mp[i] > 0.0f ? mp[i] : 0.0f;
+            continue;
+        }
+        const float *xp = x + ((size_t)n * C + c) * H * W;
+        for (int h = 0; h < OH; h++) {
+            const float *xr = xp + (size_t)h * st * W;
+#pragma omp simd
+            for (int w = 0; w < OW; w++) {
+                float v = mp[h * OW + w] + xr[w * st];
+                yp[h * OW + w] = v > 0.0f ? v : 0.0f;
+            }
+        }
+    }
+}
+
+static void res_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N) {
+    ResBlock *r = l->impl;
+    size_t n_in = (size_t)N * shape_size(l->in);
+    relu_backward(r->dz, y, dy, (size_t)N * shape_size(l->out));
+    seq_backward(&r->main, r->dz, dx, N);
+    const float *s = r->dz;
+    if (r->shortcut.n) {
+        seq_backward(&r->shortcut, r->dz, dx ? r->tmp : NULL, N);
+        s = r->tmp;
+    }
+    if (!dx) return;
+    if (r->shortcut.n || !r->option_a) {
+#pragma omp parallel for simd schedule(static) if (n_in > 65536)
+        for (size_t i = 0; i < n_in; i++) dx[i] += s[i];
+        return;
+    }
+    int C = l->in.c, O = l->out.c, H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w, pf = (O - C) / 2, st = r->stride;
+#pragma omp parallel for schedule(static)
+    for (int nc = 0; nc < N * C; nc++) {
+        int n = nc / C, c = nc % C;
+        float *xp = dx + (size_t)nc * H * W;
+        const float *gp = r->dz + ((size_t)n * O + c + pf) * OH * OW;
+        for (int h = 0; h < OH; h++) {
+            float *xr = xp + (size_t)h * st * W;
+#pragma omp simd
+            for (int w = 0; w < OW; w++) xr[w * st] += gp[h * OW + w];
+        }
+    }
+}
+
+static void res_free(Layer *l) {
+    ResBlock *r = l->impl;
+    if (!r) return;
+    seq_free(&r->main);
+    seq_free(&r->shortcut);
+    free(r->dz);
+    free(r->tmp);
+}
+
+static const LayerOps res_ops = {.name = "resblock", .forward = res_forward, .backward = res_backward, .free = res_free};
+
+static AsymLayerSpec conv_spec(int out, int k, int stride, int line) {
+    AsymLayerSpec s = {.kind = ASYM_CONV, .out = out, .k = k, .stride = stride, .pad = k / 2, .line = line};
+    return s;
+}
+
+Layer *resblock_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name) {
+    int O = s->out, st = s->stride ? s->stride : 1;
+    if (O <= 0 || st <= 0 || (s->bottleneck && O % 4) || O < in.c) {
+        asym_fail("layer %s (line %d): resblock needs out >= its %d input channels (a multiple of 4 for bottlenecks) and stride > 0", name, s->line, in.c);
+        return NULL;
+    }
+    AsymLayerSpec bn = {.kind = ASYM_BATCHNORM, .momentum = s->momentum, .eps = s->eps, .line = s->line};
+    AsymLayerSpec relu = {.kind = ASYM_RELU, .line = s->line};
+    AsymLayerSpec main[8];
+    int nm = 0;
+    if (s->bottleneck) {
+        int w = O / 4;
+        main[nm++] = conv_spec(w, 1, 1, s->line), main[nm++] = bn, main[nm++] = relu;
+        main[nm++] = conv_spec(w, 3, st, s->line), main[nm++] = bn, main[nm++] = relu;
+        main[nm++] = conv_spec(O, 1, 1, s->line), main[nm++] = bn;
+    } else {
+        main[nm++] = conv_spec(O, 3, st, s->line), main[nm++] = bn, main[nm++] = relu;
+        main[nm++] = conv_spec(O, 3, 1, s->line), main[nm++] = bn;
+    }
+    for (int i = 0; i < nm; i++) main[i].lr_scale = s->lr_scale, main[i].rule = s->rule;
+    Layer *l = layer_new(&res_ops, s, in, in, ctx, name, sizeof(ResBlock));
+    if (!l) return NULL;
+    ResBlock *r = l->impl;
+    r->stride = st;
+    char pre[64];
+    snprintf(pre, sizeof pre, "%s.main", name);
+    if (seq_build(&r->main, main, nm, in, ctx, pre)) goto fail;
+    l->out = r->main.out;
+    int same = st == 1 && in.c == O;
+    if (!same && s->shortcut == ASYM_SHORTCUT_A) {
+        r->option_a = 1;
+    } else if (!same) {
+        AsymLayerSpec sc[2] = {conv_spec(O, 1, st, s->line), bn};
+        sc[0].lr_scale = sc[1].lr_scale = s->lr_scale;
+        sc[0].rule = s->rule;
+        snprintf(pre, sizeof pre, "%s.shortcut", name);
+        if (seq_build(&r->shortcut, sc, 2, in, ctx, pre)) goto fail;
+        r->tmp = asym_falloc((size_t)ctx->max_batch * shape_size(in));
+        if (!r->tmp) goto fail;
+    }
+    r->dz = asym_falloc((size_t)ctx->max_batch * shape_size(l->out));
+    if (!r->dz) goto fail;
+    return l;
+fail:
+    layer_free(l);
+    return NULL;
+}

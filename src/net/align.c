@@ -1,0 +1,84 @@
+/* metrics.c: how well a rule's feedback aligns with exact backpropagation,
+ * per weight layer (REFERENCE "Measurements users expect"): the angle
+ * between B and W, |B|/|W|, the fraction of concordant signs, the delta
+ * angle between the error signal the rule sends into the layer and BP's
+ * on the same batch and weights, and the angle between weight gradients. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rules/rules.h"
+
+struct AsymNet;
+/* net.c internals used here */
+NetCtx *net_ctx(AsymNet *net);
+
+static double angle_deg(const float *a, const float *b, size_t n) {
+    double ab = vec_dot(a, b, n), na = vec_norm(a, n), nb = vec_norm(b, n);
+    if (na == 0 || nb == 0) return NAN;
+    double c = ab / (na * nb);
+    c = c > 1 ? 1 : c < -1 ? -1 : c;
+    return acos(c) * 180.0 / M_PI;
+}
+
+int asym_net_n_weight_layers(const AsymNet *net) { return net_ctx((AsymNet *)net)->n_weight_layers; }
+
+int asym_net_alignment(AsymNet *net, const float *x, const int32_t *y, int N, AsymAlignment *out) {
+    NetCtx *ctx = net_ctx(net);
+    int L = ctx->n_weight_layers;
+    size_t total_out = 0, nw = asym_net_n_weights(net);
+    for (int i = 0; i < L; i++) total_out += (size_t)N * shape_size(ctx->weight_layers[i]->out);
+    float *rec = asym_falloc(2 * total_out), *grads = asym_falloc(nw);
+    if (!rec || !grads) {
+        free(rec);
+        free(grads);
+        return ASYM_ERR;
+    }
+    AsymRng saved = ctx->rng;
+    ctx->freeze_stats = 1;
+    asym_net_forward(net, x, N, 1);
+    for (int pass = 0; pass < 2; pass++) {
+        size_t off = pass * total_out;
+        for (int i = 0; i < L; i++) {
+            ctx->weight_layers[i]->record_dy = rec + off;
+            off += (size_t)N * shape_size(ctx->weight_layers[i]->out);
+        }
+        ctx->force_bp = pass;
+        asym_net_zero_grad(net);
+        asym_net_loss(net, y, N, 1, NULL);
+        if (pass == 0) memcpy(grads, asym_net_param(net, 0)->g, sizeof(float) * nw);
+    }
+    ctx->force_bp = 0;
+    ctx->freeze_stats = 0;
+    ctx->rng = saved;
+    size_t off = 0;
+    const float *g0 = asym_net_param(net, 0)->g;
+    for (int i = 0; i < L; i++) {
+        Layer *l = ctx->weight_layers[i];
+        AsymAlignment *a = &out[i];
+        size_t n = l->W->n, no = (size_t)N * shape_size(l->out);
+        memset(a, 0, sizeof *a);
+        snprintf(a->name, sizeof a->name, "%s", l->name);
+        a->rule = l->fb->rule;
+        const float *B = l->fb->B ? l->fb->B->w : a->rule == ASYM_RULE_BP ? l->W->w : NULL;
+        if (B) {
+            double agree = 0;
+            for (size_t j = 0; j < n; j++) agree += (B[j] > 0) == (l->W->w[j] > 0) && (B[j] < 0) == (l->W->w[j] < 0);
+            a->angle = B == l->W->w ? 0.0 : angle_deg(B, l->W->w, n);
+            a->norm_ratio = vec_norm(B, n) / vec_norm(l->W->w, n);
+            a->sign_agree = agree / n;
+        } else {
+            a->angle = a->norm_ratio = a->sign_agree = NAN;
+        }
+        a->delta_angle = angle_deg(rec + off, rec + total_out + off, no);
+        size_t poff = (size_t)(l->W->g - g0);
+        a->grad_angle = angle_deg(grads + poff, l->W->g, n);
+        if (a->rule == ASYM_RULE_BP && !isnan(a->delta_angle) && a->delta_angle < 1e-3) a->delta_angle = 0;
+        off += no;
+        l->record_dy = NULL;
+    }
+    asym_net_zero_grad(net);
+    free(rec);
+    free(grads);
+    return ASYM_OK;
+}

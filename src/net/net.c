@@ -1,0 +1,436 @@
+/* net.c: building a network from its spec (sizes counted first, then one
+ * allocation per lifetime: parameters, gradients, activations, workspace),
+ * the forward and backward passes over chains of layers, and saving and
+ * loading weights. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "rules/rules.h"
+#include "io/io.h"
+
+struct AsymNet {
+    NetCtx ctx;
+    Seq seq;
+    AsymLoss loss;
+    int classes, last_N, keep_dx;
+    float *wflat, *gflat;  /* all parameters and gradients, contiguous */
+    size_t n_flat;
+    float *dlogits;        /* (max_batch, classes) */
+    float *dx;             /* (max_batch, in) when keep_dx */
+};
+
+/* ---- layers and chains ---- */
+
+Layer *layer_new(const LayerOps *ops, const AsymLayerSpec *spec, Shape in, Shape out, NetCtx *ctx, const char *name, size_t impl_size) {
+    Layer *l = asym_calloc(1, sizeof(Layer));
+    if (!l) return NULL;
+    l->ops = ops;
+    l->kind = spec->kind;
+    l->in = in;
+    l->out = out;
+    l->ctx = ctx;
+    snprintf(l->name, sizeof l->name, "%s", name);
+    if (impl_size && !(l->impl = asym_calloc(1, impl_size))) {
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+void layer_free(Layer *l) {
+    if (!l) return;
+    if (l->ops->free) l->ops->free(l);
+    feedback_free(l->fb);
+    free(l->impl);
+    free(l);
+}
+
+Layer *layer_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name) {
+    Layer *l = NULL;
+    switch (s->kind) {
+    case ASYM_FC: l = fc_create(s, in, ctx, name); break;
+    case ASYM_CONV: l = conv2d_create(s, in, ctx, name); break;
+    case ASYM_MAXPOOL:
+    case ASYM_AVGPOOL: l = pool_create(s, in, ctx, name); break;
+    case ASYM_BATCHNORM: l = batchnorm_create(s, in, ctx, name); break;
+    case ASYM_RELU:
+    case ASYM_TANH:
+    case ASYM_SIGMOID: l = activation_create(s, in, ctx, name); break;
+    case ASYM_FLATTEN: l = flatten_create(s, in, ctx, name); break;
+    case ASYM_DROPOUT: l = dropout_create(s, in, ctx, name); break;
+    case ASYM_RESBLOCK: l = resblock_create(s, in, ctx, name); break;
+    default: asym_fail("layer %s (line %d): unknown layer kind %d", name, s->line, (int)s->kind); return NULL;
+    }
+    if (l) l->spec_rule = s->rule;
+    if (l && s->lr_scale != 0) {
+        float k = s->lr_scale > 0 ? s->lr_scale : 0.0f; /* negative: frozen */
+        if (l->W) l->W->lr_scale = k;
+        if (l->b) l->b->lr_scale = k;
+    }
+    return l;
+}
+
+int seq_build(Seq *s, const AsymLayerSpec *specs, int n, Shape in, NetCtx *ctx, const char *prefix) {
+    memset(s, 0, sizeof *s);
+    s->in = s->out = in;
+    s->layers = asym_calloc(n ? n : 1, sizeof(Layer *));
+    s->act = asym_calloc(n ? n : 1, sizeof(float *));
+    if (!s->layers || !s->act) return ASYM_ERR;
+    size_t biggest = shape_size(in);
+    for (int i = 0; i < n; i++) {
+        char name[40];
+        if (prefix && *prefix) snprintf(name, sizeof name, "%s.%d", prefix, i);
+        else snprintf(name, sizeof name, "%d", i);
+        Layer *l = layer_create(&specs[i], s->out, ctx, name);
+        if (!l) return ASYM_ERR;
+        s->layers[s->n++] = l;
+        s->out = l->out;
+        if (!(s->act[i] = asym_falloc((size_t)ctx->max_batch * shape_size(l->out)))) return ASYM_ERR;
+        if (shape_size(l->out) > biggest) biggest = shape_size(l->out);
+    }
+    for (int k = 0; k < 2; k++)
+        if (!(s->gbuf[k] = asym_falloc((size_t)ctx->max_batch * biggest))) return ASYM_ERR;
+    return ASYM_OK;
+}
+
+void seq_forward(Seq *s, const float *x, int N, int train) {
+    s->x = x;
+    for (int i = 0; i < s->n; i++) s->layers[i]->ops->forward(s->layers[i], i ? s->act[i - 1] : x, s->act[i], N, train);
+}
+
+/* Backward through the chain. Under DFA the gradient at the end of each
+ * DFA block is the projected output error, so the layer after it need not
+ * compute its input gradient. */
+void seq_backward(Seq *s, const float *dy, float *dx, int N) {
+    const float *g = dy;
+    int dfa = s->dfa_at && !s->layers[0]->ctx->force_bp;
+    for (int i = s->n - 1; i >= 0; i--) {
+        Layer *l = s->layers[i];
+        if (dfa && s->dfa_at[i]) g = feedback_dfa_error(s->dfa_at[i], N);
+        float *out = i ? s->gbuf[i & 1] : dx;
+        if (dfa && i && s->dfa_at[i - 1]) out = NULL;
+        if (l->record_dy) memcpy(l->record_dy, g, sizeof(float) * N * shape_size(l->out));
+        l->ops->backward(l, i ? s->act[i - 1] : s->x, s->act[i], g, out, N);
+        if (s->done) s->done(s->done_arg, i);
+        g = out;
+    }
+}
+
+void seq_free(Seq *s) {
+    for (int i = 0; i < s->n; i++) {
+        layer_free(s->layers[i]);
+        free(s->act[i]);
+    }
+    free(s->layers);
+    free(s->act);
+    free(s->dfa_at);
+    free(s->gbuf[0]);
+    free(s->gbuf[1]);
+    memset(s, 0, sizeof *s);
+}
+
+/* ---- registration of tensors ---- */
+
+static int grow(void **arr, int *cap, int n, size_t elem) {
+    if (n < *cap) return ASYM_OK;
+    int nc = *cap ? *cap * 2 : 64;
+    void *p = realloc(*arr, nc * elem);
+    if (!p) return asym_fail("out of memory");
+    *arr = p;
+    *cap = nc;
+    return ASYM_OK;
+}
+
+static AsymParam *param_new(const char *layer, const char *suffix, AsymParamRole role, int ndim, const int *shape) {
+    AsymParam *p = asym_calloc(1, sizeof(AsymParam));
+    if (!p) return NULL;
+    snprintf(p->name, sizeof p->name, "%s.%s", layer, suffix);
+    p->role = role;
+    p->ndim = ndim;
+    p->n = 1;
+    for (int i = 0; i < ndim; i++) p->shape[i] = shape[i], p->n *= (size_t)shape[i];
+    p->decay = 1;
+    p->lr_scale = 1.0f;
+    return p;
+}
+
+AsymParam *ctx_param(NetCtx *ctx, const char *layer, const char *suffix, AsymParamRole role, int ndim, const int *shape) {
+    if (grow((void **)&ctx->params, &ctx->cap_params, ctx->n_params, sizeof(AsymParam *))) return NULL;
+    AsymParam *p = param_new(layer, suffix, role, ndim, shape);
+    if (p) ctx->params[ctx->n_params++] = p;
+    return p;
+}
+
+AsymParam *ctx_buffer(NetCtx *ctx, const char *layer, const char *suffix, AsymParamRole role, int ndim, const int *shape) {
+    if (grow((void **)&ctx->buffers, &ctx->cap_buffers, ctx->n_buffers, sizeof(AsymParam *))) return NULL;
+    AsymParam *p = param_new(layer, suffix, role, ndim, shape);
+    if (!p) return NULL;
+    if (!(p->w = asym_falloc(p->n))) {
+        free(p);
+        return NULL;
+    }
+    ctx->buffers[ctx->n_buffers++] = p;
+    return p;
+}
+
+AsymParam *ctx_feedback(NetCtx *ctx, const char *layer, const char *suffix, int ndim, const int *shape) {
+    if (grow((void **)&ctx->feedback, &ctx->cap_feedback, ctx->n_feedback, sizeof(AsymParam *))) return NULL;
+    AsymParam *p = param_new(layer, suffix, ASYM_P_FEEDBACK, ndim, shape);
+    if (!p) return NULL;
+    if (!(p->w = asym_falloc(p->n))) {
+        free(p);
+        return NULL;
+    }
+    ctx->feedback[ctx->n_feedback++] = p;
+    return p;
+}
+
+int ctx_add_weight_layer(NetCtx *ctx, Layer *l) {
+    if (grow((void **)&ctx->weight_layers, &ctx->cap_weight_layers, ctx->n_weight_layers, sizeof(Layer *))) return ASYM_ERR;
+    ctx->weight_layers[ctx->n_weight_layers++] = l;
+    return ASYM_OK;
+}
+
+void ctx_need_work(NetCtx *ctx, size_t floats) {
+    if (floats > ctx->work_size) ctx->work_size = floats;
+}
+
+/* ---- the network ---- */
+
+int asym_net_create(AsymNet **out, const AsymNetSpec *spec, int max_batch, AsymRng *rng) {
+    *out = NULL;
+    if (max_batch <= 0 || spec->in_c <= 0 || spec->in_h <= 0 || spec->in_w <= 0 || spec->classes <= 0 || spec->n_layers <= 0)
+        return asym_fail("network: needs a batch size, input shape, classes and at least one layer");
+    AsymNet *net = asym_calloc(1, sizeof(AsymNet));
+    if (!net) return ASYM_ERR;
+    net->ctx.max_batch = max_batch;
+    net->ctx.rng = rng_split(rng);
+    net->ctx.classes = spec->classes;
+    if (spec->fb.init) net->ctx.fb = spec->fb;
+    else asym_feedback_defaults(&net->ctx.fb);
+    net->loss = spec->loss ? spec->loss : ASYM_LOSS_SOFTMAX_CE;
+    net->classes = spec->classes;
+    Shape in = {spec->in_c, spec->in_h, spec->in_w};
+    if (seq_build(&net->seq, spec->layers, spec->n_layers, in, &net->ctx, "")) goto fail;
+    if (shape_size(net->seq.out) != (size_t)spec->classes) {
+        asym_fail("network: the last layer gives %zu outputs (%dx%dx%d) but there are %d classes", shape_size(net->seq.out), net->seq.out.c, net->seq.out.h,
+                  net->seq.out.w, spec->classes);
+        goto fail;
+    }
+    for (int i = 0; i < net->ctx.n_params; i++) net->n_flat += net->ctx.params[i]->n;
+    net->wflat = asym_falloc(net->n_flat);
+    net->gflat = asym_falloc(net->n_flat);
+    net->dlogits = asym_falloc((size_t)max_batch * spec->classes);
+    net->ctx.work = asym_falloc(net->ctx.work_size ? net->ctx.work_size : 1);
+    if (!net->wflat || !net->gflat || !net->dlogits || !net->ctx.work) goto fail;
+    size_t off = 0;
+    for (int i = 0; i < net->ctx.n_params; i++) {
+        AsymParam *p = net->ctx.params[i];
+        p->w = net->wflat + off;
+        p->g = net->gflat + off;
+        off += p->n;
+    }
+    init_params(&net->ctx, spec->init ? spec->init : ASYM_INIT_TORCH, spec->zero_bias, rng);
+    if (feedback_setup(&net->ctx, &net->seq, spec, rng)) goto fail;
+    *out = net;
+    return ASYM_OK;
+fail:
+    asym_net_free(net);
+    return ASYM_ERR;
+}
+
+void asym_net_free(AsymNet *net) {
+    if (!net) return;
+    seq_free(&net->seq);
+    for (int i = 0; i < net->ctx.n_params; i++) free(net->ctx.params[i]);
+    for (int i = 0; i < net->ctx.n_buffers; i++) {
+        free(net->ctx.buffers[i]->w);
+        free(net->ctx.buffers[i]);
+    }
+    for (int i = 0; i < net->ctx.n_feedback; i++) {
+        free(net->ctx.feedback[i]->w);
+        free(net->ctx.feedback[i]);
+    }
+    free(net->ctx.params);
+    free(net->ctx.buffers);
+    free(net->ctx.feedback);
+    free(net->ctx.weight_layers);
+    free(net->ctx.work);
+    free(net->ctx.mirror);
+    free(net->ctx.mirror_gram);
+    free(net->wflat);
+    free(net->gflat);
+    free(net->dlogits);
+    free(net->dx);
+    free(net);
+}
+
+NetCtx *net_ctx(AsymNet *net) { return &net->ctx; }
+Seq *net_seq(AsymNet *net) { return &net->seq; }
+int asym_net_n_params(const AsymNet *net) { return net->ctx.n_params; }
+int asym_net_n_feedback(const AsymNet *net) { return net->ctx.n_feedback; }
+AsymParam *asym_net_feedback(AsymNet *net, int i) { return i >= 0 && i < net->ctx.n_feedback ? net->ctx.feedback[i] : NULL; }
+void asym_net_feedback_update(AsymNet *net) { feedback_after_step(&net->ctx); }
+int asym_net_wm_fallbacks(const AsymNet *net) { return feedback_wm_fallbacks(&net->ctx); }
+AsymParam *asym_net_param(AsymNet *net, int i) { return i >= 0 && i < net->ctx.n_params ? net->ctx.params[i] : NULL; }
+int asym_net_n_buffers(const AsymNet *net) { return net->ctx.n_buffers; }
+AsymParam *asym_net_buffer(AsymNet *net, int i) { return i >= 0 && i < net->ctx.n_buffers ? net->ctx.buffers[i] : NULL; }
+size_t asym_net_n_weights(const AsymNet *net) { return net->n_flat; }
+
+const float *asym_net_forward(AsymNet *net, const float *x, int N, int train) {
+    if (N > net->ctx.max_batch) N = net->ctx.max_batch;
+    net->last_N = N;
+    seq_forward(&net->seq, x, N, train);
+    return seq_output(&net->seq);
+}
+
+void asym_net_recompute_stats(AsymNet *net, const float *x, int N, float alpha, int first) {
+    net->ctx.stats_momentum = first ? 1.0f : alpha;
+    asym_net_forward(net, x, N, 1);
+    net->ctx.stats_momentum = 0;
+}
+
+float asym_net_loss(AsymNet *net, const int32_t *y, int N, int backward, int *correct) {
+    int hits = 0;
+    if (N > net->last_N) N = net->last_N;
+    float loss = loss_compute(net->loss, seq_output(&net->seq), y, N, net->classes, backward ? net->dlogits : NULL, &hits);
+    if (correct) *correct = hits;
+    if (backward) {
+        float k = net->ctx.grad_scale;
+        if (k > 0)
+            for (size_t i = 0; i < (size_t)N * net->classes; i++) net->dlogits[i] *= k;
+        net->ctx.out_err = net->dlogits;
+        seq_backward(&net->seq, net->dlogits, net->dx, N);
+    }
+    return loss;
+}
+
+void asym_net_zero_grad(AsymNet *net) {
+    /* in 64 KB pieces shared among the threads: a large net's gradients take a while on one */
+    size_t n = net->n_flat, piece = 16384;
+    long pieces = (long)((n + piece - 1) / piece);
+#pragma omp parallel for schedule(static) if (pieces > 8)
+    for (long i = 0; i < pieces; i++) {
+        size_t a = (size_t)i * piece, len = n - a < piece ? n - a : piece;
+        memset(net->gflat + a, 0, sizeof(float) * len);
+    }
+}
+
+void asym_net_keep_input_grad(AsymNet *net, int on) {
+    if (on && !net->dx) net->dx = asym_falloc((size_t)net->ctx.max_batch * shape_size(net->seq.in));
+    if (!on) {
+        free(net->dx);
+        net->dx = NULL;
+    }
+}
+
+const float *asym_net_input_grad(const AsymNet *net) { return net->dx; }
+const float *asym_net_logits_grad(const AsymNet *net) { return net->dlogits; }
+
+/* ---- weights on disk ----
+ * "ASYMNET1", uint32 count, then per tensor: uint32 name length, name,
+ * uint64 float count, floats (little-endian); then the CRC-32 of all that. */
+
+/* Tensor i of the file: parameters, then buffers, then feedback matrices. */
+static AsymParam *stored_tensor(const AsymNet *net, uint32_t i) {
+    const NetCtx *c = &net->ctx;
+    if (i < (uint32_t)c->n_params) return c->params[i];
+    i -= c->n_params;
+    if (i < (uint32_t)c->n_buffers) return c->buffers[i];
+    return c->feedback[i - c->n_buffers];
+}
+
+static const char WEIGHTS_MAGIC[8] = {'A', 'S', 'Y', 'M', 'N', 'E', 'T', '1'};
+
+int asym_net_save(const AsymNet *net, const char *path) {
+    uint32_t count = (uint32_t)(net->ctx.n_params + net->ctx.n_buffers + net->ctx.n_feedback);
+    int nparts = 2 + 4 * (int)count + 1, k = 0;
+    const void **parts = asym_calloc(nparts, sizeof(void *));
+    size_t *lens = asym_calloc(nparts, sizeof(size_t));
+    uint32_t *name_len = asym_calloc(count + 1, sizeof(uint32_t));
+    uint64_t *n = asym_calloc(count + 1, sizeof(uint64_t));
+    int rc = ASYM_ERR;
+    if (!parts || !lens || !name_len || !n) goto done;
+    parts[k] = WEIGHTS_MAGIC, lens[k++] = 8;
+    parts[k] = &count, lens[k++] = 4;
+    for (uint32_t i = 0; i < count; i++) {
+        const AsymParam *p = stored_tensor(net, i);
+        name_len[i] = (uint32_t)strlen(p->name);
+        n[i] = p->n;
+        parts[k] = &name_len[i], lens[k++] = 4;
+        parts[k] = p->name, lens[k++] = name_len[i];
+        parts[k] = &n[i], lens[k++] = 8;
+        parts[k] = p->w, lens[k++] = sizeof(float) * p->n;
+    }
+    uLong crc = crc32(0, NULL, 0);
+    for (int i = 0; i < k; i++) crc = crc32(crc, parts[i], (uInt)lens[i]);
+    uint32_t c32 = (uint32_t)crc;
+    parts[k] = &c32, lens[k++] = 4;
+    rc = io_write_atomic(path, parts, lens, k);
+done:
+    free(parts);
+    free(lens);
+    free(name_len);
+    free(n);
+    return rc;
+}
+
+int asym_net_load(AsymNet *net, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return asym_fail("%s: cannot open", path);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *buf = size > 12 ? malloc((size_t)size) : NULL;
+    int ok = buf && fread(buf, 1, (size_t)size, f) == (size_t)size;
+    fclose(f);
+    if (!ok) {
+        free(buf);
+        return asym_fail("%s: too short or unreadable to be a weights file", path);
+    }
+    size_t len = (size_t)size - 4, off = 12;
+    uint32_t stored, count;
+    memcpy(&stored, buf + len, 4);
+    memcpy(&count, buf + 8, 4);
+    int rc = ASYM_OK;
+    if (memcmp(buf, WEIGHTS_MAGIC, 8)) rc = asym_fail("%s: not an asymbp weights file (bad magic)", path);
+    else if ((uint32_t)crc32(crc32(0, NULL, 0), buf, (uInt)len) != stored) rc = asym_fail("%s: checksum mismatch (file corrupted)", path);
+    else if (count != (uint32_t)(net->ctx.n_params + net->ctx.n_buffers + net->ctx.n_feedback))
+        rc = asym_fail("%s: holds %u tensors, the network has %d (another architecture or feedback rule?)", path, count,
+                       net->ctx.n_params + net->ctx.n_buffers + net->ctx.n_feedback);
+    /* check every header first, copy only when all match: a refused load
+     * leaves the network as it was */
+    for (int pass = 0; pass < 2 && !rc; pass++) {
+        off = 12;
+        for (uint32_t i = 0; i < count && !rc; i++) {
+            AsymParam *p = stored_tensor(net, i);
+            uint32_t nl;
+            uint64_t n;
+            if (off + 4 > len) goto trunc;
+            memcpy(&nl, buf + off, 4);
+            off += 4;
+            if (nl > len - off || len - off - nl < 8) goto trunc;
+            int same = nl == strlen(p->name) && !memcmp(buf + off, p->name, nl);
+            memcpy(&n, buf + off + nl, 8);
+            if (!same || n != p->n) {
+                rc = asym_fail("%s: tensor %u is '%.*s' with %llu values, the network has '%s' with %zu", path, i, (int)(nl < 64 ? nl : 64), (const char *)buf + off,
+                               (unsigned long long)n, p->name, p->n);
+                break;
+            }
+            off += nl + 8;
+            if (n > (len - off) / sizeof(float)) goto trunc;
+            if (pass) memcpy(p->w, buf + off, n * sizeof(float));
+            off += n * sizeof(float);
+        }
+        if (!rc && off != len) rc = asym_fail("%s: %zu bytes after the last tensor", path, len - off);
+    }
+    free(buf);
+    /* sign-concordant B agree with the loaded W, magnitudes as saved */
+    for (int i = 0; i < net->ctx.n_weight_layers && !rc; i++) feedback_follow_weights(net->ctx.weight_layers[i], 1);
+    return rc;
+trunc:
+    free(buf);
+    return asym_fail("%s: truncated at byte %zu", path, off);
+}
