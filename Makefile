@@ -40,7 +40,9 @@ $(BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h tests/*.h cli/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# made afresh, so that the object of a removed source leaves it too
 $(BUILD)/libasymbp.a: $(LIB_OBJ)
+	@rm -f $@
 	ar rcs $@ $^
 
 $(BUILD)/asymbp: $(CLI_OBJ) $(BUILD)/libasymbp.a

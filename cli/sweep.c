@@ -29,8 +29,11 @@ int cli_rule_list(const char *list, const char *cmd, char (*rules)[16], int max)
     snprintf(buf, sizeof buf, "%s", list);
     for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
         if (n == max) return fprintf(stderr, "asymbp: %s: more than %d rules\n", cmd, max), -1;
-        if (asym_rule_parse(tok) == ASYM_RULE_DEFAULT)
-            return fprintf(stderr, "asymbp: %s: unknown rule '%s' (bp, fa, dfa, usf, brsf, frsf, kp, wm)\n", cmd, tok), -1;
+        if (asym_rule_parse(tok) == ASYM_RULE_DEFAULT) {
+            fprintf(stderr, "asymbp: %s: unknown rule '%s' (", cmd, tok);
+            for (int r = ASYM_RULE_BP; r < ASYM_RULE_COUNT; r++) fprintf(stderr, "%s%s", r > ASYM_RULE_BP ? ", " : "", asym_rule_name((AsymRule)r));
+            return fprintf(stderr, ")\n"), -1;
+        }
         snprintf(rules[n++], sizeof rules[0], "%s", tok);
     }
     if (!n) return fprintf(stderr, "asymbp: %s: --rules is empty\n", cmd), -1;

@@ -206,14 +206,13 @@ static const Row *find_row(const Table *t, const char *rule, const char *data) {
     return NULL;
 }
 
-/* The rules in the order of asymbp's rule list, then any others. */
+/* The rules in the order of asymbp's rule table, then any others. */
 static int rule_order(const Table *t, const char **order) {
-    static const char *const KNOWN[] = {"bp", "fa", "dfa", "usf", "brsf", "frsf", "kp", "wm"};
     int n = 0;
-    for (size_t k = 0; k < sizeof KNOWN / sizeof KNOWN[0]; k++)
+    for (int r = ASYM_RULE_BP; r < ASYM_RULE_COUNT; r++)
         for (int i = 0; i < t->n; i++)
-            if (!strcmp(t->rows[i].rule, KNOWN[k])) {
-                order[n++] = KNOWN[k];
+            if (!strcmp(t->rows[i].rule, asym_rule_name((AsymRule)r))) {
+                order[n++] = asym_rule_name((AsymRule)r);
                 break;
             }
     for (int i = 0; i < t->n; i++) {

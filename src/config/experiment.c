@@ -19,11 +19,12 @@ static int choice_index(const char *const *choices, const char *v) {
     return -1;
 }
 
-static const char *const RULES[] = {"bp", "fa", "dfa", "usf", "brsf", "frsf", "kp", "wm", NULL};
-
+/* A rule by name, one of the rule table's. */
 static int read_rule(const Cfg *c, CfgNode *map, const char *pre, const char *key, AsymRule *out) {
-    const char *name;
-    if (cfg_get_str(c, map, pre, key, NULL, RULES, &name)) return ASYM_ERR;
+    const char *name, *rules[ASYM_RULE_COUNT];
+    for (int r = ASYM_RULE_BP; r < ASYM_RULE_COUNT; r++) rules[r - ASYM_RULE_BP] = asym_rule_name((AsymRule)r);
+    rules[ASYM_RULE_COUNT - ASYM_RULE_BP] = NULL;
+    if (cfg_get_str(c, map, pre, key, NULL, rules, &name)) return ASYM_ERR;
     if (name) *out = asym_rule_parse(name);
     return ASYM_OK;
 }

@@ -2,7 +2,7 @@
  * const table of operations; each layer kind lives in its own file. Weight
  * layers split their backward pass in two halves: the weight gradient
  * (always exact) and the input gradient, computed from the matrix the
- * feedback module chooses (feedback.c); no layer decides that matrix. */
+ * layer's feedback rule chooses (rules/); no layer decides that matrix. */
 #ifndef ASYM_LAYER_H
 #define ASYM_LAYER_H
 
@@ -42,7 +42,7 @@ typedef struct NetCtx {
     int rows_before, rows_after; /* samples of the global batch before and after the share (dropout masks) */
     int sync_bn;           /* training-mode batch norm takes its statistics over every rank */
     AsymFeedbackSpec fb;   /* options of the feedback rules */
-    float *mirror;         /* weight mirrors' scratch, sized for the largest layer (feedback.c) */
+    float *mirror;         /* weight mirrors' scratch, sized for the largest layer (rules/wm.c) */
     double *mirror_gram;
 } NetCtx;
 

@@ -108,7 +108,7 @@ void seq_backward(Seq *s, const float *dy, float *dx, int N) {
     int dfa = s->dfa_at && !s->layers[0]->ctx->force_bp;
     for (int i = s->n - 1; i >= 0; i--) {
         Layer *l = s->layers[i];
-        if (dfa && s->dfa_at[i]) g = feedback_dfa_error(s->dfa_at[i], N);
+        if (dfa && s->dfa_at[i]) g = feedback_direct_error(s->dfa_at[i], N);
         float *out = i ? s->gbuf[i & 1] : dx;
         if (dfa && i && s->dfa_at[i - 1]) out = NULL;
         if (l->record_dy) memcpy(l->record_dy, g, sizeof(float) * N * shape_size(l->out));

@@ -1,13 +1,19 @@
-/* feedback.h: the one place that decides which matrix a weight layer's
- * input gradient uses and how that matrix changes over training (see
- * feedback.c). Exact backpropagation passes W itself. */
-#ifndef ASYM_FEEDBACK_H
-#define ASYM_FEEDBACK_H
+/* rules.h: the feedback rules. Every weight layer's input gradient takes
+ * the matrix its rule chooses (feedback_matrix; exact backpropagation
+ * passes W itself), and everything a rule does to that matrix over training
+ * happens here. Each rule is one file defining a Rule; table.c is the only
+ * list of rules; rule.c is the driver that runs them (REFERENCE "Feedback
+ * rules"). */
+#ifndef ASYM_RULES_H
+#define ASYM_RULES_H
 
 #include "layers/layers.h"
 
+typedef struct Rule Rule;
+
 struct Feedback {
     AsymRule rule;
+    const Rule *def;     /* the rule's entry in the table */
     AsymParam *B;        /* W's shape; NULL for bp and dfa */
     float *M;            /* frsf, brsf: magnitudes |M| (W's shape) */
     float *sign;         /* +1 / -1 per entry: which signs agree with W (NULL: all) */
@@ -26,6 +32,64 @@ struct Feedback {
     int wm_fallbacks;    /* orthogonal noise blocks left plain (Cholesky failed) */
 };
 
+/* What a rule does, each hook optional (NULL: nothing). The driver
+ * (rule.c) does the rest for every rule: a generator stream per weight layer
+ * (fb->rng), |W| at the start, B of W's shape when RULE_OWN_B (before init),
+ * norm_feedback, fixed_weight_norm and clip_dx. */
+enum {
+    RULE_OWN_B = 1,       /* the layer gets its own B (else W is used) */
+    RULE_DIRECT = 2,      /* the output error reaches the layer's block directly (direct_init, direct_error) */
+    RULE_CHAINS_ONLY = 4, /* not inside residual blocks */
+};
+struct Rule {
+    const char *name;
+    unsigned flags;
+    /* draws B and the rule's state; may raise *floats and *doubles, the
+     * network's mirror scratch (shared by every layer, one at a time) */
+    int (*init)(Layer *l, size_t *floats, size_t *doubles);
+    /* once every layer is set up, before training (the mirror pre-sweep) */
+    void (*start)(Layer *l);
+    /* after every optimizer step */
+    void (*after_step)(Layer *l);
+    /* after W was loaded from elsewhere (feedback_follow_weights) */
+    void (*follow_weights)(Layer *l, int b_loaded);
+    /* RULE_DIRECT: the projection of the output error into the block of
+     * top's layer i (drawn from the network's generator), and the block's
+     * output gradient from the output error (N, block output) */
+    int (*direct_init)(NetCtx *ctx, Seq *top, int i, AsymRng *rng);
+    const float *(*direct_error)(Layer *l, int N);
+};
+
+/* The rule table (table.c): NULL for ASYM_RULE_DEFAULT and out of range. */
+const Rule *rule_get(AsymRule r);
+extern const Rule RULE_BP, RULE_FA, RULE_DFA, RULE_USF, RULE_BRSF, RULE_FRSF, RULE_KP, RULE_WM;
+
+/* Shared by the rules (rule.c): random values with the configured
+ * distribution for a tensor shaped like W, and its bound (or std, *normal). */
+double rule_init_bound(const AsymFeedbackSpec *o, const AsymParam *W, int *normal);
+void rule_fill_random(const AsymFeedbackSpec *o, const AsymParam *W, float *out, size_t n, AsymRng *rng);
+/* v scaled to norm target (unchanged when 0) */
+void rule_scale_to(float *v, size_t n, double target);
+static inline float rule_sign(float v) { return (float)((v > 0) - (v < 0)); }
+/* Wellons' lowbias32 integer hash: counter-based random bits, so that a
+ * draw vectorizes and splits among threads with the same result. */
+static inline uint32_t rule_hash32(uint32_t x) {
+    x ^= x >> 16;
+    x *= 0x7feb352dU;
+    x ^= x >> 15;
+    x *= 0x846ca68bU;
+    x ^= x >> 16;
+    return x;
+}
+
+/* The sign-concordant rules (sign.c, for usf, frsf and brsf): their scale
+ * s, magnitudes |M| when with_M, and the pattern of discordant signs;
+ * B = s sign(W) or |M| sign(W) times that pattern; following a loaded W. */
+int sign_init(Layer *l, int with_M);
+void sign_from_s(Layer *l);
+void sign_from_M(Layer *l);
+void sign_follow_weights(Layer *l, int b_loaded);
+
 /* Resolves every weight layer's rule (spec->rule, overridden per layer) and
  * allocates and initializes what the rules need; runs the weight-mirror
  * pre-sweep. Called once the network's tensors have storage. */
@@ -35,13 +99,11 @@ const float *feedback_matrix(const Layer *l);
 /* Optional clipping of a weight layer's input gradient. */
 void feedback_clip(const Layer *l, float *dx, int N);
 /* The projected output error that replaces the gradient at the end of a
- * DFA block (N, block output). */
-const float *feedback_dfa_error(Layer *l, int N);
+ * direct (DFA) block (N, block output). */
+const float *feedback_direct_error(Layer *l, int N);
 /* After every optimizer step: sign rules follow W, brsf redraws, weight
  * mirrors run, normalizations apply. */
 void feedback_after_step(NetCtx *ctx);
-/* Recomputes a sign-concordant B from the current W (brsf: redraws). */
-void feedback_refresh(Layer *l);
 /* After W was loaded from elsewhere: a sign-concordant B takes the loaded
  * W's signs, keeping its magnitudes (frsf, brsf: those of a loaded B when
  * b_loaded, else its own M; no redraw); wm without a loaded B runs its

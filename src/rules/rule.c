@@ -1,0 +1,180 @@
+/* rule.c: the driver of the feedback rules (rules.h). Every weight layer's
+ * backward pass asks feedback_matrix() for the matrix standing in for W when
+ * it propagates the error to its input; what each rule does to that matrix
+ * is in its own file (bp.c, fa.c, dfa.c, usf.c, frsf.c, brsf.c, kp.c, wm.c).
+ * Here: what every rule shares, a generator stream per weight layer, B's
+ * creation, per-layer rule overrides, and Moskovitz et al.'s
+ * normalizations (B scaled to |W|; |W| held at its initial value). */
+#include "rules/rules.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void asym_feedback_defaults(AsymFeedbackSpec *f) {
+    memset(f, 0, sizeof *f);
+    f->init = ASYM_INIT_XAVIER_UNIFORM;
+    f->init_gain = 1.0f;
+    f->concordance = 1.0f;
+    f->wm_noise = ASYM_NOISE_UNIFORM;
+    f->wm_std = 0.05f / sqrtf(3.0f);
+    f->wm_lr = 1e-3f;
+    f->wm_decay = 1e-3f;
+    f->wm_steps = 1;
+    f->wm_presweep = -1;
+}
+
+const float *feedback_matrix(const Layer *l) {
+    const Feedback *fb = l->fb;
+    if (!fb || !fb->B || l->ctx->force_bp) return l->W->w;
+    return fb->B->w;
+}
+
+void feedback_clip(const Layer *l, float *dx, int N) {
+    float c = l->ctx->fb.clip_dx;
+    if (c <= 0 || l->ctx->force_bp) return;
+    size_t n = (size_t)N * shape_size(l->in);
+    double norm = vec_norm(dx, n);
+    if (norm > c) {
+        float k = (float)(c / norm);
+        for (size_t i = 0; i < n; i++) dx[i] *= k;
+    }
+}
+
+double rule_init_bound(const AsymFeedbackSpec *o, const AsymParam *W, int *normal) {
+    double fi = W->fan_in, fo = W->fan_out;
+    *normal = o->init == ASYM_INIT_XAVIER_NORMAL || o->init == ASYM_INIT_HE_NORMAL;
+    switch (o->init) {
+    case ASYM_INIT_XAVIER_NORMAL: return o->init_gain * sqrt(2.0 / (fi + fo));
+    case ASYM_INIT_HE_UNIFORM: return o->init_gain * sqrt(6.0 / fi);
+    case ASYM_INIT_HE_NORMAL: return o->init_gain * sqrt(2.0 / fi);
+    case ASYM_INIT_TORCH: return o->init_gain / sqrt(fi);
+    default: return o->init_gain * sqrt(6.0 / (fi + fo));
+    }
+}
+
+void rule_fill_random(const AsymFeedbackSpec *o, const AsymParam *W, float *out, size_t n, AsymRng *rng) {
+    int normal;
+    double b = rule_init_bound(o, W, &normal);
+    for (size_t i = 0; i < n; i++) out[i] = (float)(normal ? b * rng_normal(rng) : b * (2.0 * rng_uniform(rng) - 1.0));
+}
+
+void rule_scale_to(float *v, size_t n, double target) {
+    double norm = vec_norm(v, n);
+    if (norm > 0) {
+        float k = (float)(target / norm);
+        for (size_t i = 0; i < n; i++) v[i] *= k;
+    }
+}
+
+/* Applies spec->overrides on top of the rules the layer specs gave. */
+static int apply_overrides(NetCtx *ctx, const AsymNetSpec *spec) {
+    int L = ctx->n_weight_layers;
+    for (int k = 0; k < spec->n_overrides; k++) {
+        const char *sel = spec->overrides[k].sel;
+        char *end;
+        long idx = strtol(sel, &end, 10);
+        int hits = 0;
+        if (*sel && !*end && !strchr(sel, '.')) {
+            /* an index among weight layers (negative: from the end) */
+            if (idx < 0) idx += L;
+            if (idx < 0 || idx >= L) return asym_fail("rule_overrides: no weight layer %s (the network has %d)", sel, L);
+            ctx->weight_layers[idx]->spec_rule = spec->overrides[k].rule;
+            continue;
+        }
+        size_t n = strlen(sel);
+        for (int i = 0; i < L; i++) {
+            Layer *l = ctx->weight_layers[i];
+            if (!strncmp(l->name, sel, n) && (l->name[n] == 0 || l->name[n] == '.')) l->spec_rule = spec->overrides[k].rule, hits++;
+        }
+        if (!hits) return asym_fail("rule_overrides: '%s' names no layer with weights", sel);
+    }
+    return ASYM_OK;
+}
+
+/* Is layer l inside a residual block (a nested chain)? */
+static int nested(const Layer *l) { return strchr(l->name, '.') != NULL; }
+
+/* One weight layer's feedback: its rule, stream, B and the rule's init. */
+static int setup_layer(Layer *l, AsymRule r, AsymRng *rng, size_t *floats, size_t *doubles) {
+    NetCtx *ctx = l->ctx;
+    const Rule *def = rule_get(r);
+    if ((def->flags & RULE_CHAINS_ONLY) && nested(l))
+        return asym_fail("layer %s: rule %s is defined for chains of layers; give residual blocks another rule (per-layer override)", l->name, def->name);
+    Feedback *fb = l->fb = asym_calloc(1, sizeof(Feedback));
+    if (!fb) return ASYM_ERR;
+    fb->rule = r;
+    fb->def = def;
+    fb->rng = rng_split(rng);
+    fb->w0norm = vec_norm(l->W->w, l->W->n);
+    if (!(def->flags & RULE_OWN_B)) return ASYM_OK;
+    if (!(fb->B = ctx_feedback(ctx, l->name, "B", l->W->ndim, l->W->shape))) return ASYM_ERR;
+    fb->B->fan_in = l->W->fan_in, fb->B->fan_out = l->W->fan_out;
+    if (def->init && def->init(l, floats, doubles)) return ASYM_ERR;
+    if (ctx->fb.norm_feedback) rule_scale_to(fb->B->w, l->W->n, fb->w0norm);
+    return ASYM_OK;
+}
+
+/* Where a direct rule's block ends in the top chain: the projections, drawn
+ * in layer order from the network's generator. */
+static int setup_direct(NetCtx *ctx, Seq *top, AsymRng *rng) {
+    int last = -1;
+    for (int i = 0; i < top->n; i++)
+        if (top->layers[i]->W && top->layers[i]->kind != ASYM_BATCHNORM) last = i;
+    for (int i = 0; i < top->n; i++) {
+        Layer *l = top->layers[i];
+        if (!l->fb || !(l->fb->def->flags & RULE_DIRECT) || i == last) continue;
+        if (l->fb->def->direct_init(ctx, top, i, rng)) return ASYM_ERR;
+    }
+    return ASYM_OK;
+}
+
+int feedback_setup(NetCtx *ctx, Seq *top, const AsymNetSpec *spec, AsymRng *rng) {
+    const AsymFeedbackSpec *o = &ctx->fb;
+    AsymRule net_rule = spec->rule ? spec->rule : ASYM_RULE_BP;
+    size_t floats = 0, doubles = 0;
+    if (!(o->concordance >= 0.0f && o->concordance <= 1.0f)) return asym_fail("feedback: concordance must be in [0, 1], got %g", o->concordance);
+    if (apply_overrides(ctx, spec)) return ASYM_ERR;
+    for (int i = 0; i < ctx->n_weight_layers; i++) {
+        Layer *l = ctx->weight_layers[i];
+        if (setup_layer(l, l->spec_rule ? l->spec_rule : net_rule, rng, &floats, &doubles)) return ASYM_ERR;
+    }
+    if (floats && (!(ctx->mirror = asym_falloc(floats)) || !(ctx->mirror_gram = asym_calloc(doubles, sizeof(double))))) return ASYM_ERR;
+    if (setup_direct(ctx, top, rng)) return ASYM_ERR;
+    for (int i = 0; i < ctx->n_weight_layers; i++) {
+        Layer *l = ctx->weight_layers[i];
+        if (l->fb->def->start) l->fb->def->start(l);
+    }
+    return ASYM_OK;
+}
+
+const float *feedback_direct_error(Layer *l, int N) { return l->fb->def->direct_error(l, N); }
+
+void feedback_after_step(NetCtx *ctx) {
+    const AsymFeedbackSpec *o = &ctx->fb;
+    for (int i = 0; i < ctx->n_weight_layers; i++) {
+        Layer *l = ctx->weight_layers[i];
+        Feedback *fb = l->fb;
+        if (o->fixed_weight_norm) rule_scale_to(l->W->w, l->W->n, fb->w0norm);
+        if (fb->def->after_step) fb->def->after_step(l);
+        if (o->norm_feedback && fb->B) rule_scale_to(fb->B->w, fb->B->n, vec_norm(l->W->w, l->W->n));
+    }
+}
+
+void feedback_follow_weights(Layer *l, int b_loaded) {
+    if (l->fb->def->follow_weights) l->fb->def->follow_weights(l, b_loaded);
+}
+
+int feedback_wm_fallbacks(const NetCtx *ctx) {
+    int n = 0;
+    for (int i = 0; i < ctx->n_weight_layers; i++) n += ctx->weight_layers[i]->fb ? ctx->weight_layers[i]->fb->wm_fallbacks : 0;
+    return n;
+}
+
+void feedback_free(Feedback *fb) {
+    if (!fb) return;
+    free(fb->M);
+    free(fb->sign);
+    free(fb->dfa_dy);
+    free(fb);
+}

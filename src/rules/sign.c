@@ -1,0 +1,76 @@
+/* sign.c: what the sign-concordant rules share (usf.c, frsf.c, brsf.c;
+ * Liao, Leibo & Poggio 2016): B = s sign(W) or |M| sign(W), with Liao et
+ * al.'s partial concordance: a fixed fraction p of entries keep W's sign,
+ * the rest take the opposite one. */
+#include "rules/rules.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+int sign_init(Layer *l, int with_M) {
+    Feedback *fb = l->fb;
+    const AsymFeedbackSpec *o = &l->ctx->fb;
+    size_t n = l->W->n;
+    double fi = l->W->fan_in, fo = l->W->fan_out;
+    fb->s = o->scale > 0 ? o->scale : (float)(o->scale_he ? sqrt(2.0 / fi) : sqrt(2.0 / (fi + fo)));
+    if (with_M) {
+        if (!(fb->M = asym_falloc(n))) return ASYM_ERR;
+        rule_fill_random(o, l->W, fb->M, n, &fb->rng);
+        for (size_t j = 0; j < n; j++) fb->M[j] = fabsf(fb->M[j]);
+    }
+    if (o->concordance < 1.0f) {
+        /* exactly round(p n) entries keep W's sign, the rest take the opposite one */
+        int *idx = asym_calloc(n, sizeof(int));
+        if (!idx || !(fb->sign = asym_falloc(n))) {
+            free(idx);
+            return ASYM_ERR;
+        }
+        for (size_t j = 0; j < n; j++) idx[j] = (int)j, fb->sign[j] = 1.0f;
+        rng_shuffle(&fb->rng, idx, (int)n);
+        size_t flip = n - (size_t)llround((double)o->concordance * n);
+        for (size_t j = 0; j < flip; j++) fb->sign[idx[j]] = -1.0f;
+        free(idx);
+    }
+    return ASYM_OK;
+}
+
+/* B = s sign(W), times the pattern of discordant signs when there is one */
+void sign_from_s(Layer *l) {
+    const float *W = l->W->w, *sg = l->fb->sign;
+    float *B = l->fb->B->w, s = l->fb->s;
+    size_t n = l->W->n;
+    if (!sg) {
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) B[i] = s * rule_sign(W[i]);
+    } else {
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) B[i] = s * rule_sign(W[i]) * sg[i];
+    }
+}
+
+/* B = |M| sign(W), times the pattern of discordant signs when there is one */
+void sign_from_M(Layer *l) {
+    const float *W = l->W->w, *M = l->fb->M, *sg = l->fb->sign;
+    float *B = l->fb->B->w;
+    size_t n = l->W->n;
+    if (!sg) {
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) B[i] = M[i] * rule_sign(W[i]);
+    } else {
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) B[i] = M[i] * rule_sign(W[i]) * sg[i];
+    }
+}
+
+/* A loaded W: B takes its signs, keeping its magnitudes (those of a loaded
+ * B when b_loaded, else its own M or s; no redraw). */
+void sign_follow_weights(Layer *l, int b_loaded) {
+    Feedback *fb = l->fb;
+    size_t n = l->W->n;
+    if (b_loaded && fb->M)
+        for (size_t i = 0; i < n; i++) fb->M[i] = fabsf(fb->B->w[i]);
+    const float *W = l->W->w, *M = fb->M, *sg = fb->sign;
+    float *B = fb->B->w;
+    for (size_t i = 0; i < n; i++) B[i] = (M ? M[i] : fb->s) * rule_sign(W[i]) * (sg ? sg[i] : 1.0f);
+    if (l->ctx->fb.norm_feedback) rule_scale_to(B, n, vec_norm(W, n));
+}
