@@ -1,8 +1,8 @@
-/* util.h: internal helpers shared by every module of libasymbp: the error
- * buffer behind asym_last_error(), checked allocation, the random generator
- * (xoshiro256** seeded by splitmix64), and small vector kernels. */
-#ifndef ASYM_UTIL_H
-#define ASYM_UTIL_H
+/* base.h: what every module of libasymbp shares: the error buffer behind
+ * asym_last_error(), checked allocation, the random generator (xoshiro256**
+ * seeded by splitmix64), the clock. */
+#ifndef ASYM_BASE_H
+#define ASYM_BASE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -30,9 +30,6 @@ uint32_t rng_below(AsymRng *r, uint32_t n); /* uniform integer in [0, n) */
 void rng_shuffle(AsymRng *r, int *a, int n);
 /* An independent stream derived from r without advancing the caller twice. */
 AsymRng rng_split(AsymRng *r);
-
-double vec_dot(const float *a, const float *b, size_t n);
-double vec_norm(const float *a, size_t n);
 
 /* Wall clock in seconds. */
 double asym_now(void);

@@ -1,5 +1,5 @@
 /* util.c: error buffer, allocation, random generator (xoshiro256** of
- * Blackman and Vigna, seeded by splitmix64), small vector helpers. */
+ * Blackman and Vigna, seeded by splitmix64), clock. */
 #include "base/base.h"
 
 #include <math.h>
@@ -108,14 +108,6 @@ AsymRng rng_split(AsymRng *r) {
     rng_seed(&c, rng_next(r));
     return c;
 }
-
-double vec_dot(const float *a, const float *b, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
-    return s;
-}
-
-double vec_norm(const float *a, size_t n) { return sqrt(vec_dot(a, a, n)); }
 
 double asym_now(void) {
     struct timespec t;

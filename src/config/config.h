@@ -7,6 +7,8 @@
 
 #include <stdio.h>
 
+#include "asymbp.h"
+
 typedef enum CfgKind { CFG_SCALAR = 1, CFG_MAP, CFG_SEQ } CfgKind;
 
 typedef struct CfgNode {
@@ -66,5 +68,9 @@ int cfg_write(const Cfg *c, FILE *f);
         dst = (float)v_;                                                       \
     } while (0)
 
+
+/* The `data` map of root into d (datacfg.c; every key checked); sets d->c,
+ * h, w and classes to the model input the data will have. */
+int data_read_config(const Cfg *c, CfgNode *root, AsymDataSpec *d);
 
 #endif

@@ -9,14 +9,19 @@
 #include "data/data.h"
 #include "layers/layers.h"
 
-static const char *const LAYER_TYPES[] = {"fc", "conv", "maxpool", "avgpool", "batchnorm", "relu", "tanh", "sigmoid", "flatten", "dropout", "resblock", NULL};
-static const AsymLayerKind LAYER_KINDS[] = {ASYM_FC, ASYM_CONV, ASYM_MAXPOOL, ASYM_AVGPOOL, ASYM_BATCHNORM, ASYM_RELU,
-                                            ASYM_TANH, ASYM_SIGMOID, ASYM_FLATTEN, ASYM_DROPOUT, ASYM_RESBLOCK};
 
 static int choice_index(const char *const *choices, const char *v) {
     for (int i = 0; choices[i]; i++)
         if (!strcmp(choices[i], v)) return i;
     return -1;
+}
+
+/* The layer kinds' names (layers/kinds.c), NULL-terminated; returns how many. */
+static int kind_names(const char **names, int max) {
+    int n = 0;
+    for (int k = 1; n < max - 1 && strcmp(layer_kind_name((AsymLayerKind)k), "?"); k++) names[n++] = layer_kind_name((AsymLayerKind)k);
+    names[n] = NULL;
+    return n;
 }
 
 /* A rule by name, one of the rule table's. */
@@ -95,13 +100,12 @@ static int read_layer(const Cfg *c, CfgNode *item, int index, float bn_momentum,
     memset(l, 0, sizeof *l);
     l->line = item->line;
     l->lr_scale = 1.0f;
-    const char *type;
+    const char *type, *kinds[32];
+    int n_kinds = kind_names(kinds, 32);
     if (item->kind == CFG_SCALAR) {
         item->used = 1;
         type = item->value;
-        int t = choice_index(LAYER_TYPES, type);
-        if (t < 0) return cfg_error(c, item, pre, "unknown layer type '%s'", type);
-        l->kind = LAYER_KINDS[t];
+        if (!(l->kind = layer_kind_parse(type))) return cfg_error(c, item, pre, "unknown layer type '%s'", type);
         if (l->kind == ASYM_FC || l->kind == ASYM_CONV || l->kind == ASYM_RESBLOCK)
             return cfg_error(c, item, pre, "layer '%s' needs settings: write it as {type: %s, ...}", type, type);
         /* the defaults of the map form */
@@ -112,9 +116,14 @@ static int read_layer(const Cfg *c, CfgNode *item, int index, float bn_momentum,
         return ASYM_OK;
     }
     if (item->kind != CFG_MAP) return cfg_error(c, item, pre, "expected a layer type or a map with 'type'");
-    if (cfg_get_str(c, item, pre, "type", NULL, LAYER_TYPES, &type)) return ASYM_ERR;
-    if (!type) return cfg_error(c, item, pre, "missing 'type' (one of fc, conv, maxpool, avgpool, batchnorm, relu, tanh, sigmoid, flatten, dropout, resblock)");
-    l->kind = LAYER_KINDS[choice_index(LAYER_TYPES, type)];
+    if (cfg_get_str(c, item, pre, "type", NULL, kinds, &type)) return ASYM_ERR;
+    if (!type) {
+        char list[256];
+        size_t at = 0;
+        for (int k = 0; k < n_kinds && at < sizeof list; k++) at += snprintf(list + at, sizeof list - at, "%s%s", k ? ", " : "", kinds[k]);
+        return cfg_error(c, item, pre, "missing 'type' (one of %s)", list);
+    }
+    l->kind = layer_kind_parse(type);
     CfgNode *rule = cfg_child(item, "rule");
     if (rule) {
         if (l->kind != ASYM_FC && l->kind != ASYM_CONV && l->kind != ASYM_RESBLOCK)

@@ -1,5 +1,5 @@
-/* data.h: internal interface of the data readers (data.c, data_*.c) and of
- * the data section of experiments (datacfg.c). The public readers are
+/* data.h: internal interface of the data readers (data.c, one file per
+ * format). The public readers are
  * declared in asymbp.h; this adds what they share: file checks, the
  * per-class sampling of Liao et al. (N train and M test images per class,
  * a random subset of K classes), and the image-folder listing. */
@@ -8,12 +8,7 @@
 
 #include <stdint.h>
 
-#include "config/config.h"
 #include "base/base.h"
-
-/* Reads the `data` map of root into d (every key checked); sets d->c, h, w
- * and classes to the model input the data will have. */
-int data_read_config(const Cfg *c, CfgNode *root, AsymDataSpec *d);
 
 /* ---- helpers shared by the readers (data.c) ---- */
 

@@ -39,14 +39,4 @@ void dist_grad_begin(DistGrad *d);
 /* After it: every gradient holds the sum over ranks. */
 void dist_grad_end(DistGrad *d);
 
-/* Synchronized batch norm, training mode: statistics over every rank's
- * share of the batch. x, y (N, C, S) with S = H W (1 for dense input);
- * gamma, beta and their gradients are l->W and l->b. The forward pass
- * updates the running statistics (momentum as batchnorm.c chooses it) and
- * keeps the batch mean and 1/std in bmean, invstd for the backward pass,
- * which adds this rank's share into dgamma and dbeta (the gradient
- * allreduce sums them) and writes dx from the global sums. */
-void dist_bn_forward(Layer *l, const float *x, float *y, int N, float momentum, float eps, float *run_mean, float *run_var, float *bmean, float *invstd);
-void dist_bn_backward(Layer *l, const float *x, const float *dy, float *dx, int N, const float *bmean, const float *invstd);
-
 #endif

@@ -1,8 +1,9 @@
-/* kernels.c: the GEMM shim over OpenBLAS (row-major) and element-wise
- * kernels shared by several layers. */
-#include <cblas.h>
+/* kernels.c: the GEMM shim over OpenBLAS (row-major), element-wise and
+ * vector kernels shared by several layers and measures. */
+#include "kernels/kernels.h"
 
-#include "layers/layers.h"
+#include <cblas.h>
+#include <math.h>
 
 void gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -15,3 +16,11 @@ void relu_backward(float *dx, const float *y, const float *dy, size_t n) {
         dx[i] = y[i] > 0.0f ? g : 0.0f;
     }
 }
+
+double vec_dot(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+double vec_norm(const float *a, size_t n) { return sqrt(vec_dot(a, a, n)); }

@@ -9,11 +9,12 @@
  * channel's sums run in the same order on any number of threads: partial
  * sums in float over one contiguous run (a feature map, or 64 channels of
  * one sample for dense input), added up in double. Synchronized batch
- * norm over MPI ranks (model.sync_bn) is dist_bn_forward/backward (dist.c). */
+ * norm (model.sync_bn, docs/MPI.md) takes its sums over every rank's share
+ * of the batch through the network's bn_sum (the data-parallel layer's
+ * allreduce). */
 #include <math.h>
 #include <stdlib.h>
 
-#include "dist/dist.h"
 #include "layers/layers.h"
 
 #define BN_BLOCK 64 /* channels per block of dense (N, C) input */
@@ -120,9 +121,101 @@ static void bn_forward_dense(Layer *l, const float *x, float *y, int N, int trai
     }
 }
 
-static void bn_forward(Layer *l, const float *x, float *y, int N, int train) {
+/* Synchronized batch norm, training mode: statistics over every rank's
+ * share of the batch, summed by l->ctx->bn_sum. x, y (N, C, S) with S = H W
+ * (1 for dense input). Keeps the batch mean and 1/std for the backward
+ * pass, which adds this rank's share into dgamma and dbeta (the gradient
+ * allreduce sums them) and writes dx from the global sums. */
+static void bn_sync_forward(Layer *l, const float *x, float *y, int N) {
     BatchNorm *bn = l->impl;
-    if (train && l->ctx->sync_bn) dist_bn_forward(l, x, y, N, bn->momentum, bn->eps, bn->mean->w, bn->var->w, bn->bmean, bn->invstd);
+    int C = l->in.c;
+    size_t S = (size_t)l->in.h * l->in.w;
+    double sum[C + 1], ss[C]; /* on the stack: a failed allocation on one rank would leave the others waiting */
+    /* pass 1: sums and the element count, over every rank */
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        double s = 0;
+        for (int n = 0; n < N; n++) {
+            const float *xc = x + ((size_t)n * C + c) * S;
+            float a = 0.0f;
+            for (size_t i = 0; i < S; i++) a += xc[i];
+            s += a;
+        }
+        sum[c] = s;
+    }
+    sum[C] = (double)N * S;
+    l->ctx->bn_sum(sum, (size_t)C + 1);
+    double M = sum[C];
+    /* pass 2: squared deviations from the global mean */
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        float mu = (float)(sum[c] / M);
+        double s = 0;
+        for (int n = 0; n < N; n++) {
+            const float *xc = x + ((size_t)n * C + c) * S;
+            float a = 0.0f;
+            for (size_t i = 0; i < S; i++) a += (xc[i] - mu) * (xc[i] - mu);
+            s += a;
+        }
+        ss[c] = s;
+    }
+    l->ctx->bn_sum(ss, (size_t)C);
+    for (int c = 0; c < C; c++) bn_update_stats(l, c, sum[c] / M, ss[c], (size_t)M);
+    const float *gamma = l->W->w, *beta = l->b->w;
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        float mu = bn->bmean[c], is = bn->invstd[c], g = gamma[c], b = beta[c];
+        for (int n = 0; n < N; n++) {
+            size_t off = ((size_t)n * C + c) * S;
+            for (size_t i = 0; i < S; i++) y[off + i] = g * ((x[off + i] - mu) * is) + b;
+        }
+    }
+}
+
+static void bn_sync_backward(Layer *l, const float *x, const float *dy, float *dx, int N) {
+    BatchNorm *bn = l->impl;
+    const float *bmean = bn->bmean, *invstd = bn->invstd;
+    int C = l->in.c;
+    size_t S = (size_t)l->in.h * l->in.w;
+    double sum[2 * C + 1];
+    /* sum[c]: sum of dy; sum[C + c]: sum of dy xhat; sum[2C]: elements */
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        float mu = bmean[c], is = invstd[c];
+        double sg = 0, sgh = 0;
+        for (int n = 0; n < N; n++) {
+            size_t off = ((size_t)n * C + c) * S;
+            float a = 0.0f, b = 0.0f;
+            for (size_t i = 0; i < S; i++) {
+                a += dy[off + i];
+                b += dy[off + i] * ((x[off + i] - mu) * is);
+            }
+            sg += a;
+            sgh += b;
+        }
+        /* this rank's share: the gradient allreduce adds the others' */
+        l->W->g[c] += (float)sgh;
+        l->b->g[c] += (float)sg;
+        sum[c] = sg;
+        sum[C + c] = sgh;
+    }
+    sum[2 * C] = (double)N * S;
+    l->ctx->bn_sum(sum, 2 * (size_t)C + 1);
+    if (dx) {
+        double M = sum[2 * C];
+#pragma omp parallel for schedule(static)
+        for (int c = 0; c < C; c++) {
+            float mu = bmean[c], is = invstd[c], k = l->W->w[c] * is, mg = (float)(sum[c] / M), mgh = (float)(sum[C + c] / M);
+            for (int n = 0; n < N; n++) {
+                size_t off = ((size_t)n * C + c) * S;
+                for (size_t i = 0; i < S; i++) dx[off + i] = k * (dy[off + i] - mg - ((x[off + i] - mu) * is) * mgh);
+            }
+        }
+    }
+}
+
+static void bn_forward(Layer *l, const float *x, float *y, int N, int train) {
+    if (train && l->ctx->bn_sum) bn_sync_forward(l, x, y, N);
     else if (l->in.h * l->in.w == 1) bn_forward_dense(l, x, y, N, train);
     else bn_forward_maps(l, x, y, N, train);
 }
@@ -195,8 +288,7 @@ static void bn_backward_dense(Layer *l, const float *x, const float *dy, float *
 }
 
 static void bn_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N) {
-    BatchNorm *bn = l->impl;
-    if (l->ctx->sync_bn) dist_bn_backward(l, x, dy, dx, N, bn->bmean, bn->invstd);
+    if (l->ctx->bn_sum) bn_sync_backward(l, x, dy, dx, N);
     else if (l->in.h * l->in.w == 1) bn_backward_dense(l, x, dy, dx, N);
     else bn_backward_maps(l, x, dy, dx, N);
 }

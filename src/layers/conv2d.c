@@ -31,7 +31,7 @@
 #include <string.h>
 
 #include "layers/conv2d_dnnl.h"
-#include "rules/rules.h"
+#include "layers/layers.h"
 
 enum { CONV_IM2COL, CONV_POINTWISE, CONV_DENSE };
 
@@ -455,8 +455,8 @@ void conv2d_backward_weight(Layer *l, const float *x, const float *dy, int N) { 
 void conv2d_backward_input(Layer *l, const float *B, const float *dy, float *dx, int N) { conv_backward_core(l, NULL, dy, dx, B, 0, N); }
 
 static void conv_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N) {
-    conv_backward_core(l, x, dy, dx, dx ? feedback_matrix(l) : NULL, 1, N);
-    if (dx) feedback_clip(l, dx, N);
+    conv_backward_core(l, x, dy, dx, dx ? layer_feedback_matrix(l) : NULL, 1, N);
+    if (dx) layer_clip_dx(l, dx, N);
 }
 
 void conv2d_geometry(const Layer *l, int *k, int *stride, int *pad) {

@@ -2,7 +2,7 @@
  * x is (N, I) (any input shape is read flat), W is (O, I), b is (O), y is (N, O).
  * The input gradient uses the feedback module's matrix B (W's shape):
  * dx = dy B, so exact backpropagation is B = W. */
-#include "rules/rules.h"
+#include "layers/layers.h"
 
 static void fc_forward(Layer *l, const float *x, float *y, int N, int train) {
     int I = (int)shape_size(l->in), O = l->out.c;
@@ -29,8 +29,8 @@ void fc_backward_input(Layer *l, const float *B, const float *dy, float *dx, int
 static void fc_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N) {
     fc_backward_weight(l, x, dy, N);
     if (dx) {
-        fc_backward_input(l, feedback_matrix(l), dy, dx, N);
-        feedback_clip(l, dx, N);
+        fc_backward_input(l, layer_feedback_matrix(l), dy, dx, N);
+        layer_clip_dx(l, dx, N);
     }
 }
 

@@ -1,4 +1,4 @@
-/* layer.h: the internal layer interface. A layer is a small struct with a
+/* layers.h: the internal layer interface. A layer is a small struct with a
  * const table of operations; each layer kind lives in its own file. Weight
  * layers split their backward pass in two halves: the weight gradient
  * (always exact) and the input gradient, computed from the matrix the
@@ -8,6 +8,7 @@
 
 #include "asymbp.h"
 #include "base/base.h"
+#include "kernels/kernels.h"
 
 typedef struct Shape {
     int c, h, w; /* per sample */
@@ -40,7 +41,7 @@ typedef struct NetCtx {
     /* data-parallel training (dist.c): this rank's share of a global batch */
     float grad_scale;      /* > 0: dlogits are multiplied by it (the share's fraction of the batch) */
     int rows_before, rows_after; /* samples of the global batch before and after the share (dropout masks) */
-    int sync_bn;           /* training-mode batch norm takes its statistics over every rank */
+    void (*bn_sum)(double *v, size_t n); /* set: training-mode batch norm takes its statistics over every rank, summed by it */
     AsymFeedbackSpec fb;   /* options of the feedback rules */
     float *mirror;         /* weight mirrors' scratch, sized for the largest layer (rules/wm.c) */
     double *mirror_gram;
@@ -66,7 +67,12 @@ struct Layer {
     Shape in, out;
     NetCtx *ctx;
     AsymParam *W, *b;   /* weight layers; b may be NULL */
-    Feedback *fb;       /* weight layers */
+    AsymParam *B;       /* weight layers: the feedback matrix the rule gives (W's shape), or NULL: W itself */
+    Feedback *fb;       /* weight layers: the rule's state (rules/), */
+    void (*free_fb)(Feedback *fb); /* and how layer_free frees it */
+    /* a layer whose rule sends the output error straight to its block
+     * (dfa): that block's output gradient (N, block output) */
+    const float *(*direct_error)(Layer *l, int N);
     void *impl;         /* kind-specific state */
     char name[40];      /* parameter-name prefix, e.g. "3" or "4.main.1" */
     AsymRule spec_rule; /* the rule its spec asked for (DEFAULT: the network's) */
@@ -93,8 +99,18 @@ void seq_backward(Seq *s, const float *dy, float *dx, int N);
 static inline const float *seq_output(const Seq *s) { return s->n ? s->act[s->n - 1] : s->x; }
 void seq_free(Seq *s);
 
-/* Layer construction: checks the spec against the input shape. */
+/* Layer construction: checks the spec against the input shape (kinds.c,
+ * the only list of layer kinds, with their names). */
 Layer *layer_create(const AsymLayerSpec *spec, Shape in, NetCtx *ctx, const char *name);
+const char *layer_kind_name(AsymLayerKind k);   /* "?" when unknown */
+AsymLayerKind layer_kind_parse(const char *name); /* 0 when unknown */
+
+/* The matrix a weight layer's input-gradient half takes in place of W: its
+ * rule's B, or W for exact backpropagation and alignment measurements. */
+static inline const float *layer_feedback_matrix(const Layer *l) { return l->B && !l->ctx->force_bp ? l->B->w : l->W->w; }
+/* feedback.clip_dx: the input gradient (N, in) scaled down to that norm
+ * when longer (not in alignment measurements). */
+void layer_clip_dx(const Layer *l, float *dx, int N);
 void layer_free(Layer *l);
 /* Common allocation for every kind; impl_size bytes of zeroed impl. */
 Layer *layer_new(const LayerOps *ops, const AsymLayerSpec *spec, Shape in, Shape out, NetCtx *ctx, const char *name, size_t impl_size);
@@ -123,17 +139,11 @@ void conv2d_backward_weight(Layer *l, const float *x, const float *dy, int N);
 void conv2d_backward_input(Layer *l, const float *B, const float *dy, float *dx, int N);
 AsymParam *ctx_feedback(NetCtx *ctx, const char *layer, const char *suffix, int ndim, const int *shape);
 
-/* Element-wise kernels shared by layers. */
-void relu_backward(float *dx, const float *y, const float *dy, size_t n);
-
 /* Loss of logits (N, K) against labels; writes dlogits (N, K) when non-NULL.
  * Returns the mean loss; *correct counts top-1 hits. */
 float loss_compute(AsymLoss kind, const float *logits, const int32_t *y, int N, int K, float *dlogits, int *correct);
 
 /* Initializes every registered tensor of ctx. */
 void init_params(NetCtx *ctx, AsymInit init, int zero_bias, AsymRng *rng);
-
-/* BLAS wrappers: C = alpha * op(A) op(B) + beta * C, row-major. */
-void gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
 #endif

@@ -1,7 +1,6 @@
 /* rule.c: the driver of the feedback rules (rules.h). Every weight layer's
- * backward pass asks feedback_matrix() for the matrix standing in for W when
- * it propagates the error to its input; what each rule does to that matrix
- * is in its own file (bp.c, fa.c, dfa.c, usf.c, frsf.c, brsf.c, kp.c, wm.c).
+ * input-gradient half takes its B (Layer.B, set here) in place of W; what
+ * each rule does to that matrix is in its own file (bp.c, fa.c, dfa.c, usf.c, frsf.c, brsf.c, kp.c, wm.c).
  * Here: what every rule shares, a generator stream per weight layer, B's
  * creation, per-layer rule overrides, and Moskovitz et al.'s
  * normalizations (B scaled to |W|; |W| held at its initial value). */
@@ -22,23 +21,6 @@ void asym_feedback_defaults(AsymFeedbackSpec *f) {
     f->wm_decay = 1e-3f;
     f->wm_steps = 1;
     f->wm_presweep = -1;
-}
-
-const float *feedback_matrix(const Layer *l) {
-    const Feedback *fb = l->fb;
-    if (!fb || !fb->B || l->ctx->force_bp) return l->W->w;
-    return fb->B->w;
-}
-
-void feedback_clip(const Layer *l, float *dx, int N) {
-    float c = l->ctx->fb.clip_dx;
-    if (c <= 0 || l->ctx->force_bp) return;
-    size_t n = (size_t)N * shape_size(l->in);
-    double norm = vec_norm(dx, n);
-    if (norm > c) {
-        float k = (float)(c / norm);
-        for (size_t i = 0; i < n; i++) dx[i] *= k;
-    }
 }
 
 double rule_init_bound(const AsymFeedbackSpec *o, const AsymParam *W, int *normal) {
@@ -103,6 +85,7 @@ static int setup_layer(Layer *l, AsymRule r, AsymRng *rng, size_t *floats, size_
         return asym_fail("layer %s: rule %s is defined for chains of layers; give residual blocks another rule (per-layer override)", l->name, def->name);
     Feedback *fb = l->fb = asym_calloc(1, sizeof(Feedback));
     if (!fb) return ASYM_ERR;
+    l->free_fb = feedback_free;
     fb->rule = r;
     fb->def = def;
     fb->rng = rng_split(rng);
@@ -110,6 +93,7 @@ static int setup_layer(Layer *l, AsymRule r, AsymRng *rng, size_t *floats, size_
     if (!(def->flags & RULE_OWN_B)) return ASYM_OK;
     if (!(fb->B = ctx_feedback(ctx, l->name, "B", l->W->ndim, l->W->shape))) return ASYM_ERR;
     fb->B->fan_in = l->W->fan_in, fb->B->fan_out = l->W->fan_out;
+    l->B = fb->B;
     if (def->init && def->init(l, floats, doubles)) return ASYM_ERR;
     if (ctx->fb.norm_feedback) rule_scale_to(fb->B->w, l->W->n, fb->w0norm);
     return ASYM_OK;
@@ -125,6 +109,7 @@ static int setup_direct(NetCtx *ctx, Seq *top, AsymRng *rng) {
         Layer *l = top->layers[i];
         if (!l->fb || !(l->fb->def->flags & RULE_DIRECT) || i == last) continue;
         if (l->fb->def->direct_init(ctx, top, i, rng)) return ASYM_ERR;
+        l->direct_error = l->fb->def->direct_error;
     }
     return ASYM_OK;
 }
@@ -147,8 +132,6 @@ int feedback_setup(NetCtx *ctx, Seq *top, const AsymNetSpec *spec, AsymRng *rng)
     }
     return ASYM_OK;
 }
-
-const float *feedback_direct_error(Layer *l, int N) { return l->fb->def->direct_error(l, N); }
 
 void feedback_after_step(NetCtx *ctx) {
     const AsymFeedbackSpec *o = &ctx->fb;

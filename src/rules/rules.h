@@ -1,6 +1,6 @@
 /* rules.h: the feedback rules. Every weight layer's input gradient takes
- * the matrix its rule chooses (feedback_matrix; exact backpropagation
- * passes W itself), and everything a rule does to that matrix over training
+ * the matrix its rule chooses (Layer.B; exact backpropagation passes W
+ * itself), and everything a rule does to that matrix over training
  * happens here. Each rule is one file defining a Rule; table.c is the only
  * list of rules; rule.c is the driver that runs them (REFERENCE "Feedback
  * rules"). */
@@ -94,13 +94,6 @@ void sign_follow_weights(Layer *l, int b_loaded);
  * allocates and initializes what the rules need; runs the weight-mirror
  * pre-sweep. Called once the network's tensors have storage. */
 int feedback_setup(NetCtx *ctx, Seq *top, const AsymNetSpec *spec, AsymRng *rng);
-/* The matrix used in place of W in the input-gradient half. */
-const float *feedback_matrix(const Layer *l);
-/* Optional clipping of a weight layer's input gradient. */
-void feedback_clip(const Layer *l, float *dx, int N);
-/* The projected output error that replaces the gradient at the end of a
- * direct (DFA) block (N, block output). */
-const float *feedback_direct_error(Layer *l, int N);
 /* After every optimizer step: sign rules follow W, brsf redraws, weight
  * mirrors run, normalizations apply. */
 void feedback_after_step(NetCtx *ctx);

@@ -12,11 +12,6 @@
 NetCtx *net_ctx(AsymNet *net);
 Seq *net_seq(AsymNet *net);
 
-static const char *kind_name(AsymLayerKind k) {
-    static const char *const names[] = {"?", "fc", "conv", "maxpool", "avgpool", "batchnorm", "relu", "tanh", "sigmoid", "flatten", "dropout", "resblock"};
-    return (int)k > 0 && (int)k <= ASYM_RESBLOCK ? names[k] : "?";
-}
-
 static const char *role_name(AsymParamRole r) {
     static const char *const names[] = {"?", "weight", "bias", "bn_scale", "bn_shift", "running_mean", "running_var"};
     return (int)r > 0 && (int)r <= ASYM_P_RUNNING_VAR ? names[r] : "?";
@@ -26,7 +21,7 @@ static void write_layers(FILE *f, const AsymNetSpec *s) {
     fprintf(f, "  \"layers\": [\n");
     for (int i = 0; i < s->n_layers; i++) {
         const AsymLayerSpec *l = &s->layers[i];
-        fprintf(f, "    {\"type\": \"%s\"", kind_name(l->kind));
+        fprintf(f, "    {\"type\": \"%s\"", layer_kind_name(l->kind));
         switch (l->kind) {
         case ASYM_FC: fprintf(f, ", \"out\": %d, \"bias\": %s", l->out, l->bias ? "true" : "false"); break;
         case ASYM_CONV: fprintf(f, ", \"out\": %d, \"k\": %d, \"stride\": %d, \"pad\": %d, \"bias\": %s", l->out, l->k, l->stride ? l->stride : 1, l->pad, l->bias ? "true" : "false"); break;

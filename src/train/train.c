@@ -64,7 +64,7 @@ static void set_share(AsymNet *net, int N, int lo, int n, double weight, int syn
     c->grad_scale = N ? (float)weight : 0.0f;
     c->rows_before = N ? lo : 0;
     c->rows_after = N ? N - lo - n : 0;
-    c->sync_bn = N ? sync_bn : 0;
+    c->bn_sum = N && sync_bn ? dist_sum_f64 : NULL;
 }
 
 /* Floats of every batch-norm running statistic. */

@@ -1,0 +1,65 @@
+/* chain.c: a chain of layers (Seq) with its activations and two gradient
+ * buffers: the whole network, and the two paths of a residual block. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "layers/layers.h"
+
+int seq_build(Seq *s, const AsymLayerSpec *specs, int n, Shape in, NetCtx *ctx, const char *prefix) {
+    memset(s, 0, sizeof *s);
+    s->in = s->out = in;
+    s->layers = asym_calloc(n ? n : 1, sizeof(Layer *));
+    s->act = asym_calloc(n ? n : 1, sizeof(float *));
+    if (!s->layers || !s->act) return ASYM_ERR;
+    size_t biggest = shape_size(in);
+    for (int i = 0; i < n; i++) {
+        char name[40];
+        if (prefix && *prefix) snprintf(name, sizeof name, "%s.%d", prefix, i);
+        else snprintf(name, sizeof name, "%d", i);
+        Layer *l = layer_create(&specs[i], s->out, ctx, name);
+        if (!l) return ASYM_ERR;
+        s->layers[s->n++] = l;
+        s->out = l->out;
+        if (!(s->act[i] = asym_falloc((size_t)ctx->max_batch * shape_size(l->out)))) return ASYM_ERR;
+        if (shape_size(l->out) > biggest) biggest = shape_size(l->out);
+    }
+    for (int k = 0; k < 2; k++)
+        if (!(s->gbuf[k] = asym_falloc((size_t)ctx->max_batch * biggest))) return ASYM_ERR;
+    return ASYM_OK;
+}
+
+void seq_forward(Seq *s, const float *x, int N, int train) {
+    s->x = x;
+    for (int i = 0; i < s->n; i++) s->layers[i]->ops->forward(s->layers[i], i ? s->act[i - 1] : x, s->act[i], N, train);
+}
+
+/* Backward through the chain. Under DFA the gradient at the end of each
+ * DFA block is the projected output error, so the layer after it need not
+ * compute its input gradient. */
+void seq_backward(Seq *s, const float *dy, float *dx, int N) {
+    const float *g = dy;
+    int dfa = s->dfa_at && !s->layers[0]->ctx->force_bp;
+    for (int i = s->n - 1; i >= 0; i--) {
+        Layer *l = s->layers[i];
+        if (dfa && s->dfa_at[i]) g = s->dfa_at[i]->direct_error(s->dfa_at[i], N);
+        float *out = i ? s->gbuf[i & 1] : dx;
+        if (dfa && i && s->dfa_at[i - 1]) out = NULL;
+        if (l->record_dy) memcpy(l->record_dy, g, sizeof(float) * N * shape_size(l->out));
+        l->ops->backward(l, i ? s->act[i - 1] : s->x, s->act[i], g, out, N);
+        if (s->done) s->done(s->done_arg, i);
+        g = out;
+    }
+}
+
+void seq_free(Seq *s) {
+    for (int i = 0; i < s->n; i++) {
+        layer_free(s->layers[i]);
+        free(s->act[i]);
+    }
+    free(s->layers);
+    free(s->act);
+    free(s->dfa_at);
+    free(s->gbuf[0]);
+    free(s->gbuf[1]);
+    memset(s, 0, sizeof *s);
+}

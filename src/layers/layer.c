@@ -1,0 +1,106 @@
+/* layer.c: what every layer kind shares: creation and freeing, the
+ * registration of its tensors with the network (storage is assigned after
+ * building, in creation order), and the input-gradient clip. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "layers/layers.h"
+
+Layer *layer_new(const LayerOps *ops, const AsymLayerSpec *spec, Shape in, Shape out, NetCtx *ctx, const char *name, size_t impl_size) {
+    Layer *l = asym_calloc(1, sizeof(Layer));
+    if (!l) return NULL;
+    l->ops = ops;
+    l->kind = spec->kind;
+    l->in = in;
+    l->out = out;
+    l->ctx = ctx;
+    snprintf(l->name, sizeof l->name, "%s", name);
+    if (impl_size && !(l->impl = asym_calloc(1, impl_size))) {
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+void layer_free(Layer *l) {
+    if (!l) return;
+    if (l->ops->free) l->ops->free(l);
+    if (l->free_fb) l->free_fb(l->fb);
+    free(l->impl);
+    free(l);
+}
+
+static int grow(void **arr, int *cap, int n, size_t elem) {
+    if (n < *cap) return ASYM_OK;
+    int nc = *cap ? *cap * 2 : 64;
+    void *p = realloc(*arr, nc * elem);
+    if (!p) return asym_fail("out of memory");
+    *arr = p;
+    *cap = nc;
+    return ASYM_OK;
+}
+
+static AsymParam *param_new(const char *layer, const char *suffix, AsymParamRole role, int ndim, const int *shape) {
+    AsymParam *p = asym_calloc(1, sizeof(AsymParam));
+    if (!p) return NULL;
+    snprintf(p->name, sizeof p->name, "%s.%s", layer, suffix);
+    p->role = role;
+    p->ndim = ndim;
+    p->n = 1;
+    for (int i = 0; i < ndim; i++) p->shape[i] = shape[i], p->n *= (size_t)shape[i];
+    p->decay = 1;
+    p->lr_scale = 1.0f;
+    return p;
+}
+
+AsymParam *ctx_param(NetCtx *ctx, const char *layer, const char *suffix, AsymParamRole role, int ndim, const int *shape) {
+    if (grow((void **)&ctx->params, &ctx->cap_params, ctx->n_params, sizeof(AsymParam *))) return NULL;
+    AsymParam *p = param_new(layer, suffix, role, ndim, shape);
+    if (p) ctx->params[ctx->n_params++] = p;
+    return p;
+}
+
+AsymParam *ctx_buffer(NetCtx *ctx, const char *layer, const char *suffix, AsymParamRole role, int ndim, const int *shape) {
+    if (grow((void **)&ctx->buffers, &ctx->cap_buffers, ctx->n_buffers, sizeof(AsymParam *))) return NULL;
+    AsymParam *p = param_new(layer, suffix, role, ndim, shape);
+    if (!p) return NULL;
+    if (!(p->w = asym_falloc(p->n))) {
+        free(p);
+        return NULL;
+    }
+    ctx->buffers[ctx->n_buffers++] = p;
+    return p;
+}
+
+AsymParam *ctx_feedback(NetCtx *ctx, const char *layer, const char *suffix, int ndim, const int *shape) {
+    if (grow((void **)&ctx->feedback, &ctx->cap_feedback, ctx->n_feedback, sizeof(AsymParam *))) return NULL;
+    AsymParam *p = param_new(layer, suffix, ASYM_P_FEEDBACK, ndim, shape);
+    if (!p) return NULL;
+    if (!(p->w = asym_falloc(p->n))) {
+        free(p);
+        return NULL;
+    }
+    ctx->feedback[ctx->n_feedback++] = p;
+    return p;
+}
+
+int ctx_add_weight_layer(NetCtx *ctx, Layer *l) {
+    if (grow((void **)&ctx->weight_layers, &ctx->cap_weight_layers, ctx->n_weight_layers, sizeof(Layer *))) return ASYM_ERR;
+    ctx->weight_layers[ctx->n_weight_layers++] = l;
+    return ASYM_OK;
+}
+
+void ctx_need_work(NetCtx *ctx, size_t floats) {
+    if (floats > ctx->work_size) ctx->work_size = floats;
+}
+
+void layer_clip_dx(const Layer *l, float *dx, int N) {
+    float c = l->ctx->fb.clip_dx;
+    if (c <= 0 || l->ctx->force_bp) return;
+    size_t n = (size_t)N * shape_size(l->in);
+    double norm = vec_norm(dx, n);
+    if (norm > c) {
+        float k = (float)(c / norm);
+        for (size_t i = 0; i < n; i++) dx[i] *= k;
+    }
+}
