@@ -1,4 +1,4 @@
-/* cfg.h: the YAML configuration tree (libyaml). Every node remembers its
+/* config.h: the YAML configuration tree (libyaml). Every node remembers its
  * file and line; the schema marks nodes as it reads them, so keys nobody
  * read are reported as unknown. --set overrides edit the tree by dotted
  * path before the schema runs. */

@@ -1,4 +1,4 @@
-/* data_cifar.c: CIFAR-10 and CIFAR-100, binary versions (Krizhevsky, 2009,
+/* cifar.c: CIFAR-10 and CIFAR-100, binary versions (Krizhevsky, 2009,
  * "Learning multiple layers of features from tiny images"; the layout is
  * the one described on the data sets' page under "Binary version"). A file
  * is a sequence of fixed-size records with no header:

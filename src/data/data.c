@@ -1,7 +1,7 @@
 /* data.c: image data sets (AsymDataset): MNIST-format IDX loading, Gaussian
  * random sets, truncation, zero padding, per-channel statistics and
  * normalization, seeded train/validation splits, grayscale conversion, and
- * what the other readers (data_*.c) share: file checks, allocation, and the
+ * what the other readers (one file per format) share: file checks, allocation, and the
  * per-class sampling of Liao, Leibo and Poggio (2016) (N training and M test
  * images per class, a random subset of K classes). x is (n, c, h, w)
  * float32 from asym_falloc; y is (n) int32. */

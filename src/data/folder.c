@@ -1,4 +1,4 @@
-/* data_folder.c: image folders, one subfolder per class (the layout of
+/* folder.c: image folders, one subfolder per class (the layout of
  * Caltech101/256, LFW, MIT-indoor67, PubFig83, SUFR-W, iCubWorld and, once
  * arranged by class, Flowers17/102), as Liao, Leibo and Poggio (2016) use
  * them. A folder with train/ and test/ subfolders is a fixed split;

@@ -1,4 +1,4 @@
-/* data_npy.c: NumPy .npy data sets (the format of numpy/lib/format.py):
+/* npy.c: NumPy .npy data sets (the format of numpy/lib/format.py):
  * a feature matrix x of shape (N, F), or images (N, H, W) or (N, C, H, W),
  * with a label vector y of N integers (TIMIT-80-style frame classification
  * and other non-image tasks of Liao, Leibo and Poggio (2016), trained with

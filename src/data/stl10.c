@@ -1,4 +1,4 @@
-/* data_stl10.c: STL-10, binary version (Coates, Lee and Ng, 2011, "An
+/* stl10.c: STL-10, binary version (Coates, Lee and Ng, 2011, "An
  * analysis of single-layer networks in unsupervised feature learning"; the
  * layout is the one of the data set's stl10_binary archive and its
  * reference reader). Files, without headers:

@@ -1,4 +1,4 @@
-/* data_svhn.c: SVHN cropped digits (Netzer et al., 2011, "Reading digits in
+/* svhn.c: SVHN cropped digits (Netzer et al., 2011, "Reading digits in
  * natural images with unsupervised feature learning"), format 2:
  * train_32x32.mat and test_32x32.mat, MATLAB MAT-files holding
  *   X: uint8, 32 x 32 x 3 x N (row, column, channel, image; column-major)

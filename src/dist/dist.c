@@ -11,6 +11,7 @@
  * PMI_RANK); without ASYM_MPI, or without a launcher, this is one process
  * of rank 0 and every collective is a no-op. */
 #include "dist/dist.h"
+#include "net/net.h"
 
 #include <limits.h>
 #include <math.h>
@@ -20,8 +21,6 @@
 #ifdef ASYM_MPI
 #include <mpi.h>
 #endif
-
-Seq *net_seq(AsymNet *net);
 
 static int g_rank, g_size = 1, g_solo;
 #ifdef ASYM_MPI

@@ -1,6 +1,6 @@
 /* io.h: file formats read and written by libasymbp other than YAML:
  * MNIST-format IDX files (raw or gzip, through zlib) and NumPy .npy arrays
- * (the other data sets' readers are in data_*.c).
+ * (the other data sets' readers are in src/data/).
  * Every reader checks header fields against the data actually present
  * before allocating or trusting them. */
 #ifndef ASYM_IO_H

@@ -1,4 +1,4 @@
-/* metrics.c: how well a rule's feedback aligns with exact backpropagation,
+/* align.c: how well a rule's feedback aligns with exact backpropagation,
  * per weight layer (REFERENCE "Measurements users expect"): the angle
  * between B and W, |B|/|W|, the fraction of concordant signs, the delta
  * angle between the error signal the rule sends into the layer and BP's
@@ -7,11 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rules/rules.h"
-
-struct AsymNet;
-/* net.c internals used here */
-NetCtx *net_ctx(AsymNet *net);
+#include "net/net.h"
 
 static double angle_deg(const float *a, const float *b, size_t n) {
     double ab = vec_dot(a, b, n), na = vec_norm(a, n), nb = vec_norm(b, n);

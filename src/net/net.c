@@ -7,7 +7,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "rules/rules.h"
+#include "net/net.h"
 #include "io/io.h"
 
 struct AsymNet {

@@ -6,11 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "rules/rules.h"
+#include "net/net.h"
 #include "io/io.h"
 
-NetCtx *net_ctx(AsymNet *net);
-Seq *net_seq(AsymNet *net);
 
 static const char *role_name(AsymParamRole r) {
     static const char *const names[] = {"?", "weight", "bias", "bn_scale", "bn_shift", "running_mean", "running_var"};

@@ -12,9 +12,8 @@
 #include <zlib.h>
 
 #include "io/checkpoint.h"
-#include "rules/rules.h"
+#include "net/net.h"
 
-NetCtx *net_ctx(AsymNet *net);
 
 #define RESULTS 8   /* "results": the AsymSummary fields a resumed run continues from */
 #define ALIGN 5     /* "align/...": angle, norm ratio, sign agreement, delta angle, gradient angle */

@@ -19,9 +19,8 @@
 #include "io/checkpoint.h"
 #include "dist/dist.h"
 #include "io/io.h"
-#include "layers/layers.h"
+#include "net/net.h"
 
-NetCtx *net_ctx(AsymNet *net);
 
 int asym_experiment_data(const AsymExperiment *ex, AsymDataset *train, AsymDataset *val, AsymDataset *test) {
     return asym_data_load(&ex->data, ex->seed, train, val, test);
