@@ -204,7 +204,7 @@ typedef struct AsymFeedbackSpec {
     float init_gain;        /* multiplies that distribution (1) */
     int scale_he;           /* usf scale: 0 Xavier std sqrt(2/(fan_in+fan_out)), 1 He std sqrt(2/fan_in) */
     float scale;            /* usf: explicit scale s (> 0 overrides scale_he) */
-    float concordance;      /* fraction p of B's entries whose sign agrees with W (usf, brsf, frsf, rm); 1 by default */
+    float concordance;      /* fraction p of B's entries whose sign agrees with W (usf, brsf, frsf); 1 by default */
     int norm_feedback;      /* Moskovitz et al.: scale B to W's norm after every change */
     int fixed_weight_norm;  /* Moskovitz et al.: keep each layer's |W| at its initial value */
     float clip_dx;          /* > 0: clip each weight layer's input gradient to this L2 norm per batch */
