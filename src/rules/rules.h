@@ -62,7 +62,6 @@ struct Rule {
 
 /* The rule table (table.c): NULL for ASYM_RULE_DEFAULT and out of range. */
 const Rule *rule_get(AsymRule r);
-extern const Rule RULE_BP, RULE_FA, RULE_DFA, RULE_USF, RULE_BRSF, RULE_FRSF, RULE_KP, RULE_WM;
 
 /* Shared by the rules (rule.c): random values with the configured
  * distribution for a tensor shaped like W, and its bound (or std, *normal). */

@@ -1,10 +1,13 @@
 /* table.c: the rule table, the only list of rules. A rule is one file
- * defining a Rule (rules.h) and one line here, in the order of the AsymRule
- * values; the config parser, the CLI and every list of rules read it
- * through asym_rule_name and asym_rule_parse. */
+ * defining a Rule (rules.h), named here twice (its declaration and its
+ * entry, in the order of the AsymRule values); the config parser, the CLI
+ * and every list of rules read it through asym_rule_name and
+ * asym_rule_parse. */
 #include "rules/rules.h"
 
 #include <string.h>
+
+extern const Rule RULE_BP, RULE_FA, RULE_DFA, RULE_USF, RULE_BRSF, RULE_FRSF, RULE_KP, RULE_WM;
 
 static const Rule *const TABLE[ASYM_RULE_COUNT] = {
     [ASYM_RULE_BP] = &RULE_BP,
