@@ -1,7 +1,7 @@
 /* net.c: building a network from its spec (sizes counted first, then one
  * allocation per lifetime: parameters, gradients, activations, workspace),
- * the forward and backward passes over chains of layers, and saving and
- * loading weights. */
+ * the passes and the loss over its top chain (layers/chain.c), and saving
+ * and loading weights. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,8 +20,6 @@ struct AsymNet {
     float *dlogits;        /* (max_batch, classes) */
     float *dx;             /* (max_batch, in) when keep_dx */
 };
-
-/* ---- the network ---- */
 
 int asym_net_create(AsymNet **out, const AsymNetSpec *spec, int max_batch, AsymRng *rng) {
     *out = NULL;
