@@ -58,6 +58,22 @@ static int check_file(const char *path, const char *dir, int rank, char *report,
     return bad;
 }
 
+/* Every .c and .h file of the folder at path (dir: its name under src/, or
+ * NULL for cli/). */
+static int check_folder(const char *path, const char *dir, int rank, char *report, size_t cap) {
+    int bad = 0;
+    DIR *f = opendir(path);
+    for (struct dirent *g; f && (g = readdir(f));) {
+        size_t n = strlen(g->d_name);
+        if (n < 3 || (strcmp(g->d_name + n - 2, ".c") && strcmp(g->d_name + n - 2, ".h"))) continue;
+        char file[4400];
+        snprintf(file, sizeof file, "%s/%s", path, g->d_name);
+        bad += check_file(file, dir, rank, report, cap);
+    }
+    if (f) closedir(f);
+    return bad;
+}
+
 /* Checks the tree at root (src/ and cli/); the report names each breach. */
 static int check_tree(const char *root, char *report, size_t cap) {
     char path[4096];
@@ -80,28 +96,11 @@ static int check_tree(const char *root, char *report, size_t cap) {
             bad++, snprintf(report + used, cap - used, "%s: a folder not in the layout\n", path);
             continue;
         }
-        DIR *f = opendir(path);
-        for (struct dirent *g; f && (g = readdir(f));) {
-            size_t n = strlen(g->d_name);
-            if (n < 3 || (strcmp(g->d_name + n - 2, ".c") && strcmp(g->d_name + n - 2, ".h"))) continue;
-            char file[4400];
-            snprintf(file, sizeof file, "%s/%s", path, g->d_name);
-            bad += check_file(file, e->d_name, rank, report, cap);
-        }
-        if (f) closedir(f);
+        bad += check_folder(path, e->d_name, rank, report, cap);
     }
     closedir(d);
     snprintf(path, sizeof path, "%s/cli", root);
-    DIR *c = opendir(path);
-    for (struct dirent *g; c && (g = readdir(c));) {
-        size_t n = strlen(g->d_name);
-        if (n < 3 || (strcmp(g->d_name + n - 2, ".c") && strcmp(g->d_name + n - 2, ".h"))) continue;
-        char file[4400];
-        snprintf(file, sizeof file, "%s/%s", path, g->d_name);
-        bad += check_file(file, NULL, 0, report, cap);
-    }
-    if (c) closedir(c);
-    return bad;
+    return bad + check_folder(path, NULL, 0, report, cap);
 }
 
 TEST(layout_includes_point_down) {
