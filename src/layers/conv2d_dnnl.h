@@ -4,7 +4,7 @@
  *   forward          convolution_forward with W
  *   backward_input   convolution_backward_data with B passed as the weights
  *   backward_weight  convolution_backward_weights, added into dW and db
- * Without it (the default build) every call below is a stub that declines,
+ * Without it (the default build) every call below declines (no oneDNN),
  * and the im2col + GEMM path runs. */
 #ifndef ASYM_CONV2D_DNNL_H
 #define ASYM_CONV2D_DNNL_H
