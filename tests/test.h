@@ -19,6 +19,9 @@ void test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *test_tmpdir(void);
 /* Root of the source tree (where configs/ and tests/ are). */
 const char *test_srcdir(void);
+/* A layer's own training (t = 1) or evaluation (0) pass on its network's
+ * dropout stream, for tests that drive layers/layers.h directly. */
+#define LAYER_PASS(l, t) (&(Pass){.train = (t), .rng = &(l)->ctx->rng})
 
 /* End-to-end helpers (tests/util.c). test_cli runs the asymbp command
  * (ASYM_BIN, default build/asymbp) from the source root with the given

@@ -77,7 +77,7 @@ static int passes_make(Passes *p, int N, int C, int H, int O, int k, int s, int 
 
 static void passes_run(Passes *p, int N) {
     memset(p->l->W->g, 0, sizeof(float) * p->nw);
-    p->l->ops->forward(p->l, p->x, p->out, N, 1);
+    p->l->ops->forward(p->l, p->x, p->out, N, LAYER_PASS(p->l, 1));
     p->l->ops->backward_weight(p->l, p->x, p->dy, N);
     p->l->ops->backward_weight(p->l, p->x, p->dy, N);
     memcpy(p->out + p->ny, p->l->W->g, sizeof(float) * p->nw);

@@ -501,8 +501,8 @@ TEST(grad_dropout_mask) {
     const float scale = 1.0f / (1.0f - 0.3f);
     int ok = 1;
     size_t dropped = 0, bad = n;
-    l->ops->forward(l, x, y, 4, 1);
-    l->ops->backward(l, x, y, dy, dx, 4);
+    l->ops->forward(l, x, y, 4, LAYER_PASS(l, 1));
+    l->ops->backward(l, x, y, dy, dx, 4, LAYER_PASS(l, 1));
     for (size_t i = 0; i < n && ok; i++) {
         int keep = y[i] != 0.0f;
         dropped += !keep;
@@ -511,12 +511,12 @@ TEST(grad_dropout_mask) {
     }
     double frac = (double)dropped / n;
     /* a second training pass draws a new mask */
-    l->ops->forward(l, x, y2, 4, 1);
+    l->ops->forward(l, x, y2, 4, LAYER_PASS(l, 1));
     size_t differ = 0;
     for (size_t i = 0; i < n; i++) differ += (y[i] == 0.0f) != (y2[i] == 0.0f);
     /* evaluation: the identity, and the backward pass passes dy through */
-    l->ops->forward(l, x, y, 4, 0);
-    l->ops->backward(l, x, y, dy, dx, 4);
+    l->ops->forward(l, x, y, 4, LAYER_PASS(l, 0));
+    l->ops->backward(l, x, y, dy, dx, 4, LAYER_PASS(l, 1));
     int eval_ok = !memcmp(x, y, sizeof(float) * n) && !memcmp(dx, dy, sizeof(float) * n);
     free(x), free(y), free(y2), free(dy), free(dx);
     layer_free(l);

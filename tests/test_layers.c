@@ -158,16 +158,16 @@ TEST(kernel_conv_forward) {
         int rc = convref(&r, c, 100 + t);
         CHECK_MSG(rc == 0, CASE_FMT ": %s", CASE_ARGS(c), asym_last_error());
         float *y = malloc(sizeof(float) * r.ny);
-        r.l->ops->forward(r.l, r.x, y, c->N, 1);
+        r.l->ops->forward(r.l, r.x, y, c->N, LAYER_PASS(r.l, 1));
         double e = maxrel(y, r.y, r.ny);
         /* evaluation mode gives the same */
         float *y2 = malloc(sizeof(float) * r.ny);
-        r.l->ops->forward(r.l, r.x, y2, c->N, 0);
+        r.l->ops->forward(r.l, r.x, y2, c->N, LAYER_PASS(r.l, 0));
         int same = !memcmp(y, y2, sizeof(float) * r.ny);
         /* a smaller batch than max_batch */
         double e1 = 0;
         if (c->N > 1) {
-            r.l->ops->forward(r.l, r.x, y2, 1, 1);
+            r.l->ops->forward(r.l, r.x, y2, 1, LAYER_PASS(r.l, 1));
             e1 = maxrel(y2, r.y, r.ny / c->N);
         }
         free(y), free(y2);
@@ -226,8 +226,8 @@ TEST(kernel_conv_backward_layer) {
         CHECK_MSG(rc == 0, CASE_FMT ": %s", CASE_ARGS(c), asym_last_error());
         float *y = malloc(sizeof(float) * r.ny), *dx = malloc(sizeof(float) * r.nx), *dx2 = malloc(sizeof(float) * r.nx);
         float *g1 = malloc(sizeof(float) * r.nw);
-        r.l->ops->forward(r.l, r.x, y, c->N, 1);
-        r.l->ops->backward(r.l, r.x, y, r.dy, dx, c->N);
+        r.l->ops->forward(r.l, r.x, y, c->N, LAYER_PASS(r.l, 1));
+        r.l->ops->backward(r.l, r.x, y, r.dy, dx, c->N, LAYER_PASS(r.l, 1));
         memcpy(g1, r.l->W->g, sizeof(float) * r.nw);
         memset(r.l->W->g, 0, sizeof(float) * r.nw);
         conv2d_backward_weight(r.l, r.x, r.dy, c->N);
@@ -235,7 +235,7 @@ TEST(kernel_conv_backward_layer) {
         int same = !memcmp(dx, dx2, sizeof(float) * r.nx) && !memcmp(g1, r.l->W->g, sizeof(float) * r.nw);
         /* and with dx = NULL only the weight gradient */
         memset(r.l->W->g, 0, sizeof(float) * r.nw);
-        r.l->ops->backward(r.l, r.x, y, r.dy, NULL, c->N);
+        r.l->ops->backward(r.l, r.x, y, r.dy, NULL, c->N, LAYER_PASS(r.l, 1));
         int same_w = !memcmp(g1, r.l->W->g, sizeof(float) * r.nw);
         free(y), free(dx), free(dx2), free(g1);
         convref_free(&r);
@@ -275,7 +275,7 @@ TEST(kernel_fc) {
                     }
                     ry[n * O + o] = acc;
                 }
-            l->ops->forward(l, x, y, N, 1);
+            l->ops->forward(l, x, y, N, LAYER_PASS(l, 1));
             double ey = maxrel(y, ry, (size_t)N * O);
             for (int i = 0; i < O * I; i++) l->W->g[i] = 1.0f, rdW[i] += 1.0;
             fc_backward_weight(l, x, dy, N);
@@ -339,8 +339,8 @@ TEST(layer_maxpool_ties) {
         4, 4, 3, 9,
     };
     float y[4], dy[4] = {10, 20, 30, 40}, dx[16];
-    l->ops->forward(l, x, y, 1, 1);
-    l->ops->backward(l, x, y, dy, dx, 1);
+    l->ops->forward(l, x, y, 1, LAYER_PASS(l, 1));
+    l->ops->backward(l, x, y, dy, dx, 1, LAYER_PASS(l, 1));
     single_free(&ctx, l);
     float wy[4] = {1, 5, 4, 9};
     float wdx[16] = {10, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 30, 0, 0, 40};
@@ -394,9 +394,9 @@ TEST(layer_pool_reference) {
                                 if (i >= 0 && i < H && j >= 0 && j < W) rdx[((size_t)nc * H + i) * W + j] += dy[yi] / (k * k);
                     }
                 }
-        l->ops->forward(l, x, y, N, 1);
+        l->ops->forward(l, x, y, N, LAYER_PASS(l, 1));
         memset(dx, 0xff, sizeof(float) * nx);
-        l->ops->backward(l, x, y, dy, dx, N);
+        l->ops->backward(l, x, y, dy, dx, N, LAYER_PASS(l, 1));
         double ey = maxrel(y, ry, ny), ex = maxrel(dx, rdx, nx);
         free(x), free(dy), free(y), free(dx), free(ry), free(rdx);
         single_free(&ctx, l);
@@ -413,7 +413,7 @@ TEST(layer_avgpool_count_include_pad) {
     Layer *l = single(&ctx, s, in, 1, 1);
     CHECK_OK(l ? 0 : -1);
     float x[4] = {1, 1, 1, 1}, y[4];
-    l->ops->forward(l, x, y, 1, 1);
+    l->ops->forward(l, x, y, 1, LAYER_PASS(l, 1));
     single_free(&ctx, l);
     for (int i = 0; i < 4; i++) CHECK_MSG(fabsf(y[i] - 4.0f / 9.0f) < 1e-7f, "y[%d] = %g, want 4/9", i, y[i]);
 }
@@ -478,7 +478,7 @@ TEST(layer_batchnorm_train_and_running_stats) {
                 wm[c] = (1 - mom) * wm[c] + mom * mean;
                 wv[c] = (1 - mom) * wv[c] + mom * unbiased;
             }
-            l->ops->forward(l, x, y, N, 1);
+            l->ops->forward(l, x, y, N, LAYER_PASS(l, 1));
             ey = fmax(ey, maxrel(y, ry, n));
             for (int c = 0; c < C; c++) es = fmax(es, fmax(fabs(rm->w[c] - wm[c]), fabs(rv->w[c] - wv[c])) / fmax(1, fabs(wv[c])));
             free(x);
@@ -512,11 +512,11 @@ TEST(layer_batchnorm_eval) {
                 size_t j = ((size_t)b * C + c) * 4 + i;
                 ry[j] = l->W->w[c] * (x[j] - mean[c]) / sqrt(var[c] + 1e-3) + l->b->w[c];
             }
-    l->ops->forward(l, x, y, N, 0);
+    l->ops->forward(l, x, y, N, LAYER_PASS(l, 0));
     double e = maxrel(y, ry, n);
     int unchanged = !memcmp(rm->w, mean, sizeof mean) && !memcmp(rv->w, var, sizeof var);
     /* evaluation treats items independently: one item alone gives the same */
-    l->ops->forward(l, x + shape_size(in), y1, 1, 0);
+    l->ops->forward(l, x + shape_size(in), y1, 1, LAYER_PASS(l, 0));
     int indep = !memcmp(y1, y + shape_size(in), sizeof(float) * shape_size(in));
     free(x), free(y), free(y1), free(ry);
     single_free(&ctx, l);
@@ -550,8 +550,8 @@ TEST(layer_activations) {
             else f = 1 / (1 + exp(-v)), d = f * (1 - f);
             ry[i] = f, rdx[i] = d * dy[i];
         }
-        l->ops->forward(l, x, y, N, 1);
-        l->ops->backward(l, x, y, dy, dx, N);
+        l->ops->forward(l, x, y, N, LAYER_PASS(l, 1));
+        l->ops->backward(l, x, y, dy, dx, N, LAYER_PASS(l, 1));
         double ey = maxrel(y, ry, n), ex = maxrel(dx, rdx, n);
         free(x), free(dy), free(y), free(dx), free(ry), free(rdx);
         single_free(&ctx, l);
@@ -570,8 +570,8 @@ TEST(layer_flatten) {
     AsymRng rng;
     rng_seed(&rng, 1200);
     float *x = randv(120, &rng), *y = malloc(sizeof(float) * 120), *dx = malloc(sizeof(float) * 120);
-    l->ops->forward(l, x, y, 2, 1);
-    l->ops->backward(l, x, y, x, dx, 2);
+    l->ops->forward(l, x, y, 2, LAYER_PASS(l, 1));
+    l->ops->backward(l, x, y, x, dx, 2, LAYER_PASS(l, 1));
     int same = !memcmp(x, y, sizeof(float) * 120) && !memcmp(x, dx, sizeof(float) * 120);
     free(x), free(y), free(dx);
     single_free(&ctx, l);

@@ -597,6 +597,44 @@ TEST(rule_alignment_measurements) {
     asym_net_free(net);
 }
 
+/* A measurement runs in its own mode: with batch norm (running statistics),
+ * dropout (its stream) and clip_dx, the training step after it is bitwise
+ * the step of a twin network that measured nothing. */
+TEST(rule_alignment_leaves_training_unchanged) {
+    AsymNetSpec s;
+    AsymLayerSpec L[10];
+    enum { N = 6 };
+    float x[N * 64];
+    int32_t y[N];
+    batch_data(x, y, N, 64, 4, 23);
+    small_spec(&s, L, ASYM_RULE_FA);
+    AsymLayerSpec extra[] = {{.kind = ASYM_FC, .out = 12, .bias = 1}, {.kind = ASYM_BATCHNORM, .momentum = 0.1f, .eps = 1e-5f},
+                             {.kind = ASYM_DROPOUT, .p = 0.3f}, {.kind = ASYM_FC, .out = 4, .bias = 1}};
+    memcpy(&L[4], extra, sizeof extra);
+    s.n_layers = 8;
+    s.fb.clip_dx = 0.01f;
+    AsymNet *a = make(&s, 5, N), *b = make(&s, 5, N);
+    CHECK(a && b);
+    AsymAlignment al[3];
+    CHECK_OK(asym_net_alignment(a, x, y, N, al));
+    CHECK(al[0].delta_angle > 1); /* the rule's pass and the exact pass differed */
+    float loss[2];
+    AsymNet *nets[2] = {a, b};
+    for (int k = 0; k < 2; k++) {
+        asym_net_zero_grad(nets[k]);
+        asym_net_forward(nets[k], x, N, 1);
+        loss[k] = asym_net_loss(nets[k], y, N, 1, NULL);
+    }
+    CHECK(loss[0] == loss[1]);
+    size_t nw = asym_net_n_weights(a);
+    CHECK(memcmp(asym_net_param(a, 0)->g, asym_net_param(b, 0)->g, sizeof(float) * nw) == 0);
+    CHECK(asym_net_n_buffers(a) == 2);
+    for (int i = 0; i < asym_net_n_buffers(a); i++)
+        CHECK_MSG(memcmp(asym_net_buffer(a, i)->w, asym_net_buffer(b, i)->w, sizeof(float) * asym_net_buffer(a, i)->n) == 0, "buffer %s moved", asym_net_buffer(a, i)->name);
+    asym_net_free(a);
+    asym_net_free(b);
+}
+
 TEST(rule_dfa_blocks_and_errors) {
     AsymNetSpec s;
     AsymLayerSpec L[8];

@@ -176,7 +176,6 @@ struct DistGrad {
     int overlap, n_layers;
     size_t *start;   /* (n_layers) offset of top-level layer i's first gradient; SIZE_MAX: none */
     size_t hi;       /* gradients at [hi, n) are on their way */
-    Seq *seq;
 #ifdef ASYM_MPI
     MPI_Request *req;
     int n_req, cap_req;
@@ -193,7 +192,7 @@ static void post(DistGrad *d, size_t lo, size_t hi) {
     g_bytes += sizeof(float) * (hi - lo);
 }
 
-/* Called by seq_backward after top-level layer i: the gradients of layers
+/* Called by the backward pass after top-level layer i: the gradients of layers
  * i and after are final. */
 static void layer_done(void *arg, int i) {
     DistGrad *d = arg;
@@ -210,12 +209,11 @@ static void layer_done(void *arg, int i) {
 DistGrad *dist_grad_new(AsymNet *net, int overlap, size_t bucket) {
     DistGrad *d = asym_calloc(1, sizeof(DistGrad));
     if (!d) return NULL;
-    d->seq = net_seq(net);
     d->n = asym_net_n_weights(net);
     d->g = asym_net_n_params(net) ? asym_net_param(net, 0)->g : NULL;
     d->overlap = overlap && dist_size() > 1;
     d->bucket = bucket ? bucket : 1;
-    d->n_layers = d->seq->n;
+    d->n_layers = net_seq(net)->n;
     if (!(d->start = asym_calloc(d->n_layers ? d->n_layers : 1, sizeof(size_t)))) {
         free(d);
         return NULL;
@@ -239,7 +237,6 @@ DistGrad *dist_grad_new(AsymNet *net, int overlap, size_t bucket) {
 
 void dist_grad_free(DistGrad *d) {
     if (!d) return;
-    if (d->seq->done_arg == d) d->seq->done = NULL, d->seq->done_arg = NULL;
 #ifdef ASYM_MPI
     free(d->req);
 #endif
@@ -247,20 +244,19 @@ void dist_grad_free(DistGrad *d) {
     free(d);
 }
 
-void dist_grad_begin(DistGrad *d) {
+void dist_grad_begin(DistGrad *d, StepMode *m) {
 #ifdef ASYM_MPI
     d->hi = d->n;
     d->n_req = 0;
-    if (d->overlap) d->seq->done = layer_done, d->seq->done_arg = d;
+    if (d->overlap) m->done = layer_done, m->done_arg = d;
 #else
-    (void)d;
+    (void)d, (void)m;
 #endif
 }
 
 void dist_grad_end(DistGrad *d) {
 #ifdef ASYM_MPI
     if (dist_size() == 1) return;
-    d->seq->done = NULL, d->seq->done_arg = NULL;
     if (!d->overlap) {
         dist_sum(d->g, d->n);
         return;

@@ -4,7 +4,7 @@
 #ifndef ASYM_DIST_H
 #define ASYM_DIST_H
 
-#include "layers/layers.h"
+#include "net/net.h"
 
 /* This process's rank among the processes training one model, and their
  * count (0 and 1 without MPI, or after asym_dist_solo(1)). */
@@ -34,8 +34,8 @@ int dist_check_same(AsymNet *net, const char *when);
 typedef struct DistGrad DistGrad;
 DistGrad *dist_grad_new(AsymNet *net, int overlap, size_t bucket);
 void dist_grad_free(DistGrad *d);
-/* Before the backward pass (arms the per-layer hook when overlapping). */
-void dist_grad_begin(DistGrad *d);
+/* Before the backward pass: arms the step's per-layer hook when overlapping. */
+void dist_grad_begin(DistGrad *d, StepMode *m);
 /* After it: every gradient holds the sum over ranks. */
 void dist_grad_end(DistGrad *d);
 

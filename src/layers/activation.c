@@ -4,7 +4,7 @@
 
 #include "layers/layers.h"
 
-static void act_forward(Layer *l, const float *x, float *y, int N, int train) {
+static void act_forward(Layer *l, const float *x, float *y, int N, const Pass *p) {
     size_t n = (size_t)N * shape_size(l->in);
     switch (l->kind) {
     case ASYM_RELU:
@@ -22,7 +22,7 @@ static void act_forward(Layer *l, const float *x, float *y, int N, int train) {
     }
 }
 
-static void act_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N) {
+static void act_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N, const Pass *p) {
     size_t n = (size_t)N * shape_size(l->in);
     if (!dx) return;
     switch (l->kind) {

@@ -10,7 +10,7 @@
  * sums in float over one contiguous run (a feature map, or 64 channels of
  * one sample for dense input), added up in double. Synchronized batch
  * norm (model.sync_bn, docs/MPI.md) takes its sums over every rank's share
- * of the batch through the network's bn_sum (the data-parallel layer's
+ * of the batch through the pass's reduce (the data-parallel layer's
  * allreduce). */
 #include <math.h>
 #include <stdlib.h>
@@ -26,10 +26,10 @@ typedef struct BatchNorm {
 } BatchNorm;
 
 /* Folds a channel's batch statistics into the running ones; returns 1/std. */
-static float bn_update_stats(Layer *l, int c, double mean, double ss, size_t M) {
+static float bn_update_stats(Layer *l, const Pass *p, int c, double mean, double ss, size_t M) {
     BatchNorm *bn = l->impl;
     double var = ss / M;
-    float m = l->ctx->freeze_stats ? 0.0f : l->ctx->stats_momentum > 0 ? l->ctx->stats_momentum : bn->momentum;
+    float m = p->freeze_stats ? 0.0f : p->momentum > 0 ? p->momentum : bn->momentum;
     bn->mean->w[c] = (1.0f - m) * bn->mean->w[c] + m * (float)mean;
     bn->var->w[c] = (1.0f - m) * bn->var->w[c] + m * (float)(M > 1 ? ss / (M - 1) : var);
     float is = (float)(1.0 / sqrt(var + bn->eps));
@@ -39,7 +39,7 @@ static float bn_update_stats(Layer *l, int c, double mean, double ss, size_t M) 
 }
 
 /* Convolutional input: N feature maps of S values per channel. */
-static void bn_forward_maps(Layer *l, const float *x, float *y, int N, int train) {
+static void bn_forward_maps(Layer *l, const float *x, float *y, int N, const Pass *p) {
     BatchNorm *bn = l->impl;
     int C = l->in.c;
     size_t S = (size_t)l->in.h * l->in.w, M = (size_t)N * S;
@@ -47,7 +47,7 @@ static void bn_forward_maps(Layer *l, const float *x, float *y, int N, int train
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
         float mu, is;
-        if (train) {
+        if (p->train) {
             double s = 0, ss = 0;
             for (int n = 0; n < N; n++) {
                 const float *xc = x + ((size_t)n * C + c) * S;
@@ -64,7 +64,7 @@ static void bn_forward_maps(Layer *l, const float *x, float *y, int N, int train
                 for (size_t i = 0; i < S; i++) a += (xc[i] - mu) * (xc[i] - mu);
                 ss += a;
             }
-            is = bn_update_stats(l, c, s / M, ss, M);
+            is = bn_update_stats(l, p, c, s / M, ss, M);
         } else {
             mu = bn->mean->w[c];
             is = (float)(1.0 / sqrt((double)bn->var->w[c] + bn->eps));
@@ -81,7 +81,7 @@ static void bn_forward_maps(Layer *l, const float *x, float *y, int N, int train
 }
 
 /* Dense input (N, C): blocks of channels, each summed over the N rows. */
-static void bn_forward_dense(Layer *l, const float *x, float *y, int N, int train) {
+static void bn_forward_dense(Layer *l, const float *x, float *y, int N, const Pass *p) {
     BatchNorm *bn = l->impl;
     int C = l->in.c;
     const float *gamma = l->W->w, *beta = l->b->w;
@@ -89,7 +89,7 @@ static void bn_forward_dense(Layer *l, const float *x, float *y, int N, int trai
     for (int c0 = 0; c0 < C; c0 += BN_BLOCK) {
         int nc = C - c0 < BN_BLOCK ? C - c0 : BN_BLOCK;
         float mu[BN_BLOCK], is[BN_BLOCK];
-        if (train) {
+        if (p->train) {
             double s[BN_BLOCK] = {0}, ss[BN_BLOCK] = {0};
             for (int n = 0; n < N; n++) {
                 const float *xr = x + (size_t)n * C + c0;
@@ -105,7 +105,7 @@ static void bn_forward_dense(Layer *l, const float *x, float *y, int N, int trai
                     ss[j] += d * d;
                 }
             }
-            for (int j = 0; j < nc; j++) is[j] = bn_update_stats(l, c0 + j, s[j] / N, ss[j], (size_t)N);
+            for (int j = 0; j < nc; j++) is[j] = bn_update_stats(l, p, c0 + j, s[j] / N, ss[j], (size_t)N);
         } else {
             for (int j = 0; j < nc; j++) {
                 mu[j] = bn->mean->w[c0 + j];
@@ -122,11 +122,11 @@ static void bn_forward_dense(Layer *l, const float *x, float *y, int N, int trai
 }
 
 /* Synchronized batch norm, training mode: statistics over every rank's
- * share of the batch, summed by l->ctx->bn_sum. x, y (N, C, S) with S = H W
+ * share of the batch, summed by the pass's reduce. x, y (N, C, S) with S = H W
  * (1 for dense input). Keeps the batch mean and 1/std for the backward
  * pass, which adds this rank's share into dgamma and dbeta (the gradient
  * allreduce sums them) and writes dx from the global sums. */
-static void bn_sync_forward(Layer *l, const float *x, float *y, int N) {
+static void bn_sync_forward(Layer *l, const float *x, float *y, int N, const Pass *p) {
     BatchNorm *bn = l->impl;
     int C = l->in.c;
     size_t S = (size_t)l->in.h * l->in.w;
@@ -144,7 +144,7 @@ static void bn_sync_forward(Layer *l, const float *x, float *y, int N) {
         sum[c] = s;
     }
     sum[C] = (double)N * S;
-    l->ctx->bn_sum(sum, (size_t)C + 1);
+    p->reduce(sum, (size_t)C + 1);
     double M = sum[C];
     /* pass 2: squared deviations from the global mean */
 #pragma omp parallel for schedule(static)
@@ -159,8 +159,8 @@ static void bn_sync_forward(Layer *l, const float *x, float *y, int N) {
         }
         ss[c] = s;
     }
-    l->ctx->bn_sum(ss, (size_t)C);
-    for (int c = 0; c < C; c++) bn_update_stats(l, c, sum[c] / M, ss[c], (size_t)M);
+    p->reduce(ss, (size_t)C);
+    for (int c = 0; c < C; c++) bn_update_stats(l, p, c, sum[c] / M, ss[c], (size_t)M);
     const float *gamma = l->W->w, *beta = l->b->w;
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
@@ -172,7 +172,7 @@ static void bn_sync_forward(Layer *l, const float *x, float *y, int N) {
     }
 }
 
-static void bn_sync_backward(Layer *l, const float *x, const float *dy, float *dx, int N) {
+static void bn_sync_backward(Layer *l, const float *x, const float *dy, float *dx, int N, const Pass *p) {
     BatchNorm *bn = l->impl;
     const float *bmean = bn->bmean, *invstd = bn->invstd;
     int C = l->in.c;
@@ -200,7 +200,7 @@ static void bn_sync_backward(Layer *l, const float *x, const float *dy, float *d
         sum[C + c] = sgh;
     }
     sum[2 * C] = (double)N * S;
-    l->ctx->bn_sum(sum, 2 * (size_t)C + 1);
+    p->reduce(sum, 2 * (size_t)C + 1);
     if (dx) {
         double M = sum[2 * C];
 #pragma omp parallel for schedule(static)
@@ -214,10 +214,10 @@ static void bn_sync_backward(Layer *l, const float *x, const float *dy, float *d
     }
 }
 
-static void bn_forward(Layer *l, const float *x, float *y, int N, int train) {
-    if (train && l->ctx->bn_sum) bn_sync_forward(l, x, y, N);
-    else if (l->in.h * l->in.w == 1) bn_forward_dense(l, x, y, N, train);
-    else bn_forward_maps(l, x, y, N, train);
+static void bn_forward(Layer *l, const float *x, float *y, int N, const Pass *p) {
+    if (p->train && p->reduce) bn_sync_forward(l, x, y, N, p);
+    else if (l->in.h * l->in.w == 1) bn_forward_dense(l, x, y, N, p);
+    else bn_forward_maps(l, x, y, N, p);
 }
 
 /* dgamma = sum dy xhat, dbeta = sum dy, dx = gamma / std (dy - mean(dy) - xhat mean(dy xhat)). */
@@ -287,8 +287,8 @@ static void bn_backward_dense(Layer *l, const float *x, const float *dy, float *
     }
 }
 
-static void bn_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N) {
-    if (l->ctx->bn_sum) bn_sync_backward(l, x, dy, dx, N);
+static void bn_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N, const Pass *p) {
+    if (p->reduce) bn_sync_backward(l, x, dy, dx, N, p);
     else if (l->in.h * l->in.w == 1) bn_backward_dense(l, x, dy, dx, N);
     else bn_backward_maps(l, x, dy, dx, N);
 }

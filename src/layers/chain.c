@@ -28,25 +28,25 @@ int seq_build(Seq *s, const AsymLayerSpec *specs, int n, Shape in, NetCtx *ctx, 
     return ASYM_OK;
 }
 
-void seq_forward(Seq *s, const float *x, int N, int train) {
+void seq_forward(Seq *s, const float *x, int N, const Pass *p) {
     s->x = x;
-    for (int i = 0; i < s->n; i++) s->layers[i]->ops->forward(s->layers[i], i ? s->act[i - 1] : x, s->act[i], N, train);
+    for (int i = 0; i < s->n; i++) s->layers[i]->ops->forward(s->layers[i], i ? s->act[i - 1] : x, s->act[i], N, p);
 }
 
 /* Backward through the chain. Under DFA the gradient at the end of each
  * DFA block is the projected output error, so the layer after it need not
  * compute its input gradient. */
-void seq_backward(Seq *s, const float *dy, float *dx, int N) {
+void seq_backward(Seq *s, const float *dy, float *dx, int N, const Pass *p, void (*done)(void *arg, int i), void *done_arg) {
     const float *g = dy;
-    int dfa = s->dfa_at && !s->layers[0]->ctx->force_bp;
+    int dfa = s->dfa_at && !p->exact;
     for (int i = s->n - 1; i >= 0; i--) {
         Layer *l = s->layers[i];
-        if (dfa && s->dfa_at[i]) g = s->dfa_at[i]->direct_error(s->dfa_at[i], N);
+        if (dfa && s->dfa_at[i]) g = s->dfa_at[i]->direct_error(s->dfa_at[i], N, p);
         float *out = i ? s->gbuf[i & 1] : dx;
         if (dfa && i && s->dfa_at[i - 1]) out = NULL;
-        if (l->record_dy) memcpy(l->record_dy, g, sizeof(float) * N * shape_size(l->out));
-        l->ops->backward(l, i ? s->act[i - 1] : s->x, s->act[i], g, out, N);
-        if (s->done) s->done(s->done_arg, i);
+        if (p->record && l->index >= 0) memcpy(p->record[l->index], g, sizeof(float) * N * shape_size(l->out));
+        l->ops->backward(l, i ? s->act[i - 1] : s->x, s->act[i], g, out, N, p);
+        if (done) done(done_arg, i);
         g = out;
     }
 }

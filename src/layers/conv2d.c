@@ -316,7 +316,7 @@ static void dense_backward(Layer *l, const float *x, const float *dy, float *dx,
 
 /* ---- the general case ---- */
 
-static void conv_forward(Layer *l, const float *x, float *y, int N, int train) {
+static void conv_forward(Layer *l, const float *x, float *y, int N, const Pass *p) {
     const Conv *c = l->impl;
     if (c->mode == CONV_DENSE) {
         dense_forward(l, x, y, N);
@@ -454,9 +454,9 @@ void conv2d_backward_weight(Layer *l, const float *x, const float *dy, int N) { 
 
 void conv2d_backward_input(Layer *l, const float *B, const float *dy, float *dx, int N) { conv_backward_core(l, NULL, dy, dx, B, 0, N); }
 
-static void conv_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N) {
-    conv_backward_core(l, x, dy, dx, dx ? layer_feedback_matrix(l) : NULL, 1, N);
-    if (dx) layer_clip_dx(l, dx, N);
+static void conv_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N, const Pass *p) {
+    conv_backward_core(l, x, dy, dx, dx ? layer_feedback_matrix(l, p) : NULL, 1, N);
+    if (dx) layer_clip_dx(l, p, dx, N);
 }
 
 void conv2d_geometry(const Layer *l, int *k, int *stride, int *pad) {

@@ -71,14 +71,14 @@ typedef struct Io {
     size_t off;               /* inner's place in the workspace (floats) */
 } Io;
 
-typedef struct Pass {
+typedef struct Prim {
     dnnl_primitive_t prim;
     Io io[DNNL_IO];
     int n_io;
     dnnl_memory_t scratch;    /* NULL when the primitive needs none */
     size_t scratch_off;
     size_t floats;            /* workspace the pass uses */
-} Pass;
+} Prim;
 
 /* Workspace of backward_weight after its pass's buffers: dW (O, C, k, k),
  * db (O); of forward: a zero bias (O) for a layer whose bias is detached
@@ -86,7 +86,7 @@ typedef struct Pass {
 typedef struct Set {
     int N, threads;
     unsigned long used;       /* clock of the last call */
-    Pass fwd, bwd_data, bwd_weights;
+    Prim fwd, bwd_data, bwd_weights;
     size_t dw_off, db_off, zero_off;
     int share_dy;             /* the backward passes take dy in the same layout */
     float *own;               /* private workspace when the network's is too small */
@@ -125,7 +125,7 @@ static void io_free(Io *io) {
     memset(io, 0, sizeof *io);
 }
 
-static void pass_free(Pass *p) {
+static void prim_free(Prim *p) {
     for (int i = 0; i < p->n_io; i++) io_free(&p->io[i]);
     if (p->scratch) dnnl_memory_destroy(p->scratch);
     if (p->prim) dnnl_primitive_destroy(p->prim);
@@ -134,7 +134,7 @@ static void pass_free(Pass *p) {
 
 /* Adds tensor arg of the primitive pd to p: user is its plain layout, the
  * primitive's own is queried with (q, index); a copy goes into the workspace when they differ. */
-static int pass_io(Pass *p, const_dnnl_primitive_desc_t pd, int arg, int out, dnnl_query_t q, int index, const dnnl_memory_desc_t *user) {
+static int prim_io(Prim *p, const_dnnl_primitive_desc_t pd, int arg, int out, dnnl_query_t q, int index, const dnnl_memory_desc_t *user) {
     Io *io = &p->io[p->n_io++];
     io->arg = arg, io->out = out;
     const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, q, index);
@@ -152,7 +152,7 @@ static int pass_io(Pass *p, const_dnnl_primitive_desc_t pd, int arg, int out, dn
 }
 
 /* The primitive of pd, with its scratchpad placed after the tensors' copies. */
-static int pass_prim(Pass *p, const_dnnl_primitive_desc_t pd) {
+static int prim_make(Prim *p, const_dnnl_primitive_desc_t pd) {
     const dnnl_memory_desc_t *sm = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     if (sm && dnnl_memory_desc_get_size(sm) > 0) {
         if (dnnl_memory_create(&p->scratch, sm, engine, DNNL_MEMORY_NONE) != dnnl_success) return -1;
@@ -163,9 +163,9 @@ static int pass_prim(Pass *p, const_dnnl_primitive_desc_t pd) {
 }
 
 static void set_free(Set *s) {
-    pass_free(&s->fwd);
-    pass_free(&s->bwd_data);
-    pass_free(&s->bwd_weights);
+    prim_free(&s->fwd);
+    prim_free(&s->bwd_data);
+    prim_free(&s->bwd_weights);
     free(s->own);
     memset(s, 0, sizeof *s);
 }
@@ -206,18 +206,18 @@ static int set_make_alg(ConvDnnl *d, const Layer *l, Set *s, int N, dnnl_alg_kin
     if (dnnl_convolution_backward_weights_desc_init(&wd, alg, &x_any, &w_any, d->bias ? &b_md : NULL, &y_any, st, pad, pad) ||
         dnnl_primitive_desc_create(&wpd, &wd, attr, engine, fpd))
         goto done;
-    if (pass_io(&s->fwd, fpd, DNNL_ARG_SRC, 0, dnnl_query_src_md, 0, &x_md) || pass_io(&s->fwd, fpd, DNNL_ARG_WEIGHTS, 0, dnnl_query_weights_md, 0, &w_md) ||
-        (d->bias && pass_io(&s->fwd, fpd, DNNL_ARG_BIAS, 0, dnnl_query_weights_md, 1, &b_md)) ||
-        pass_io(&s->fwd, fpd, DNNL_ARG_DST, 1, dnnl_query_dst_md, 0, &y_md) || pass_prim(&s->fwd, fpd))
+    if (prim_io(&s->fwd, fpd, DNNL_ARG_SRC, 0, dnnl_query_src_md, 0, &x_md) || prim_io(&s->fwd, fpd, DNNL_ARG_WEIGHTS, 0, dnnl_query_weights_md, 0, &w_md) ||
+        (d->bias && prim_io(&s->fwd, fpd, DNNL_ARG_BIAS, 0, dnnl_query_weights_md, 1, &b_md)) ||
+        prim_io(&s->fwd, fpd, DNNL_ARG_DST, 1, dnnl_query_dst_md, 0, &y_md) || prim_make(&s->fwd, fpd))
         goto done;
-    if (pass_io(&s->bwd_data, dpd, DNNL_ARG_DIFF_DST, 0, dnnl_query_diff_dst_md, 0, &y_md) ||
-        pass_io(&s->bwd_data, dpd, DNNL_ARG_WEIGHTS, 0, dnnl_query_weights_md, 0, &w_md) ||
-        pass_io(&s->bwd_data, dpd, DNNL_ARG_DIFF_SRC, 1, dnnl_query_diff_src_md, 0, &x_md) || pass_prim(&s->bwd_data, dpd))
+    if (prim_io(&s->bwd_data, dpd, DNNL_ARG_DIFF_DST, 0, dnnl_query_diff_dst_md, 0, &y_md) ||
+        prim_io(&s->bwd_data, dpd, DNNL_ARG_WEIGHTS, 0, dnnl_query_weights_md, 0, &w_md) ||
+        prim_io(&s->bwd_data, dpd, DNNL_ARG_DIFF_SRC, 1, dnnl_query_diff_src_md, 0, &x_md) || prim_make(&s->bwd_data, dpd))
         goto done;
-    if (pass_io(&s->bwd_weights, wpd, DNNL_ARG_DIFF_DST, 0, dnnl_query_diff_dst_md, 0, &y_md) ||
-        pass_io(&s->bwd_weights, wpd, DNNL_ARG_SRC, 0, dnnl_query_src_md, 0, &x_md) ||
-        pass_io(&s->bwd_weights, wpd, DNNL_ARG_DIFF_WEIGHTS, 1, dnnl_query_diff_weights_md, 0, &w_md) ||
-        (d->bias && pass_io(&s->bwd_weights, wpd, DNNL_ARG_DIFF_BIAS, 1, dnnl_query_diff_weights_md, 1, &b_md)) || pass_prim(&s->bwd_weights, wpd))
+    if (prim_io(&s->bwd_weights, wpd, DNNL_ARG_DIFF_DST, 0, dnnl_query_diff_dst_md, 0, &y_md) ||
+        prim_io(&s->bwd_weights, wpd, DNNL_ARG_SRC, 0, dnnl_query_src_md, 0, &x_md) ||
+        prim_io(&s->bwd_weights, wpd, DNNL_ARG_DIFF_WEIGHTS, 1, dnnl_query_diff_weights_md, 0, &w_md) ||
+        (d->bias && prim_io(&s->bwd_weights, wpd, DNNL_ARG_DIFF_BIAS, 1, dnnl_query_diff_weights_md, 1, &b_md)) || prim_make(&s->bwd_weights, wpd))
         goto done;
     /* both backward passes put dy's copy first, at offset 0: when they want
      * the same layout, the input pass reuses the weight pass's copy */
@@ -252,7 +252,7 @@ static size_t set_floats(const Set *s) {
     return f;
 }
 
-static void pass_bind(Pass *p, float *ws) {
+static void prim_bind(Prim *p, float *ws) {
     for (int i = 0; i < p->n_io; i++)
         if (p->io[i].inner) dnnl_memory_set_data_handle(p->io[i].inner, ws + p->io[i].off);
     if (p->scratch) dnnl_memory_set_data_handle(p->scratch, ws + p->scratch_off);
@@ -262,9 +262,9 @@ static void pass_bind(Pass *p, float *ws) {
 static float *set_ws(Set *s, const Layer *l) {
     float *ws = s->own ? s->own : l->ctx->work;
     if (s->bound != ws) {
-        pass_bind(&s->fwd, ws);
-        pass_bind(&s->bwd_data, ws);
-        pass_bind(&s->bwd_weights, ws);
+        prim_bind(&s->fwd, ws);
+        prim_bind(&s->bwd_data, ws);
+        prim_bind(&s->bwd_weights, ws);
         s->bound = ws;
     }
     return ws;
@@ -296,7 +296,7 @@ static Set *set_for(ConvDnnl *d, const Layer *l, int N) {
 
 /* Runs pass p with its tensors' plain arrays at ptr (in the order of p->io);
  * with have_first, the first tensor's copy is already in the workspace. */
-static int pass_run(Pass *p, dnnl_stream_t stream, void *const *ptr, int have_first) {
+static int prim_run(Prim *p, dnnl_stream_t stream, void *const *ptr, int have_first) {
     dnnl_exec_arg_t args[DNNL_IO + 1];
     int n = 0;
     for (int i = 0; i < p->n_io; i++) {
@@ -331,18 +331,18 @@ int conv_dnnl_forward(ConvDnnl *d, Layer *l, const float *x, float *y, int N) {
     int n = 2;
     if (d->bias) ptr[n++] = b;
     ptr[n] = y;
-    return pass_run(&s->fwd, d->stream, ptr, 0);
+    return prim_run(&s->fwd, d->stream, ptr, 0);
 }
 
 static int backward_input(ConvDnnl *d, Set *s, const float *B, const float *dy, float *dx, int have_dy) {
     void *ptr[DNNL_IO] = {(void *)dy, (void *)B, dx};
-    return pass_run(&s->bwd_data, d->stream, ptr, have_dy);
+    return prim_run(&s->bwd_data, d->stream, ptr, have_dy);
 }
 
 static int backward_weight(ConvDnnl *d, Set *s, Layer *l, const float *x, const float *dy) {
     float *dw = s->bound + s->dw_off, *db = s->bound + s->db_off;
     void *ptr[DNNL_IO] = {(void *)dy, (void *)x, dw, db};
-    if (pass_run(&s->bwd_weights, d->stream, ptr, 0)) return -1;
+    if (prim_run(&s->bwd_weights, d->stream, ptr, 0)) return -1;
     float *g = l->W->g;
     size_t n = l->W->n;
 #pragma omp parallel for simd schedule(static) if (n > 65536)

@@ -1,7 +1,7 @@
 /* dropout.c: inverted dropout (Srivastava et al. 2014): in training each
  * value is kept with probability 1 - p and scaled by 1 / (1 - p); in
- * evaluation the layer is the identity. The mask comes from the network's
- * generator, so a seed fixes it; under data-parallel training each rank
+ * evaluation the layer is the identity. The mask comes from the pass's
+ * stream (the network's dropout generator), so a seed fixes it; under data-parallel training each rank
  * draws the whole global batch's mask and keeps its own rows. */
 #include <stdlib.h>
 #include <string.h>
@@ -13,26 +13,26 @@ typedef struct Dropout {
     float *mask; /* (max_batch, in): 0 or 1 / (1 - p) */
 } Dropout;
 
-static void dropout_forward(Layer *l, const float *x, float *y, int N, int train) {
+static void dropout_forward(Layer *l, const float *x, float *y, int N, const Pass *p) {
     Dropout *d = l->impl;
     size_t n = (size_t)N * shape_size(l->in);
-    if (!train || d->p == 0.0f) {
+    if (!p->train || d->p == 0.0f) {
         memcpy(y, x, sizeof(float) * n);
         for (size_t i = 0; i < n; i++) d->mask[i] = 1.0f;
         return;
     }
     float scale = 1.0f / (1.0f - d->p);
     /* a rank's share of a global batch takes its rows of the global mask */
-    size_t per = shape_size(l->in), skip = (size_t)l->ctx->rows_before * per, after = (size_t)l->ctx->rows_after * per;
-    for (size_t i = 0; i < skip; i++) rng_next(&l->ctx->rng);
+    size_t per = shape_size(l->in), skip = (size_t)p->rows_before * per, after = (size_t)p->rows_after * per;
+    for (size_t i = 0; i < skip; i++) rng_next(p->rng);
     for (size_t i = 0; i < n; i++) {
-        d->mask[i] = rng_uniform(&l->ctx->rng) < d->p ? 0.0f : scale;
+        d->mask[i] = rng_uniform(p->rng) < d->p ? 0.0f : scale;
         y[i] = x[i] * d->mask[i];
     }
-    for (size_t i = 0; i < after; i++) rng_next(&l->ctx->rng);
+    for (size_t i = 0; i < after; i++) rng_next(p->rng);
 }
 
-static void dropout_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N) {
+static void dropout_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N, const Pass *p) {
     Dropout *d = l->impl;
     size_t n = (size_t)N * shape_size(l->in);
     if (dx)

@@ -4,7 +4,7 @@
  * dx = dy B, so exact backpropagation is B = W. */
 #include "layers/layers.h"
 
-static void fc_forward(Layer *l, const float *x, float *y, int N, int train) {
+static void fc_forward(Layer *l, const float *x, float *y, int N, const Pass *p) {
     int I = (int)shape_size(l->in), O = l->out.c;
     if (l->b) {
         for (int n = 0; n < N; n++)
@@ -26,11 +26,11 @@ void fc_backward_input(Layer *l, const float *B, const float *dy, float *dx, int
     gemm(0, 0, N, I, O, 1.0f, dy, O, B, I, 0.0f, dx, I); /* dx (N, I) = dy B */
 }
 
-static void fc_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N) {
+static void fc_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N, const Pass *p) {
     fc_backward_weight(l, x, dy, N);
     if (dx) {
-        fc_backward_input(l, layer_feedback_matrix(l), dy, dx, N);
-        layer_clip_dx(l, dx, N);
+        fc_backward_input(l, layer_feedback_matrix(l, p), dy, dx, N);
+        layer_clip_dx(l, p, dx, N);
     }
 }
 

@@ -4,11 +4,11 @@
 
 #include "layers/layers.h"
 
-static void flatten_forward(Layer *l, const float *x, float *y, int N, int train) {
+static void flatten_forward(Layer *l, const float *x, float *y, int N, const Pass *p) {
     memcpy(y, x, sizeof(float) * N * shape_size(l->in));
 }
 
-static void flatten_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N) {
+static void flatten_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N, const Pass *p) {
     if (dx) memcpy(dx, dy, sizeof(float) * N * shape_size(l->in));
 }
 

@@ -14,6 +14,7 @@ Layer *layer_new(const LayerOps *ops, const AsymLayerSpec *spec, Shape in, Shape
     l->in = in;
     l->out = out;
     l->ctx = ctx;
+    l->index = -1;
     snprintf(l->name, sizeof l->name, "%s", name);
     if (impl_size && !(l->impl = asym_calloc(1, impl_size))) {
         free(l);
@@ -86,6 +87,7 @@ AsymParam *ctx_feedback(NetCtx *ctx, const char *layer, const char *suffix, int 
 
 int ctx_add_weight_layer(NetCtx *ctx, Layer *l) {
     if (grow((void **)&ctx->weight_layers, &ctx->cap_weight_layers, ctx->n_weight_layers, sizeof(Layer *))) return ASYM_ERR;
+    l->index = ctx->n_weight_layers;
     ctx->weight_layers[ctx->n_weight_layers++] = l;
     return ASYM_OK;
 }
@@ -94,9 +96,9 @@ void ctx_need_work(NetCtx *ctx, size_t floats) {
     if (floats > ctx->work_size) ctx->work_size = floats;
 }
 
-void layer_clip_dx(const Layer *l, float *dx, int N) {
+void layer_clip_dx(const Layer *l, const Pass *p, float *dx, int N) {
     float c = l->ctx->fb.clip_dx;
-    if (c <= 0 || l->ctx->force_bp) return;
+    if (c <= 0 || p->exact) return;
     size_t n = (size_t)N * shape_size(l->in);
     double norm = vec_norm(dx, n);
     if (norm > c) {

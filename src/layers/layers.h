@@ -33,27 +33,35 @@ typedef struct NetCtx {
     int n_weight_layers, cap_weight_layers;
     AsymParam **feedback;  /* feedback matrices (B, DFA projections), in creation order */
     int n_feedback, cap_feedback;
-    const float *out_err;  /* dlogits of the running backward pass (N, classes) */
     int classes;
-    int force_bp;          /* alignment measurements: every layer uses W, no DFA */
-    int freeze_stats;      /* batch norm in training mode leaves running statistics alone */
-    float stats_momentum;  /* > 0: batch norm's running-statistics momentum instead of its own */
-    /* data-parallel training (dist.c): this rank's share of a global batch */
-    float grad_scale;      /* > 0: dlogits are multiplied by it (the share's fraction of the batch) */
-    int rows_before, rows_after; /* samples of the global batch before and after the share (dropout masks) */
-    void (*bn_sum)(double *v, size_t n); /* set: training-mode batch norm takes its statistics over every rank, summed by it */
     AsymFeedbackSpec fb;   /* options of the feedback rules */
     float *mirror;         /* weight mirrors' scratch, sized for the largest layer (rules/wm.c) */
     double *mirror_gram;
 } NetCtx;
 
+/* How one pass through the layers runs. Every layer's forward and backward
+ * takes it, so that a measurement runs in its own mode and leaves the
+ * network as it was; net/ builds them (a zero Pass: evaluation). */
+typedef struct Pass {
+    int train;             /* batch statistics, dropout masks */
+    int exact;             /* backpropagation: every layer uses W, no direct error */
+    int freeze_stats;      /* training-mode batch norm leaves its running statistics alone */
+    float momentum;        /* > 0: training-mode batch norm's running-statistics momentum instead of its own */
+    AsymRng *rng;          /* dropout masks' stream */
+    /* data-parallel training: this rank's share of a global batch */
+    int rows_before, rows_after;         /* samples of the global batch before and after the share (dropout masks) */
+    void (*reduce)(double *v, size_t n); /* set: training-mode batch norm sums its statistics over every rank with it */
+    const float *out_err;  /* backward: the output error (N, classes) that direct rules project */
+    float **record;        /* backward, when set: weight layer i copies its output gradient to record[i] */
+} Pass;
+
 typedef struct LayerOps {
     const char *name;
     /* x (N, in), y (N, out) */
-    void (*forward)(Layer *l, const float *x, float *y, int N, int train);
+    void (*forward)(Layer *l, const float *x, float *y, int N, const Pass *p);
     /* Adds into the parameter gradients; writes dx (N, in) unless dx is
      * NULL. x and y are this layer's input and output from the forward pass. */
-    void (*backward)(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N);
+    void (*backward)(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N, const Pass *p);
     void (*free)(Layer *l);
     /* Weight layers only: the two halves of backward. backward_weight adds
      * into dW and db; backward_input writes dx from B, a matrix of W's shape. */
@@ -72,11 +80,11 @@ struct Layer {
     void (*free_fb)(Feedback *fb); /* and how layer_free frees it */
     /* a layer whose rule sends the output error straight to its block
      * (dfa): that block's output gradient (N, block output) */
-    const float *(*direct_error)(Layer *l, int N);
+    const float *(*direct_error)(Layer *l, int N, const Pass *p);
     void *impl;         /* kind-specific state */
     char name[40];      /* parameter-name prefix, e.g. "3" or "4.main.1" */
     AsymRule spec_rule; /* the rule its spec asked for (DEFAULT: the network's) */
-    float *record_dy;   /* when set, backward copies its output gradient here */
+    int index;          /* weight layers: place among them (Pass.record); others -1 */
 };
 
 /* A chain of layers with its activations, used for the whole network and
@@ -89,13 +97,12 @@ typedef struct Seq {
     float *gbuf[2];     /* ping-pong gradient buffers sized to the largest activation */
     const float *x;     /* input of the last forward pass */
     Shape in, out;
-    void (*done)(void *arg, int i); /* when set, called after layer i's backward (dist.c overlaps its allreduce) */
-    void *done_arg;
 } Seq;
 
 int seq_build(Seq *s, const AsymLayerSpec *specs, int n, Shape in, NetCtx *ctx, const char *prefix);
-void seq_forward(Seq *s, const float *x, int N, int train);
-void seq_backward(Seq *s, const float *dy, float *dx, int N);
+void seq_forward(Seq *s, const float *x, int N, const Pass *p);
+/* done, when set, is called after layer i's backward (dist.c overlaps its allreduce). */
+void seq_backward(Seq *s, const float *dy, float *dx, int N, const Pass *p, void (*done)(void *arg, int i), void *done_arg);
 static inline const float *seq_output(const Seq *s) { return s->n ? s->act[s->n - 1] : s->x; }
 void seq_free(Seq *s);
 
@@ -107,10 +114,10 @@ AsymLayerKind layer_kind_parse(const char *name); /* 0 when unknown */
 
 /* The matrix a weight layer's input-gradient half takes in place of W: its
  * rule's B, or W for exact backpropagation and alignment measurements. */
-static inline const float *layer_feedback_matrix(const Layer *l) { return l->B && !l->ctx->force_bp ? l->B->w : l->W->w; }
+static inline const float *layer_feedback_matrix(const Layer *l, const Pass *p) { return l->B && !p->exact ? l->B->w : l->W->w; }
 /* feedback.clip_dx: the input gradient (N, in) scaled down to that norm
- * when longer (not in alignment measurements). */
-void layer_clip_dx(const Layer *l, float *dx, int N);
+ * when longer (not in exact passes). */
+void layer_clip_dx(const Layer *l, const Pass *p, float *dx, int N);
 void layer_free(Layer *l);
 /* Common allocation for every kind; impl_size bytes of zeroed impl. */
 Layer *layer_new(const LayerOps *ops, const AsymLayerSpec *spec, Shape in, Shape out, NetCtx *ctx, const char *name, size_t impl_size);

@@ -65,7 +65,7 @@ static void maxpool2_backward(Layer *l, const float *x, const float *y, const fl
     }
 }
 
-static void pool_forward(Layer *l, const float *x, float *y, int N, int train) {
+static void pool_forward(Layer *l, const float *x, float *y, int N, const Pass *pass) {
     Pool *p = l->impl;
     int C = l->in.c, H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w;
     float inv = 1.0f / (float)(p->k * p->k);
@@ -102,7 +102,7 @@ static void pool_forward(Layer *l, const float *x, float *y, int N, int train) {
     }
 }
 
-static void pool_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N) {
+static void pool_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N, const Pass *pass) {
     Pool *p = l->impl;
     int C = l->in.c, H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w;
     float inv = 1.0f / (float)(p->k * p->k);

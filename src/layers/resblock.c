@@ -17,15 +17,15 @@ typedef struct ResBlock {
     float *tmp;           /* (max_batch, in): shortcut input gradient (option B) */
 } ResBlock;
 
-static void res_forward(Layer *l, const float *x, float *y, int N, int train) {
+static void res_forward(Layer *l, const float *x, float *y, int N, const Pass *p) {
     ResBlock *r = l->impl;
-    seq_forward(&r->main, x, N, train);
+    seq_forward(&r->main, x, N, p);
     const float *m = seq_output(&r->main);
     size_t out = shape_size(l->out), n_out = (size_t)N * out;
     if (r->shortcut.n || !r->option_a) {
         const float *s = x;
         if (r->shortcut.n) {
-            seq_forward(&r->shortcut, x, N, train);
+            seq_forward(&r->shortcut, x, N, p);
             s = seq_output(&r->shortcut);
         }
 #pragma omp parallel for simd schedule(static) if (n_out > 65536)
@@ -59,14 +59,14 @@ static void res_forward(Layer *l, const float *x, float *y, int N, int train) {
     }
 }
 
-static void res_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N) {
+static void res_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N, const Pass *p) {
     ResBlock *r = l->impl;
     size_t n_in = (size_t)N * shape_size(l->in);
     relu_backward(r->dz, y, dy, (size_t)N * shape_size(l->out));
-    seq_backward(&r->main, r->dz, dx, N);
+    seq_backward(&r->main, r->dz, dx, N, p, NULL, NULL);
     const float *s = r->dz;
     if (r->shortcut.n) {
-        seq_backward(&r->shortcut, r->dz, dx ? r->tmp : NULL, N);
+        seq_backward(&r->shortcut, r->dz, dx ? r->tmp : NULL, N, p, NULL, NULL);
         s = r->tmp;
     }
     if (!dx) return;

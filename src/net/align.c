@@ -24,29 +24,31 @@ int asym_net_alignment(AsymNet *net, const float *x, const int32_t *y, int N, As
     int L = ctx->n_weight_layers;
     size_t total_out = 0, nw = asym_net_n_weights(net);
     for (int i = 0; i < L; i++) total_out += (size_t)N * shape_size(ctx->weight_layers[i]->out);
-    float *rec = asym_falloc(2 * total_out), *grads = asym_falloc(nw);
-    if (!rec || !grads) {
+    float *rec = asym_falloc(2 * total_out), *grads = asym_falloc(nw), **record = asym_calloc(L ? L : 1, sizeof(float *));
+    if (!rec || !grads || !record) {
         free(rec);
         free(grads);
+        free(record);
         return ASYM_ERR;
     }
-    AsymRng saved = ctx->rng;
-    ctx->freeze_stats = 1;
-    asym_net_forward(net, x, N, 1);
+    /* training mode on a copy of the dropout stream, running statistics
+     * left alone; then backward under the rule and under exact BP */
+    AsymRng rng = ctx->rng;
+    StepMode m = net_mode(net, 1);
+    m.pass.freeze_stats = 1, m.pass.rng = &rng, m.pass.record = record;
+    net_forward(net, x, N, &m);
     for (int pass = 0; pass < 2; pass++) {
         size_t off = pass * total_out;
         for (int i = 0; i < L; i++) {
-            ctx->weight_layers[i]->record_dy = rec + off;
+            record[i] = rec + off;
             off += (size_t)N * shape_size(ctx->weight_layers[i]->out);
         }
-        ctx->force_bp = pass;
+        m.pass.exact = pass;
         asym_net_zero_grad(net);
-        asym_net_loss(net, y, N, 1, NULL);
+        net_backward(net, y, N, &m, NULL);
         if (pass == 0) memcpy(grads, asym_net_param(net, 0)->g, sizeof(float) * nw);
     }
-    ctx->force_bp = 0;
-    ctx->freeze_stats = 0;
-    ctx->rng = saved;
+    free(record);
     size_t off = 0;
     const float *g0 = asym_net_param(net, 0)->g;
     for (int i = 0; i < L; i++) {
@@ -71,7 +73,6 @@ int asym_net_alignment(AsymNet *net, const float *x, const int32_t *y, int N, As
         a->grad_angle = angle_deg(grads + poff, l->W->g, n);
         if (a->rule == ASYM_RULE_BP && !isnan(a->delta_angle) && a->delta_angle < 1e-3) a->delta_angle = 0;
         off += no;
-        l->record_dy = NULL;
     }
     asym_net_zero_grad(net);
     free(rec);

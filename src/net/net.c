@@ -101,32 +101,44 @@ int asym_net_n_buffers(const AsymNet *net) { return net->ctx.n_buffers; }
 AsymParam *asym_net_buffer(AsymNet *net, int i) { return i >= 0 && i < net->ctx.n_buffers ? net->ctx.buffers[i] : NULL; }
 size_t asym_net_n_weights(const AsymNet *net) { return net->n_flat; }
 
-const float *asym_net_forward(AsymNet *net, const float *x, int N, int train) {
+StepMode net_mode(AsymNet *net, int train) { return (StepMode){.pass = {.train = train, .rng = &net->ctx.rng}}; }
+
+const float *net_forward(AsymNet *net, const float *x, int N, const StepMode *m) {
     if (N > net->ctx.max_batch) N = net->ctx.max_batch;
     net->last_N = N;
-    seq_forward(&net->seq, x, N, train);
+    seq_forward(&net->seq, x, N, &m->pass);
     return seq_output(&net->seq);
 }
 
+float net_backward(AsymNet *net, const int32_t *y, int N, const StepMode *m, int *correct) {
+    int hits = 0;
+    if (N > net->last_N) N = net->last_N;
+    float loss = loss_compute(net->loss, seq_output(&net->seq), y, N, net->classes, m ? net->dlogits : NULL, &hits);
+    if (correct) *correct = hits;
+    if (m) {
+        if (m->grad_scale > 0)
+            for (size_t i = 0; i < (size_t)N * net->classes; i++) net->dlogits[i] *= m->grad_scale;
+        Pass p = m->pass;
+        p.out_err = net->dlogits;
+        seq_backward(&net->seq, net->dlogits, net->dx, N, &p, m->done, m->done_arg);
+    }
+    return loss;
+}
+
+const float *asym_net_forward(AsymNet *net, const float *x, int N, int train) {
+    StepMode m = net_mode(net, train);
+    return net_forward(net, x, N, &m);
+}
+
 void asym_net_recompute_stats(AsymNet *net, const float *x, int N, float alpha, int first) {
-    net->ctx.stats_momentum = first ? 1.0f : alpha;
-    asym_net_forward(net, x, N, 1);
-    net->ctx.stats_momentum = 0;
+    StepMode m = net_mode(net, 1);
+    m.pass.momentum = first ? 1.0f : alpha;
+    net_forward(net, x, N, &m);
 }
 
 float asym_net_loss(AsymNet *net, const int32_t *y, int N, int backward, int *correct) {
-    int hits = 0;
-    if (N > net->last_N) N = net->last_N;
-    float loss = loss_compute(net->loss, seq_output(&net->seq), y, N, net->classes, backward ? net->dlogits : NULL, &hits);
-    if (correct) *correct = hits;
-    if (backward) {
-        float k = net->ctx.grad_scale;
-        if (k > 0)
-            for (size_t i = 0; i < (size_t)N * net->classes; i++) net->dlogits[i] *= k;
-        net->ctx.out_err = net->dlogits;
-        seq_backward(&net->seq, net->dlogits, net->dx, N);
-    }
-    return loss;
+    StepMode m = net_mode(net, 1);
+    return net_backward(net, y, N, backward ? &m : NULL, correct);
 }
 
 void asym_net_zero_grad(AsymNet *net) {

@@ -72,10 +72,10 @@ static int dfa_direct_init(NetCtx *ctx, Seq *top, int i, AsymRng *rng) {
 }
 
 /* e D: the output error (N, classes) through D (classes, block output) */
-static const float *dfa_direct_error(Layer *l, int N) {
+static const float *dfa_direct_error(Layer *l, int N, const Pass *p) {
     Feedback *fb = l->fb;
     int K = fb->D->shape[0], S = fb->D->shape[1];
-    gemm(0, 0, N, S, K, 1.0f, l->ctx->out_err, K, fb->D->w, S, 0.0f, fb->dfa_dy, S);
+    gemm(0, 0, N, S, K, 1.0f, p->out_err, K, fb->D->w, S, 0.0f, fb->dfa_dy, S);
     return fb->dfa_dy;
 }
 

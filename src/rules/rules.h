@@ -57,7 +57,7 @@ struct Rule {
      * top's layer i (drawn from the network's generator), and the block's
      * output gradient from the output error (N, block output) */
     int (*direct_init)(NetCtx *ctx, Seq *top, int i, AsymRng *rng);
-    const float *(*direct_error)(Layer *l, int N);
+    const float *(*direct_error)(Layer *l, int N, const Pass *p);
 };
 
 /* The rule table (table.c): NULL for ASYM_RULE_DEFAULT and out of range. */

@@ -106,7 +106,7 @@ static void mirror_step(Layer *l) {
         int m = fb->wm_n - c < l->ctx->max_batch ? fb->wm_n - c : l->ctx->max_batch;
         const float *x = fb->mx + (size_t)c * shape_size(l->in);
         float *y = fb->my + (size_t)c * shape_size(l->out);
-        l->ops->forward(l, x, y, m, 0);
+        l->ops->forward(l, x, y, m, &(Pass){0});
         l->ops->backward_weight(l, x, y, m);
     }
     l->W->g = g;

@@ -110,7 +110,7 @@ int asym_probe(const AsymExperiment *ex, const char *weights, int batch, int ste
     AsymNet *net = NULL;
     AsymOptim *opt = NULL;
     FILE *f = NULL;
-    float *rec = NULL;
+    float *rec = NULL, **record = NULL;
     uint32_t *seeds = NULL;
     int *seeds_ok = NULL;
     int rc = ASYM_ERR;
@@ -126,8 +126,8 @@ int asym_probe(const AsymExperiment *ex, const char *weights, int batch, int ste
     int L = ctx->n_weight_layers, nf = asym_net_n_feedback(net);
     size_t rec_total = 0;
     for (int i = 0; i < L; i++) rec_total += (size_t)batch * shape_size(ctx->weight_layers[i]->out);
-    if (!(rec = asym_falloc(rec_total))) goto done;
-    for (int i = 0, off = 0; i < L; off += batch * (int)shape_size(ctx->weight_layers[i]->out), i++) ctx->weight_layers[i]->record_dy = rec + off;
+    if (!(rec = asym_falloc(rec_total)) || !(record = asym_calloc(L ? L : 1, sizeof(float *)))) goto done;
+    for (int i = 0, off = 0; i < L; off += batch * (int)shape_size(ctx->weight_layers[i]->out), i++) record[i] = rec + off;
     asym_net_keep_input_grad(net, 1);
     if (io_mkdir_p(dir)) goto done;
     int N = batch, K = ex->net.classes, np = asym_net_n_params(net), nb = asym_net_n_buffers(net);
@@ -139,8 +139,10 @@ int asym_probe(const AsymExperiment *ex, const char *weights, int batch, int ste
     }
     for (int i = 0, off = 0; i < np; off += (int)asym_net_param(net, i)->n, i++) memcpy(before + off, asym_net_param(net, i)->w, sizeof(float) * asym_net_param(net, i)->n);
     asym_net_zero_grad(net);
-    const float *logits = asym_net_forward(net, train.x, N, 1);
-    float loss = asym_net_loss(net, train.y, N, 1, NULL);
+    StepMode m = net_mode(net, 1);
+    m.pass.record = record;
+    const float *logits = net_forward(net, train.x, N, &m);
+    float loss = net_backward(net, train.y, N, &m, NULL);
     char path[4200], name[64];
     snprintf(path, sizeof path, "%s/y.npy", dir);
     int64_t yshape[1] = {N};
@@ -156,8 +158,7 @@ int asym_probe(const AsymExperiment *ex, const char *weights, int batch, int ste
     for (int i = 0; i < L && !rc; i++) {
         Layer *l = ctx->weight_layers[i];
         snprintf(name, sizeof name, "err%03d.npy", i);
-        rc = write_array(dir, name, l->record_dy, 4, N, l->out.c, l->out.h, l->out.w);
-        l->record_dy = NULL;
+        rc = write_array(dir, name, record[i], 4, N, l->out.c, l->out.h, l->out.w);
     }
     for (int i = 0; i < top->n && !rc; i++) {
         Layer *l = top->layers[i];
@@ -272,6 +273,7 @@ int asym_probe(const AsymExperiment *ex, const char *weights, int batch, int ste
 done:
     if (f && fclose(f)) rc = asym_fail("%s/manifest.json: write failed", dir);
     free(rec);
+    free(record);
     free(seeds);
     free(seeds_ok);
     asym_optim_free(opt);

@@ -56,14 +56,18 @@ static double batch_share(int N, int rank, int P, int *lo, int *n) {
     return (double)*n / N;
 }
 
-/* Points the network at this rank's share of a training batch (P > 1), or
- * back at whole batches (N = 0). */
-static void set_share(AsymNet *net, int N, int lo, int n, double weight, int sync_bn) {
-    NetCtx *c = net_ctx(net);
-    c->grad_scale = N ? (float)weight : 0.0f;
-    c->rows_before = N ? lo : 0;
-    c->rows_after = N ? N - lo - n : 0;
-    c->bn_sum = N && sync_bn ? dist_sum_f64 : NULL;
+/* The mode of a training step on this rank's share of a batch of N: all
+ * of it (one process), or its rows (*lo, *n) with their fraction of the
+ * gradient (*weight) and batch norm synchronized when asked. */
+static StepMode share_mode(AsymNet *net, int N, int rank, int P, int sync_bn, int *lo, int *n, double *weight) {
+    StepMode m = net_mode(net, 1);
+    *lo = 0, *n = N, *weight = 1;
+    if (P == 1) return m;
+    *weight = batch_share(N, rank, P, lo, n);
+    m.grad_scale = (float)*weight;
+    m.pass.rows_before = *lo, m.pass.rows_after = N - *lo - *n;
+    m.pass.reduce = sync_bn ? dist_sum_f64 : NULL;
+    return m;
 }
 
 /* Floats of every batch-norm running statistic. */
@@ -476,19 +480,15 @@ static int train_run(const AsymExperiment *ex, const char *out_dir, int resume, 
         if (ex->trap_fp) fp_traps(1);
         for (int b = b0; b < batches; b++) {
             int N = gather_batch(&train, perm, b, B, xb, yb), hits, lo = 0, n = N, stop = 0;
-            double weight = 1, bytes0 = (double)dist_bytes(), seconds0 = dist_seconds();
-            if (P > 1) {
-                weight = batch_share(N, rank, P, &lo, &n);
-                set_share(net, N, lo, n, weight, ex->sync_bn);
-            }
+            double weight, bytes0 = (double)dist_bytes(), seconds0 = dist_seconds();
+            StepMode m = share_mode(net, N, rank, P, ex->sync_bn, &lo, &n, &weight);
             asym_net_zero_grad(net);
-            asym_net_forward(net, xb + lo * in, n, 1);
-            dist_grad_begin(dg);
-            float loss = asym_net_loss(net, yb + lo, n, 1, &hits);
+            net_forward(net, xb + lo * in, n, &m);
+            dist_grad_begin(dg, &m);
+            float loss = net_backward(net, yb + lo, n, &m, &hits);
             dist_grad_end(dg);
             if (P > 1) {
                 /* the global batch's mean loss and hits, and any rank's stop request */
-                set_share(net, 0, 0, 0, 0, 0);
                 stop = stop_asked(hooks);
                 shared[0] = weight * loss, shared[1] = hits * weight * N / (n ? n : 1), shared[2] = stop;
                 sum_step(net, shared, avg_buffers);
@@ -545,10 +545,11 @@ static int train_run(const AsymExperiment *ex, const char *out_dir, int resume, 
         if (failed) goto done;
         if (sum->diverged || sum->interrupted) break;
         for (int b = 0; b < ex->bn_batches && b < batches; b++) {
-            int N = gather_batch(&train, perm, b, B, xb, yb), lo = 0, n = N;
-            if (P > 1) set_share(net, N, lo, n, batch_share(N, rank, P, &lo, &n), ex->sync_bn);
-            asym_net_recompute_stats(net, xb + lo * in, n, ex->bn_alpha, b == 0);
-            set_share(net, 0, 0, 0, 0, 0);
+            int N = gather_batch(&train, perm, b, B, xb, yb), lo, n;
+            double weight;
+            StepMode m = share_mode(net, N, rank, P, ex->sync_bn, &lo, &n, &weight);
+            m.pass.momentum = b == 0 ? 1.0f : ex->bn_alpha;
+            net_forward(net, xb + lo * in, n, &m);
         }
         if (avg_buffers && ex->bn_batches > 0) sum_step(net, shared, 1);
         st.seconds = asym_now() - t0;
