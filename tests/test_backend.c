@@ -78,8 +78,8 @@ static int passes_make(Passes *p, int N, int C, int H, int O, int k, int s, int 
 static void passes_run(Passes *p, int N) {
     memset(p->l->W->g, 0, sizeof(float) * p->nw);
     p->l->ops->forward(p->l, p->x, p->out, N, LAYER_PASS(p->l, 1));
-    p->l->ops->backward_weight(p->l, p->x, p->dy, N);
-    p->l->ops->backward_weight(p->l, p->x, p->dy, N);
+    p->l->ops->backward_weight(p->l, p->x, p->dy, N, p->l->W->g, p->l->b ? p->l->b->g : NULL);
+    p->l->ops->backward_weight(p->l, p->x, p->dy, N, p->l->W->g, p->l->b ? p->l->b->g : NULL);
     memcpy(p->out + p->ny, p->l->W->g, sizeof(float) * p->nw);
     p->l->ops->backward_input(p->l, p->B, p->dy, p->out + p->ny + p->nw, N);
 }

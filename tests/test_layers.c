@@ -188,7 +188,7 @@ TEST(kernel_conv_backward_weight) {
         for (size_t i = 0; i < r.nw; i++) r.l->W->g[i] = 0.5f, r.dW[i] += 0.5;
         if (r.l->b)
             for (int o = 0; o < c->O; o++) r.l->b->g[o] = -1.0f, r.db[o] -= 1.0;
-        conv2d_backward_weight(r.l, r.x, r.dy, c->N);
+        conv2d_backward_weight(r.l, r.x, r.dy, c->N, r.l->W->g, r.l->b ? r.l->b->g : NULL);
         double e = maxrel(r.l->W->g, r.dW, r.nw), eb = r.l->b ? maxrel(r.l->b->g, r.db, c->O) : 0;
         convref_free(&r);
         CHECK_MSG(e < 1e-5, CASE_FMT ": dW error %g", CASE_ARGS(c), e);
@@ -230,7 +230,7 @@ TEST(kernel_conv_backward_layer) {
         r.l->ops->backward(r.l, r.x, y, r.dy, dx, c->N, LAYER_PASS(r.l, 1));
         memcpy(g1, r.l->W->g, sizeof(float) * r.nw);
         memset(r.l->W->g, 0, sizeof(float) * r.nw);
-        conv2d_backward_weight(r.l, r.x, r.dy, c->N);
+        conv2d_backward_weight(r.l, r.x, r.dy, c->N, r.l->W->g, r.l->b ? r.l->b->g : NULL);
         conv2d_backward_input(r.l, r.l->W->w, r.dy, dx2, c->N);
         int same = !memcmp(dx, dx2, sizeof(float) * r.nx) && !memcmp(g1, r.l->W->g, sizeof(float) * r.nw);
         /* and with dx = NULL only the weight gradient */
@@ -278,7 +278,7 @@ TEST(kernel_fc) {
             l->ops->forward(l, x, y, N, LAYER_PASS(l, 1));
             double ey = maxrel(y, ry, (size_t)N * O);
             for (int i = 0; i < O * I; i++) l->W->g[i] = 1.0f, rdW[i] += 1.0;
-            fc_backward_weight(l, x, dy, N);
+            fc_backward_weight(l, x, dy, N, l->W->g, l->b ? l->b->g : NULL);
             double ew = maxrel(l->W->g, rdW, (size_t)O * I), eb = bias ? maxrel(l->b->g, rdb, O) : 0;
             memset(dx, 0xff, sizeof(float) * N * I);
             fc_backward_input(l, B, dy, dx, N);

@@ -295,21 +295,21 @@ static const float *columns(const Layer *l, const float *x, int m, float *col) {
 
 /* ---- one output position: a fully connected layer over the batch ---- */
 
-static void dense_forward(Layer *l, const float *x, float *y, int N) {
+static void dense_forward(Layer *l, const float *x, float *y, int N, const Pass *p) {
     int K = (int)conv_K(l), O = l->out.c;
     gemm(0, 1, N, O, K, 1.0f, x, K, l->W->w, K, 0.0f, y, O);
-    if (l->b)
+    if (l->b && !p->no_bias)
         for (int n = 0; n < N; n++)
             for (int o = 0; o < O; o++) y[(size_t)n * O + o] += l->b->w[o];
 }
 
-static void dense_backward(Layer *l, const float *x, const float *dy, float *dx, const float *B, int want_w, int N) {
+static void dense_backward(Layer *l, const float *x, const float *dy, float *dx, const float *B, float *dW, float *db, int N) {
     int K = (int)conv_K(l), O = l->out.c;
-    if (want_w) {
-        gemm(1, 0, O, K, N, 1.0f, dy, O, x, K, 1.0f, l->W->g, K); /* dW (O, K) += dy^T x */
-        if (l->b)
+    if (dW) {
+        gemm(1, 0, O, K, N, 1.0f, dy, O, x, K, 1.0f, dW, K); /* dW (O, K) += dy^T x */
+        if (db)
             for (int n = 0; n < N; n++)
-                for (int o = 0; o < O; o++) l->b->g[o] += dy[(size_t)n * O + o];
+                for (int o = 0; o < O; o++) db[o] += dy[(size_t)n * O + o];
     }
     if (dx) gemm(0, 0, N, K, O, 1.0f, dy, O, B, K, 0.0f, dx, K); /* dx (N, K) = dy B */
 }
@@ -319,13 +319,13 @@ static void dense_backward(Layer *l, const float *x, const float *dy, float *dx,
 static void conv_forward(Layer *l, const float *x, float *y, int N, const Pass *p) {
     const Conv *c = l->impl;
     if (c->mode == CONV_DENSE) {
-        dense_forward(l, x, y, N);
+        dense_forward(l, x, y, N, p);
         return;
     }
-    if (c->dnnl && !conv_dnnl_forward(c->dnnl, l, x, y, N)) return;
+    if (c->dnnl && !conv_dnnl_forward(c->dnnl, l, x, y, N, !p->no_bias)) return;
     int O = l->out.c, K = (int)conv_K(l), G = n_groups(l, N), OH = l->out.h, OW = l->out.w, RW = c->wide ? l->in.w : OW;
     size_t P = conv_P(l), Pw = conv_Pw(l), in = shape_size(l->in), out = shape_size(l->out);
-    const float *W = l->W->w, *b = l->b ? l->b->w : NULL;
+    const float *W = l->W->w, *b = l->b && !p->no_bias ? l->b->w : NULL;
 #pragma omp parallel for schedule(static)
     for (int g = 0; g < G; g++) {
         int n1 = (int)((long)(g + 1) * N / G);
@@ -360,52 +360,79 @@ static void conv_forward(Layer *l, const float *x, float *y, int N, const Pass *
     }
 }
 
-/* The weight gradient (want_w) and the input gradient through B (dx != NULL). */
-static void conv_backward_core(Layer *l, const float *x, const float *dy, float *dx, const float *B, int want_w, int N) {
+/* dy of m samples as one (O, m Pw) matrix in tmp, zero at the positions
+ * a wide convolution discards; one sample in the plain layout is dy itself. */
+static const float *dy_matrix(const Layer *l, const float *dy, int m, float *tmp) {
+    const Conv *c = l->impl;
+    if (m == 1 && !c->wide) return dy;
+    int O = l->out.c, OH = l->out.h, OW = l->out.w, RW = c->wide ? l->in.w : OW;
+    size_t P = conv_P(l), Pw = conv_Pw(l), out = shape_size(l->out), mP = (size_t)m * Pw;
+    for (int o = 0; o < O; o++)
+        for (int j = 0; j < m; j++) {
+            float *t = tmp + (size_t)o * mP + j * Pw;
+            const float *d = dy + j * out + o * P;
+            if (!c->wide) {
+                memcpy(t, d, sizeof(float) * P);
+                continue;
+            }
+            for (int oh = 0; oh < OH; oh++, t += RW, d += OW) {
+                memcpy(t, d, sizeof(float) * OW);
+                memset(t + OW, 0, sizeof(float) * (RW - OW));
+            }
+        }
+    return tmp;
+}
+
+/* dW and db (when set) plus the G groups' partial sums, added in double
+ * in group order. */
+static void add_partials(const Layer *l, int G, const float *part, const float *pbias, float *dW, float *db) {
+    int O = l->out.c, K = (int)conv_K(l);
+#pragma omp parallel for schedule(static)
+    for (int o = 0; o < O; o++) {
+        for (int k = 0; k < K; k++) {
+            double s = 0.0;
+            for (int g = 0; g < G; g++) s += part[((size_t)g * K + k) * O + o];
+            dW[(size_t)o * K + k] += (float)s;
+        }
+        if (db) {
+            double s = 0.0;
+            for (int g = 0; g < G; g++) s += pbias[(size_t)g * O + o];
+            db[o] += (float)s;
+        }
+    }
+}
+
+/* The weight gradient added into dW and db (when dW is set; db may be
+ * NULL) and the input gradient through B (when dx is set). */
+static void conv_backward_core(Layer *l, const float *x, const float *dy, float *dx, const float *B, float *dW, float *db, int N) {
     const Conv *c = l->impl;
     if (c->mode == CONV_DENSE) {
-        dense_backward(l, x, dy, dx, B, want_w, N);
+        dense_backward(l, x, dy, dx, B, dW, db, N);
         return;
     }
     if (c->dnnl) {
-        int rc = want_w && dx ? conv_dnnl_backward(c->dnnl, l, x, dy, B, dx, N)
-                 : want_w    ? conv_dnnl_backward_weight(c->dnnl, l, x, dy, N)
-                             : conv_dnnl_backward_input(c->dnnl, l, B, dy, dx, N);
+        int rc = dW && dx ? conv_dnnl_backward(c->dnnl, l, x, dy, B, dx, N, dW, db)
+                 : dW     ? conv_dnnl_backward_weight(c->dnnl, l, x, dy, N, dW, db)
+                          : conv_dnnl_backward_input(c->dnnl, l, B, dy, dx, N);
         if (!rc) return;
-        if (rc > 0) want_w = 0; /* the weight gradient is in; dx on im2col */
+        if (rc > 0) dW = NULL; /* the weight gradient is in; dx on im2col */
     }
-    int O = l->out.c, K = (int)conv_K(l), G = n_groups(l, N), OH = l->out.h, OW = l->out.w, RW = c->wide ? l->in.w : OW;
+    int O = l->out.c, K = (int)conv_K(l), G = n_groups(l, N);
     size_t P = conv_P(l), Pw = conv_Pw(l), in = shape_size(l->in), out = shape_size(l->out);
     float *part = ws_partial(l), *pbias = ws_bias(l), *Bt = ws_rotated(l);
     if (dx && c->tdx) rotate_kernel(l, B, Bt);
 #pragma omp parallel for schedule(static)
     for (int g = 0; g < G; g++) {
         int n1 = (int)((long)(g + 1) * N / G);
-        float *col = ws_col(l, g), *tmp = ws_out(l, g), *pw = part + (size_t)g * K * O, *pb = pbias + (size_t)g * O;
-        if (want_w) memset(pw, 0, sizeof(float) * K * O), memset(pb, 0, sizeof(float) * O);
+        float *col = ws_col(l, g), *pw = part + (size_t)g * K * O, *pb = pbias + (size_t)g * O;
+        if (dW) memset(pw, 0, sizeof(float) * K * O), memset(pb, 0, sizeof(float) * O);
         for (int n = (int)((long)g * N / G); n < n1; n += c->chunk) {
             int m = n1 - n < c->chunk ? n1 - n : c->chunk, mP = m * (int)Pw;
-            const float *dyc = dy + n * out;
-            if (m > 1 || c->wide) { /* dy of the chunk as one (O, m Pw) matrix, zero at discarded positions */
-                for (int o = 0; o < O; o++)
-                    for (int j = 0; j < m; j++) {
-                        float *t = tmp + (size_t)o * mP + j * Pw;
-                        const float *d = dyc + j * out + o * P;
-                        if (!c->wide) {
-                            memcpy(t, d, sizeof(float) * P);
-                            continue;
-                        }
-                        for (int oh = 0; oh < OH; oh++, t += RW, d += OW) {
-                            memcpy(t, d, sizeof(float) * OW);
-                            memset(t + OW, 0, sizeof(float) * (RW - OW));
-                        }
-                    }
-                dyc = tmp;
-            }
-            if (want_w) {
+            const float *dyc = dy_matrix(l, dy + n * out, m, ws_out(l, g));
+            if (dW) {
                 const float *cm = columns(l, x + n * in, m, col);
                 gemm(0, 1, K, O, mP, 1.0f, cm, mP, dyc, mP, 1.0f, pw, O); /* dW^T (K, O) += col dy^T */
-                if (l->b)
+                if (db)
                     for (int o = 0; o < O; o++) {
                         const float *r = dyc + (size_t)o * mP;
                         float s = 0.0f;
@@ -433,29 +460,15 @@ static void conv_backward_core(Layer *l, const float *x, const float *dy, float 
             col2im(l, col, mP, m, dx + n * in);
         }
     }
-    if (!want_w) return;
-    float *dW = l->W->g, *db = l->b ? l->b->g : NULL;
-#pragma omp parallel for schedule(static)
-    for (int o = 0; o < O; o++) {
-        for (int k = 0; k < K; k++) {
-            double s = 0.0;
-            for (int g = 0; g < G; g++) s += part[((size_t)g * K + k) * O + o];
-            dW[(size_t)o * K + k] += (float)s;
-        }
-        if (db) {
-            double s = 0.0;
-            for (int g = 0; g < G; g++) s += pbias[(size_t)g * O + o];
-            db[o] += (float)s;
-        }
-    }
+    if (dW) add_partials(l, G, part, pbias, dW, db);
 }
 
-void conv2d_backward_weight(Layer *l, const float *x, const float *dy, int N) { conv_backward_core(l, x, dy, NULL, NULL, 1, N); }
+void conv2d_backward_weight(Layer *l, const float *x, const float *dy, int N, float *dW, float *db) { conv_backward_core(l, x, dy, NULL, NULL, dW, db, N); }
 
-void conv2d_backward_input(Layer *l, const float *B, const float *dy, float *dx, int N) { conv_backward_core(l, NULL, dy, dx, B, 0, N); }
+void conv2d_backward_input(Layer *l, const float *B, const float *dy, float *dx, int N) { conv_backward_core(l, NULL, dy, dx, B, NULL, NULL, N); }
 
 static void conv_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N, const Pass *p) {
-    conv_backward_core(l, x, dy, dx, dx ? layer_feedback_matrix(l, p) : NULL, 1, N);
+    conv_backward_core(l, x, dy, dx, dx ? layer_feedback_matrix(l, p) : NULL, l->W->g, l->b ? l->b->g : NULL, N);
     if (dx) layer_clip_dx(l, p, dx, N);
 }
 

@@ -319,13 +319,13 @@ static int prim_run(Prim *p, dnnl_stream_t stream, void *const *ptr, int have_fi
     return dnnl_stream_wait(stream) == dnnl_success ? 0 : -1;
 }
 
-int conv_dnnl_forward(ConvDnnl *d, Layer *l, const float *x, float *y, int N) {
+int conv_dnnl_forward(ConvDnnl *d, Layer *l, const float *x, float *y, int N, int bias) {
     Set *s = set_for(d, l, N);
     if (!s) return -1;
     float *ws = set_ws(s, l), *b = NULL;
     if (d->bias) {
-        b = l->b ? l->b->w : ws + s->zero_off;
-        if (!l->b) memset(b, 0, sizeof(float) * l->out.c);
+        b = bias ? l->b->w : ws + s->zero_off;
+        if (!bias) memset(b, 0, sizeof(float) * l->out.c);
     }
     void *ptr[DNNL_IO] = {(void *)x, l->W->w};
     int n = 2;
@@ -339,16 +339,15 @@ static int backward_input(ConvDnnl *d, Set *s, const float *B, const float *dy, 
     return prim_run(&s->bwd_data, d->stream, ptr, have_dy);
 }
 
-static int backward_weight(ConvDnnl *d, Set *s, Layer *l, const float *x, const float *dy) {
+static int backward_weight(ConvDnnl *d, Set *s, Layer *l, const float *x, const float *dy, float *dW, float *dB) {
     float *dw = s->bound + s->dw_off, *db = s->bound + s->db_off;
     void *ptr[DNNL_IO] = {(void *)dy, (void *)x, dw, db};
     if (prim_run(&s->bwd_weights, d->stream, ptr, 0)) return -1;
-    float *g = l->W->g;
     size_t n = l->W->n;
 #pragma omp parallel for simd schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) g[i] += dw[i];
-    if (l->b)
-        for (int o = 0; o < l->out.c; o++) l->b->g[o] += db[o];
+    for (size_t i = 0; i < n; i++) dW[i] += dw[i];
+    if (dB)
+        for (int o = 0; o < l->out.c; o++) dB[o] += db[o];
     return 0;
 }
 
@@ -359,18 +358,18 @@ int conv_dnnl_backward_input(ConvDnnl *d, Layer *l, const float *B, const float 
     return backward_input(d, s, B, dy, dx, 0);
 }
 
-int conv_dnnl_backward_weight(ConvDnnl *d, Layer *l, const float *x, const float *dy, int N) {
+int conv_dnnl_backward_weight(ConvDnnl *d, Layer *l, const float *x, const float *dy, int N, float *dW, float *db) {
     Set *s = set_for(d, l, N);
     if (!s) return -1;
     set_ws(s, l);
-    return backward_weight(d, s, l, x, dy);
+    return backward_weight(d, s, l, x, dy, dW, db);
 }
 
-int conv_dnnl_backward(ConvDnnl *d, Layer *l, const float *x, const float *dy, const float *B, float *dx, int N) {
+int conv_dnnl_backward(ConvDnnl *d, Layer *l, const float *x, const float *dy, const float *B, float *dx, int N, float *dW, float *db) {
     Set *s = set_for(d, l, N);
     if (!s) return -1;
     set_ws(s, l);
-    if (backward_weight(d, s, l, x, dy)) return -1;
+    if (backward_weight(d, s, l, x, dy, dW, db)) return -1;
     return backward_input(d, s, B, dy, dx, s->share_dy) ? 1 : 0;
 }
 

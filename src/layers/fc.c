@@ -6,19 +6,20 @@
 
 static void fc_forward(Layer *l, const float *x, float *y, int N, const Pass *p) {
     int I = (int)shape_size(l->in), O = l->out.c;
-    if (l->b) {
+    int bias = l->b && !p->no_bias;
+    if (bias) {
         for (int n = 0; n < N; n++)
             for (int o = 0; o < O; o++) y[(size_t)n * O + o] = l->b->w[o];
     }
-    gemm(0, 1, N, O, I, 1.0f, x, I, l->W->w, I, l->b ? 1.0f : 0.0f, y, O);
+    gemm(0, 1, N, O, I, 1.0f, x, I, l->W->w, I, bias ? 1.0f : 0.0f, y, O);
 }
 
-void fc_backward_weight(Layer *l, const float *x, const float *dy, int N) {
+void fc_backward_weight(Layer *l, const float *x, const float *dy, int N, float *dW, float *db) {
     int I = (int)shape_size(l->in), O = l->out.c;
-    gemm(1, 0, O, I, N, 1.0f, dy, O, x, I, 1.0f, l->W->g, I); /* dW (O, I) += dy^T x */
-    if (l->b)
+    gemm(1, 0, O, I, N, 1.0f, dy, O, x, I, 1.0f, dW, I); /* dW (O, I) += dy^T x */
+    if (db)
         for (int n = 0; n < N; n++)
-            for (int o = 0; o < O; o++) l->b->g[o] += dy[(size_t)n * O + o];
+            for (int o = 0; o < O; o++) db[o] += dy[(size_t)n * O + o];
 }
 
 void fc_backward_input(Layer *l, const float *B, const float *dy, float *dx, int N) {
@@ -27,7 +28,7 @@ void fc_backward_input(Layer *l, const float *B, const float *dy, float *dx, int
 }
 
 static void fc_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N, const Pass *p) {
-    fc_backward_weight(l, x, dy, N);
+    fc_backward_weight(l, x, dy, N, l->W->g, l->b ? l->b->g : NULL);
     if (dx) {
         fc_backward_input(l, layer_feedback_matrix(l, p), dy, dx, N);
         layer_clip_dx(l, p, dx, N);

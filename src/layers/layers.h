@@ -47,6 +47,7 @@ typedef struct Pass {
     int exact;             /* backpropagation: every layer uses W, no direct error */
     int freeze_stats;      /* training-mode batch norm leaves its running statistics alone */
     float momentum;        /* > 0: training-mode batch norm's running-statistics momentum instead of its own */
+    int no_bias;           /* weight layers' forward leaves the bias out (a weight mirror's y = x W^T) */
     AsymRng *rng;          /* dropout masks' stream */
     /* data-parallel training: this rank's share of a global batch */
     int rows_before, rows_after;         /* samples of the global batch before and after the share (dropout masks) */
@@ -64,8 +65,10 @@ typedef struct LayerOps {
     void (*backward)(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N, const Pass *p);
     void (*free)(Layer *l);
     /* Weight layers only: the two halves of backward. backward_weight adds
-     * into dW and db; backward_input writes dx from B, a matrix of W's shape. */
-    void (*backward_weight)(Layer *l, const float *x, const float *dy, int N);
+     * into dW (W's shape) and db (when not NULL): the layer's gradients or
+     * another sum (weight mirrors); backward_input writes dx from B, a
+     * matrix of W's shape. */
+    void (*backward_weight)(Layer *l, const float *x, const float *dy, int N, float *dW, float *db);
     void (*backward_input)(Layer *l, const float *B, const float *dy, float *dx, int N);
 } LayerOps;
 
@@ -140,9 +143,9 @@ int ctx_add_weight_layer(NetCtx *ctx, Layer *l);
 void ctx_need_work(NetCtx *ctx, size_t floats);
 
 /* Weight-layer halves (also reachable through LayerOps), for tests. */
-void fc_backward_weight(Layer *l, const float *x, const float *dy, int N);
+void fc_backward_weight(Layer *l, const float *x, const float *dy, int N, float *dW, float *db);
 void fc_backward_input(Layer *l, const float *B, const float *dy, float *dx, int N);
-void conv2d_backward_weight(Layer *l, const float *x, const float *dy, int N);
+void conv2d_backward_weight(Layer *l, const float *x, const float *dy, int N, float *dW, float *db);
 void conv2d_backward_input(Layer *l, const float *B, const float *dy, float *dx, int N);
 AsymParam *ctx_feedback(NetCtx *ctx, const char *layer, const char *suffix, int ndim, const int *shape);
 

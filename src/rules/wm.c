@@ -96,21 +96,15 @@ static void mirror_step(Layer *l) {
     fb->wm_seed = rng_u32(&fb->rng);
     feedback_mirror_noise(fb->mx, (size_t)fb->wm_n * shape_size(l->in), o->wm_noise == ASYM_NOISE_UNIFORM, o->wm_std, fb->wm_seed);
     if (o->wm_noise == ASYM_NOISE_ORTHOGONAL) fb->wm_fallbacks += feedback_orthogonalize(fb->mx, fb->wm_n, (int)shape_size(l->in), o->wm_std, fb->gram);
-    AsymParam *b = l->b;
-    float *g = l->W->g;
-    l->b = NULL;
     memset(fb->macc, 0, sizeof(float) * l->W->n);
-    l->W->g = fb->macc;
     /* in chunks the network's workspace can hold */
     for (int c = 0; c < fb->wm_n; c += l->ctx->max_batch) {
         int m = fb->wm_n - c < l->ctx->max_batch ? fb->wm_n - c : l->ctx->max_batch;
         const float *x = fb->mx + (size_t)c * shape_size(l->in);
         float *y = fb->my + (size_t)c * shape_size(l->out);
-        l->ops->forward(l, x, y, m, &(Pass){0});
-        l->ops->backward_weight(l, x, y, m);
+        l->ops->forward(l, x, y, m, &(Pass){.no_bias = 1});
+        l->ops->backward_weight(l, x, y, m, fb->macc, NULL);
     }
-    l->W->g = g;
-    l->b = b;
     float keep = 1.0f - o->wm_decay, *B = fb->B->w;
     const float *acc = fb->macc;
     size_t n = l->W->n;
