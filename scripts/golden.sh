@@ -12,7 +12,8 @@
 # convolutions. Every run is one epoch on 2000 training and 500 test images
 # of Fashion-MNIST (ResNet-20: 512 random images), 2 threads.
 # A run is hashed by its model.bin, steps.jsonl (the loss of every step),
-# log.jsonl and summary.json without timings and version, and probe files.
+# log.jsonl and summary.json without timings and version (numbers compared
+# by value: 1 and 1.0 are one number), and probe files.
 # OpenBLAS's kernels are pinned (OPENBLAS_CORETYPE=Haswell) and oneDNN's
 # instruction set (ONEDNN_MAX_CPU_ISA=AVX2), so that the bits do not depend
 # on which x86-64 processor with AVX2 runs it. A change that moves numbers
@@ -38,6 +39,8 @@ def strip(o):
         return {k: strip(v) for k, v in o.items() if k != "version" and "seconds" not in k and k != "images_per_s"}
     if isinstance(o, list):
         return [strip(v) for v in o]
+    if isinstance(o, int) and not isinstance(o, bool):
+        return float(o)  # numbers by value: 1 and 1.0 are one number
     return o
 for f in sorted(os.listdir(d)):
     p = os.path.join(d, f)
