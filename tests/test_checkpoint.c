@@ -1,5 +1,5 @@
 /* test_checkpoint.c: checkpoints and resuming (src/io/checkpoint.c, state.c,
- * train.c): a save/load round trip continues bit for bit; a run stopped
+ * train/run.c, loop.c): a save/load round trip continues bit for bit; a run stopped
  * after any epoch or step and resumed ends bitwise equal to an uninterrupted
  * one (weights, log and summary but their timing fields); kill -9 at random
  * points of a CLI run loses no finished epoch and changes nothing; SIGINT

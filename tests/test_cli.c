@@ -187,7 +187,7 @@ TEST(cli_rule_set_and_override) {
     fclose(f);
     CHECK(n > 0);
     CHECK(strstr(text, "\"name\": \"0\", \"rule\": \"fa\", \"angle\": "));
-    CHECK(strstr(text, "\"name\": \"4\", \"rule\": \"bp\", \"angle\": 0,"));
+    CHECK(strstr(text, "\"name\": \"4\", \"rule\": \"bp\", \"angle\": 0.0,"));
     CHECK(strstr(text, "\"delta_angle\"") && strstr(text, "\"grad_angle\"") && strstr(text, "\"mean_angle\""));
 }
 

@@ -28,13 +28,14 @@ static void version_field(const char *text, const char *key, char *out, size_t c
     out[n] = 0;
 }
 
-/* The lines of a log.jsonl without the fields that time the run. */
+/* The lines of a log.jsonl without the fields that time the run; numbers
+ * by value (1 and 1.0 are one number). */
 static json_t *log_without_timings(const char *path) {
     char *text = test_read_file(path);
     if (!text) return NULL;
     json_t *lines = json_array();
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-        json_t *o = json_loads(line, 0, NULL);
+        json_t *o = json_loads(line, JSON_DECODE_INT_AS_REAL, NULL);
         if (!o) { json_decref(lines); free(text); return NULL; }
         json_object_del(o, "seconds");
         json_object_del(o, "images_per_s");

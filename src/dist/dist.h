@@ -39,4 +39,22 @@ void dist_grad_begin(DistGrad *d, StepMode *m);
 /* After it: every gradient holds the sum over ranks. */
 void dist_grad_end(DistGrad *d);
 
+/* ---- a rank's share of a training step (share.c) ---- */
+
+/* The mode of a training step on this rank's share of a global batch of
+ * N: all of it (one process), or its rows [*lo, *lo + *n) with their
+ * fraction of the gradient (*weight), batch norm synchronized over the
+ * ranks when sync_bn. A batch smaller than the rank count is computed
+ * whole by every rank, each weighted 1/P. */
+StepMode share_mode(AsymNet *net, int N, int sync_bn, int *lo, int *n, double *weight);
+/* Floats of every batch-norm running statistic. */
+size_t share_buffer_floats(AsymNet *net);
+/* Sums over ranks what a step leaves beside the gradients: v[0] the
+ * weighted mean loss, v[1] the hits, v[2] the stop requests, then (with
+ * buffers, i.e. per-rank batch norm) every running statistic, which
+ * becomes the mean over ranks. v has 3 + share_buffer_floats entries. */
+void share_step_sums(AsymNet *net, double *v, int buffers);
+/* Whether flag is set on any rank (a stop request on one stops them all). */
+int share_any(int flag);
+
 #endif

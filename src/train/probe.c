@@ -1,13 +1,14 @@
 /* probe.c: a fixed batch through the network with every tensor written as
  * .npy and a JSON manifest naming them: what researchers use to inspect a
  * rule, and what the PyTorch oracle tests read. */
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "net/net.h"
 #include "io/io.h"
+#include "train/train.h"
 
 
 static const char *role_name(AsymParamRole r) {
@@ -15,27 +16,38 @@ static const char *role_name(AsymParamRole r) {
     return (int)r > 0 && (int)r <= ASYM_P_RUNNING_VAR ? names[r] : "?";
 }
 
-static void write_layers(FILE *f, const AsymNetSpec *s) {
-    fprintf(f, "  \"layers\": [\n");
+/* more's keys into o; more is taken */
+static void add(json_t *o, json_t *more) {
+    json_object_update(o, more);
+    json_decref(more);
+}
+
+static json_t *layers_json(const AsymNetSpec *s) {
+    json_t *list = json_array();
     for (int i = 0; i < s->n_layers; i++) {
         const AsymLayerSpec *l = &s->layers[i];
-        fprintf(f, "    {\"type\": \"%s\"", layer_kind_name(l->kind));
+        json_t *o = json_pack("{s:s}", "type", layer_kind_name(l->kind));
         switch (l->kind) {
-        case ASYM_FC: fprintf(f, ", \"out\": %d, \"bias\": %s", l->out, l->bias ? "true" : "false"); break;
-        case ASYM_CONV: fprintf(f, ", \"out\": %d, \"k\": %d, \"stride\": %d, \"pad\": %d, \"bias\": %s", l->out, l->k, l->stride ? l->stride : 1, l->pad, l->bias ? "true" : "false"); break;
+        case ASYM_FC: add(o, json_pack("{s:i, s:b}", "out", l->out, "bias", l->bias)); break;
+        case ASYM_CONV:
+            add(o, json_pack("{s:i, s:i, s:i, s:i, s:b}", "out", l->out, "k", l->k, "stride", l->stride ? l->stride : 1, "pad", l->pad, "bias", l->bias));
+            break;
         case ASYM_MAXPOOL:
-        case ASYM_AVGPOOL: fprintf(f, ", \"k\": %d, \"stride\": %d, \"pad\": %d", l->k, l->stride ? l->stride : l->k, l->pad); break;
-        case ASYM_BATCHNORM: fprintf(f, ", \"momentum\": %g, \"eps\": %g", l->momentum > 0 ? l->momentum : 0.1, l->eps > 0 ? l->eps : 1e-5); break;
-        case ASYM_DROPOUT: fprintf(f, ", \"p\": %g", l->p); break;
+        case ASYM_AVGPOOL: add(o, json_pack("{s:i, s:i, s:i}", "k", l->k, "stride", l->stride ? l->stride : l->k, "pad", l->pad)); break;
+        case ASYM_BATCHNORM:
+            add(o, json_pack("{s:o, s:o}", "momentum", log_num(l->momentum > 0 ? l->momentum : 0.1, "%g"), "eps", log_num(l->eps > 0 ? l->eps : 1e-5, "%g")));
+            break;
+        case ASYM_DROPOUT: json_object_set_new(o, "p", log_num(l->p, "%g")); break;
         case ASYM_RESBLOCK:
-            fprintf(f, ", \"out\": %d, \"stride\": %d, \"shortcut\": \"%s\", \"bottleneck\": %s, \"momentum\": %g", l->out, l->stride ? l->stride : 1,
-                    l->shortcut == ASYM_SHORTCUT_B ? "B" : "A", l->bottleneck ? "true" : "false", l->momentum > 0 ? l->momentum : 0.1);
+            add(o, json_pack("{s:i, s:i, s:s, s:b, s:o}", "out", l->out, "stride", l->stride ? l->stride : 1, "shortcut",
+                                            l->shortcut == ASYM_SHORTCUT_B ? "B" : "A", "bottleneck", l->bottleneck, "momentum",
+                                            log_num(l->momentum > 0 ? l->momentum : 0.1, "%g")));
             break;
         default: break;
         }
-        fprintf(f, "}%s\n", i + 1 < s->n_layers ? "," : "");
+        json_array_append_new(list, o);
     }
-    fprintf(f, "  ],\n");
+    return list;
 }
 
 static int write_tensor(const char *dir, const char *stem, int i, const AsymParam *p, const float *data, char *name, size_t n) {
@@ -105,144 +117,170 @@ static int load_probe_dir(AsymNet *net, const char *dir) {
     return ASYM_OK;
 }
 
-int asym_probe(const AsymExperiment *ex, const char *weights, int batch, int steps, const char *dir) {
+/* A probe under way. */
+typedef struct Probe {
+    const AsymExperiment *ex;
+    const char *dir;
     AsymDataset train, val, test;
-    AsymNet *net = NULL;
-    AsymOptim *opt = NULL;
-    FILE *f = NULL;
-    float *rec = NULL, **record = NULL;
-    uint32_t *seeds = NULL;
-    int *seeds_ok = NULL;
-    int rc = ASYM_ERR;
-    if (asym_experiment_data(ex, &train, &val, &test)) return ASYM_ERR;
-    if (batch > train.n) batch = train.n;
-    AsymRng rng;
-    rng_seed(&rng, ex->seed);
-    if (asym_net_create(&net, &ex->net, batch, &rng)) goto done;
-    if (weights && (is_dir(weights) ? load_probe_dir(net, weights) : asym_net_load(net, weights))) goto done;
-    if (asym_optim_create(&opt, net, &ex->opt)) goto done;
+    AsymNet *net;
+    AsymOptim *opt;
+    int N, steps, ws;      /* batch, optimizer steps, mirror steps per update */
+    float loss;
+    uint32_t *seeds;       /* (L, steps, ws) mirror noise seeds, or NULL */
+    int *seeds_ok;         /* (L) per weight layer: its seeds are the ones its steps drew */
+} Probe;
+
+/* The network's tensors before any step (p), their gradients on the batch
+ * (g), buffers (b), feedback (F), each weight layer's output error (err)
+ * and each top-level activation (act), with x, y, logits, dlogits, dx. */
+static int probe_batch(Probe *p, const float *before, float **record) {
+    const AsymDataset *d = &p->train;
+    AsymNet *net = p->net;
     NetCtx *ctx = net_ctx(net);
     Seq *top = net_seq(net);
-    int L = ctx->n_weight_layers, nf = asym_net_n_feedback(net);
-    size_t rec_total = 0;
-    for (int i = 0; i < L; i++) rec_total += (size_t)batch * shape_size(ctx->weight_layers[i]->out);
-    if (!(rec = asym_falloc(rec_total)) || !(record = asym_calloc(L ? L : 1, sizeof(float *)))) goto done;
-    for (int i = 0, off = 0; i < L; off += batch * (int)shape_size(ctx->weight_layers[i]->out), i++) record[i] = rec + off;
-    asym_net_keep_input_grad(net, 1);
-    if (io_mkdir_p(dir)) goto done;
-    int N = batch, K = ex->net.classes, np = asym_net_n_params(net), nb = asym_net_n_buffers(net);
-    /* values before any step */
-    float *before = malloc(sizeof(float) * asym_net_n_weights(net));
-    if (!before) {
-        asym_fail("out of memory");
-        goto done;
-    }
-    for (int i = 0, off = 0; i < np; off += (int)asym_net_param(net, i)->n, i++) memcpy(before + off, asym_net_param(net, i)->w, sizeof(float) * asym_net_param(net, i)->n);
+    int N = p->N, K = p->ex->net.classes, rc;
+    char path[4200], name[64];
     asym_net_zero_grad(net);
     StepMode m = net_mode(net, 1);
     m.pass.record = record;
-    const float *logits = net_forward(net, train.x, N, &m);
-    float loss = net_backward(net, train.y, N, &m, NULL);
-    char path[4200], name[64];
-    snprintf(path, sizeof path, "%s/y.npy", dir);
+    const float *logits = net_forward(net, d->x, N, &m);
+    p->loss = net_backward(net, d->y, N, &m, NULL);
+    snprintf(path, sizeof path, "%s/y.npy", p->dir);
     int64_t yshape[1] = {N};
-    rc = write_array(dir, "x.npy", train.x, 4, N, train.c, train.h, train.w) || npy_write_i32(path, train.y, 1, yshape) ||
-         write_array(dir, "logits.npy", logits, 2, N, K, 0, 0) || write_array(dir, "dlogits.npy", asym_net_logits_grad(net), 2, N, K, 0, 0) ||
-         write_array(dir, "dx.npy", asym_net_input_grad(net), 4, N, train.c, train.h, train.w);
-    for (int i = 0, off = 0; i < np && !rc; off += (int)asym_net_param(net, i)->n, i++) {
-        AsymParam *p = asym_net_param(net, i);
-        rc = write_tensor(dir, "p", i, p, before + off, name, sizeof name) || write_tensor(dir, "g", i, p, p->g, name, sizeof name);
+    rc = write_array(p->dir, "x.npy", d->x, 4, N, d->c, d->h, d->w) || npy_write_i32(path, d->y, 1, yshape) ||
+         write_array(p->dir, "logits.npy", logits, 2, N, K, 0, 0) || write_array(p->dir, "dlogits.npy", asym_net_logits_grad(net), 2, N, K, 0, 0) ||
+         write_array(p->dir, "dx.npy", asym_net_input_grad(net), 4, N, d->c, d->h, d->w);
+    for (int i = 0, off = 0; i < asym_net_n_params(net) && !rc; off += (int)asym_net_param(net, i)->n, i++) {
+        AsymParam *t = asym_net_param(net, i);
+        rc = write_tensor(p->dir, "p", i, t, before + off, name, sizeof name) || write_tensor(p->dir, "g", i, t, t->g, name, sizeof name);
     }
-    for (int i = 0; i < nb && !rc; i++) rc = write_tensor(dir, "b", i, asym_net_buffer(net, i), asym_net_buffer(net, i)->w, name, sizeof name);
-    for (int i = 0; i < nf && !rc; i++) rc = write_tensor(dir, "F", i, asym_net_feedback(net, i), asym_net_feedback(net, i)->w, name, sizeof name);
-    for (int i = 0; i < L && !rc; i++) {
+    for (int i = 0; i < asym_net_n_buffers(net) && !rc; i++) rc = write_tensor(p->dir, "b", i, asym_net_buffer(net, i), asym_net_buffer(net, i)->w, name, sizeof name);
+    for (int i = 0; i < asym_net_n_feedback(net) && !rc; i++)
+        rc = write_tensor(p->dir, "F", i, asym_net_feedback(net, i), asym_net_feedback(net, i)->w, name, sizeof name);
+    for (int i = 0; i < ctx->n_weight_layers && !rc; i++) {
         Layer *l = ctx->weight_layers[i];
         snprintf(name, sizeof name, "err%03d.npy", i);
-        rc = write_array(dir, name, record[i], 4, N, l->out.c, l->out.h, l->out.w);
+        rc = write_array(p->dir, name, record[i], 4, N, l->out.c, l->out.h, l->out.w);
     }
     for (int i = 0; i < top->n && !rc; i++) {
         Layer *l = top->layers[i];
         snprintf(name, sizeof name, "act%03d.npy", i);
-        rc = write_array(dir, name, top->act[i], 4, N, l->out.c, l->out.h, l->out.w);
+        rc = write_array(p->dir, name, top->act[i], 4, N, l->out.c, l->out.h, l->out.w);
     }
+    return rc ? ASYM_ERR : ASYM_OK;
+}
+
+/* The first step's tensors, with buffers for the output errors and for
+ * the parameters before the step. */
+static int probe_first(Probe *p) {
+    NetCtx *ctx = net_ctx(p->net);
+    int L = ctx->n_weight_layers, np = asym_net_n_params(p->net);
+    size_t total = 0;
+    for (int i = 0; i < L; i++) total += (size_t)p->N * shape_size(ctx->weight_layers[i]->out);
+    float *rec = asym_falloc(total ? total : 1), **record = asym_calloc(L ? L : 1, sizeof(float *)), *before = asym_falloc(asym_net_n_weights(p->net));
+    int rc = ASYM_ERR;
+    if (rec && record && before) {
+        for (int i = 0, off = 0; i < L; off += p->N * (int)shape_size(ctx->weight_layers[i]->out), i++) record[i] = rec + off;
+        for (int i = 0, off = 0; i < np; off += (int)asym_net_param(p->net, i)->n, i++)
+            memcpy(before + off, asym_net_param(p->net, i)->w, sizeof(float) * asym_net_param(p->net, i)->n);
+        rc = probe_batch(p, before, record);
+    }
+    free(rec);
+    free(record);
     free(before);
-    if (rc) goto done;
-    /* the noise seeds of every mirror step of the K updates, per weight
-     * layer: drawn from a copy of the layer's generator as the mirror step
-     * draws them, and kept only when the last one is the seed the layer
-     * reports (wm_seed) */
-    int ws = ctx->fb.wm_steps > 0 ? ctx->fb.wm_steps : 0;
-    if ((steps > 0 && ws > 0 && !(seeds = asym_calloc((size_t)L * steps * ws, sizeof *seeds))) || !(seeds_ok = asym_calloc(L > 0 ? L : 1, sizeof *seeds_ok))) {
-        rc = ASYM_ERR;
-        goto done;
-    }
-    for (int i = 0; i < L; i++) seeds_ok[i] = ctx->weight_layers[i]->fb->rule == ASYM_RULE_WM;
+    return rc;
+}
+
+/* K optimizer steps on the batch, the parameters (a) and feedback (Fa)
+ * after them; the noise seeds of every mirror step, per weight layer,
+ * drawn from a copy of the layer's generator as the mirror step draws
+ * them, and kept only when the last one is the seed the layer reports
+ * (wm_seed). */
+static int probe_steps(Probe *p) {
+    AsymNet *net = p->net;
+    NetCtx *ctx = net_ctx(net);
+    int L = ctx->n_weight_layers, steps = p->steps, ws = p->ws;
+    char name[64];
+    if ((steps > 0 && ws > 0 && !(p->seeds = asym_calloc((size_t)L * steps * ws, sizeof *p->seeds))) || !(p->seeds_ok = asym_calloc(L > 0 ? L : 1, sizeof *p->seeds_ok)))
+        return ASYM_ERR;
+    for (int i = 0; i < L; i++) p->seeds_ok[i] = ctx->weight_layers[i]->fb->rule == ASYM_RULE_WM;
     for (int s = 0; s < steps; s++) {
         if (s > 0) {
             asym_net_zero_grad(net);
-            asym_net_forward(net, train.x, N, 1);
-            asym_net_loss(net, train.y, N, 1, NULL);
+            asym_net_forward(net, p->train.x, p->N, 1);
+            asym_net_loss(net, p->train.y, p->N, 1, NULL);
         }
-        asym_optim_step(opt, ex->opt.lr);
-        for (int i = 0; i < L && seeds; i++) {
-            Feedback *fb = ctx->weight_layers[i]->fb;
-            AsymRng r = fb->rng;
-            for (int j = 0; j < ws && seeds_ok[i]; j++) seeds[((size_t)i * steps + s) * ws + j] = rng_u32(&r);
+        asym_optim_step(p->opt, p->ex->opt.lr);
+        uint32_t *at = p->seeds ? p->seeds + (size_t)s * ws : NULL;
+        for (int i = 0; i < L && at; i++) {
+            AsymRng r = ctx->weight_layers[i]->fb->rng;
+            for (int j = 0; j < ws && p->seeds_ok[i]; j++) at[(size_t)i * steps * ws + j] = rng_u32(&r);
         }
         asym_net_feedback_update(net);
-        for (int i = 0; i < L && seeds; i++)
-            if (seeds_ok[i] && seeds[((size_t)i * steps + s) * ws + ws - 1] != ctx->weight_layers[i]->fb->wm_seed) seeds_ok[i] = 0;
+        for (int i = 0; i < L && at; i++)
+            if (p->seeds_ok[i] && at[(size_t)i * steps * ws + ws - 1] != ctx->weight_layers[i]->fb->wm_seed) p->seeds_ok[i] = 0;
     }
-    for (int i = 0; i < np && !rc; i++) rc = write_tensor(dir, "a", i, asym_net_param(net, i), asym_net_param(net, i)->w, name, sizeof name);
-    for (int i = 0; i < nf && !rc; i++) rc = write_tensor(dir, "Fa", i, asym_net_feedback(net, i), asym_net_feedback(net, i)->w, name, sizeof name);
-    if (rc) goto done;
-    snprintf(path, sizeof path, "%s/manifest.json", dir);
-    if (!(f = fopen(path, "w"))) {
-        rc = asym_fail("%s: cannot write", path);
-        goto done;
-    }
-    const AsymOptSpec *o = &ex->opt;
-    fprintf(f, "{\n  \"format\": \"asymbp-probe-1\",\n  \"batch\": %d,\n  \"input_shape\": [%d, %d, %d, %d],\n  \"classes\": %d,\n", N, N, train.c, train.h, train.w, K);
-    fprintf(f, "  \"loss\": \"%s\",\n  \"loss_value\": %.9g,\n", ex->net.loss == ASYM_LOSS_SIGMOID_BCE ? "sigmoid_bce" : "softmax_ce", loss);
-    fprintf(f, "  \"x\": \"x.npy\", \"y\": \"y.npy\", \"logits\": \"logits.npy\", \"dlogits\": \"dlogits.npy\", \"dx\": \"dx.npy\",\n");
-    write_layers(f, &ex->net);
-    fprintf(f, "  \"optimizer\": {\"name\": \"%s\", \"lr\": %.9g, \"momentum\": %.9g, \"dampening\": %.9g, \"nesterov\": %s, \"weight_decay\": %.9g, "
-               "\"beta1\": %.9g, \"beta2\": %.9g, \"eps\": %.9g, \"manhattan\": %s},\n  \"steps\": %d,\n",
-            o->kind == ASYM_ADAM ? "adam" : "sgd", o->lr, o->momentum, o->dampening, o->nesterov ? "true" : "false", o->weight_decay, o->beta1, o->beta2, o->eps,
-            o->manhattan ? "true" : "false", steps);
-    const AsymFeedbackSpec *fo = &ctx->fb;
+    int rc = 0;
+    for (int i = 0; i < asym_net_n_params(net) && !rc; i++) rc = write_tensor(p->dir, "a", i, asym_net_param(net, i), asym_net_param(net, i)->w, name, sizeof name);
+    for (int i = 0; i < asym_net_n_feedback(net) && !rc; i++)
+        rc = write_tensor(p->dir, "Fa", i, asym_net_feedback(net, i), asym_net_feedback(net, i)->w, name, sizeof name);
+    return rc ? ASYM_ERR : ASYM_OK;
+}
+
+static json_t *optimizer_json(const AsymOptSpec *o) {
+    return json_pack("{s:s, s:f, s:f, s:f, s:b, s:f, s:f, s:f, s:f, s:b}", "name", o->kind == ASYM_ADAM ? "adam" : "sgd", "lr", (double)o->lr, "momentum",
+                     (double)o->momentum, "dampening", (double)o->dampening, "nesterov", o->nesterov, "weight_decay", (double)o->weight_decay, "beta1",
+                     (double)o->beta1, "beta2", (double)o->beta2, "eps", (double)o->eps, "manhattan", o->manhattan);
+}
+
+static json_t *feedback_json(const AsymFeedbackSpec *fo) {
     static const char *const INIT_NAMES[] = {"?", "torch", "xavier_uniform", "xavier_normal", "he_uniform", "he_normal"};
-    char scale[32];
-    if (fo->scale > 0) snprintf(scale, sizeof scale, "%.9g", fo->scale);
-    else snprintf(scale, sizeof scale, "\"%s\"", fo->scale_he ? "he" : "xavier");
     static const char *const NOISE_NAMES[] = {"?", "uniform", "normal", "orthogonal"};
-    fprintf(f, "  \"feedback_options\": {\"clip_dx\": %.9g, \"concordance\": %.9g, \"norm_feedback\": %s, \"fixed_weight_norm\": %s, \"init\": \"%s\", \"gain\": %.9g, \"scale\": %s,\n",
-            fo->clip_dx, fo->concordance, fo->norm_feedback ? "true" : "false", fo->fixed_weight_norm ? "true" : "false",
-            INIT_NAMES[fo->init >= 1 && fo->init <= 5 ? fo->init : 0], fo->init_gain, scale);
-    fprintf(f, "    \"wm\": {\"noise\": \"%s\", \"std\": %.9g, \"lr\": %.9g, \"decay\": %.9g, \"steps\": %d, \"batch\": %d, \"presweep\": %d}},\n",
-            NOISE_NAMES[fo->wm_noise >= 1 && fo->wm_noise <= 3 ? fo->wm_noise : 0], fo->wm_std, fo->wm_lr, fo->wm_decay, fo->wm_steps, fo->wm_batch, fo->wm_presweep);
-    fprintf(f, "  \"params\": [\n");
-    for (int i = 0; i < np; i++) {
-        AsymParam *p = asym_net_param(net, i);
-        fprintf(f, "    {\"name\": \"%s\", \"role\": \"%s\", \"shape\": [", p->name, role_name(p->role));
-        for (int d = 0; d < p->ndim; d++) fprintf(f, "%s%d", d ? ", " : "", p->shape[d]);
-        fprintf(f, "], \"value\": \"p%03d.npy\", \"grad\": \"g%03d.npy\", \"after\": \"a%03d.npy\"}%s\n", i, i, i, i + 1 < np ? "," : "");
+    json_t *scale = fo->scale > 0 ? json_real(fo->scale) : json_string(fo->scale_he ? "he" : "xavier");
+    return json_pack("{s:f, s:f, s:b, s:b, s:s, s:f, s:o, s:{s:s, s:f, s:f, s:f, s:i, s:i, s:i}}", "clip_dx", (double)fo->clip_dx, "concordance", (double)fo->concordance,
+                     "norm_feedback", fo->norm_feedback, "fixed_weight_norm", fo->fixed_weight_norm, "init", INIT_NAMES[fo->init >= 1 && fo->init <= 5 ? fo->init : 0],
+                     "gain", (double)fo->init_gain, "scale", scale, "wm", "noise", NOISE_NAMES[fo->wm_noise >= 1 && fo->wm_noise <= 3 ? fo->wm_noise : 0], "std",
+                     (double)fo->wm_std, "lr", (double)fo->wm_lr, "decay", (double)fo->wm_decay, "steps", fo->wm_steps, "batch", fo->wm_batch, "presweep", fo->wm_presweep);
+}
+
+static json_t *shape_json(const AsymParam *t) {
+    json_t *a = json_array();
+    for (int d = 0; d < t->ndim; d++) json_array_append_new(a, json_integer(t->shape[d]));
+    return a;
+}
+
+static json_t *file_name(const char *stem, int i) { return json_sprintf("%s%03d.npy", stem, i); }
+
+/* params, buffers and feedback: each tensor's name, shape and files */
+static void tensors_json(json_t *o, AsymNet *net) {
+    json_t *params = json_array(), *buffers = json_array(), *feedback = json_array();
+    for (int i = 0; i < asym_net_n_params(net); i++) {
+        AsymParam *t = asym_net_param(net, i);
+        json_array_append_new(params, json_pack("{s:s, s:s, s:o, s:o, s:o, s:o}", "name", t->name, "role", role_name(t->role), "shape", shape_json(t), "value",
+                                                file_name("p", i), "grad", file_name("g", i), "after", file_name("a", i)));
     }
-    fprintf(f, "  ],\n  \"buffers\": [\n");
-    for (int i = 0; i < nb; i++) {
-        AsymParam *p = asym_net_buffer(net, i);
-        fprintf(f, "    {\"name\": \"%s\", \"role\": \"%s\", \"shape\": [%d], \"value\": \"b%03d.npy\"}%s\n", p->name, role_name(p->role), p->shape[0], i,
-                i + 1 < nb ? "," : "");
+    for (int i = 0; i < asym_net_n_buffers(net); i++) {
+        AsymParam *t = asym_net_buffer(net, i);
+        json_array_append_new(buffers, json_pack("{s:s, s:s, s:[i], s:o}", "name", t->name, "role", role_name(t->role), "shape", t->shape[0], "value", file_name("b", i)));
     }
-    fprintf(f, "  ],\n  \"feedback\": [\n");
-    for (int i = 0; i < nf; i++) {
-        AsymParam *p = asym_net_feedback(net, i);
-        fprintf(f, "    {\"name\": \"%s\", \"shape\": [", p->name);
-        for (int d = 0; d < p->ndim; d++) fprintf(f, "%s%d", d ? ", " : "", p->shape[d]);
-        fprintf(f, "], \"value\": \"F%03d.npy\", \"after\": \"Fa%03d.npy\"}%s\n", i, i, i + 1 < nf ? "," : "");
+    for (int i = 0; i < asym_net_n_feedback(net); i++) {
+        AsymParam *t = asym_net_feedback(net, i);
+        json_array_append_new(feedback, json_pack("{s:s, s:o, s:o, s:o}", "name", t->name, "shape", shape_json(t), "value", file_name("F", i), "after", file_name("Fa", i)));
     }
-    fprintf(f, "  ],\n  \"weight_layers\": [\n");
-    for (int i = 0; i < L; i++) {
+    json_object_set_new(o, "params", params);
+    json_object_set_new(o, "buffers", buffers);
+    json_object_set_new(o, "feedback", feedback);
+}
+
+/* Each weight layer: its rule, the indices of its W, B and D among the
+ * tensors, its error file; under wm the mirror batch and noise seeds (the
+ * latest, and those of every mirror step of the K steps, in order). */
+static json_t *weight_layers_json(const Probe *p) {
+    AsymNet *net = p->net;
+    NetCtx *ctx = net_ctx(net);
+    json_t *list = json_array();
+    int nf = asym_net_n_feedback(net), n = p->seeds ? p->steps * p->ws : 0;
+    for (int i = 0; i < ctx->n_weight_layers; i++) {
         Layer *l = ctx->weight_layers[i];
         int wi = 0, fi = -1, di = -1;
         while (asym_net_param(net, wi) != l->W) wi++;
@@ -250,36 +288,67 @@ int asym_probe(const AsymExperiment *ex, const char *weights, int batch, int ste
             if (l->fb->B == asym_net_feedback(net, j)) fi = j;
             if (l->fb->D == asym_net_feedback(net, j)) di = j;
         }
-        fprintf(f, "    {\"name\": \"%s\", \"rule\": \"%s\", \"weight\": %d, \"feedback\": %d, \"dfa\": %d, \"error\": \"err%03d.npy\"", l->name,
-                asym_rule_name(l->fb->rule), wi, fi, di, i);
+        json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:i, s:o}", "name", l->name, "rule", asym_rule_name(l->fb->rule), "weight", wi, "feedback", fi, "dfa", di, "error",
+                              file_name("err", i));
         if (l->fb->rule == ASYM_RULE_WM) {
-            /* the mirror batch and the noise seeds: the latest, and those of
-             * every mirror step after the K optimizer steps, in order */
-            fprintf(f, ", \"mirror\": {\"n\": %d, \"seed\": %u, \"seeds\": ", l->fb->wm_n, l->fb->wm_seed);
-            if (seeds && !seeds_ok[i]) {
-                fprintf(f, "null}");
-            } else {
-                fprintf(f, "[");
-                for (int j = 0; j < (seeds ? steps * ws : 0); j++) fprintf(f, "%s%u", j ? ", " : "", seeds[(size_t)i * steps * ws + j]);
-                fprintf(f, "]}");
-            }
+            json_t *seeds = p->seeds && !p->seeds_ok[i] ? json_null() : json_array();
+            for (int j = 0; json_is_array(seeds) && j < n; j++) json_array_append_new(seeds, json_integer(p->seeds[(size_t)i * n + j]));
+            json_object_set_new(o, "mirror", json_pack("{s:i, s:I, s:o}", "n", l->fb->wm_n, "seed", (json_int_t)l->fb->wm_seed, "seeds", seeds));
         }
-        fprintf(f, "}%s\n", i + 1 < L ? "," : "");
+        json_array_append_new(list, o);
     }
-    fprintf(f, "  ],\n  \"activations\": [");
-    for (int i = 0; i < top->n; i++) fprintf(f, "%s\"act%03d.npy\"", i ? ", " : "", i);
-    fprintf(f, "]\n}\n");
-    rc = ferror(f) ? asym_fail("%s: write failed", path) : ASYM_OK;
-done:
-    if (f && fclose(f)) rc = asym_fail("%s/manifest.json: write failed", dir);
-    free(rec);
-    free(record);
-    free(seeds);
-    free(seeds_ok);
-    asym_optim_free(opt);
-    asym_net_free(net);
-    asym_dataset_free(&train);
-    asym_dataset_free(&val);
-    asym_dataset_free(&test);
+    return list;
+}
+
+/* manifest.json: what every file of the probe holds */
+static int write_manifest(const Probe *p) {
+    const AsymDataset *d = &p->train;
+    const AsymExperiment *ex = p->ex;
+    json_t *o = json_pack("{s:s, s:i, s:[i, i, i, i], s:i, s:s, s:f, s:s, s:s, s:s, s:s, s:s}", "format", "asymbp-probe-1", "batch", p->N, "input_shape", p->N, d->c, d->h,
+                          d->w, "classes", ex->net.classes, "loss", ex->net.loss == ASYM_LOSS_SIGMOID_BCE ? "sigmoid_bce" : "softmax_ce", "loss_value", (double)p->loss, "x",
+                          "x.npy", "y", "y.npy", "logits", "logits.npy", "dlogits", "dlogits.npy", "dx", "dx.npy");
+    json_t *acts = json_array();
+    for (int i = 0; i < net_seq(p->net)->n; i++) json_array_append_new(acts, file_name("act", i));
+    if (o) {
+        json_object_set_new(o, "layers", layers_json(&ex->net));
+        json_object_set_new(o, "optimizer", optimizer_json(&ex->opt));
+        json_object_set_new(o, "steps", json_integer(p->steps));
+        json_object_set_new(o, "feedback_options", feedback_json(&net_ctx(p->net)->fb));
+        tensors_json(o, p->net);
+        json_object_set_new(o, "weight_layers", weight_layers_json(p));
+    }
+    json_object_set_new(o, "activations", acts);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/manifest.json", p->dir);
+    char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(9)) : NULL;
+    json_decref(o);
+    if (!text) return asym_fail("%s: out of memory", path);
+    const void *parts[2] = {text, "\n"};
+    size_t lens[2] = {strlen(text), 1};
+    int rc = io_write_atomic(path, parts, lens, 2);
+    free(text);
+    return rc;
+}
+
+int asym_probe(const AsymExperiment *ex, const char *weights, int batch, int steps, const char *dir) {
+    Probe p = {.ex = ex, .dir = dir, .steps = steps};
+    int rc = ASYM_ERR;
+    if (asym_experiment_data(ex, &p.train, &p.val, &p.test)) return ASYM_ERR;
+    p.N = batch > p.train.n ? p.train.n : batch;
+    AsymRng rng;
+    rng_seed(&rng, ex->seed);
+    if (!asym_net_create(&p.net, &ex->net, p.N, &rng) && !(weights && (is_dir(weights) ? load_probe_dir(p.net, weights) : asym_net_load(p.net, weights))) &&
+        !asym_optim_create(&p.opt, p.net, &ex->opt)) {
+        asym_net_keep_input_grad(p.net, 1);
+        p.ws = net_ctx(p.net)->fb.wm_steps > 0 ? net_ctx(p.net)->fb.wm_steps : 0;
+        rc = io_mkdir_p(dir) || probe_first(&p) || probe_steps(&p) || write_manifest(&p) ? ASYM_ERR : ASYM_OK;
+    }
+    free(p.seeds);
+    free(p.seeds_ok);
+    asym_optim_free(p.opt);
+    asym_net_free(p.net);
+    asym_dataset_free(&p.train);
+    asym_dataset_free(&p.val);
+    asym_dataset_free(&p.test);
     return rc;
 }

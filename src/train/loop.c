@@ -1,0 +1,221 @@
+/* loop.c: the epochs of a run. Each epoch shuffles the training set with
+ * the seeded generator and trains on its mini-batches, one step each in
+ * the step's mode (under MPI, this rank's share of the batch); the guard
+ * follows every step. After the epoch: running statistics recomputed when
+ * asked, evaluation, alignment, a line of log.jsonl and a checkpoint. A
+ * run stopped inside an epoch continues its order and sums. */
+#include <math.h>
+#include <string.h>
+
+#include "train/train.h"
+
+/* The epoch under way. */
+typedef struct Epoch {
+    int ep;           /* 0-based */
+    float lr;
+    double t0;        /* its start (a resumed epoch's earlier seconds counted) */
+    double loss_sum;  /* summed training loss */
+    long wrong;       /* and wrong predictions */
+} Epoch;
+
+enum { GO_ON = 0, STOP = 1 };
+
+/* Copies mini-batch b of the epoch's order into xb, yb; returns its size. */
+static int gather_batch(Run *r, int b) {
+    const AsymDataset *d = &r->train;
+    int N = d->n - b * r->B < r->B ? d->n - b * r->B : r->B;
+    for (int i = 0; i < N; i++) {
+        int j = r->perm[b * r->B + i];
+        memcpy(r->xb + i * r->in, d->x + j * r->in, sizeof(float) * r->in);
+        r->yb[i] = d->y[j];
+    }
+    return N;
+}
+
+static int stop_asked(const AsymTrainHooks *hooks) { return hooks && hooks->stop && hooks->stop(hooks->user); }
+
+/* Records where the run diverged: epoch (1-based), step (0: after the
+ * epoch) and in what. */
+static void diverged(Run *r, int epoch, int step, const char *in) {
+    r->sum->diverged = 1;
+    r->sum->stop_epoch = epoch, r->sum->stop_step = step;
+    snprintf(r->sum->diverged_in, sizeof r->sum->diverged_in, "%s", in);
+}
+
+static void interrupted(Run *r, int epoch, int step) {
+    r->sum->interrupted = 1;
+    r->sum->stop_epoch = epoch, r->sum->stop_step = step;
+}
+
+/* The step's loss and hits over the global batch and any rank's stop
+ * request (*stop), summed over the ranks; weight: this rank's share. */
+static float sum_over_ranks(Run *r, float loss, int *hits, int N, int n, double weight, int *stop) {
+    *stop = stop_asked(r->hooks);
+    r->shared[0] = weight * loss, r->shared[1] = *hits * weight * N / (n ? n : 1), r->shared[2] = *stop;
+    share_step_sums(r->net, r->shared, r->avg_buffers);
+    *hits = (int)llround(r->shared[1]), *stop = r->shared[2] > 0;
+    return (float)r->shared[0];
+}
+
+/* The forward and backward pass of batch b and the gradients' sum over
+ * ranks; the batch's mean loss, *hits and *N (its size). */
+static float forward_backward(Run *r, int b, int *N, int *hits, int *stop) {
+    int lo, n;
+    double weight, bytes0 = (double)dist_bytes(), seconds0 = dist_seconds();
+    *N = gather_batch(r, b);
+    StepMode m = share_mode(r->net, *N, r->ex->sync_bn, &lo, &n, &weight);
+    asym_net_zero_grad(r->net);
+    net_forward(r->net, r->xb + lo * r->in, n, &m);
+    dist_grad_begin(r->dg, &m);
+    float loss = net_backward(r->net, r->yb + lo, n, &m, hits);
+    dist_grad_end(r->dg);
+    *stop = 0;
+    if (r->P == 1) return loss;
+    loss = sum_over_ranks(r, loss, hits, *N, n, weight, stop);
+    r->comm_bytes += (double)dist_bytes() - bytes0, r->comm_seconds += dist_seconds() - seconds0, r->comm_steps++;
+    return loss;
+}
+
+static void report_batch(Run *r, const Epoch *e, int b, int N, float loss) {
+    const AsymTrainHooks *h = r->hooks;
+    if (!h || !h->on_batch) return;
+    double el = asym_now() - e->t0, rate = (b * (double)r->B + N) / (el > 1e-9 ? el : 1e-9);
+    double left = ((double)(r->batches - b - 1) * r->B + (double)(r->ex->epochs - e->ep - 1) * r->train.n) / rate;
+    h->on_batch(h->user, e->ep + 1, r->ex->epochs, b + 1, r->batches, loss, rate, left);
+}
+
+/* Training step b of epoch e: GO_ON, STOP (diverged or stopped: in the
+ * summary), or ASYM_ERR when a check or a checkpoint failed. */
+static int train_step(Run *r, Epoch *e, int b) {
+    const AsymExperiment *ex = r->ex;
+    int N, hits, stop, epoch = e->ep + 1;
+    float loss = forward_backward(r, b, &N, &hits, &stop);
+    if (!isfinite(loss)) {
+        diverged(r, epoch, b + 1, "loss");
+        asym_fail("diverged: the training loss is %s at epoch %d, step %d", isnan(loss) ? "NaN" : "Inf", epoch, b + 1);
+        return STOP;
+    }
+    asym_optim_step(r->opt, e->lr);
+    asym_net_feedback_update(r->net);
+    long step = (long)e->ep * r->batches + b + 1;
+    if (r->P > 1 && r->rank == ex->perturb_rank && step == ex->perturb_step) asym_net_param(r->net, 0)->w[0] += 1e-3f;
+    char what[128], name[sizeof r->sum->diverged_in];
+    if (guard_tensors(r->net, what, sizeof what, name, sizeof name)) {
+        diverged(r, epoch, b + 1, name);
+        asym_fail("diverged: %s after epoch %d, step %d", what, epoch, b + 1);
+        return STOP;
+    }
+    e->loss_sum += (double)loss * N;
+    e->wrong += N - hits;
+    r->images += N;
+    if (r->steps.f) log_step(&r->steps, epoch, b + 1, loss);
+    if (r->P > 1 && ex->dist_check_every > 0 && step % ex->dist_check_every == 0) {
+        char when[64];
+        snprintf(when, sizeof when, "after epoch %d, step %d", epoch, b + 1);
+        if (dist_check_same(r->net, when)) return ASYM_ERR;
+    }
+    report_batch(r, e, b, N, loss);
+    if (!(r->P > 1 ? stop : stop_asked(r->hooks))) return GO_ON;
+    /* the state after this step, to continue inside the epoch */
+    if (r->out_dir) {
+        RunState *rs = &r->rs;
+        rs->epoch = e->ep, rs->batch = b + 1, rs->loss_sum = e->loss_sum, rs->wrong = e->wrong, rs->epoch_seconds = asym_now() - e->t0;
+        if (run_checkpoint(r)) return ASYM_ERR;
+    }
+    interrupted(r, epoch, b + 1);
+    asym_fail("interrupted at epoch %d, step %d", epoch, b + 1);
+    return STOP;
+}
+
+/* model.bn_batches: batch norm's running statistics recomputed in
+ * training mode over the first batches of the epoch's order. */
+static void recompute_stats(Run *r) {
+    const AsymExperiment *ex = r->ex;
+    for (int b = 0; b < ex->bn_batches && b < r->batches; b++) {
+        int N = gather_batch(r, b), lo, n;
+        double weight;
+        StepMode m = share_mode(r->net, N, ex->sync_bn, &lo, &n, &weight);
+        m.pass.momentum = b == 0 ? 1.0f : ex->bn_alpha;
+        net_forward(r->net, r->xb + lo * r->in, n, &m);
+    }
+    if (r->avg_buffers && ex->bn_batches > 0) share_step_sums(r->net, r->shared, 1);
+}
+
+/* The test (and validation) error after epoch e into st and the summary;
+ * STOP when the test loss diverged. */
+static int evaluate(Run *r, const Epoch *e, AsymEpochStats *st) {
+    AsymSummary *sum = r->sum;
+    eval_all(r->net, &r->test, r->B, &st->test_loss, &st->test_err);
+    if (r->val.n) eval_all(r->net, &r->val, r->B, &st->val_loss, &st->val_err);
+    if (!isfinite(st->test_loss)) {
+        diverged(r, e->ep + 1, 0, "test loss");
+        asym_fail("diverged: the test loss is %s after epoch %d", isnan(st->test_loss) ? "NaN" : "Inf", e->ep + 1);
+        return STOP;
+    }
+    sum->epochs = e->ep + 1;
+    sum->final_test_err = st->test_err;
+    if (st->test_err < sum->best_test_err) sum->best_test_err = st->test_err, sum->best_epoch = e->ep + 1;
+    if (r->val.n && (sum->best_val_epoch == 0 || st->val_err < sum->best_val_err)) {
+        sum->best_val_err = st->val_err;
+        sum->best_val_epoch = e->ep + 1;
+        sum->test_err_at_best_val = st->test_err;
+    }
+    return GO_ON;
+}
+
+/* After epoch e's batches: evaluation, alignment, the log line, the
+ * ranks' check, the checkpoint and a stop request. */
+static int end_epoch(Run *r, const Epoch *e) {
+    AsymEpochStats st = {.epoch = e->ep + 1, .lr = e->lr, .val_loss = -1, .val_err = -1};
+    st.seconds = asym_now() - e->t0;
+    r->train_time += st.seconds;
+    st.images_per_s = r->train.n / (st.seconds > 1e-9 ? st.seconds : 1e-9);
+    st.train_loss = e->loss_sum / r->train.n;
+    st.train_err = (double)e->wrong / r->train.n;
+    if (evaluate(r, e, &st) == STOP) return STOP;
+    if (r->writer) asym_net_alignment(r->net, r->train.x, r->train.y, r->probe_n, r->align);
+    st.align = r->align;
+    st.n_align = r->L;
+    st.mean_angle = eval_mean_angle(r->align, r->L);
+    st.wm_fallbacks = asym_net_wm_fallbacks(r->net);
+    if (r->log.f) log_epoch(&r->log, &st, r->val.n > 0);
+    if (r->hooks && r->hooks->on_epoch) r->hooks->on_epoch(r->hooks->user, &st);
+    r->sum->final_mean_angle = st.mean_angle;
+    if (r->P > 1) {
+        char when[64];
+        snprintf(when, sizeof when, "after epoch %d", e->ep + 1);
+        if (dist_check_same(r->net, when)) return ASYM_ERR;
+    }
+    if (r->out_dir) {
+        RunState *rs = &r->rs;
+        rs->epoch = e->ep + 1, rs->batch = 0, rs->loss_sum = 0, rs->wrong = 0, rs->epoch_seconds = 0;
+        if (run_checkpoint(r)) return ASYM_ERR;
+    }
+    if (e->ep + 1 < r->ex->epochs && share_any(stop_asked(r->hooks))) {
+        interrupted(r, e->ep + 1, 0);
+        asym_fail("interrupted after epoch %d", e->ep + 1);
+        return STOP;
+    }
+    return GO_ON;
+}
+
+int run_epochs(Run *r) {
+    const AsymExperiment *ex = r->ex;
+    for (int ep = r->start_ep; ep < ex->epochs; ep++) {
+        Epoch e = {.ep = ep, .lr = asym_sched_lr(&ex->sched, ex->opt.lr, ep, ex->epochs)};
+        int b = ep == r->start_ep ? r->start_b : 0, rc = GO_ON;
+        if (b == 0) rng_shuffle(&r->order, r->perm, r->train.n);
+        e.t0 = asym_now() - (b ? r->rs.epoch_seconds : 0);
+        e.loss_sum = b ? r->rs.loss_sum : 0;
+        e.wrong = b ? r->rs.wrong : 0;
+        if (ex->trap_fp) guard_fp_traps(1);
+        for (; b < r->batches && rc == GO_ON; b++) rc = train_step(r, &e, b);
+        if (ex->trap_fp) guard_fp_traps(0);
+        if (rc == GO_ON) {
+            recompute_stats(r);
+            rc = end_epoch(r, &e);
+        }
+        if (rc != GO_ON) return rc == STOP ? ASYM_OK : ASYM_ERR;
+    }
+    return ASYM_OK;
+}

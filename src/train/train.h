@@ -1,0 +1,96 @@
+/* train.h: the train folder's inside: one run's state (Run) and the parts
+ * asym_train puts together: the run folder (run.c), the epochs (loop.c),
+ * the JSON a run writes (log.c), the divergence guard (guard.c) and
+ * evaluation (eval.c). */
+#ifndef ASYM_TRAIN_H
+#define ASYM_TRAIN_H
+
+#include <jansson.h>
+#include <stdio.h>
+
+#include "dist/dist.h"
+#include "io/checkpoint.h"
+
+/* One of the run's line-per-record files: log.jsonl or steps.jsonl. A line
+ * that could not be built or written marks it lost, and the next check of
+ * it (log_flush, log_close) fails naming it. */
+typedef struct Log {
+    FILE *f;          /* NULL: not written */
+    const char *dir, *name;
+    int lost;
+} Log;
+
+typedef struct Run {
+    const AsymExperiment *ex;
+    const char *out_dir;         /* NULL: nothing is written */
+    const AsymTrainHooks *hooks;
+    AsymSummary *sum;
+    AsymDataset train, val, test;
+    AsymNet *net;
+    AsymOptim *opt;
+    int P, rank, writer;         /* data-parallel: ranks, this one's; rank 0 alone writes */
+    int B, L, batches, probe_n;  /* batch size, weight layers, batches per epoch, alignment batch */
+    size_t in;                   /* floats per image */
+    float *xb;                   /* (B, in) the batch under way */
+    int32_t *yb;
+    int *perm;                   /* the epoch's data order */
+    AsymRng order;               /* its generator */
+    AsymAlignment *align, *initial; /* (L) after the last epoch; before training */
+    RunState rs;                 /* what a checkpoint holds beside the network and optimizer */
+    Log log, steps;
+    uint8_t *config;             /* config.yaml's text */
+    char *version;               /* version.json's object */
+    DistGrad *dg;
+    double *shared;              /* a step's sums over ranks (share_step_sums) */
+    int avg_buffers;             /* per-rank batch norm: running statistics averaged after each step */
+    double comm_bytes, comm_seconds;
+    long comm_steps;
+    double t_start, train_time;  /* wall clock at the start; seconds spent training */
+    long images;                 /* images trained on */
+    int start_ep, start_b;       /* where a resumed run continues */
+} Run;
+
+/* run.c: the run's state after step (rs's epoch counters set by the
+ * caller) into checkpoint.bin, by rank 0; every rank gets the result. */
+int run_checkpoint(Run *r);
+
+/* loop.c: the epochs from where the run stands. ASYM_ERR when a check or
+ * a write failed; a divergence or a stop is in the summary. */
+int run_epochs(Run *r);
+
+/* log.c */
+/* v rounded as printf's fmt prints it, as a JSON real; null when not finite */
+json_t *log_num(double v, const char *fmt);
+int log_epoch(Log *l, const AsymEpochStats *st, int has_val);
+int log_step(Log *l, int epoch, int step, float loss);
+/* summary.json: the results, the alignment before (initial) and after
+ * (final) training, n layers each; version is version.json's object. */
+int log_summary(const char *dir, const AsymExperiment *ex, const AsymSummary *s, const AsymAlignment *initial, const AsymAlignment *final, int n,
+                double comm_per_step, double comm_seconds, const char *version);
+/* version.json: this build's object with the run's threads; a resumed run
+ * that another build made keeps that one's under "resumed_from". *text
+ * (malloc'd) receives the object written. */
+int log_version(const char *dir, int resume, int threads, char **text);
+/* dir/name opened for writing (resume: appending), as l */
+int log_open(Log *l, const char *dir, const char *name, int resume);
+/* steps.jsonl for a resumed run: its first `done` lines kept */
+int log_keep_lines(const char *dir, const char *name, long done);
+/* A write that failed or a lost line, now or since opening, is an error
+ * naming the file. log_close closes it too; failed: the run has failed
+ * already, and the write error is added to its message. */
+int log_flush(Log *l);
+int log_close(Log *l, int failed);
+
+/* guard.c: the first parameter, buffer or feedback matrix that holds a
+ * NaN or an Inf: "NaN in 3.W[17]" into what, the tensor's name into name;
+ * 1 if any. */
+int guard_tensors(AsymNet *net, char *what, size_t n, char *name, size_t name_n);
+/* debug.trap_fp: floating-point traps on or off in every thread */
+void guard_fp_traps(int on);
+
+/* eval.c: asym_evaluate with the batches spread over the ranks */
+void eval_all(AsymNet *net, const AsymDataset *d, int batch, double *loss, double *err);
+/* the mean B-W angle over the layers that have a B (NaN if none) */
+double eval_mean_angle(const AsymAlignment *a, int n);
+
+#endif
