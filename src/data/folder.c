@@ -511,12 +511,15 @@ static int cache_write(const char *path, uint64_t key, int n, int c, int h, int 
     return io_write_atomic(path, parts, lens, 3);
 }
 
-int folder_decode(const FolderList *l, const int *idx, int n, const int32_t *labels, int classes, int h, int w, int gray,
+int folder_decode(const FolderList *l, const uint8_t *mark, uint8_t which, const int *map, int classes, int h, int w, int gray,
                   const char *cache_dir, AsymDataset *d) {
-    int c = gray ? 1 : 3;
+    int c = gray ? 1 : 3, n = 0, *idx = NULL;
     size_t img = (size_t)c * h * w;
     uint8_t *pix = NULL;
-    if (data_alloc(d, "image folder", (size_t)n, c, h, w, classes)) return ASYM_ERR;
+    for (int i = 0; i < l->n; i++) n += !mark || mark[i] == which;
+    if (data_alloc(d, "image folder", (size_t)n, c, h, w, classes) || !(idx = asym_calloc(n ? (size_t)n : 1, sizeof *idx))) goto fail;
+    for (int i = 0, k = 0; i < l->n; i++)
+        if (!mark || mark[i] == which) d->y[k] = map ? map[l->y[i]] : l->y[i], idx[k++] = i;
     if (cache_dir && *cache_dir) {
         const char *dir = l->dir;
         uint64_t key = 0;
@@ -548,11 +551,12 @@ int folder_decode(const FolderList *l, const int *idx, int n, const int32_t *lab
         if (decode_files(l, idx, n, h, w, gray, pix)) goto fail;
         for (size_t k = 0; k < (size_t)n * img; k++) d->x[k] = pix[k] / 255.0f;
     }
-    for (int i = 0; i < n; i++) d->y[i] = labels[i];
     free(pix);
+    free(idx);
     return ASYM_OK;
 fail:
     free(pix);
+    free(idx);
     asym_dataset_free(d);
     return ASYM_ERR;
 }
@@ -562,13 +566,7 @@ int asym_dataset_load_folder(AsymDataset *d, const char *dir, int h, int w, int 
     if (h <= 0 || w <= 0 || h > 4096 || w > 4096) return asym_fail("%s: image size %d x %d not in 1..4096", dir, h, w);
     FolderList l;
     if (folder_list(dir, NULL, &l)) return ASYM_ERR;
-    int *idx = asym_calloc((size_t)l.n, sizeof *idx);
-    int rc = ASYM_ERR;
-    if (idx) {
-        for (int i = 0; i < l.n; i++) idx[i] = i;
-        rc = folder_decode(&l, idx, l.n, l.y, l.classes, h, w, grayscale, cache_dir, d);
-    }
-    free(idx);
+    int rc = folder_decode(&l, NULL, 0, NULL, l.classes, h, w, grayscale, cache_dir, d);
     folder_list_free(&l);
     return rc;
 }
