@@ -1,5 +1,5 @@
 /* fuzz_config.c: the configuration: the YAML tree (src/config/cfg.c), a --set
- * override, the experiment schema (src/config/experiment.c, datacfg.c, arch.c)
+ * override, the experiment schema (src/config/experiment.c, data_keys.c, arch.c)
  * and writing the tree back. The input is split at a 2-byte length: YAML
  * text, then the assignment. The data section is replaced by a small
  * synthetic set first, so that no input makes the schema read files. */

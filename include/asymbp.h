@@ -128,7 +128,9 @@ int asym_stl10_unlabeled_stats(const char *dir, int *n, float mean[3], float std
  * "folder", "npy"), from the file names found there. */
 int asym_data_detect(const char *path, char *format, size_t cap);
 /* Sets spec->c, h, w and classes from its format, path and options (image
- * folders and .npy files are looked at, nothing is decoded). */
+ * folders and .npy files are looked at, nothing is decoded); format "auto"
+ * becomes the one asym_data_detect finds. The calls below and
+ * asym_data_load take a spec resolved so. */
 int asym_data_spec_resolve(struct AsymDataSpec *spec);
 /* The data set's own splits, read whole, before any sampling, grayscale
  * conversion, padding or normalization (image folders are decoded at the

@@ -1037,6 +1037,7 @@ TEST(readers_config_keys) {
         {"  format: cifar10\n  path: %s\n  mean: [0.5]\n  std: [0.2]\n", "the images have 3 channels, got 1 means"},
         {"  format: folder\n  path: %s\n", "cannot tell|no class folders"},
         {"  format: auto\n  path: %s/none\n", "none: no such file or folder"},
+        {"  format: jpeg\n  path: %s\n", "expected one of idx, random, cifar10, cifar100, stl10, svhn, folder, npy, auto, got 'jpeg'"},
         {"  format: cifar10\n  path: %s\n  cache: [1]\n", "key 'data.cache': expected true, false or a folder"},
         {"  format: cifar10\n  path: %s\n  sample_seed: -1\n", "data.sample_seed"},
     };
@@ -1063,22 +1064,45 @@ TEST(readers_config_keys) {
 
 TEST(readers_detect_formats) {
     char f[16];
-    const char *c100 = dir_of("det/c100"), *stl = dir_of("det/stl"), *sv = dir_of("det/svhn");
-    CHECK(put(c100, "train.bin", "", 0) == 0);
-    CHECK(put(stl, "train_X.bin", "", 0) == 0);
-    CHECK(put(sv, "test_32x32.mat", "", 0) == 0);
-    CHECK_OK(asym_data_detect(c100, f, sizeof f));
-    CHECK(!strcmp(f, "cifar100"));
-    CHECK_OK(asym_data_detect(stl, f, sizeof f));
-    CHECK(!strcmp(f, "stl10"));
-    CHECK_OK(asym_data_detect(sv, f, sizeof f));
-    CHECK(!strcmp(f, "svhn"));
+    /* one folder per detectable format, holding one file that marks it */
+    static const struct {
+        const char *dir, *file, *format;
+    } marks[] = {
+        {"det/idx", "t10k-images-idx3-ubyte.gz", "idx"}, {"det/c10", "test_batch.bin", "cifar10"},
+        {"det/c100", "train.bin", "cifar100"},           {"det/stl", "train_X.bin", "stl10"},
+        {"det/svhn", "test_32x32.mat", "svhn"},          {"det/npy", "x.npy", "npy"},
+    };
+    for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++) {
+        CHECK(put(dir_of("%s", marks[i].dir), marks[i].file, "", 0) == 0);
+        CHECK_OK(asym_data_detect(dir_of("%s", marks[i].dir), f, sizeof f));
+        CHECK_MSG(!strcmp(f, marks[i].format), "%s: detected %s", marks[i].dir, f);
+    }
     char mat[1200];
-    snprintf(mat, sizeof mat, "%s/test_32x32.mat", sv);
+    snprintf(mat, sizeof mat, "%s/test_32x32.mat", dir_of("det/svhn"));
     CHECK_OK(asym_data_detect(mat, f, sizeof f));
     CHECK(!strcmp(f, "svhn"));
+    const char *folder = dir_of("det/folder");
+    int per[2] = {1, 1};
+    CHECK(write_folder(folder, 2, per, 0) == 0);
+    CHECK_OK(asym_data_detect(folder, f, sizeof f));
+    CHECK(!strcmp(f, "folder"));
+    /* "auto" becomes the format detected, and its shape follows */
+    AsymDataSpec s;
+    memset(&s, 0, sizeof s);
+    snprintf(s.format, sizeof s.format, "auto");
+    snprintf(s.path, sizeof s.path, "%s", folder);
+    CHECK_OK(asym_data_spec_resolve(&s));
+    CHECK(!strcmp(s.format, "folder") && s.c == 3 && s.h == 32 && s.classes == 2);
     CHECK(asym_data_detect(dir_of("det/empty"), f, sizeof f) == ASYM_ERR && err_has("cannot tell the format", NULL));
     CHECK(asym_data_detect("/nonexistent", f, sizeof f) == ASYM_ERR && err_has("/nonexistent: no such file", NULL));
+    /* an unknown format is refused, naming the known ones */
+    snprintf(s.format, sizeof s.format, "jpeg");
+    CHECK(asym_data_spec_resolve(&s) == ASYM_ERR &&
+          err_has("data format 'jpeg' unknown (known: idx, random, cifar10, cifar100, stl10, svhn, folder, npy, and auto)", NULL));
+    AsymDataset tr, te;
+    int pooled;
+    CHECK(asym_data_load_splits(&s, &tr, &te, &pooled) == ASYM_ERR && err_has("data format 'jpeg' unknown (known: idx,", NULL) &&
+          empty(&tr) && empty(&te));
 }
 
 /* ---- the command ---- */

@@ -69,7 +69,7 @@ int cfg_write(const Cfg *c, FILE *f);
     } while (0)
 
 
-/* The `data` map of root into d (datacfg.c; every key checked); sets d->c,
+/* The `data` map of root into d (data_keys.c; every key checked); sets d->c,
  * h, w and classes to the model input the data will have. */
 int data_read_config(const Cfg *c, CfgNode *root, AsymDataSpec *d);
 

@@ -66,17 +66,13 @@ int asym_dataset_load_idx(AsymDataset *d, const char *dir, int train) {
         goto done;
     }
     size_t n = idim[0], hw = (size_t)idim[1] * idim[2];
-    if (!(d->x = asym_falloc(n * hw)) || !(d->y = asym_calloc(n, sizeof *d->y))) goto done;
+    if (data_alloc(d, ipath, n, 1, (int)idim[1], (int)idim[2], 10)) goto done;
     for (size_t i = 0; i < n * hw; i++) d->x[i] = pix[i] / 255.0f;
     int maxl = 0;
     for (size_t i = 0; i < n; i++) {
         d->y[i] = lab[i];
         if (lab[i] > maxl) maxl = lab[i];
     }
-    d->n = (int)n;
-    d->c = 1;
-    d->h = (int)idim[1];
-    d->w = (int)idim[2];
     d->classes = maxl < 10 ? 10 : maxl + 1; /* MNIST-style sets have 10 classes */
     rc = ASYM_OK;
 done:
@@ -97,20 +93,12 @@ int asym_dataset_random(AsymDataset *d, int n, int c, int h, int w, int classes,
     if ((uint64_t)n * (uint64_t)img > SIZE_MAX / sizeof(float))
         return asym_fail("random data set: %d images of %lld values are too many", n, (long long)img);
     size_t total = (size_t)n * (size_t)img;
-    if (!(d->x = asym_falloc(total)) || !(d->y = asym_calloc((size_t)n, sizeof *d->y))) {
-        asym_dataset_free(d);
-        return ASYM_ERR;
-    }
+    if (data_alloc(d, "random data set", (size_t)n, c, h, w, classes)) return ASYM_ERR;
     /* All pixels first, then all labels, from one stream. */
     AsymRng r;
     rng_seed(&r, seed);
     for (size_t i = 0; i < total; i++) d->x[i] = rng_normal(&r);
     for (int i = 0; i < n; i++) d->y[i] = (int32_t)rng_below(&r, (uint32_t)classes);
-    d->n = n;
-    d->c = c;
-    d->h = h;
-    d->w = w;
-    d->classes = classes;
     return ASYM_OK;
 }
 

@@ -1,14 +1,59 @@
 /* data.h: internal interface of the data readers (data.c, one file per
- * format). The public readers are
- * declared in asymbp.h; this adds what they share: file checks, the
- * per-class sampling of Liao et al. (N train and M test images per class,
- * a random subset of K classes), and the image-folder listing. */
+ * format, formats.c, load.c). The public readers are declared in
+ * asymbp.h; this adds the table of formats and what the readers share: file
+ * checks, the per-class sampling of Liao et al. (N train and M test images
+ * per class, a random subset of K classes), and the image-folder listing. */
 #ifndef ASYM_DATA_H
 #define ASYM_DATA_H
 
 #include <stdint.h>
 
 #include "base/base.h"
+
+/* ---- the formats (formats.c, the only list of them) ---- */
+
+/* DataFormat.flags: needs no data.path (a default one, or none); drawn,
+ * not read (no sampling or grayscale); decoded at data.size (nothing to
+ * resize after); feature vectors (data.size refused). */
+enum { DATA_PATHLESS = 1, DATA_DRAWN = 2, DATA_SIZED = 4, DATA_FEATURES = 8 };
+
+/* A data format. Its functions return nonzero on failure, with a message. */
+typedef struct DataFormat {
+    const char *name;
+    int flags;
+    const char *keys[3];            /* the data keys of this format alone */
+    const char *marks[5];           /* files whose presence in a folder tells the format */
+    const char *suffix;             /* how a single file holding the set ends */
+    int (*detect)(const char *dir); /* tried once no format's marks are found */
+    int c, h, w, classes;           /* a fixed shape, or shape() */
+    int coarse_classes;             /* classes with data.label coarse (0: no such labels) */
+    int (*shape)(const AsymDataSpec *s, int *c, int *h, int *w, int *classes);
+    int (*pooled)(const char *path, int *pooled); /* no train/test split of its own (NULL: never) */
+    /* The set's own splits, read whole; or read() each (the test one
+     * unless pooled); neither: nothing to read. */
+    int (*splits)(const AsymDataSpec *s, AsymDataset *train, AsymDataset *test, int *pooled);
+    int (*read)(AsymDataset *d, const char *path, int train);
+    /* Train and test, sampled already (NULL: splits(), then the sampling). */
+    int (*load)(const AsymDataSpec *s, uint64_t seed, uint64_t sample_seed, AsymDataset *train, AsymDataset *test);
+    /* Class names (NULL: names_file, or coarse_names_file with data.label
+     * coarse, else names, else numbers). */
+    int (*class_names)(const AsymDataSpec *s, char ***names, int *n);
+    const char *names_file, *coarse_names_file;
+    const char *const *names;
+} DataFormat;
+
+/* The format called name, or NULL with a message listing the formats. */
+const DataFormat *data_format_find(const char *name);
+/* The i-th name a data section may give (the formats, then "auto"); NULL
+ * past the end. */
+const char *data_format_name(int i);
+/* The only place "auto" becomes a format: detected from s->path, its name
+ * written into s->format. */
+const DataFormat *data_format_resolve(AsymDataSpec *s);
+/* The images and classes as read: before grayscale, subset, resize, pad. */
+int data_format_shape(const DataFormat *f, const AsymDataSpec *s, int *c, int *h, int *w, int *classes);
+/* The format that alone takes the data key key, or NULL when all do. */
+const char *data_format_of_key(const char *key);
 
 /* ---- helpers shared by the readers (data.c) ---- */
 
@@ -62,10 +107,11 @@ int folder_list(const char *dir, const char *exclude, FolderList *l);
 void folder_list_free(FolderList *l);
 /* The class folder names of dir (sorted) without listing the images. */
 int folder_class_names(const char *dir, const char *exclude, char ***names, int *classes);
-/* Decodes images idx[0..n) of l into d (labels[i] for image i; classes),
- * h x w, 1 or 3 channels. With cache_dir, every image of l is decoded once
- * into a cache file there and later calls read it. */
-int folder_decode(const FolderList *l, const int *idx, int n, const int32_t *labels, int classes, int h, int w, int gray,
+/* Decodes the images i of l with mark[i] == which (all when mark is NULL)
+ * into d, in list order, labels through map (NULL: as listed); h x w, 1 or
+ * 3 channels. With cache_dir, every image of l is decoded once into a
+ * cache file there and later calls read it. */
+int folder_decode(const FolderList *l, const uint8_t *mark, uint8_t which, const int *map, int classes, int h, int w, int gray,
                   const char *cache_dir, AsymDataset *d);
 /* One encoded image (JPEG, PNG, ...) in memory to c x h x w floats in [0, 1]
  * (fuzzing and tests); name is used in messages. */
@@ -77,9 +123,9 @@ int folder_cache_read(const char *path, uint64_t key, int n, int c, int h, int w
 /* The .npy layout of a folder: train_x/train_y/test_x/test_y, or x/y (a
  * pool). Fills the x file path of the training (or pool) set. */
 int npy_layout(const char *dir, int *pooled, char *x_path, size_t cap);
-/* Shape of a feature array without reading it: c, h, w of one item. */
-int npy_item_shape(const char *x_path, int *n, int *c, int *h, int *w);
-/* Largest label + 1 over the label files of dir. */
-int npy_count_classes(const char *dir, int *classes);
+/* DataFormat.shape and .splits of npy: features as channels, the classes
+ * the largest label + 1 over the label files, or data.classes. */
+int npy_shape(const AsymDataSpec *s, int *c, int *h, int *w, int *classes);
+int npy_splits(const AsymDataSpec *s, AsymDataset *train, AsymDataset *test, int *pooled);
 
 #endif

@@ -65,11 +65,6 @@ static int excluded(const char *name, const char *exclude) {
     return 0;
 }
 
-static void free_names(char **v, int n) {
-    for (int i = 0; i < n; i++) free(v[i]);
-    free(v);
-}
-
 /* The entries of dir that are directories (want_dir) or image files,
  * sorted by name; hidden entries are skipped. */
 static int list_dir(const char *dir, int want_dir, const char *exclude, char ***out, int *n_out) {
@@ -111,28 +106,33 @@ oom:
     asym_fail("%s: out of memory listing the folder", dir);
 fail:
     closedir(d);
-    free_names(v, n);
+    asym_data_names_free(v, n);
     return ASYM_ERR;
 }
 
 void folder_list_free(FolderList *l) {
     free(l->dir);
-    free_names(l->names, l->classes);
-    free_names(l->files, l->n);
+    asym_data_names_free(l->names, l->classes);
+    asym_data_names_free(l->files, l->n);
     free(l->y);
     memset(l, 0, sizeof *l);
 }
 
 static int is_fixed(const char *dir) { return data_exists(dir, "train", 1) && data_exists(dir, "test", 1); }
 
+/* The folder whose subfolders are the classes: dir/train, or dir. */
+static int class_root(const char *dir, char *root, size_t cap) {
+    if (!data_exists(dir, NULL, 1)) return asym_fail("%s: no such folder (expected one subfolder per class)", dir);
+    if (data_join(root, cap, dir, is_fixed(dir) ? "train" : ".")) return ASYM_ERR;
+    if (!is_fixed(dir)) snprintf(root, cap, "%s", dir);
+    return ASYM_OK;
+}
+
 int folder_class_names(const char *dir, const char *exclude, char ***names, int *classes) {
     char root[4096];
     *names = NULL;
     *classes = 0;
-    if (!data_exists(dir, NULL, 1)) return asym_fail("%s: no such folder (expected one subfolder per class)", dir);
-    if (is_fixed(dir) ? data_join(root, sizeof root, dir, "train") : data_join(root, sizeof root, dir, ".")) return ASYM_ERR;
-    if (!is_fixed(dir)) snprintf(root, sizeof root, "%s", dir);
-    if (list_dir(root, 1, exclude, names, classes)) return ASYM_ERR;
+    if (class_root(dir, root, sizeof root) || list_dir(root, 1, exclude, names, classes)) return ASYM_ERR;
     if (!*classes) {
         free(*names);
         *names = NULL;
@@ -177,7 +177,7 @@ static int add_class(FolderList *l, int *cap, const char *root, const char *cls,
 oom:
     asym_fail("%s: out of memory listing the folder", dir);
 done:
-    free_names(files, n);
+    asym_data_names_free(files, n);
     return rc;
 }
 
@@ -187,16 +187,13 @@ int folder_list(const char *dir, const char *exclude, FolderList *l) {
     int cap = 0;
     char **tnames = NULL;
     int tn = 0;
-    if (!data_exists(dir, NULL, 1)) return asym_fail("%s: no such folder (expected one subfolder per class)", dir);
+    if (folder_class_names(dir, exclude, &l->names, &l->classes)) return ASYM_ERR;
     l->fixed = is_fixed(dir);
-    if (!(l->dir = strdup(dir))) return asym_fail("%s: out of memory", dir);
-    if (l->fixed ? data_join(root, sizeof root, dir, "train") : data_join(root, sizeof root, dir, ".")) goto fail;
-    if (!l->fixed) snprintf(root, sizeof root, "%s", dir);
-    if (list_dir(root, 1, exclude, &l->names, &l->classes)) return ASYM_ERR;
-    if (!l->classes) {
-        asym_fail("%s: no class folders (expected one subfolder per class)", root);
+    if (!(l->dir = strdup(dir))) {
+        asym_fail("%s: out of memory", dir);
         goto fail;
     }
+    class_root(dir, root, sizeof root); /* found above */
     for (int c = 0; c < l->classes; c++)
         if (add_class(l, &cap, root, l->names[c], c)) goto fail;
     l->n_train = l->n;
@@ -210,11 +207,11 @@ int folder_list(const char *dir, const char *exclude, FolderList *l) {
             }
             if (add_class(l, &cap, troot, tnames[i], (int)(hit - l->names))) goto fail;
         }
-        free_names(tnames, tn);
+        asym_data_names_free(tnames, tn);
     }
     return ASYM_OK;
 fail:
-    free_names(tnames, tn);
+    asym_data_names_free(tnames, tn);
     folder_list_free(l);
     return ASYM_ERR;
 }
@@ -429,6 +426,15 @@ static void put32(uint8_t *p, uint32_t v) {
 }
 static uint32_t get32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
 
+/* crc32 over n bytes; zlib takes uInt lengths. */
+static uLong crc_of(uLong crc, const uint8_t *p, size_t n) {
+    for (uInt k; n; p += k, n -= k) {
+        k = n < (1u << 30) ? (uInt)n : (1u << 30);
+        crc = crc32(crc, p, k);
+    }
+    return crc;
+}
+
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {
     const uint8_t *b = p;
     for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
@@ -477,13 +483,7 @@ int folder_cache_read(const char *path, uint64_t key, int n, int c, int h, int w
                get32(buf + 28) != (uint32_t)w) {
         asym_fail("%s: offset 8: cache of another folder state or size", path);
     } else {
-        uLong crc = crc32(0L, Z_NULL, 0);
-        for (size_t off = 0; off < want - 4;) { /* crc32 takes uInt lengths */
-            size_t k2 = want - 4 - off > (1u << 30) ? (1u << 30) : want - 4 - off;
-            crc = crc32(crc, buf + off, (uInt)k2);
-            off += k2;
-        }
-        if ((uint32_t)crc != get32(buf + want - 4)) {
+        if ((uint32_t)crc_of(crc32(0L, Z_NULL, 0), buf, want - 4) != get32(buf + want - 4)) {
             asym_fail("%s: offset %zu: cache checksum mismatch (corrupt)", path, want - 4);
         } else {
             /* The pixels are moved to the start of the buffer. */
@@ -505,24 +505,21 @@ static int cache_write(const char *path, uint64_t key, int n, int c, int h, int 
     put32(head + 24, (uint32_t)h);
     put32(head + 28, (uint32_t)w);
     size_t bytes = (size_t)n * c * h * w;
-    uLong crc = crc32(crc32(0L, Z_NULL, 0), head, CACHE_HEAD);
-    for (size_t off = 0; off < bytes;) {
-        size_t k = bytes - off > (1u << 30) ? (1u << 30) : bytes - off;
-        crc = crc32(crc, pix + off, (uInt)k);
-        off += k;
-    }
-    put32(tail, (uint32_t)crc);
+    put32(tail, (uint32_t)crc_of(crc32(crc32(0L, Z_NULL, 0), head, CACHE_HEAD), pix, bytes));
     const void *parts[3] = {head, pix, tail};
     size_t lens[3] = {CACHE_HEAD, bytes, 4};
     return io_write_atomic(path, parts, lens, 3);
 }
 
-int folder_decode(const FolderList *l, const int *idx, int n, const int32_t *labels, int classes, int h, int w, int gray,
+int folder_decode(const FolderList *l, const uint8_t *mark, uint8_t which, const int *map, int classes, int h, int w, int gray,
                   const char *cache_dir, AsymDataset *d) {
-    int c = gray ? 1 : 3;
+    int c = gray ? 1 : 3, n = 0, *idx = NULL;
     size_t img = (size_t)c * h * w;
     uint8_t *pix = NULL;
-    if (data_alloc(d, "image folder", (size_t)n, c, h, w, classes)) return ASYM_ERR;
+    for (int i = 0; i < l->n; i++) n += !mark || mark[i] == which;
+    if (data_alloc(d, "image folder", (size_t)n, c, h, w, classes) || !(idx = asym_calloc(n ? (size_t)n : 1, sizeof *idx))) goto fail;
+    for (int i = 0, k = 0; i < l->n; i++)
+        if (!mark || mark[i] == which) d->y[k] = map ? map[l->y[i]] : l->y[i], idx[k++] = i;
     if (cache_dir && *cache_dir) {
         const char *dir = l->dir;
         uint64_t key = 0;
@@ -554,11 +551,12 @@ int folder_decode(const FolderList *l, const int *idx, int n, const int32_t *lab
         if (decode_files(l, idx, n, h, w, gray, pix)) goto fail;
         for (size_t k = 0; k < (size_t)n * img; k++) d->x[k] = pix[k] / 255.0f;
     }
-    for (int i = 0; i < n; i++) d->y[i] = labels[i];
     free(pix);
+    free(idx);
     return ASYM_OK;
 fail:
     free(pix);
+    free(idx);
     asym_dataset_free(d);
     return ASYM_ERR;
 }
@@ -568,13 +566,7 @@ int asym_dataset_load_folder(AsymDataset *d, const char *dir, int h, int w, int 
     if (h <= 0 || w <= 0 || h > 4096 || w > 4096) return asym_fail("%s: image size %d x %d not in 1..4096", dir, h, w);
     FolderList l;
     if (folder_list(dir, NULL, &l)) return ASYM_ERR;
-    int *idx = asym_calloc((size_t)l.n, sizeof *idx);
-    int rc = ASYM_ERR;
-    if (idx) {
-        for (int i = 0; i < l.n; i++) idx[i] = i;
-        rc = folder_decode(&l, idx, l.n, l.y, l.classes, h, w, grayscale, cache_dir, d);
-    }
-    free(idx);
+    int rc = folder_decode(&l, NULL, 0, NULL, l.classes, h, w, grayscale, cache_dir, d);
     folder_list_free(&l);
     return rc;
 }

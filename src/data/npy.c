@@ -51,16 +51,6 @@ static int item_shape(const char *path, const NpyArray *a, int *c, int *h, int *
     return ASYM_OK;
 }
 
-int npy_item_shape(const char *x_path, int *n, int *c, int *h, int *w) {
-    NpyArray a;
-    FILE *f;
-    if (npy_open(x_path, &a, &f)) return ASYM_ERR;
-    fclose(f);
-    if (a.ndim >= 1 && a.shape[0] > 0x7fffffff) return asym_fail("%s: %lld items, more than %d", x_path, (long long)a.shape[0], 0x7fffffff);
-    *n = a.ndim >= 1 ? (int)a.shape[0] : 0;
-    return item_shape(x_path, &a, c, h, w);
-}
-
 /* Reads the labels of y_path (n of them when n >= 0) as class indices. */
 static int read_labels(const char *y_path, int64_t n, int32_t **y, size_t *count, int *classes) {
     NpyArray a;
@@ -135,21 +125,46 @@ fail:
     return ASYM_ERR;
 }
 
-int npy_count_classes(const char *dir, int *classes) {
-    int pooled;
+/* The classes of labels up to k - 1: data.classes when given, else k. */
+static int npy_classes(const AsymDataSpec *s, int k, int *classes) {
+    if (s->opt.classes && s->opt.classes < k) return asym_fail("%s: labels go up to %d but data.classes is %d", s->path, k - 1, s->opt.classes);
+    *classes = s->opt.classes ? s->opt.classes : k;
+    return ASYM_OK;
+}
+
+int npy_shape(const AsymDataSpec *s, int *c, int *h, int *w, int *classes) {
+    int pooled, k = 0;
     char xp[4096], yp[4096];
-    *classes = 0;
-    if (npy_layout(dir, &pooled, xp, sizeof xp)) return ASYM_ERR;
+    NpyArray a;
+    FILE *f;
+    if (npy_layout(s->path, &pooled, xp, sizeof xp) || npy_open(xp, &a, &f)) return ASYM_ERR;
+    fclose(f);
+    if (a.ndim >= 1 && a.shape[0] > 0x7fffffff) return asym_fail("%s: %lld items, more than %d", xp, (long long)a.shape[0], 0x7fffffff);
+    if (item_shape(xp, &a, c, h, w)) return ASYM_ERR;
     const char *const names[2] = {pooled ? "y.npy" : "train_y.npy", pooled ? NULL : "test_y.npy"};
     for (int i = 0; i < 2 && names[i]; i++) {
         int32_t *y;
         size_t n;
-        int k;
-        if (data_join(yp, sizeof yp, dir, names[i])) return ASYM_ERR;
-        if (read_labels(yp, -1, &y, &n, &k)) return ASYM_ERR;
+        int ki;
+        if (data_join(yp, sizeof yp, s->path, names[i]) || read_labels(yp, -1, &y, &n, &ki)) return ASYM_ERR;
         free(y);
-        if (k > *classes) *classes = k;
+        if (ki > k) k = ki;
     }
-    if (*classes < 1) return asym_fail("%s: no labels", dir);
+    if (k < 1) return asym_fail("%s: no labels", s->path);
+    return npy_classes(s, k, classes);
+}
+
+int npy_splits(const AsymDataSpec *s, AsymDataset *train, AsymDataset *test, int *pooled) {
+    const char *p = s->path;
+    char xp[4096], yp[4096];
+    if (npy_layout(p, pooled, xp, sizeof xp)) return ASYM_ERR;
+    int rc = data_join(yp, sizeof yp, p, *pooled ? "y.npy" : "train_y.npy") || asym_dataset_load_npy(train, xp, yp);
+    if (!rc && !*pooled)
+        rc = data_join(xp, sizeof xp, p, "test_x.npy") || data_join(yp, sizeof yp, p, "test_y.npy") || asym_dataset_load_npy(test, xp, yp);
+    /* Each file's classes are its largest label + 1; the set's are the
+     * larger of the two, or data.classes. */
+    int k = train->classes > test->classes ? train->classes : test->classes;
+    if (rc || npy_classes(s, k, &k)) return ASYM_ERR;
+    train->classes = test->classes = k;
     return ASYM_OK;
 }

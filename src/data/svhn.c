@@ -169,66 +169,35 @@ static int mat5_inflate_check(const char *path, FILE *f, size_t off, size_t n, i
     return rc;
 }
 
-/* The MAT 5 header and every top-level element: each must end within the
- * file and be a variable (plain or compressed, whose zlib stream must
- * inflate whole) of a real numeric array whose data fits its dimensions. */
-static int mat5_check(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return asym_fail("%s: cannot open: %s", path, strerror(errno));
-    size_t size;
-    uint8_t h[128], *head = NULL;
-    int rc = ASYM_ERR;
-    if (data_file_size(path, &size)) goto done;
-    if (size < 128 || fread(h, 1, 128, f) != 128) {
-        asym_fail("%s: %zu bytes, too short for a MAT-file header (128 bytes)", path, size);
-        goto done;
-    }
+/* The MAT 5 header and every top-level element of the open file f of size
+ * bytes: each must end within the file and be a variable (plain or
+ * compressed, whose zlib stream must inflate whole) of a real numeric
+ * array whose data fits its dimensions. head: MAT_HEAD bytes of room. */
+static int mat5_walk(const char *path, FILE *f, size_t size, uint8_t *head) {
+    uint8_t h[128], tag[8];
+    if (size < 128 || fread(h, 1, 128, f) != 128) return asym_fail("%s: %zu bytes, too short for a MAT-file header (128 bytes)", path, size);
     int swap;
     if (h[126] == 'I' && h[127] == 'M') swap = 0;
     else if (h[126] == 'M' && h[127] == 'I') swap = 1;
-    else {
-        asym_fail("%s: offset 126: not a MATLAB 5/7 MAT-file (no endian indicator 'IM' or 'MI')", path);
-        goto done;
-    }
+    else return asym_fail("%s: offset 126: not a MATLAB 5/7 MAT-file (no endian indicator 'IM' or 'MI')", path);
     unsigned version = swap ? (unsigned)h[124] << 8 | h[125] : (unsigned)h[125] << 8 | h[124];
-    if (version == 0x0200) {
-        asym_fail("%s: offset 124: a MATLAB 7.3 (HDF5) MAT-file; re-save it with save -v7 (MAT 5/7 files are read)", path);
-        goto done;
-    }
-    if (version != 0x0100) {
-        asym_fail("%s: offset 124: MAT-file version 0x%04x not supported (0x0100: MATLAB 5/7)", path, version);
-        goto done;
-    }
-    if (!(head = malloc(MAT_HEAD))) {
-        asym_fail("%s: out of memory", path);
-        goto done;
-    }
-    size_t off = 128;
-    uint8_t tag[8];
-    while (off < size) {
-        if (size - off < 8 || fseek(f, (long)off, SEEK_SET) != 0 || fread(tag, 1, 8, f) != 8) {
-            asym_fail("%s: offset %zu: truncated element tag (%zu bytes left; truncated?)", path, off, size - off);
-            goto done;
-        }
+    if (version == 0x0200)
+        return asym_fail("%s: offset 124: a MATLAB 7.3 (HDF5) MAT-file; re-save it with save -v7 (MAT 5/7 files are read)", path);
+    if (version != 0x0100) return asym_fail("%s: offset 124: MAT-file version 0x%04x not supported (0x0100: MATLAB 5/7)", path, version);
+    for (size_t off = 128; off < size;) {
+        if (size - off < 8 || fseek(f, (long)off, SEEK_SET) != 0 || fread(tag, 1, 8, f) != 8)
+            return asym_fail("%s: offset %zu: truncated element tag (%zu bytes left; truncated?)", path, off, size - off);
         uint32_t type = rd32(tag, swap), nbytes = rd32(tag + 4, swap);
-        if (type != 14 && type != 15) {
-            asym_fail("%s: offset %zu: a top-level element of type %u (expected a variable: miMATRIX or miCOMPRESSED)", path, off, type);
-            goto done;
-        }
-        if (nbytes > size - off - 8) {
-            asym_fail("%s: offset %zu: element of %u bytes runs past the end of the file (%zu bytes; truncated?)", path, off,
-                      nbytes, size);
-            goto done;
-        }
+        if (type != 14 && type != 15)
+            return asym_fail("%s: offset %zu: a top-level element of type %u (expected a variable: miMATRIX or miCOMPRESSED)", path, off, type);
+        if (nbytes > size - off - 8)
+            return asym_fail("%s: offset %zu: element of %u bytes runs past the end of the file (%zu bytes; truncated?)", path, off, nbytes, size);
         if (type == 15) {
-            if (mat5_inflate_check(path, f, off, nbytes, swap)) goto done;
+            if (mat5_inflate_check(path, f, off, nbytes, swap)) return ASYM_ERR;
         } else {
             size_t k = nbytes < MAT_HEAD ? nbytes : MAT_HEAD;
-            if (fread(head, 1, k, f) != k) {
-                asym_fail("%s: offset %zu: read error", path, off + 8);
-                goto done;
-            }
-            if (matrix_check(path, off + 8, head, k, nbytes, swap)) goto done;
+            if (fread(head, 1, k, f) != k) return asym_fail("%s: offset %zu: read error", path, off + 8);
+            if (matrix_check(path, off + 8, head, k, nbytes, swap)) return ASYM_ERR;
         }
         /* Uncompressed elements are padded to 8 bytes; the last one may
          * lack its padding. */
@@ -236,8 +205,16 @@ static int mat5_check(const char *path) {
         if (type != 15) len = (len + 7) & ~(size_t)7;
         off = len > size - off ? size : off + len;
     }
-    rc = ASYM_OK;
-done:
+    return ASYM_OK;
+}
+
+static int mat5_check(const char *path) {
+    size_t size;
+    uint8_t *head = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return asym_fail("%s: cannot open: %s", path, strerror(errno));
+    int rc = data_file_size(path, &size);
+    if (!rc) rc = (head = malloc(MAT_HEAD)) ? mat5_walk(path, f, size, head) : asym_fail("%s: out of memory", path);
     free(head);
     fclose(f);
     return rc;
@@ -285,10 +262,59 @@ static int is_numeric(int c) {
            c == MAT_C_UINT16 || c == MAT_C_INT32 || c == MAT_C_UINT32 || c == MAT_C_INT64 || c == MAT_C_UINT64;
 }
 
+/* X must be 32 x 32 x 3 x N uint8 and y N x 1 real numbers, within what
+ * the file of fsize bytes can hold: checked before anything is read. */
+static int svhn_check_vars(const char *path, size_t fsize, const matvar_t *xv, const matvar_t *yv, size_t *n_out, size_t *esz) {
+    /* MATLAB drops a trailing 1, so N = 1 is 3-D. */
+    size_t n = xv->rank == 4 ? xv->dims[3] : 1;
+    if (xv->class_type != MAT_C_UINT8 || xv->isComplex || xv->isLogical)
+        return asym_fail("%s: X is %s%s, expected uint8", path, xv->isComplex ? "complex " : "", xv->isLogical ? "logical" : class_name(xv->class_type));
+    if ((xv->rank != 4 && xv->rank != 3) || xv->dims[0] != 32 || xv->dims[1] != 32 || xv->dims[2] != 3 || n == 0) {
+        char desc[96] = "";
+        for (int i = 0, l = 0; i < xv->rank && i < 6 && l < (int)sizeof desc; i++)
+            l += snprintf(desc + l, sizeof desc - l, "%s%zu", i ? "x" : "", xv->dims[i]);
+        return asym_fail("%s: X is %s%s, expected 32x32x3xN", path, desc, xv->rank > 6 ? "x..." : "");
+    }
+    /* matio reads with int counts; the bytes must also fit the file. */
+    if (n > (size_t)0x7fffffff / SVHN_PIX ||
+        n * SVHN_PIX > (xv->compression == MAT_COMPRESSION_NONE ? fsize : fsize * (size_t)DEFLATE_RATIO))
+        return asym_fail("%s: X claims %zu images, more than the file of %zu bytes can hold", path, n, fsize);
+    size_t ny = yv->rank >= 1 ? 1 : 0;
+    for (int i = 0; i < yv->rank; i++) ny *= yv->dims[i];
+    if (!is_numeric(yv->class_type) || yv->isComplex || yv->rank != 2 || (yv->dims[0] != 1 && yv->dims[1] != 1) || ny != n)
+        return asym_fail("%s: y is %s%s with %zu entries, expected N x 1 real labels for the %zu images of X", path,
+                         yv->isComplex ? "complex " : "", class_name(yv->class_type), ny, n);
+    *esz = Mat_SizeOfClass(yv->class_type);
+    if (*esz == 0 || n * *esz > (yv->compression == MAT_COMPRESSION_NONE ? fsize : fsize * (size_t)DEFLATE_RATIO))
+        return asym_fail("%s: y claims %zu labels, more than the file of %zu bytes can hold", path, n, fsize);
+    *n_out = n;
+    return ASYM_OK;
+}
+
+/* The n images read into d: labels 1..10 (10 for the digit 0) of class
+ * cls, pixels column-major (row, col, ch, image) to (image, ch, row, col). */
+static int svhn_fill(AsymDataset *d, const char *path, const uint8_t *pix, const void *lab, int cls, size_t n) {
+    if (data_alloc(d, path, n, 3, 32, 32, 10)) return ASYM_ERR;
+    for (size_t i = 0; i < n; i++) {
+        double v = num_at(lab, cls, i);
+        if (!(v >= 1 && v <= 10) || v != (double)(int)v)
+            return asym_fail("%s: y(%zu) = %g, expected a label 1..10 (10 for the digit 0)", path, i + 1, v);
+        d->y[i] = (int)v == 10 ? 0 : (int)v;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *src = pix + i * SVHN_PIX;
+        float *dst = d->x + i * SVHN_PIX;
+        for (int ch = 0; ch < 3; ch++)
+            for (int r = 0; r < 32; r++)
+                for (int c = 0; c < 32; c++) dst[ch * 1024 + r * 32 + c] = src[r + 32 * c + 1024 * ch] / 255.0f;
+    }
+    return ASYM_OK;
+}
+
 /* Reads one .mat file into d. */
 static int svhn_read(AsymDataset *d, const char *path) {
     memset(d, 0, sizeof *d);
-    size_t fsize;
+    size_t fsize, n = 0, esz = 0;
     if (data_file_size(path, &fsize) || mat5_check(path)) return ASYM_ERR;
     Mat_LogInitFunc("asymbp", mat_log);
     mat_msg[0] = 0;
@@ -300,75 +326,19 @@ static int svhn_read(AsymDataset *d, const char *path) {
     int rc = ASYM_ERR;
     if (!(xv = Mat_VarReadInfo(mat, "X"))) {
         asym_fail("%s: no variable 'X' (SVHN cropped digits hold X, 32x32x3xN uint8, and y)", path);
-        goto done;
-    }
-    if (!(yv = Mat_VarReadInfo(mat, "y"))) {
+    } else if (!(yv = Mat_VarReadInfo(mat, "y"))) {
         asym_fail("%s: no variable 'y' (SVHN cropped digits hold X and y, Nx1 labels)", path);
-        goto done;
+    } else if (!svhn_check_vars(path, fsize, xv, yv, &n, &esz)) {
+        mat_msg[0] = 0;
+        if (!(pix = calloc(n, SVHN_PIX)) || !(lab = calloc(n, esz)))
+            asym_fail("%s: out of memory for %zu images", path, n);
+        else if (Mat_VarReadDataLinear(mat, xv, pix, 0, 1, (int)(n * SVHN_PIX)) != 0)
+            asym_fail("%s: cannot read X%s%s", path, mat_msg[0] ? ": " : "", mat_msg);
+        else if (Mat_VarReadDataLinear(mat, yv, lab, 0, 1, (int)n) != 0)
+            asym_fail("%s: cannot read y%s%s", path, mat_msg[0] ? ": " : "", mat_msg);
+        else
+            rc = svhn_fill(d, path, pix, lab, yv->class_type, n);
     }
-    /* X: 32 x 32 x 3 x N uint8; MATLAB drops a trailing 1, so N = 1 is 3-D. */
-    size_t n = xv->rank == 4 ? xv->dims[3] : 1;
-    if (xv->class_type != MAT_C_UINT8 || xv->isComplex || xv->isLogical) {
-        asym_fail("%s: X is %s%s, expected uint8", path, xv->isComplex ? "complex " : "", xv->isLogical ? "logical" : class_name(xv->class_type));
-        goto done;
-    }
-    if ((xv->rank != 4 && xv->rank != 3) || xv->dims[0] != 32 || xv->dims[1] != 32 || xv->dims[2] != 3 || n == 0) {
-        char desc[96] = "";
-        for (int i = 0, l = 0; i < xv->rank && i < 6 && l < (int)sizeof desc; i++)
-            l += snprintf(desc + l, sizeof desc - l, "%s%zu", i ? "x" : "", xv->dims[i]);
-        asym_fail("%s: X is %s%s, expected 32x32x3xN", path, desc, xv->rank > 6 ? "x..." : "");
-        goto done;
-    }
-    /* matio reads with int counts; the bytes must also fit the file. */
-    if (n > (size_t)0x7fffffff / SVHN_PIX ||
-        n * SVHN_PIX > (xv->compression == MAT_COMPRESSION_NONE ? fsize : fsize * (size_t)DEFLATE_RATIO)) {
-        asym_fail("%s: X claims %zu images, more than the file of %zu bytes can hold", path, n, fsize);
-        goto done;
-    }
-    size_t ny = yv->rank >= 1 ? 1 : 0;
-    for (int i = 0; i < yv->rank; i++) ny *= yv->dims[i];
-    if (!is_numeric(yv->class_type) || yv->isComplex || yv->rank != 2 || (yv->dims[0] != 1 && yv->dims[1] != 1) || ny != n) {
-        asym_fail("%s: y is %s%s with %zu entries, expected N x 1 real labels for the %zu images of X", path,
-                  yv->isComplex ? "complex " : "", class_name(yv->class_type), ny, n);
-        goto done;
-    }
-    size_t esz = Mat_SizeOfClass(yv->class_type);
-    if (esz == 0 || n * esz > (yv->compression == MAT_COMPRESSION_NONE ? fsize : fsize * (size_t)DEFLATE_RATIO)) {
-        asym_fail("%s: y claims %zu labels, more than the file of %zu bytes can hold", path, n, fsize);
-        goto done;
-    }
-    if (!(pix = calloc(n, SVHN_PIX)) || !(lab = calloc(n, esz))) {
-        asym_fail("%s: out of memory for %zu images", path, n);
-        goto done;
-    }
-    mat_msg[0] = 0;
-    if (Mat_VarReadDataLinear(mat, xv, pix, 0, 1, (int)(n * SVHN_PIX)) != 0) {
-        asym_fail("%s: cannot read X%s%s", path, mat_msg[0] ? ": " : "", mat_msg);
-        goto done;
-    }
-    if (Mat_VarReadDataLinear(mat, yv, lab, 0, 1, (int)n) != 0) {
-        asym_fail("%s: cannot read y%s%s", path, mat_msg[0] ? ": " : "", mat_msg);
-        goto done;
-    }
-    if (data_alloc(d, path, n, 3, 32, 32, 10)) goto done;
-    for (size_t i = 0; i < n; i++) {
-        double v = num_at(lab, yv->class_type, i);
-        if (!(v >= 1 && v <= 10) || v != (double)(int)v) {
-            asym_fail("%s: y(%zu) = %g, expected a label 1..10 (10 for the digit 0)", path, i + 1, v);
-            goto done;
-        }
-        d->y[i] = (int)v == 10 ? 0 : (int)v;
-    }
-    /* Column-major (row, col, ch, image) to (image, ch, row, col). */
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *src = pix + i * SVHN_PIX;
-        float *dst = d->x + i * SVHN_PIX;
-        for (int ch = 0; ch < 3; ch++)
-            for (int r = 0; r < 32; r++)
-                for (int c = 0; c < 32; c++) dst[ch * 1024 + r * 32 + c] = src[r + 32 * c + 1024 * ch] / 255.0f;
-    }
-    rc = ASYM_OK;
-done:
     free(pix);
     free(lab);
     if (xv) Mat_VarFree(xv);
