@@ -71,18 +71,8 @@ static void report(const char *split, const AsymDataset *d, char **names, int n_
 static int info_config(const char *path, const char **sets, int n_sets) {
     AsymConfig *cfg;
     AsymExperiment ex;
-    if (asym_config_load(&cfg, path)) return cli_fail(2, asym_last_error());
-    for (int i = 0; i < n_sets; i++)
-        if (asym_config_set(cfg, sets[i])) {
-            cli_fail(2, asym_last_error());
-            asym_config_free(cfg);
-            return 2;
-        }
-    if (asym_experiment_from_config(&ex, cfg)) {
-        cli_fail(2, asym_last_error());
-        asym_config_free(cfg);
-        return 2;
-    }
+    int rc = cli_load_experiment(path, sets, n_sets, &cfg, &ex);
+    if (rc) return rc;
     /* The statistics of the pixels as read: no padding, no normalization. */
     AsymDataSpec s = ex.data;
     s.h -= 2 * s.pad;
@@ -92,7 +82,7 @@ static int info_config(const char *path, const char **sets, int n_sets) {
     s.norm_given = 0;
     AsymDataset tr, va, te;
     char **names = NULL;
-    int n_names = 0, rc = 0;
+    int n_names = 0;
     if (asym_data_load(&s, ex.seed, &tr, &va, &te)) {
         rc = cli_fail(1, asym_last_error());
     } else {
@@ -107,8 +97,7 @@ static int info_config(const char *path, const char **sets, int n_sets) {
         asym_dataset_free(&va);
         asym_dataset_free(&te);
     }
-    asym_experiment_free(&ex);
-    asym_config_free(cfg);
+    cli_free_experiment(cfg, &ex);
     return rc;
 }
 

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "asymbp.h"
@@ -42,27 +41,6 @@ static void usage(FILE *f) {
             "  mpirun -np N asymbp train|sweep ...                 data-parallel training, or a sweep's runs spread over ranks\n"
             "                                                       (the MPI build, make MPI=1; docs/MPI.md)\n",
             ASYM_VERSION);
-}
-
-int cli_mkdir_p(const char *dir) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s", dir);
-    for (char *p = path + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            mkdir(path, 0755);
-            *p = '/';
-        }
-    if (mkdir(path, 0755) && errno != EEXIST) {
-        fprintf(stderr, "asymbp: %s: cannot create: %s\n", dir, strerror(errno));
-        return 1;
-    }
-    return 0;
-}
-
-int cli_fail(int code, const char *what) {
-    fprintf(stderr, "asymbp: %s\n", what);
-    return code;
 }
 
 int cli_parse(int argc, char **argv, CliArgs *a) {
@@ -110,22 +88,6 @@ int cli_parse(int argc, char **argv, CliArgs *a) {
     }
     if (!a->positional && !a->resume) {
         usage(stderr);
-        return 2;
-    }
-    return 0;
-}
-
-int cli_load_experiment(const char *path, const CliArgs *a, AsymConfig **cfg, AsymExperiment *ex) {
-    if (asym_config_load(cfg, path)) return cli_fail(2, asym_last_error());
-    for (int i = 0; i < a->n_sets; i++)
-        if (asym_config_set(*cfg, a->sets[i])) {
-            cli_fail(2, asym_last_error());
-            asym_config_free(*cfg);
-            return 2;
-        }
-    if (asym_experiment_from_config(ex, *cfg)) {
-        cli_fail(2, asym_last_error());
-        asym_config_free(*cfg);
         return 2;
     }
     return 0;

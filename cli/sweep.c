@@ -23,23 +23,6 @@
 #define MAX_RULES 16
 #define MAX_MULTS 16
 
-int cli_rule_list(const char *list, const char *cmd, char (*rules)[16], int max) {
-    char buf[256];
-    int n = 0;
-    snprintf(buf, sizeof buf, "%s", list);
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        if (n == max) return fprintf(stderr, "asymbp: %s: more than %d rules\n", cmd, max), -1;
-        if (asym_rule_parse(tok) == ASYM_RULE_DEFAULT) {
-            fprintf(stderr, "asymbp: %s: unknown rule '%s' (", cmd, tok);
-            for (int r = ASYM_RULE_BP; r < ASYM_RULE_COUNT; r++) fprintf(stderr, "%s%s", r > ASYM_RULE_BP ? ", " : "", asym_rule_name((AsymRule)r));
-            return fprintf(stderr, ")\n"), -1;
-        }
-        snprintf(rules[n++], sizeof rules[0], "%s", tok);
-    }
-    if (!n) return fprintf(stderr, "asymbp: %s: --rules is empty\n", cmd), -1;
-    return n;
-}
-
 static int mult_list(const char *list, double *m, int max) {
     char buf[256];
     int n = 0;
@@ -81,15 +64,11 @@ static int vary_parse(const char *text, Vary *v) {
 
 /* The config of one run: the file, the user's --set, the variant, then rule and lr. */
 static int load_run(const CliArgs *a, const char *rule, const char *vary, double lr, AsymConfig **cfg, AsymExperiment *ex) {
-    CliArgs one = *a;
     char set_rule[64], set_lr[64];
     snprintf(set_rule, sizeof set_rule, "rule=%.15s", rule);
     snprintf(set_lr, sizeof set_lr, "optimizer.lr=%.10g", lr);
-    if (one.n_sets + 3 > CLI_MAX_SETS) return cli_fail(2, "too many --set options");
-    if (vary) one.sets[one.n_sets++] = vary;
-    one.sets[one.n_sets++] = set_rule;
-    one.sets[one.n_sets++] = set_lr;
-    return cli_load_experiment(a->positional, &one, cfg, ex);
+    const char *more[3] = {vary, set_rule, set_lr};
+    return cli_load_args(a, more, 3, cfg, ex);
 }
 
 static int same_file(const char *p, const char *q) {
@@ -137,7 +116,7 @@ int cmd_sweep(const CliArgs *a) {
     int nv = vary.n ? vary.n : 1;
     AsymConfig *cfg;
     AsymExperiment ex;
-    int rc = cli_load_experiment(a->positional, a, &cfg, &ex);
+    int rc = cli_load_args(a, NULL, 0, &cfg, &ex);
     if (rc) return rc;
     /* the learning rate as written (a float would print 0.100000001) */
     const char *lr_text = asym_config_get(cfg, "optimizer.lr");
@@ -145,8 +124,7 @@ int cmd_sweep(const CliArgs *a) {
     char out[1024];
     if (a->out) snprintf(out, sizeof out, "%s", a->out);
     else snprintf(out, sizeof out, "runs/sweep-%s", ex.name);
-    asym_experiment_free(&ex);
-    asym_config_free(cfg);
+    cli_free_experiment(cfg, &ex);
     if (cli_mkdir_p(out)) return 1;
     int total = nr * nv * nm, diverged = 0;
     /* under mpirun (docs/MPI.md) run i goes to rank i mod P, which trains it alone */
@@ -182,8 +160,7 @@ int cmd_sweep(const CliArgs *a) {
         } else {
             rc = 1;
         }
-        asym_experiment_free(&ex);
-        asym_config_free(cfg);
+        cli_free_experiment(cfg, &ex);
         if (rc) break;
     }
     asym_dist_solo(0);

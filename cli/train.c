@@ -277,7 +277,7 @@ static int resume_run(const CliArgs *a, int *agreed) {
     }
     AsymConfig *cfg;
     AsymExperiment ex;
-    int rc = cli_load_experiment(a->positional ? a->positional : cfg_path, a, &cfg, &ex);
+    int rc = cli_load_experiment(a->positional ? a->positional : cfg_path, a->sets, a->n_sets, &cfg, &ex);
     if (rc) return rc;
     if (a->positional || a->n_sets) {
         /* the run's config.yaml becomes the new one, once the checkpoint fits it */
@@ -313,8 +313,7 @@ static int resume_run(const CliArgs *a, int *agreed) {
     if ((rc = cli_train_go(&ex, dir, a->quiet, have_ck, &sum))) goto done;
     print_result(&sum);
 done:
-    asym_experiment_free(&ex);
-    asym_config_free(cfg);
+    cli_free_experiment(cfg, &ex);
     return rc;
 }
 
@@ -336,16 +335,13 @@ static int cmd_resume(const CliArgs *a) {
     AsymExperiment ex;
     AsymSummary sum;
     /* rank 0 wrote the new config.yaml: --set is already in it */
-    CliArgs plain = *a;
-    plain.n_sets = 0;
-    int rc = cli_load_experiment(cfg_path, &plain, &cfg, &ex);
+    int rc = cli_load_experiment(cfg_path, NULL, 0, &cfg, &ex);
     if (rc) {
         asym_dist_agree(ASYM_ERR); /* in place of asym_train's first collective */
         return rc;
     }
     rc = cli_train_go(&ex, a->resume, 1, access(ck_path, F_OK) == 0, &sum);
-    asym_experiment_free(&ex);
-    asym_config_free(cfg);
+    cli_free_experiment(cfg, &ex);
     return rc;
 }
 
@@ -353,7 +349,7 @@ int cmd_train(const CliArgs *a) {
     if (a->resume) return cmd_resume(a);
     AsymConfig *cfg;
     AsymExperiment ex;
-    int rc = cli_load_experiment(a->positional, a, &cfg, &ex);
+    int rc = cli_load_args(a, NULL, 0, &cfg, &ex);
     if (rc) {
         if (asym_dist_size() > 1) asym_dist_agree(ASYM_ERR);
         return rc;
@@ -381,8 +377,7 @@ int cmd_train(const CliArgs *a) {
     if ((rc = cli_train_run(&ex, out, a->quiet || asym_dist_rank() > 0, &sum))) goto done;
     print_result(&sum);
 done:
-    asym_experiment_free(&ex);
-    asym_config_free(cfg);
+    cli_free_experiment(cfg, &ex);
     return rc;
 }
 
@@ -393,7 +388,7 @@ int cmd_eval(const CliArgs *a) {
     else snprintf(weights, sizeof weights, "%s/model.bin", a->positional);
     AsymConfig *cfg;
     AsymExperiment ex;
-    int rc = cli_load_experiment(cfg_path, a, &cfg, &ex);
+    int rc = cli_load_experiment(cfg_path, a->sets, a->n_sets, &cfg, &ex);
     if (rc) return rc;
     AsymDataset train, val, test;
     AsymNet *net = NULL;
@@ -411,7 +406,6 @@ int cmd_eval(const CliArgs *a) {
         asym_dataset_free(&test);
     }
     asym_net_free(net);
-    asym_experiment_free(&ex);
-    asym_config_free(cfg);
+    cli_free_experiment(cfg, &ex);
     return rc;
 }
