@@ -50,21 +50,14 @@ int cli_parse(int argc, char **argv, CliArgs *a) {
     for (int i = 0; i < argc; i++) {
         const char *s = argv[i];
         int has_value = i + 1 < argc;
+        /* the options that take a word */
+        const char **word = !strcmp(s, "--out") ? &a->out : !strcmp(s, "--rules") ? &a->rules : !strcmp(s, "--lr-mult") ? &a->lr_mult
+                          : !strcmp(s, "--vary") ? &a->vary : !strcmp(s, "--resume") ? &a->resume : !strcmp(s, "--weights") ? &a->weights : NULL;
         if (!strcmp(s, "--set") && has_value) {
             if (a->n_sets >= CLI_MAX_SETS) return cli_fail(2, "too many --set options");
             a->sets[a->n_sets++] = argv[++i];
-        } else if (!strcmp(s, "--out") && has_value) {
-            a->out = argv[++i];
-        } else if (!strcmp(s, "--rules") && has_value) {
-            a->rules = argv[++i];
-        } else if (!strcmp(s, "--lr-mult") && has_value) {
-            a->lr_mult = argv[++i];
-        } else if (!strcmp(s, "--vary") && has_value) {
-            a->vary = argv[++i];
-        } else if (!strcmp(s, "--resume") && has_value) {
-            a->resume = argv[++i];
-        } else if (!strcmp(s, "--weights") && has_value) {
-            a->weights = argv[++i];
+        } else if (word && has_value) {
+            *word = argv[++i];
         } else if ((!strcmp(s, "--batch") || !strcmp(s, "--steps")) && has_value) {
             char *end;
             long v = strtol(argv[++i], &end, 10);
