@@ -61,12 +61,11 @@ int cli_run_result(const char *run, CliRunResult *r);
  * column per data set (by_dir: per DIR); with out non-NULL also writes
  * out/table.md and out/table.csv. */
 int cli_table(const char *const *dirs, int n, const char *out, int by_dir);
-/* train.c: the training progress display shared by train and compare.
+/* train.c: the training progress display shared by train, compare and
+ * sweep, continuing the run in out from its checkpoint when resume is set.
  * SIGINT and SIGTERM stop the run after the step under way with a
  * checkpoint; the result is then 128 + the signal (sum->interrupted), 1 for
  * a failed run. */
-int cli_train_run(const AsymExperiment *ex, const char *out, int quiet, AsymSummary *sum);
-/* The same, continuing the run in out from its checkpoint when resume is set. */
 int cli_train_go(const AsymExperiment *ex, const char *out, int quiet, int resume, AsymSummary *sum);
 
 #endif

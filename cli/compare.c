@@ -37,7 +37,7 @@ int cmd_compare(const CliArgs *a) {
             return 1;
         }
         if (!a->quiet) printf("== %s\n", rules[r]);
-        int trc = cli_train_run(&ex, out, a->quiet, &sums[r]);
+        int trc = cli_train_go(&ex, out, a->quiet, 0, &sums[r]);
         ok[r] = trc == 0;
         cli_free_experiment(cfg, &ex);
         if (sums[r].interrupted) return trc; /* SIGINT/SIGTERM: the rules after it are not started */

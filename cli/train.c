@@ -146,8 +146,6 @@ int cli_train_go(const AsymExperiment *ex, const char *out, int quiet, int resum
     return 1;
 }
 
-int cli_train_run(const AsymExperiment *ex, const char *out, int quiet, AsymSummary *sum) { return cli_train_go(ex, out, quiet, 0, sum); }
-
 /* What differs between the build that made a run (then, version.json's
  * object) and this one (now): "commit abc (this: def), threads 4 (this: 2)"
  * into buf; 0 when nothing does. */
@@ -374,7 +372,7 @@ int cmd_train(const CliArgs *a) {
     if (asym_dist_size() > 1 && asym_dist_agree(rc)) rc = rc ? rc : 1;
     if (rc) goto done;
     AsymSummary sum;
-    if ((rc = cli_train_run(&ex, out, a->quiet || asym_dist_rank() > 0, &sum))) goto done;
+    if ((rc = cli_train_go(&ex, out, a->quiet || asym_dist_rank() > 0, 0, &sum))) goto done;
     print_result(&sum);
 done:
     cli_free_experiment(cfg, &ex);
