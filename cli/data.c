@@ -38,11 +38,8 @@ static void report(const char *split, const AsymDataset *d, char **names, int n_
     float *mean = calloc((size_t)d->c, sizeof *mean), *std = calloc((size_t)d->c, sizeof *std);
     int *count = calloc((size_t)d->classes, sizeof *count);
     if (!mean || !std || !count) {
-        free(mean);
-        free(std);
-        free(count);
         printf("  (out of memory for the statistics)\n");
-        return;
+        goto done;
     }
     asym_dataset_stats(d, mean, std);
     print_values(d->c > 4 ? "mean (per feature):" : "mean:", mean, d->c);
@@ -63,6 +60,7 @@ static void report(const char *split, const AsymDataset *d, char **names, int n_
         col += l;
     }
     printf("\n");
+done:
     free(mean);
     free(std);
     free(count);
