@@ -32,6 +32,8 @@ int cmd_angles(int argc, char **argv);
 /* common.c: what the subcommands share. */
 /* Prints "asymbp: what" to stderr and returns code. */
 int cli_fail(int code, const char *what);
+/* The same with what formatted as by printf. */
+int cli_failf(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* mkdir -p; prints the error and returns 1 on failure. */
 int cli_mkdir_p(const char *dir);
 /* Loads CONFIG, applies the --set overrides sets, resolves the experiment;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,17 @@ int cli_fail(int code, const char *what) {
     return code;
 }
 
+int cli_failf(int code, const char *fmt, ...) {
+    va_list ap;
+    char *what = NULL;
+    va_start(ap, fmt);
+    if (vasprintf(&what, fmt, ap) < 0) what = NULL;
+    va_end(ap);
+    cli_fail(code, what ? what : fmt);
+    free(what);
+    return code;
+}
+
 int cli_mkdir_p(const char *dir) {
     char path[1024];
     snprintf(path, sizeof path, "%s", dir);
@@ -25,10 +37,7 @@ int cli_mkdir_p(const char *dir) {
             mkdir(path, 0755);
             *p = '/';
         }
-    if (mkdir(path, 0755) && errno != EEXIST) {
-        fprintf(stderr, "asymbp: %s: cannot create: %s\n", dir, strerror(errno));
-        return 1;
-    }
+    if (mkdir(path, 0755) && errno != EEXIST) return cli_failf(1, "%s: cannot create: %s", dir, strerror(errno));
     return 0;
 }
 
@@ -64,7 +73,7 @@ int cli_rule_list(const char *list, const char *cmd, char (*rules)[16], int max)
     int n = 0;
     snprintf(buf, sizeof buf, "%s", list);
     for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        if (n == max) return fprintf(stderr, "asymbp: %s: more than %d rules\n", cmd, max), -1;
+        if (n == max) return cli_failf(-1, "%s: more than %d rules", cmd, max);
         if (asym_rule_parse(tok) == ASYM_RULE_DEFAULT) {
             fprintf(stderr, "asymbp: %s: unknown rule '%s' (", cmd, tok);
             for (int r = ASYM_RULE_BP; r < ASYM_RULE_COUNT; r++) fprintf(stderr, "%s%s", r > ASYM_RULE_BP ? ", " : "", asym_rule_name((AsymRule)r));
@@ -72,7 +81,7 @@ int cli_rule_list(const char *list, const char *cmd, char (*rules)[16], int max)
         }
         snprintf(rules[n++], sizeof rules[0], "%s", tok);
     }
-    if (!n) return fprintf(stderr, "asymbp: %s: --rules is empty\n", cmd), -1;
+    if (!n) return cli_failf(-1, "%s: --rules is empty", cmd);
     return n;
 }
 
@@ -116,19 +125,15 @@ int cli_run_result(const char *run, CliRunResult *r) {
     json_decref(s);
     snprintf(path, sizeof path, "%s/log.jsonl", run);
     FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "asymbp: %s: cannot read: %s\n", path, strerror(errno));
-        return -1;
-    }
+    if (!f) return cli_failf(-1, "%s: cannot read: %s", path, strerror(errno));
     char *line = NULL;
     size_t cap = 0;
     int rc = 1;
     for (long no = 1; getline(&line, &cap, f) >= 0; no++) {
         json_t *e = json_loads(line, 0, &jerr);
         if (!json_is_object(e)) {
-            fprintf(stderr, "asymbp: %s:%ld: not a JSON object: %s\n", path, no, e ? "another JSON value" : jerr.text);
+            rc = cli_failf(-1, "%s:%ld: not a JSON object: %s", path, no, e ? "another JSON value" : jerr.text);
             json_decref(e);
-            rc = -1;
             break;
         }
         json_t *val = json_object_get(e, "val_err"), *test = json_object_get(e, "test_err");
@@ -141,10 +146,7 @@ int cli_run_result(const char *run, CliRunResult *r) {
         r->epochs++;
         json_decref(e);
     }
-    if (rc == 1 && ferror(f)) {
-        fprintf(stderr, "asymbp: %s: cannot read: %s\n", path, strerror(errno));
-        rc = -1;
-    }
+    if (rc == 1 && ferror(f)) rc = cli_failf(-1, "%s: cannot read: %s", path, strerror(errno));
     free(line);
     fclose(f);
     if (rc == 1) data_label(run, r->data, sizeof r->data);

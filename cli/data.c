@@ -168,10 +168,7 @@ int cmd_data(int argc, char **argv) {
             char *end;
             long h = strtol(argv[++i], &end, 10), w = h;
             if (*end == ',' || *end == 'x') w = strtol(end + 1, &end, 10);
-            if (*end || h < 1 || h > 4096 || w < 1 || w > 4096) {
-                fprintf(stderr, "asymbp: data info: --size: expected H or H,W (1 to 4096), got '%s'\n", argv[i]);
-                return 2;
-            }
+            if (*end || h < 1 || h > 4096 || w < 1 || w > 4096) return cli_failf(2, "data info: --size: expected H or H,W (1 to 4096), got '%s'", argv[i]);
             s.opt.size_h = (int)h;
             s.opt.size_w = (int)w;
             path_opts = 1;
@@ -179,10 +176,7 @@ int cmd_data(int argc, char **argv) {
             s.opt.grayscale = path_opts = 1;
         } else if (!strcmp(a, "--label") && more) {
             const char *v = argv[++i];
-            if (strcmp(v, "fine") && strcmp(v, "coarse")) {
-                fprintf(stderr, "asymbp: data info: --label: expected fine or coarse, got '%s'\n", v);
-                return 2;
-            }
+            if (strcmp(v, "fine") && strcmp(v, "coarse")) return cli_failf(2, "data info: --label: expected fine or coarse, got '%s'", v);
             s.opt.coarse = !strcmp(v, "coarse");
             path_opts = 1;
         } else if (!strcmp(a, "--exclude") && more) {
@@ -203,13 +197,11 @@ int cmd_data(int argc, char **argv) {
             if (n_sets == CLI_MAX_SETS) return cli_fail(2, "too many --set options");
             sets[n_sets++] = argv[++i];
         } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "asymbp: data info: unknown or incomplete option '%s'\n", a);
-            return 2;
+            return cli_failf(2, "data info: unknown or incomplete option '%s'", a);
         } else if (!path) {
             path = a;
         } else {
-            fprintf(stderr, "asymbp: data info: unexpected argument '%s'\n", a);
-            return 2;
+            return cli_failf(2, "data info: unexpected argument '%s'", a);
         }
     }
     if (!path) {
@@ -225,10 +217,7 @@ int cmd_data(int argc, char **argv) {
         static const char *const ok[] = {"idx", "cifar10", "cifar100", "stl10", "svhn", "folder", "npy", NULL};
         int found = 0;
         for (int i = 0; ok[i]; i++) found |= !strcmp(s.format, ok[i]);
-        if (!found) {
-            fprintf(stderr, "asymbp: data info: --format: expected idx, cifar10, cifar100, stl10, svhn, folder or npy, got '%s'\n", s.format);
-            return 2;
-        }
+        if (!found) return cli_failf(2, "data info: --format: expected idx, cifar10, cifar100, stl10, svhn, folder or npy, got '%s'", s.format);
     }
     return info_path(path, &s, unlabeled);
 }

@@ -61,22 +61,17 @@ int cli_parse(int argc, char **argv, CliArgs *a) {
         } else if ((!strcmp(s, "--batch") || !strcmp(s, "--steps")) && has_value) {
             char *end;
             long v = strtol(argv[++i], &end, 10);
-            if (*end || v < (s[2] == 's' ? 0 : 1) || v > 4096) {
-                fprintf(stderr, "asymbp: %s: expected a count, got '%s'\n", s, argv[i]);
-                return 2;
-            }
+            if (*end || v < (s[2] == 's' ? 0 : 1) || v > 4096) return cli_failf(2, "%s: expected a count, got '%s'", s, argv[i]);
             if (s[2] == 'b') a->batch = (int)v;
             else a->steps = (int)v;
         } else if (!strcmp(s, "--quiet")) {
             a->quiet = 1;
         } else if (s[0] == '-' && s[1]) {
-            fprintf(stderr, "asymbp: unknown or incomplete option '%s'\n", s);
-            return 2;
+            return cli_failf(2, "unknown or incomplete option '%s'", s);
         } else if (!a->positional) {
             a->positional = s;
         } else {
-            fprintf(stderr, "asymbp: unexpected argument '%s'\n", s);
-            return 2;
+            return cli_failf(2, "unexpected argument '%s'", s);
         }
     }
     if (!a->positional && !a->resume) {

@@ -30,11 +30,11 @@ static int mult_list(const char *list, double *m, int max) {
     for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
         char *end;
         double v = strtod(tok, &end);
-        if (*end || end == tok || !(v > 0 && v < 1e9)) return fprintf(stderr, "asymbp: sweep: --lr-mult: expected positive numbers, got '%s'\n", tok), -1;
-        if (n == max) return fprintf(stderr, "asymbp: sweep: more than %d multipliers\n", max), -1;
+        if (*end || end == tok || !(v > 0 && v < 1e9)) return cli_failf(-1, "sweep: --lr-mult: expected positive numbers, got '%s'", tok);
+        if (n == max) return cli_failf(-1, "sweep: more than %d multipliers", max);
         m[n++] = v;
     }
-    if (!n) return fprintf(stderr, "asymbp: sweep: --lr-mult is empty\n"), -1;
+    if (!n) return cli_failf(-1, "sweep: --lr-mult is empty");
     return n;
 }
 
@@ -50,13 +50,13 @@ static int vary_parse(const char *text, Vary *v) {
     if (!text) return 0;
     const char *eq = strchr(text, '=');
     if (!eq || eq == text || (size_t)(eq - text) >= sizeof v->key || !eq[1])
-        return fprintf(stderr, "asymbp: sweep: --vary: expected KEY=V1,V2,..., got '%s'\n", text), -1;
+        return cli_failf(-1, "sweep: --vary: expected KEY=V1,V2,..., got '%s'", text);
     memcpy(v->key, text, (size_t)(eq - text));
     char buf[1024];
     snprintf(buf, sizeof buf, "%s", eq + 1);
     for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
         if (v->n == MAX_VARY || strlen(tok) >= sizeof v->values[0] || strchr(tok, '/'))
-            return fprintf(stderr, "asymbp: sweep: --vary: at most %d values without '/', each under 64 characters\n", MAX_VARY), -1;
+            return cli_failf(-1, "sweep: --vary: at most %d values without '/', each under 64 characters", MAX_VARY);
         snprintf(v->values[v->n++], sizeof v->values[0], "%s", tok);
     }
     return v->n ? 0 : -1;
@@ -155,8 +155,7 @@ int cmd_sweep(const CliArgs *a) {
             if (trc && sum.diverged) printf("[%d/%d] %s, lr x%g: diverged; the sweep goes on\n", k, total, label, mults[m]), diverged++;
             else if (trc) rc = trc; /* a failure, or 128 + signal: SIGINT/SIGTERM stop the sweep with a checkpoint */
         } else if (done == -1) {
-            fprintf(stderr, "asymbp: sweep: %s holds a finished run of another configuration (its config.yaml differs); use another --out\n", dir);
-            rc = 2;
+            rc = cli_failf(2, "sweep: %s holds a finished run of another configuration (its config.yaml differs); use another --out", dir);
         } else {
             rc = 1;
         }

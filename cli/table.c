@@ -82,7 +82,7 @@ static int collect_dir(Table *t, const char *dir, int depth, const char *column)
     CliRunResult r;
     if (is_file(dir, "summary.json")) {
         int got = cli_run_result(dir, &r);
-        if (got == 0) fprintf(stderr, "asymbp: %s/summary.json: not valid JSON\n", dir);
+        if (got == 0) cli_failf(1, "%s/summary.json: not valid JSON", dir);
         if (got <= 0) return 1;
         if (column) snprintf(r.data, sizeof r.data, "%s", column);
         /* a sweep's run, RULE[@KEY=V]/lr_xMULT, is labelled by its parent folder */
@@ -100,10 +100,7 @@ static int collect_dir(Table *t, const char *dir, int depth, const char *column)
     }
     if (depth == 2) return 0;
     DIR *d = opendir(dir);
-    if (!d) {
-        fprintf(stderr, "asymbp: %s: %s\n", dir, strerror(errno));
-        return 1;
-    }
+    if (!d) return cli_failf(1, "%s: %s", dir, strerror(errno));
     struct dirent *e;
     char names[256][256];
     int n = 0;
@@ -262,8 +259,7 @@ static int write_files(const Table *t, const Grid *g, const char *dir) {
     if (close_written(f)) goto fail;
     return 0;
 fail:
-    fprintf(stderr, "asymbp: %s: write failed: %s\n", path, strerror(errno));
-    return 1;
+    return cli_failf(1, "%s: write failed: %s", path, strerror(errno));
 }
 
 int cli_table(const char *const *dirs, int n, const char *out, int by_dir) {
@@ -300,7 +296,7 @@ int cmd_table(int argc, char **argv) {
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
         else if (!strcmp(argv[i], "--columns") && i + 1 < argc && (!strcmp(argv[i + 1], "dir") || !strcmp(argv[i + 1], "data"))) by_dir = !strcmp(argv[++i], "dir");
-        else if (argv[i][0] == '-') return fprintf(stderr, "asymbp: table: unknown or incomplete option '%s'\n", argv[i]), 2;
+        else if (argv[i][0] == '-') return cli_failf(2, "table: unknown or incomplete option '%s'", argv[i]);
         else if (n < 256) dirs[n++] = argv[i];
     }
     if (!n) return cli_fail(2, "usage: asymbp table DIR... [--columns data|dir] [--out DIR]: DIR is a sweep, a run or a folder of runs");
