@@ -29,10 +29,10 @@ int cmd_angles(int argc, char **argv) {
         if (!strcmp(argv[i], "--every") && i + 1 < argc) {
             char *end;
             long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > 1000000) return fprintf(stderr, "asymbp: angles: --every: expected a positive count, got '%s'\n", argv[i]), 2;
+            if (*end || v < 1 || v > 1000000) return cli_failf(2, "angles: --every: expected a positive count, got '%s'", argv[i]);
             every = (int)v;
         } else if (argv[i][0] == '-' || run) {
-            return fprintf(stderr, "asymbp: angles: unexpected argument '%s'\n", argv[i]), 2;
+            return cli_failf(2, "angles: unexpected argument '%s'", argv[i]);
         } else {
             run = argv[i];
         }
@@ -41,7 +41,7 @@ int cmd_angles(int argc, char **argv) {
     char path[1100], line[1 << 16];
     snprintf(path, sizeof path, "%s/log.jsonl", run);
     FILE *f = fopen(path, "r");
-    if (!f) return fprintf(stderr, "asymbp: %s: cannot read\n", path), 1;
+    if (!f) return cli_failf(1, "%s: cannot read", path);
     json_t *last = NULL;
     int n = 0, lineno = 0, rc = 0;
     while (fgets(line, sizeof line, f)) {

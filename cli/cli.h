@@ -19,14 +19,6 @@ typedef struct CliArgs {
 } CliArgs;
 
 int cli_parse(int argc, char **argv, CliArgs *a);
-/* Prints "asymbp: what" to stderr and returns code. */
-int cli_fail(int code, const char *what);
-/* mkdir -p; prints the error and returns 1 on failure. */
-int cli_mkdir_p(const char *dir);
-/* Loads CONFIG, applies --set overrides, resolves the experiment; prints
- * the error and returns 2 on failure (nothing to free then). */
-int cli_load_experiment(const char *path, const CliArgs *a, AsymConfig **cfg, AsymExperiment *ex);
-
 int cmd_train(const CliArgs *a);
 int cmd_eval(const CliArgs *a);
 int cmd_probe(const CliArgs *a);
@@ -37,6 +29,23 @@ int cmd_sweep(const CliArgs *a);
 int cmd_table(int argc, char **argv);
 int cmd_angles(int argc, char **argv);
 
+/* common.c: what the subcommands share. */
+/* Prints "asymbp: what" to stderr and returns code. */
+int cli_fail(int code, const char *what);
+/* The same with what formatted as by printf. */
+int cli_failf(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* mkdir -p; prints the error and returns 1 on failure. */
+int cli_mkdir_p(const char *dir);
+/* Loads CONFIG, applies the --set overrides sets, resolves the experiment;
+ * prints the error and returns 2 on failure (nothing to free then). */
+int cli_load_experiment(const char *path, const char *const *sets, int n_sets, AsymConfig **cfg, AsymExperiment *ex);
+/* The same for a's CONFIG and --set, then n more settings (a NULL one is
+ * left out, but the room for all n is needed: "too many --set options"). */
+int cli_load_args(const CliArgs *a, const char *const *more, int n, AsymConfig **cfg, AsymExperiment *ex);
+/* Frees what cli_load_experiment loaded. */
+void cli_free_experiment(AsymConfig *cfg, AsymExperiment *ex);
+/* Parses a comma-separated rule list; prints the error and returns -1. */
+int cli_rule_list(const char *list, const char *cmd, char (*rules)[16], int max);
 /* What a finished run folder holds: rule, data set, and the best error over
  * its logged epochs (validation error if logged, else test error). */
 typedef struct CliRunResult {
@@ -49,17 +58,16 @@ typedef struct CliRunResult {
  * printed, when its log.jsonl cannot be read or holds a line that is not a
  * JSON object. */
 int cli_run_result(const char *run, CliRunResult *r);
-/* Prints the results table of sweeps, runs or folders of runs, a column per
- * data set (by_dir: per DIR); with out non-NULL also writes out/table.md and
- * out/table.csv. */
+
+/* table.c: prints the results table of sweeps, runs or folders of runs, a
+ * column per data set (by_dir: per DIR); with out non-NULL also writes
+ * out/table.md and out/table.csv. */
 int cli_table(const char *const *dirs, int n, const char *out, int by_dir);
-/* Parses a comma-separated rule list; prints the error and returns -1. */
-int cli_rule_list(const char *list, const char *cmd, char (*rules)[16], int max);
-/* The training progress display shared by train and compare. SIGINT and
- * SIGTERM stop the run after the step under way with a checkpoint; the
- * result is then 128 + the signal (sum->interrupted), 1 for a failed run. */
-int cli_train_run(const AsymExperiment *ex, const char *out, int quiet, AsymSummary *sum);
-/* The same, continuing the run in out from its checkpoint when resume is set. */
+/* train.c: the training progress display shared by train, compare and
+ * sweep, continuing the run in out from its checkpoint when resume is set.
+ * SIGINT and SIGTERM stop the run after the step under way with a
+ * checkpoint; the result is then 128 + the signal (sum->interrupted), 1 for
+ * a failed run. */
 int cli_train_go(const AsymExperiment *ex, const char *out, int quiet, int resume, AsymSummary *sum);
 
 #endif

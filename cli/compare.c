@@ -22,28 +22,24 @@ int cmd_compare(const CliArgs *a) {
     AsymSummary sums[MAX_RULES];
     int ok[MAX_RULES] = {0};
     for (int r = 0; r < n; r++) {
-        CliArgs one = *a;
         char set[64];
         snprintf(set, sizeof set, "rule=%.15s", rules[r]);
-        if (one.n_sets == CLI_MAX_SETS) return cli_fail(2, "too many --set options");
-        one.sets[one.n_sets++] = set;
+        const char *more[1] = {set};
         AsymConfig *cfg;
         AsymExperiment ex;
-        int rc = cli_load_experiment(a->positional, &one, &cfg, &ex);
+        int rc = cli_load_args(a, more, 1, &cfg, &ex);
         if (rc) return rc;
         char out[1100], path[1200];
         snprintf(out, sizeof out, "%s/%s", base, rules[r]);
         snprintf(path, sizeof path, "%s/config.yaml", out);
         if (cli_mkdir_p(out) || (asym_config_write(cfg, path) && cli_fail(1, asym_last_error()))) {
-            asym_experiment_free(&ex);
-            asym_config_free(cfg);
+            cli_free_experiment(cfg, &ex);
             return 1;
         }
         if (!a->quiet) printf("== %s\n", rules[r]);
-        int trc = cli_train_run(&ex, out, a->quiet, &sums[r]);
+        int trc = cli_train_go(&ex, out, a->quiet, 0, &sums[r]);
         ok[r] = trc == 0;
-        asym_experiment_free(&ex);
-        asym_config_free(cfg);
+        cli_free_experiment(cfg, &ex);
         if (sums[r].interrupted) return trc; /* SIGINT/SIGTERM: the rules after it are not started */
     }
     printf("\n| rule | best test err | final test err | best epoch | epochs | seconds | mean angle |\n|---|---|---|---|---|---|---|\n");

@@ -38,11 +38,8 @@ static void report(const char *split, const AsymDataset *d, char **names, int n_
     float *mean = calloc((size_t)d->c, sizeof *mean), *std = calloc((size_t)d->c, sizeof *std);
     int *count = calloc((size_t)d->classes, sizeof *count);
     if (!mean || !std || !count) {
-        free(mean);
-        free(std);
-        free(count);
         printf("  (out of memory for the statistics)\n");
-        return;
+        goto done;
     }
     asym_dataset_stats(d, mean, std);
     print_values(d->c > 4 ? "mean (per feature):" : "mean:", mean, d->c);
@@ -63,6 +60,7 @@ static void report(const char *split, const AsymDataset *d, char **names, int n_
         col += l;
     }
     printf("\n");
+done:
     free(mean);
     free(std);
     free(count);
@@ -71,18 +69,8 @@ static void report(const char *split, const AsymDataset *d, char **names, int n_
 static int info_config(const char *path, const char **sets, int n_sets) {
     AsymConfig *cfg;
     AsymExperiment ex;
-    if (asym_config_load(&cfg, path)) return cli_fail(2, asym_last_error());
-    for (int i = 0; i < n_sets; i++)
-        if (asym_config_set(cfg, sets[i])) {
-            cli_fail(2, asym_last_error());
-            asym_config_free(cfg);
-            return 2;
-        }
-    if (asym_experiment_from_config(&ex, cfg)) {
-        cli_fail(2, asym_last_error());
-        asym_config_free(cfg);
-        return 2;
-    }
+    int rc = cli_load_experiment(path, sets, n_sets, &cfg, &ex);
+    if (rc) return rc;
     /* The statistics of the pixels as read: no padding, no normalization. */
     AsymDataSpec s = ex.data;
     s.h -= 2 * s.pad;
@@ -92,7 +80,7 @@ static int info_config(const char *path, const char **sets, int n_sets) {
     s.norm_given = 0;
     AsymDataset tr, va, te;
     char **names = NULL;
-    int n_names = 0, rc = 0;
+    int n_names = 0;
     if (asym_data_load(&s, ex.seed, &tr, &va, &te)) {
         rc = cli_fail(1, asym_last_error());
     } else {
@@ -107,8 +95,7 @@ static int info_config(const char *path, const char **sets, int n_sets) {
         asym_dataset_free(&va);
         asym_dataset_free(&te);
     }
-    asym_experiment_free(&ex);
-    asym_config_free(cfg);
+    cli_free_experiment(cfg, &ex);
     return rc;
 }
 
@@ -181,10 +168,7 @@ int cmd_data(int argc, char **argv) {
             char *end;
             long h = strtol(argv[++i], &end, 10), w = h;
             if (*end == ',' || *end == 'x') w = strtol(end + 1, &end, 10);
-            if (*end || h < 1 || h > 4096 || w < 1 || w > 4096) {
-                fprintf(stderr, "asymbp: data info: --size: expected H or H,W (1 to 4096), got '%s'\n", argv[i]);
-                return 2;
-            }
+            if (*end || h < 1 || h > 4096 || w < 1 || w > 4096) return cli_failf(2, "data info: --size: expected H or H,W (1 to 4096), got '%s'", argv[i]);
             s.opt.size_h = (int)h;
             s.opt.size_w = (int)w;
             path_opts = 1;
@@ -192,10 +176,7 @@ int cmd_data(int argc, char **argv) {
             s.opt.grayscale = path_opts = 1;
         } else if (!strcmp(a, "--label") && more) {
             const char *v = argv[++i];
-            if (strcmp(v, "fine") && strcmp(v, "coarse")) {
-                fprintf(stderr, "asymbp: data info: --label: expected fine or coarse, got '%s'\n", v);
-                return 2;
-            }
+            if (strcmp(v, "fine") && strcmp(v, "coarse")) return cli_failf(2, "data info: --label: expected fine or coarse, got '%s'", v);
             s.opt.coarse = !strcmp(v, "coarse");
             path_opts = 1;
         } else if (!strcmp(a, "--exclude") && more) {
@@ -216,13 +197,11 @@ int cmd_data(int argc, char **argv) {
             if (n_sets == CLI_MAX_SETS) return cli_fail(2, "too many --set options");
             sets[n_sets++] = argv[++i];
         } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "asymbp: data info: unknown or incomplete option '%s'\n", a);
-            return 2;
+            return cli_failf(2, "data info: unknown or incomplete option '%s'", a);
         } else if (!path) {
             path = a;
         } else {
-            fprintf(stderr, "asymbp: data info: unexpected argument '%s'\n", a);
-            return 2;
+            return cli_failf(2, "data info: unexpected argument '%s'", a);
         }
     }
     if (!path) {
@@ -238,10 +217,7 @@ int cmd_data(int argc, char **argv) {
         static const char *const ok[] = {"idx", "cifar10", "cifar100", "stl10", "svhn", "folder", "npy", NULL};
         int found = 0;
         for (int i = 0; ok[i]; i++) found |= !strcmp(s.format, ok[i]);
-        if (!found) {
-            fprintf(stderr, "asymbp: data info: --format: expected idx, cifar10, cifar100, stl10, svhn, folder or npy, got '%s'\n", s.format);
-            return 2;
-        }
+        if (!found) return cli_failf(2, "data info: --format: expected idx, cifar10, cifar100, stl10, svhn, folder or npy, got '%s'", s.format);
     }
     return info_path(path, &s, unlabeled);
 }

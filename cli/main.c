@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "asymbp.h"
@@ -44,27 +43,6 @@ static void usage(FILE *f) {
             ASYM_VERSION);
 }
 
-int cli_mkdir_p(const char *dir) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s", dir);
-    for (char *p = path + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            mkdir(path, 0755);
-            *p = '/';
-        }
-    if (mkdir(path, 0755) && errno != EEXIST) {
-        fprintf(stderr, "asymbp: %s: cannot create: %s\n", dir, strerror(errno));
-        return 1;
-    }
-    return 0;
-}
-
-int cli_fail(int code, const char *what) {
-    fprintf(stderr, "asymbp: %s\n", what);
-    return code;
-}
-
 int cli_parse(int argc, char **argv, CliArgs *a) {
     memset(a, 0, sizeof *a);
     a->batch = 8;
@@ -72,60 +50,32 @@ int cli_parse(int argc, char **argv, CliArgs *a) {
     for (int i = 0; i < argc; i++) {
         const char *s = argv[i];
         int has_value = i + 1 < argc;
+        /* the options that take a word */
+        const char **word = !strcmp(s, "--out") ? &a->out : !strcmp(s, "--rules") ? &a->rules : !strcmp(s, "--lr-mult") ? &a->lr_mult
+                          : !strcmp(s, "--vary") ? &a->vary : !strcmp(s, "--resume") ? &a->resume : !strcmp(s, "--weights") ? &a->weights : NULL;
         if (!strcmp(s, "--set") && has_value) {
             if (a->n_sets >= CLI_MAX_SETS) return cli_fail(2, "too many --set options");
             a->sets[a->n_sets++] = argv[++i];
-        } else if (!strcmp(s, "--out") && has_value) {
-            a->out = argv[++i];
-        } else if (!strcmp(s, "--rules") && has_value) {
-            a->rules = argv[++i];
-        } else if (!strcmp(s, "--lr-mult") && has_value) {
-            a->lr_mult = argv[++i];
-        } else if (!strcmp(s, "--vary") && has_value) {
-            a->vary = argv[++i];
-        } else if (!strcmp(s, "--resume") && has_value) {
-            a->resume = argv[++i];
-        } else if (!strcmp(s, "--weights") && has_value) {
-            a->weights = argv[++i];
+        } else if (word && has_value) {
+            *word = argv[++i];
         } else if ((!strcmp(s, "--batch") || !strcmp(s, "--steps")) && has_value) {
             char *end;
             long v = strtol(argv[++i], &end, 10);
-            if (*end || v < (s[2] == 's' ? 0 : 1) || v > 4096) {
-                fprintf(stderr, "asymbp: %s: expected a count, got '%s'\n", s, argv[i]);
-                return 2;
-            }
+            if (*end || v < (s[2] == 's' ? 0 : 1) || v > 4096) return cli_failf(2, "%s: expected a count, got '%s'", s, argv[i]);
             if (s[2] == 'b') a->batch = (int)v;
             else a->steps = (int)v;
         } else if (!strcmp(s, "--quiet")) {
             a->quiet = 1;
         } else if (s[0] == '-' && s[1]) {
-            fprintf(stderr, "asymbp: unknown or incomplete option '%s'\n", s);
-            return 2;
+            return cli_failf(2, "unknown or incomplete option '%s'", s);
         } else if (!a->positional) {
             a->positional = s;
         } else {
-            fprintf(stderr, "asymbp: unexpected argument '%s'\n", s);
-            return 2;
+            return cli_failf(2, "unexpected argument '%s'", s);
         }
     }
     if (!a->positional && !a->resume) {
         usage(stderr);
-        return 2;
-    }
-    return 0;
-}
-
-int cli_load_experiment(const char *path, const CliArgs *a, AsymConfig **cfg, AsymExperiment *ex) {
-    if (asym_config_load(cfg, path)) return cli_fail(2, asym_last_error());
-    for (int i = 0; i < a->n_sets; i++)
-        if (asym_config_set(*cfg, a->sets[i])) {
-            cli_fail(2, asym_last_error());
-            asym_config_free(*cfg);
-            return 2;
-        }
-    if (asym_experiment_from_config(ex, *cfg)) {
-        cli_fail(2, asym_last_error());
-        asym_config_free(*cfg);
         return 2;
     }
     return 0;

@@ -23,23 +23,6 @@
 #define MAX_RULES 16
 #define MAX_MULTS 16
 
-int cli_rule_list(const char *list, const char *cmd, char (*rules)[16], int max) {
-    char buf[256];
-    int n = 0;
-    snprintf(buf, sizeof buf, "%s", list);
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        if (n == max) return fprintf(stderr, "asymbp: %s: more than %d rules\n", cmd, max), -1;
-        if (asym_rule_parse(tok) == ASYM_RULE_DEFAULT) {
-            fprintf(stderr, "asymbp: %s: unknown rule '%s' (", cmd, tok);
-            for (int r = ASYM_RULE_BP; r < ASYM_RULE_COUNT; r++) fprintf(stderr, "%s%s", r > ASYM_RULE_BP ? ", " : "", asym_rule_name((AsymRule)r));
-            return fprintf(stderr, ")\n"), -1;
-        }
-        snprintf(rules[n++], sizeof rules[0], "%s", tok);
-    }
-    if (!n) return fprintf(stderr, "asymbp: %s: --rules is empty\n", cmd), -1;
-    return n;
-}
-
 static int mult_list(const char *list, double *m, int max) {
     char buf[256];
     int n = 0;
@@ -47,11 +30,11 @@ static int mult_list(const char *list, double *m, int max) {
     for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
         char *end;
         double v = strtod(tok, &end);
-        if (*end || end == tok || !(v > 0 && v < 1e9)) return fprintf(stderr, "asymbp: sweep: --lr-mult: expected positive numbers, got '%s'\n", tok), -1;
-        if (n == max) return fprintf(stderr, "asymbp: sweep: more than %d multipliers\n", max), -1;
+        if (*end || end == tok || !(v > 0 && v < 1e9)) return cli_failf(-1, "sweep: --lr-mult: expected positive numbers, got '%s'", tok);
+        if (n == max) return cli_failf(-1, "sweep: more than %d multipliers", max);
         m[n++] = v;
     }
-    if (!n) return fprintf(stderr, "asymbp: sweep: --lr-mult is empty\n"), -1;
+    if (!n) return cli_failf(-1, "sweep: --lr-mult is empty");
     return n;
 }
 
@@ -67,13 +50,13 @@ static int vary_parse(const char *text, Vary *v) {
     if (!text) return 0;
     const char *eq = strchr(text, '=');
     if (!eq || eq == text || (size_t)(eq - text) >= sizeof v->key || !eq[1])
-        return fprintf(stderr, "asymbp: sweep: --vary: expected KEY=V1,V2,..., got '%s'\n", text), -1;
+        return cli_failf(-1, "sweep: --vary: expected KEY=V1,V2,..., got '%s'", text);
     memcpy(v->key, text, (size_t)(eq - text));
     char buf[1024];
     snprintf(buf, sizeof buf, "%s", eq + 1);
     for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
         if (v->n == MAX_VARY || strlen(tok) >= sizeof v->values[0] || strchr(tok, '/'))
-            return fprintf(stderr, "asymbp: sweep: --vary: at most %d values without '/', each under 64 characters\n", MAX_VARY), -1;
+            return cli_failf(-1, "sweep: --vary: at most %d values without '/', each under 64 characters", MAX_VARY);
         snprintf(v->values[v->n++], sizeof v->values[0], "%s", tok);
     }
     return v->n ? 0 : -1;
@@ -81,15 +64,11 @@ static int vary_parse(const char *text, Vary *v) {
 
 /* The config of one run: the file, the user's --set, the variant, then rule and lr. */
 static int load_run(const CliArgs *a, const char *rule, const char *vary, double lr, AsymConfig **cfg, AsymExperiment *ex) {
-    CliArgs one = *a;
     char set_rule[64], set_lr[64];
     snprintf(set_rule, sizeof set_rule, "rule=%.15s", rule);
     snprintf(set_lr, sizeof set_lr, "optimizer.lr=%.10g", lr);
-    if (one.n_sets + 3 > CLI_MAX_SETS) return cli_fail(2, "too many --set options");
-    if (vary) one.sets[one.n_sets++] = vary;
-    one.sets[one.n_sets++] = set_rule;
-    one.sets[one.n_sets++] = set_lr;
-    return cli_load_experiment(a->positional, &one, cfg, ex);
+    const char *more[3] = {vary, set_rule, set_lr};
+    return cli_load_args(a, more, 3, cfg, ex);
 }
 
 static int same_file(const char *p, const char *q) {
@@ -137,7 +116,7 @@ int cmd_sweep(const CliArgs *a) {
     int nv = vary.n ? vary.n : 1;
     AsymConfig *cfg;
     AsymExperiment ex;
-    int rc = cli_load_experiment(a->positional, a, &cfg, &ex);
+    int rc = cli_load_args(a, NULL, 0, &cfg, &ex);
     if (rc) return rc;
     /* the learning rate as written (a float would print 0.100000001) */
     const char *lr_text = asym_config_get(cfg, "optimizer.lr");
@@ -145,8 +124,7 @@ int cmd_sweep(const CliArgs *a) {
     char out[1024];
     if (a->out) snprintf(out, sizeof out, "%s", a->out);
     else snprintf(out, sizeof out, "runs/sweep-%s", ex.name);
-    asym_experiment_free(&ex);
-    asym_config_free(cfg);
+    cli_free_experiment(cfg, &ex);
     if (cli_mkdir_p(out)) return 1;
     int total = nr * nv * nm, diverged = 0;
     /* under mpirun (docs/MPI.md) run i goes to rank i mod P, which trains it alone */
@@ -177,13 +155,11 @@ int cmd_sweep(const CliArgs *a) {
             if (trc && sum.diverged) printf("[%d/%d] %s, lr x%g: diverged; the sweep goes on\n", k, total, label, mults[m]), diverged++;
             else if (trc) rc = trc; /* a failure, or 128 + signal: SIGINT/SIGTERM stop the sweep with a checkpoint */
         } else if (done == -1) {
-            fprintf(stderr, "asymbp: sweep: %s holds a finished run of another configuration (its config.yaml differs); use another --out\n", dir);
-            rc = 2;
+            rc = cli_failf(2, "sweep: %s holds a finished run of another configuration (its config.yaml differs); use another --out", dir);
         } else {
             rc = 1;
         }
-        asym_experiment_free(&ex);
-        asym_config_free(cfg);
+        cli_free_experiment(cfg, &ex);
         if (rc) break;
     }
     asym_dist_solo(0);

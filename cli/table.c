@@ -13,7 +13,6 @@
  * the file (and the line): a table never leaves out what it could not read. */
 #include <dirent.h>
 #include <errno.h>
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,85 +26,6 @@ static int is_file(const char *dir, const char *name) {
     struct stat st;
     snprintf(path, sizeof path, "%s/%s", dir, name);
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* The data set a run used, from its config.yaml: the data folder's name
- * (fashion-mnist, cifar-10-batches-bin, ...) or the format. */
-static void data_label(const char *run, char *out, size_t n) {
-    char path[1200];
-    AsymConfig *cfg;
-    snprintf(out, n, "?");
-    snprintf(path, sizeof path, "%s/config.yaml", run);
-    if (asym_config_load(&cfg, path)) return;
-    const char *fmt = asym_config_get(cfg, "data.format"), *p = asym_config_get(cfg, "data.path");
-    if (fmt && !strcmp(fmt, "random")) {
-        snprintf(out, n, "random");
-    } else if (p) {
-        char buf[1024];
-        snprintf(buf, sizeof buf, "%s", p);
-        size_t len = strlen(buf);
-        while (len > 1 && buf[len - 1] == '/') buf[--len] = 0;
-        const char *base = strrchr(buf, '/');
-        snprintf(out, n, "%s", base ? base + 1 : buf);
-    } else {
-        snprintf(out, n, "%s", fmt ? fmt : "fashion-mnist");
-    }
-    asym_config_free(cfg);
-}
-
-/* Reads one run: its rule and time from summary.json, its best epoch from
- * log.jsonl. Returns 0 when the run has not finished (no summary), -1 when
- * its log.jsonl cannot be read or holds a line that is not a JSON object
- * (the message, naming the file and line, is printed). */
-int cli_run_result(const char *run, CliRunResult *r) {
-    char path[1200];
-    json_error_t jerr;
-    memset(r, 0, sizeof *r);
-    r->best_err = NAN;
-    snprintf(path, sizeof path, "%s/summary.json", run);
-    json_t *s = json_load_file(path, 0, &jerr);
-    if (!s) return 0;
-    const char *rule = json_string_value(json_object_get(s, "rule"));
-    snprintf(r->rule, sizeof r->rule, "%s", rule ? rule : "?");
-    snprintf(r->label, sizeof r->label, "%s", r->rule);
-    r->seconds = json_number_value(json_object_get(s, "seconds"));
-    r->diverged = json_is_true(json_object_get(s, "diverged"));
-    json_decref(s);
-    snprintf(path, sizeof path, "%s/log.jsonl", run);
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "asymbp: %s: cannot read: %s\n", path, strerror(errno));
-        return -1;
-    }
-    char *line = NULL;
-    size_t cap = 0;
-    int rc = 1;
-    for (long no = 1; getline(&line, &cap, f) >= 0; no++) {
-        json_t *e = json_loads(line, 0, &jerr);
-        if (!json_is_object(e)) {
-            fprintf(stderr, "asymbp: %s:%ld: not a JSON object: %s\n", path, no, e ? "another JSON value" : jerr.text);
-            json_decref(e);
-            rc = -1;
-            break;
-        }
-        json_t *val = json_object_get(e, "val_err"), *test = json_object_get(e, "test_err");
-        if (val) r->validation = 1;
-        json_t *m = r->validation ? val : test;
-        if (json_is_number(m) && !(json_number_value(m) >= r->best_err)) {
-            r->best_err = json_number_value(m);
-            r->epoch = (int)json_integer_value(json_object_get(e, "epoch"));
-        }
-        r->epochs++;
-        json_decref(e);
-    }
-    if (rc == 1 && ferror(f)) {
-        fprintf(stderr, "asymbp: %s: cannot read: %s\n", path, strerror(errno));
-        rc = -1;
-    }
-    free(line);
-    fclose(f);
-    if (rc == 1) data_label(run, r->data, sizeof r->data);
-    return rc;
 }
 
 typedef struct Row {
@@ -162,7 +82,7 @@ static int collect_dir(Table *t, const char *dir, int depth, const char *column)
     CliRunResult r;
     if (is_file(dir, "summary.json")) {
         int got = cli_run_result(dir, &r);
-        if (got == 0) fprintf(stderr, "asymbp: %s/summary.json: not valid JSON\n", dir);
+        if (got == 0) cli_failf(1, "%s/summary.json: not valid JSON", dir);
         if (got <= 0) return 1;
         if (column) snprintf(r.data, sizeof r.data, "%s", column);
         /* a sweep's run, RULE[@KEY=V]/lr_xMULT, is labelled by its parent folder */
@@ -180,10 +100,7 @@ static int collect_dir(Table *t, const char *dir, int depth, const char *column)
     }
     if (depth == 2) return 0;
     DIR *d = opendir(dir);
-    if (!d) {
-        fprintf(stderr, "asymbp: %s: %s\n", dir, strerror(errno));
-        return 1;
-    }
+    if (!d) return cli_failf(1, "%s: %s", dir, strerror(errno));
     struct dirent *e;
     char names[256][256];
     int n = 0;
@@ -342,8 +259,7 @@ static int write_files(const Table *t, const Grid *g, const char *dir) {
     if (close_written(f)) goto fail;
     return 0;
 fail:
-    fprintf(stderr, "asymbp: %s: write failed: %s\n", path, strerror(errno));
-    return 1;
+    return cli_failf(1, "%s: write failed: %s", path, strerror(errno));
 }
 
 int cli_table(const char *const *dirs, int n, const char *out, int by_dir) {
@@ -380,7 +296,7 @@ int cmd_table(int argc, char **argv) {
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
         else if (!strcmp(argv[i], "--columns") && i + 1 < argc && (!strcmp(argv[i + 1], "dir") || !strcmp(argv[i + 1], "data"))) by_dir = !strcmp(argv[++i], "dir");
-        else if (argv[i][0] == '-') return fprintf(stderr, "asymbp: table: unknown or incomplete option '%s'\n", argv[i]), 2;
+        else if (argv[i][0] == '-') return cli_failf(2, "table: unknown or incomplete option '%s'", argv[i]);
         else if (n < 256) dirs[n++] = argv[i];
     }
     if (!n) return cli_fail(2, "usage: asymbp table DIR... [--columns data|dir] [--out DIR]: DIR is a sweep, a run or a folder of runs");

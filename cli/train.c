@@ -146,8 +146,6 @@ int cli_train_go(const AsymExperiment *ex, const char *out, int quiet, int resum
     return 1;
 }
 
-int cli_train_run(const AsymExperiment *ex, const char *out, int quiet, AsymSummary *sum) { return cli_train_go(ex, out, quiet, 0, sum); }
-
 /* What differs between the build that made a run (then, version.json's
  * object) and this one (now): "commit abc (this: def), threads 4 (this: 2)"
  * into buf; 0 when nothing does. */
@@ -277,7 +275,7 @@ static int resume_run(const CliArgs *a, int *agreed) {
     }
     AsymConfig *cfg;
     AsymExperiment ex;
-    int rc = cli_load_experiment(a->positional ? a->positional : cfg_path, a, &cfg, &ex);
+    int rc = cli_load_experiment(a->positional ? a->positional : cfg_path, a->sets, a->n_sets, &cfg, &ex);
     if (rc) return rc;
     if (a->positional || a->n_sets) {
         /* the run's config.yaml becomes the new one, once the checkpoint fits it */
@@ -313,8 +311,7 @@ static int resume_run(const CliArgs *a, int *agreed) {
     if ((rc = cli_train_go(&ex, dir, a->quiet, have_ck, &sum))) goto done;
     print_result(&sum);
 done:
-    asym_experiment_free(&ex);
-    asym_config_free(cfg);
+    cli_free_experiment(cfg, &ex);
     return rc;
 }
 
@@ -336,16 +333,13 @@ static int cmd_resume(const CliArgs *a) {
     AsymExperiment ex;
     AsymSummary sum;
     /* rank 0 wrote the new config.yaml: --set is already in it */
-    CliArgs plain = *a;
-    plain.n_sets = 0;
-    int rc = cli_load_experiment(cfg_path, &plain, &cfg, &ex);
+    int rc = cli_load_experiment(cfg_path, NULL, 0, &cfg, &ex);
     if (rc) {
         asym_dist_agree(ASYM_ERR); /* in place of asym_train's first collective */
         return rc;
     }
     rc = cli_train_go(&ex, a->resume, 1, access(ck_path, F_OK) == 0, &sum);
-    asym_experiment_free(&ex);
-    asym_config_free(cfg);
+    cli_free_experiment(cfg, &ex);
     return rc;
 }
 
@@ -353,7 +347,7 @@ int cmd_train(const CliArgs *a) {
     if (a->resume) return cmd_resume(a);
     AsymConfig *cfg;
     AsymExperiment ex;
-    int rc = cli_load_experiment(a->positional, a, &cfg, &ex);
+    int rc = cli_load_args(a, NULL, 0, &cfg, &ex);
     if (rc) {
         if (asym_dist_size() > 1) asym_dist_agree(ASYM_ERR);
         return rc;
@@ -378,11 +372,10 @@ int cmd_train(const CliArgs *a) {
     if (asym_dist_size() > 1 && asym_dist_agree(rc)) rc = rc ? rc : 1;
     if (rc) goto done;
     AsymSummary sum;
-    if ((rc = cli_train_run(&ex, out, a->quiet || asym_dist_rank() > 0, &sum))) goto done;
+    if ((rc = cli_train_go(&ex, out, a->quiet || asym_dist_rank() > 0, 0, &sum))) goto done;
     print_result(&sum);
 done:
-    asym_experiment_free(&ex);
-    asym_config_free(cfg);
+    cli_free_experiment(cfg, &ex);
     return rc;
 }
 
@@ -393,7 +386,7 @@ int cmd_eval(const CliArgs *a) {
     else snprintf(weights, sizeof weights, "%s/model.bin", a->positional);
     AsymConfig *cfg;
     AsymExperiment ex;
-    int rc = cli_load_experiment(cfg_path, a, &cfg, &ex);
+    int rc = cli_load_experiment(cfg_path, a->sets, a->n_sets, &cfg, &ex);
     if (rc) return rc;
     AsymDataset train, val, test;
     AsymNet *net = NULL;
@@ -411,7 +404,6 @@ int cmd_eval(const CliArgs *a) {
         asym_dataset_free(&test);
     }
     asym_net_free(net);
-    asym_experiment_free(&ex);
-    asym_config_free(cfg);
+    cli_free_experiment(cfg, &ex);
     return rc;
 }

@@ -9,6 +9,9 @@
 #include "data/data.h"
 #include "layers/layers.h"
 
+/* Choices that more than one key offers. */
+static const char *const INITS[] = {"torch", "xavier_uniform", "xavier_normal", "he_uniform", "he_normal", NULL};
+static const char *const SHORTCUTS[] = {"A", "B", NULL};
 
 static int choice_index(const char *const *choices, const char *v) {
     for (int i = 0; choices[i]; i++)
@@ -36,7 +39,6 @@ static int read_rule(const Cfg *c, CfgNode *map, const char *pre, const char *ke
 
 /* The `feedback` section and `rule_overrides` (see docs/CONFIG.md). */
 static int read_feedback(const Cfg *c, CfgNode *root, AsymNetSpec *s) {
-    static const char *const INITS[] = {"torch", "xavier_uniform", "xavier_normal", "he_uniform", "he_normal", NULL};
     static const char *const NOISE[] = {"uniform", "normal", "orthogonal", NULL};
     AsymFeedbackSpec *f = &s->fb;
     asym_feedback_defaults(f);
@@ -93,6 +95,79 @@ static int read_feedback(const Cfg *c, CfgNode *root, AsymNetSpec *s) {
     return ASYM_OK;
 }
 
+/* lr_scale of a weight layer: 0 in the file freezes it, stored as -1 (0 in
+ * a spec means the default). */
+static int read_lr_scale(const Cfg *c, CfgNode *item, const char *pre, AsymLayerSpec *l) {
+    GET_FLOAT(item, pre, "lr_scale", 1.0, 0.0, 1e6, l->lr_scale);
+    if (l->lr_scale == 0) l->lr_scale = -1.0f;
+    return ASYM_OK;
+}
+
+/* A layer written as its type alone ("relu"), with the map form's defaults. */
+static int read_bare_layer(const Cfg *c, CfgNode *item, const char *pre, float bn_momentum, AsymLayerSpec *l) {
+    const char *type = item->value;
+    item->used = 1;
+    if (!(l->kind = layer_kind_parse(type))) return cfg_error(c, item, pre, "unknown layer type '%s'", type);
+    if (l->kind == ASYM_FC || l->kind == ASYM_CONV || l->kind == ASYM_RESBLOCK)
+        return cfg_error(c, item, pre, "layer '%s' needs settings: write it as {type: %s, ...}", type, type);
+    if (l->kind == ASYM_MAXPOOL || l->kind == ASYM_AVGPOOL) l->k = l->stride = 2;
+    if (l->kind == ASYM_DROPOUT) l->p = 0.5f;
+    l->eps = 1e-5f;
+    l->momentum = bn_momentum;
+    return ASYM_OK;
+}
+
+static int read_resblock(const Cfg *c, CfgNode *item, const char *pre, float bn_momentum, AsymLayerSpec *l) {
+    const char *sc;
+    GET_INT(item, pre, "out", -1, 1, 1 << 20, l->out);
+    if (l->out < 0) return cfg_error(c, item, pre, "resblock needs 'out'");
+    GET_INT(item, pre, "stride", 1, 1, 64, l->stride);
+    if (cfg_get_str(c, item, pre, "shortcut", "A", SHORTCUTS, &sc)) return ASYM_ERR;
+    l->shortcut = sc[0] == 'A' ? ASYM_SHORTCUT_A : ASYM_SHORTCUT_B;
+    if (cfg_get_bool(c, item, pre, "bottleneck", 0, &l->bottleneck)) return ASYM_ERR;
+    if (read_lr_scale(c, item, pre, l)) return ASYM_ERR;
+    l->momentum = bn_momentum;
+    return ASYM_OK;
+}
+
+/* The settings of a layer in map form, by its kind. */
+static int read_layer_keys(const Cfg *c, CfgNode *item, const char *pre, float bn_momentum, AsymLayerSpec *l) {
+    switch (l->kind) {
+    case ASYM_FC:
+        GET_INT(item, pre, "out", -1, 1, 1 << 24, l->out);
+        if (l->out < 0) return cfg_error(c, item, pre, "fc needs 'out'");
+        if (cfg_get_bool(c, item, pre, "bias", 1, &l->bias)) return ASYM_ERR;
+        return read_lr_scale(c, item, pre, l);
+    case ASYM_CONV:
+        GET_INT(item, pre, "out", -1, 1, 1 << 20, l->out);
+        GET_INT(item, pre, "k", -1, 1, 1024, l->k);
+        if (l->out < 0 || l->k < 0) return cfg_error(c, item, pre, "conv needs 'out' and 'k'");
+        GET_INT(item, pre, "stride", 1, 1, 1024, l->stride);
+        GET_INT(item, pre, "pad", 0, 0, 1024, l->pad);
+        if (cfg_get_bool(c, item, pre, "bias", 1, &l->bias)) return ASYM_ERR;
+        return read_lr_scale(c, item, pre, l);
+    case ASYM_MAXPOOL:
+    case ASYM_AVGPOOL: {
+        int global;
+        if (cfg_get_bool(c, item, pre, "global", 0, &global)) return ASYM_ERR;
+        GET_INT(item, pre, "k", global ? 0 : 2, 1, 1024, l->k);
+        GET_INT(item, pre, "stride", l->k, 1, 1024, l->stride);
+        GET_INT(item, pre, "pad", 0, 0, 1024, l->pad);
+        if (global) l->k = 0, l->stride = 1, l->pad = 0;
+        return ASYM_OK;
+    }
+    case ASYM_BATCHNORM:
+        GET_FLOAT(item, pre, "momentum", bn_momentum, 0.0, 1.0, l->momentum);
+        GET_FLOAT(item, pre, "eps", 1e-5, 1e-12, 1.0, l->eps);
+        return ASYM_OK;
+    case ASYM_DROPOUT:
+        GET_FLOAT(item, pre, "p", 0.5, 0.0, 0.999, l->p);
+        return ASYM_OK;
+    case ASYM_RESBLOCK: return read_resblock(c, item, pre, bn_momentum, l);
+    default: return ASYM_OK;
+    }
+}
+
 /* One item of model.layers: "relu" or {type: conv, out: 6, k: 5, ...}. */
 static int read_layer(const Cfg *c, CfgNode *item, int index, float bn_momentum, AsymLayerSpec *l) {
     char pre[64];
@@ -100,22 +175,10 @@ static int read_layer(const Cfg *c, CfgNode *item, int index, float bn_momentum,
     memset(l, 0, sizeof *l);
     l->line = item->line;
     l->lr_scale = 1.0f;
+    if (item->kind == CFG_SCALAR) return read_bare_layer(c, item, pre, bn_momentum, l);
+    if (item->kind != CFG_MAP) return cfg_error(c, item, pre, "expected a layer type or a map with 'type'");
     const char *type, *kinds[32];
     int n_kinds = kind_names(kinds, 32);
-    if (item->kind == CFG_SCALAR) {
-        item->used = 1;
-        type = item->value;
-        if (!(l->kind = layer_kind_parse(type))) return cfg_error(c, item, pre, "unknown layer type '%s'", type);
-        if (l->kind == ASYM_FC || l->kind == ASYM_CONV || l->kind == ASYM_RESBLOCK)
-            return cfg_error(c, item, pre, "layer '%s' needs settings: write it as {type: %s, ...}", type, type);
-        /* the defaults of the map form */
-        if (l->kind == ASYM_MAXPOOL || l->kind == ASYM_AVGPOOL) l->k = l->stride = 2;
-        if (l->kind == ASYM_DROPOUT) l->p = 0.5f;
-        l->eps = 1e-5f;
-        l->momentum = bn_momentum;
-        return ASYM_OK;
-    }
-    if (item->kind != CFG_MAP) return cfg_error(c, item, pre, "expected a layer type or a map with 'type'");
     if (cfg_get_str(c, item, pre, "type", NULL, kinds, &type)) return ASYM_ERR;
     if (!type) {
         char list[256];
@@ -125,64 +188,10 @@ static int read_layer(const Cfg *c, CfgNode *item, int index, float bn_momentum,
     }
     l->kind = layer_kind_parse(type);
     CfgNode *rule = cfg_child(item, "rule");
-    if (rule) {
-        if (l->kind != ASYM_FC && l->kind != ASYM_CONV && l->kind != ASYM_RESBLOCK)
-            return cfg_error(c, rule, pre, "a '%s' layer has no weights, so it takes no feedback rule", type);
-        if (read_rule(c, item, pre, "rule", &l->rule)) return ASYM_ERR;
-    }
-    switch (l->kind) {
-    case ASYM_FC:
-        GET_INT(item, pre, "out", -1, 1, 1 << 24, l->out);
-        if (l->out < 0) return cfg_error(c, item, pre, "fc needs 'out'");
-        if (cfg_get_bool(c, item, pre, "bias", 1, &l->bias)) return ASYM_ERR;
-        GET_FLOAT(item, pre, "lr_scale", 1.0, 0.0, 1e6, l->lr_scale);
-        if (l->lr_scale == 0) l->lr_scale = -1.0f; /* frozen (0 in a spec means the default) */
-        break;
-    case ASYM_CONV:
-        GET_INT(item, pre, "out", -1, 1, 1 << 20, l->out);
-        GET_INT(item, pre, "k", -1, 1, 1024, l->k);
-        if (l->out < 0 || l->k < 0) return cfg_error(c, item, pre, "conv needs 'out' and 'k'");
-        GET_INT(item, pre, "stride", 1, 1, 1024, l->stride);
-        GET_INT(item, pre, "pad", 0, 0, 1024, l->pad);
-        if (cfg_get_bool(c, item, pre, "bias", 1, &l->bias)) return ASYM_ERR;
-        GET_FLOAT(item, pre, "lr_scale", 1.0, 0.0, 1e6, l->lr_scale);
-        if (l->lr_scale == 0) l->lr_scale = -1.0f; /* frozen (0 in a spec means the default) */
-        break;
-    case ASYM_MAXPOOL:
-    case ASYM_AVGPOOL: {
-        int global;
-        if (cfg_get_bool(c, item, pre, "global", 0, &global)) return ASYM_ERR;
-        GET_INT(item, pre, "k", global ? 0 : 2, 1, 1024, l->k);
-        GET_INT(item, pre, "stride", l->k, 1, 1024, l->stride);
-        GET_INT(item, pre, "pad", 0, 0, 1024, l->pad);
-        if (global) l->k = 0, l->stride = 1, l->pad = 0;
-        break;
-    }
-    case ASYM_BATCHNORM:
-        GET_FLOAT(item, pre, "momentum", bn_momentum, 0.0, 1.0, l->momentum);
-        GET_FLOAT(item, pre, "eps", 1e-5, 1e-12, 1.0, l->eps);
-        break;
-    case ASYM_DROPOUT:
-        GET_FLOAT(item, pre, "p", 0.5, 0.0, 0.999, l->p);
-        break;
-    case ASYM_RESBLOCK: {
-        static const char *const SC[] = {"A", "B", NULL};
-        const char *sc;
-        GET_INT(item, pre, "out", -1, 1, 1 << 20, l->out);
-        if (l->out < 0) return cfg_error(c, item, pre, "resblock needs 'out'");
-        GET_INT(item, pre, "stride", 1, 1, 64, l->stride);
-        if (cfg_get_str(c, item, pre, "shortcut", "A", SC, &sc)) return ASYM_ERR;
-        l->shortcut = sc[0] == 'A' ? ASYM_SHORTCUT_A : ASYM_SHORTCUT_B;
-        if (cfg_get_bool(c, item, pre, "bottleneck", 0, &l->bottleneck)) return ASYM_ERR;
-        GET_FLOAT(item, pre, "lr_scale", 1.0, 0.0, 1e6, l->lr_scale);
-        if (l->lr_scale == 0) l->lr_scale = -1.0f; /* frozen (0 in a spec means the default) */
-        l->momentum = bn_momentum;
-        break;
-    }
-    default:
-        break;
-    }
-    return ASYM_OK;
+    if (rule && l->kind != ASYM_FC && l->kind != ASYM_CONV && l->kind != ASYM_RESBLOCK)
+        return cfg_error(c, rule, pre, "a '%s' layer has no weights, so it takes no feedback rule", type);
+    if (rule && read_rule(c, item, pre, "rule", &l->rule)) return ASYM_ERR;
+    return read_layer_keys(c, item, pre, bn_momentum, l);
 }
 
 /* A named architecture, read from the config and expanded later. */
@@ -196,7 +205,6 @@ typedef struct ArchPlan {
 } ArchPlan;
 
 static int read_model(const Cfg *c, CfgNode *root, AsymExperiment *ex, ArchPlan *plan) {
-    static const char *const INITS[] = {"torch", "xavier_uniform", "xavier_normal", "he_uniform", "he_normal", NULL};
     static const char *const LOSSES[] = {"softmax_ce", "sigmoid_bce", NULL};
     static const char *const ACTS[] = {"relu", "tanh", "sigmoid", NULL};
     static const char *const ARCHS[] = {"custom", "mlp", "lenet", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
@@ -238,10 +246,9 @@ static int read_model(const Cfg *c, CfgNode *root, AsymExperiment *ex, ArchPlan 
         if (cfg_get_str(c, m, "model", "activation", "relu", ACTS, &act)) return ASYM_ERR;
         pl->act = act[0] == 'r' ? ASYM_RELU : act[0] == 't' ? ASYM_TANH : ASYM_SIGMOID;
     } else if (strncmp(arch, "resnet", 6) == 0) {
-        static const char *const SC[] = {"A", "B", NULL};
-        const char *sc;
+            const char *sc;
         pl->depth = atoi(arch + 6);
-        if (cfg_get_str(c, m, "model", "shortcut", "A", SC, &sc)) return ASYM_ERR;
+        if (cfg_get_str(c, m, "model", "shortcut", "A", SHORTCUTS, &sc)) return ASYM_ERR;
         pl->shortcut = sc[0] == 'A' ? ASYM_SHORTCUT_A : ASYM_SHORTCUT_B;
     }
     return ASYM_OK;

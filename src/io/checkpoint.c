@@ -183,105 +183,111 @@ static int duplicate_name(const AsymCheckpoint *ck) {
     return rc;
 }
 
+/* The checks on the whole file: length, magic, stated length, checksum,
+ * version; the record count into count. */
+static int check_file(AsymCheckpoint *ck, const char *path, const uint8_t *buf, size_t len, uint32_t *count) {
+    uint64_t stated;
+    uint32_t crc;
+    if (len < HEADER + 4) return asym_fail("%s: %zu bytes, too short to be a checkpoint (truncated?)", path, len);
+    if (memcmp(buf, MAGIC, 8)) return asym_fail("%s: not an asymbp checkpoint (bad magic number)", path);
+    memcpy(&stated, buf + 16, 8);
+    if (stated != len)
+        return asym_fail("%s: %zu bytes, but its header says %llu: %s", path, len, (unsigned long long)stated,
+                         stated > len ? "truncated (an interrupted copy?)" : "corrupted or with trailing bytes");
+    memcpy(&crc, buf + len - 4, 4);
+    if ((uint32_t)crc32_z(crc32_z(0, NULL, 0), buf, len - 4) != crc) return asym_fail("%s: checksum mismatch: the file is corrupted", path);
+    memcpy(&ck->version, buf + 8, 4);
+    if (ck->version != ASYM_CHECKPOINT_VERSION)
+        return asym_fail("%s: checkpoint format version %u; this asymbp (%s) reads version %d", path, ck->version, ASYM_VERSION, ASYM_CHECKPOINT_VERSION);
+    memcpy(count, buf + 12, 4);
+    if (*count > (len - 4 - HEADER) / MIN_RECORD) return ckpt_fail(path, 12, "record count larger than the file can hold");
+    return ASYM_OK;
+}
+
+/* Where the record reader stands: the file, its next byte (off) before the
+ * CRC (end), and where the next name or text is copied to. */
+typedef struct Reader {
+    const char *path;
+    const uint8_t *buf;
+    size_t off, end;
+    char *s;
+} Reader;
+
+static int past_end(const Reader *rd, int rec) {
+    return asym_fail("%s: byte %zu: record %d runs past the end of the file", rd->path, rd->off, rec);
+}
+
+/* Record rec's name, copied out. */
+static int read_name(Reader *rd, CkptRecord *r, int rec) {
+    uint16_t nl;
+    if (rd->end - rd->off < 4) return past_end(rd, rec);
+    memcpy(&nl, rd->buf + rd->off, 2);
+    if (nl > rd->end - rd->off - 4) return past_end(rd, rec);
+    if (!ckpt_name_ok((const char *)rd->buf + rd->off + 2, nl))
+        return ckpt_fail(rd->path, rd->off, "record name empty, too long, or not [A-Za-z0-9_][A-Za-z0-9._/]*");
+    memcpy(rd->s, rd->buf + rd->off + 2, nl);
+    rd->s[nl] = 0;
+    r->name = rd->s;
+    rd->s += nl + 1;
+    rd->off += 2 + nl;
+    return ASYM_OK;
+}
+
+/* Record rec's type, dimension count and dimensions, each checked against
+ * the bytes left; the element count into r->count. */
+static int read_shape(Reader *rd, CkptRecord *r, int rec) {
+    r->type = (CkptType)rd->buf[rd->off];
+    r->ndim = rd->buf[rd->off + 1];
+    if (ckpt_type_size(r->type) == 0) return ckpt_fail(rd->path, rd->off, "unknown record type");
+    if (r->ndim > CKPT_MAX_DIMS || (r->type == CKPT_TEXT && r->ndim != 1)) return ckpt_fail(rd->path, rd->off + 1, "bad dimension count");
+    rd->off += 2;
+    if ((rd->end - rd->off) / 8 < (size_t)r->ndim) return past_end(rd, rec);
+    size_t n = 1, room = (rd->end - rd->off - 8 * (size_t)r->ndim) / ckpt_type_size(r->type);
+    for (int d = 0; d < r->ndim; d++) {
+        uint64_t v;
+        memcpy(&v, rd->buf + rd->off + 8 * d, 8);
+        if (v > (uint64_t)INT64_MAX || (v && n > room / v)) return ckpt_fail(rd->path, rd->off + 8 * d, "dimension larger than the file can hold");
+        r->dims[d] = (int64_t)v;
+        n *= (size_t)v;
+    }
+    rd->off += 8 * (size_t)r->ndim;
+    if (n > room) return past_end(rd, rec); /* a scalar (no dimensions) needs its one element too */
+    r->count = n;
+    return ASYM_OK;
+}
+
+/* Record rec: its header, then its data, left in the buffer (a text is
+ * copied out with its NUL). */
+static int read_record(Reader *rd, CkptRecord *r, int rec) {
+    if (read_name(rd, r, rec) || read_shape(rd, r, rec)) return ASYM_ERR;
+    r->data = rd->buf + rd->off;
+    rd->off += r->count * ckpt_type_size(r->type);
+    if (r->type == CKPT_TEXT) {
+        memcpy(rd->s, r->data, r->count);
+        rd->s[r->count] = 0;
+        r->text = rd->s;
+        rd->s += r->count + 1;
+    }
+    return ASYM_OK;
+}
+
 int ckpt_parse(AsymCheckpoint *ck, const char *path, uint8_t *buf, size_t len) {
     memset(ck, 0, sizeof *ck);
-    int rc = ASYM_ERR;
-    uint64_t stated;
-    uint32_t count, crc;
-    if (len < HEADER + 4) {
-        asym_fail("%s: %zu bytes, too short to be a checkpoint (truncated?)", path, len);
-        goto fail;
-    }
-    if (memcmp(buf, MAGIC, 8)) {
-        asym_fail("%s: not an asymbp checkpoint (bad magic number)", path);
-        goto fail;
-    }
-    memcpy(&stated, buf + 16, 8);
-    if (stated != len) {
-        asym_fail("%s: %zu bytes, but its header says %llu: %s", path, len, (unsigned long long)stated,
-                  stated > len ? "truncated (an interrupted copy?)" : "corrupted or with trailing bytes");
-        goto fail;
-    }
-    memcpy(&crc, buf + len - 4, 4);
-    if ((uint32_t)crc32_z(crc32_z(0, NULL, 0), buf, len - 4) != crc) {
-        asym_fail("%s: checksum mismatch: the file is corrupted", path);
-        goto fail;
-    }
-    memcpy(&ck->version, buf + 8, 4);
-    if (ck->version != ASYM_CHECKPOINT_VERSION) {
-        asym_fail("%s: checkpoint format version %u; this asymbp (%s) reads version %d", path, ck->version, ASYM_VERSION, ASYM_CHECKPOINT_VERSION);
-        goto fail;
-    }
-    memcpy(&count, buf + 12, 4);
-    size_t end = len - 4, off = HEADER;
-    if (count > (end - HEADER) / MIN_RECORD) {
-        ckpt_fail(path, 12, "record count larger than the file can hold");
-        goto fail;
-    }
+    uint32_t count = 0;
+    Reader rd = {.path = path, .buf = buf, .off = HEADER, .end = len - 4};
+    if (check_file(ck, path, buf, len, &count)) goto fail;
     ck->rec = asym_calloc(count ? count : 1, sizeof(CkptRecord));
     /* every name and text with its NUL fits in len bytes: each record has 4
      * header bytes that are not copied, for at most 2 NULs */
-    char *s = ck->strings = malloc(len + count + 1);
-    if (!ck->rec || !s) {
+    rd.s = ck->strings = malloc(len + count + 1);
+    if (!ck->rec || !rd.s) {
         asym_fail("%s: out of memory", path);
         goto fail;
     }
-    for (uint32_t i = 0; i < count; i++) {
-        CkptRecord *r = &ck->rec[i];
-        uint16_t nl;
-        if (end - off < 4) goto trunc;
-        memcpy(&nl, buf + off, 2);
-        if (nl > end - off - 4) goto trunc;
-        if (!ckpt_name_ok((const char *)buf + off + 2, nl)) {
-            ckpt_fail(path, off, "record name empty, too long, or not [A-Za-z0-9_][A-Za-z0-9._/]*");
-            goto fail;
-        }
-        memcpy(s, buf + off + 2, nl);
-        s[nl] = 0;
-        r->name = s;
-        s += nl + 1;
-        off += 2 + nl;
-        r->type = (CkptType)buf[off];
-        r->ndim = buf[off + 1];
-        if (ckpt_type_size(r->type) == 0) {
-            ckpt_fail(path, off, "unknown record type");
-            goto fail;
-        }
-        if (r->ndim > CKPT_MAX_DIMS || (r->type == CKPT_TEXT && r->ndim != 1)) {
-            ckpt_fail(path, off + 1, "bad dimension count");
-            goto fail;
-        }
-        off += 2;
-        if ((end - off) / 8 < (size_t)r->ndim) goto trunc;
-        size_t n = 1, room = (end - off - 8 * (size_t)r->ndim) / ckpt_type_size(r->type);
-        for (int d = 0; d < r->ndim; d++) {
-            uint64_t v;
-            memcpy(&v, buf + off + 8 * d, 8);
-            if (v > (uint64_t)INT64_MAX || (v && n > room / v)) {
-                ckpt_fail(path, off + 8 * d, "dimension larger than the file can hold");
-                goto fail;
-            }
-            r->dims[d] = (int64_t)v;
-            n *= (size_t)v;
-        }
-        if (n > room) { /* a scalar (no dimensions) needs its one element too */
-            off += 8 * (size_t)r->ndim;
-            goto trunc;
-        }
-        off += 8 * (size_t)r->ndim;
-        r->count = n;
-        r->data = buf + off;
-        off += n * ckpt_type_size(r->type);
-        if (r->type == CKPT_TEXT) {
-            memcpy(s, r->data, n);
-            s[n] = 0;
-            r->text = s;
-            s += n + 1;
-        }
-        ck->n++;
-    }
-    if (off != end) {
-        ckpt_fail(path, off, "bytes after the last record");
+    for (uint32_t i = 0; i < count; i++, ck->n++)
+        if (read_record(&rd, &ck->rec[i], ck->n)) goto fail;
+    if (rd.off != rd.end) {
+        ckpt_fail(path, rd.off, "bytes after the last record");
         goto fail;
     }
     snprintf(ck->path, sizeof ck->path, "%s", path);
@@ -289,14 +295,12 @@ int ckpt_parse(AsymCheckpoint *ck, const char *path, uint8_t *buf, size_t len) {
     ck->buf = buf;
     ck->len = len;
     return ASYM_OK;
-trunc:
-    asym_fail("%s: byte %zu: record %d runs past the end of the file", path, off, ck->n);
 fail:
     free(ck->rec);
     free(ck->strings);
     free(buf);
     memset(ck, 0, sizeof *ck);
-    return rc;
+    return ASYM_ERR;
 }
 
 int asym_checkpoint_open(AsymCheckpoint **out, const char *path) {
