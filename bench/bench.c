@@ -35,6 +35,7 @@
 #include <cblas.h>
 
 #include "asymbp.h"
+#include "train/train.h"
 
 #define FMNIST "/usr/share/datasets/fashion-mnist"
 

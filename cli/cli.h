@@ -38,10 +38,10 @@ int cli_failf(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3
 int cli_mkdir_p(const char *dir);
 /* Loads CONFIG, applies the --set overrides sets, resolves the experiment;
  * prints the error and returns 2 on failure (nothing to free then). */
-int cli_load_experiment(const char *path, const char *const *sets, int n_sets, AsymConfig **cfg, AsymExperiment *ex);
+int cli_load_experiment(const char *path, const char *const *sets, int n_sets, AsymConfig **cfg, AsymExperiment **ex);
 /* The same for a's CONFIG and --set, then n more settings (a NULL one is
  * left out, but the room for all n is needed: "too many --set options"). */
-int cli_load_args(const CliArgs *a, const char *const *more, int n, AsymConfig **cfg, AsymExperiment *ex);
+int cli_load_args(const CliArgs *a, const char *const *more, int n, AsymConfig **cfg, AsymExperiment **ex);
 /* Frees what cli_load_experiment loaded. */
 void cli_free_experiment(AsymConfig *cfg, AsymExperiment *ex);
 /* Parses a comma-separated rule list; prints the error and returns -1. */

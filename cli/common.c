@@ -41,11 +41,11 @@ int cli_mkdir_p(const char *dir) {
     return 0;
 }
 
-int cli_load_experiment(const char *path, const char *const *sets, int n_sets, AsymConfig **cfg, AsymExperiment *ex) {
+int cli_load_experiment(const char *path, const char *const *sets, int n_sets, AsymConfig **cfg, AsymExperiment **ex) {
     if (asym_config_load(cfg, path)) return cli_fail(2, asym_last_error());
     int bad = 0;
     for (int i = 0; i < n_sets && !bad; i++) bad = asym_config_set(*cfg, sets[i]);
-    if (bad || asym_experiment_from_config(ex, *cfg)) {
+    if (bad || asym_experiment_open(ex, *cfg)) {
         cli_fail(2, asym_last_error());
         asym_config_free(*cfg);
         return 2;
@@ -53,7 +53,7 @@ int cli_load_experiment(const char *path, const char *const *sets, int n_sets, A
     return 0;
 }
 
-int cli_load_args(const CliArgs *a, const char *const *more, int n, AsymConfig **cfg, AsymExperiment *ex) {
+int cli_load_args(const CliArgs *a, const char *const *more, int n, AsymConfig **cfg, AsymExperiment **ex) {
     const char *sets[CLI_MAX_SETS];
     int k = a->n_sets;
     if (k + n > CLI_MAX_SETS) return cli_fail(2, "too many --set options");
@@ -64,7 +64,7 @@ int cli_load_args(const CliArgs *a, const char *const *more, int n, AsymConfig *
 }
 
 void cli_free_experiment(AsymConfig *cfg, AsymExperiment *ex) {
-    asym_experiment_free(ex);
+    asym_experiment_close(ex);
     asym_config_free(cfg);
 }
 
@@ -74,9 +74,9 @@ int cli_rule_list(const char *list, const char *cmd, char (*rules)[16], int max)
     snprintf(buf, sizeof buf, "%s", list);
     for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
         if (n == max) return cli_failf(-1, "%s: more than %d rules", cmd, max);
-        if (asym_rule_parse(tok) == ASYM_RULE_DEFAULT) {
+        if (!asym_rule_parse(tok)) {
             fprintf(stderr, "asymbp: %s: unknown rule '%s' (", cmd, tok);
-            for (int r = ASYM_RULE_BP; r < ASYM_RULE_COUNT; r++) fprintf(stderr, "%s%s", r > ASYM_RULE_BP ? ", " : "", asym_rule_name((AsymRule)r));
+            for (int r = 1; r <= asym_rule_count(); r++) fprintf(stderr, "%s%s", r > 1 ? ", " : "", asym_rule_name(r));
             return fprintf(stderr, ")\n"), -1;
         }
         snprintf(rules[n++], sizeof rules[0], "%s", tok);

@@ -26,20 +26,20 @@ int cmd_compare(const CliArgs *a) {
         snprintf(set, sizeof set, "rule=%.15s", rules[r]);
         const char *more[1] = {set};
         AsymConfig *cfg;
-        AsymExperiment ex;
+        AsymExperiment *ex;
         int rc = cli_load_args(a, more, 1, &cfg, &ex);
         if (rc) return rc;
         char out[1100], path[1200];
         snprintf(out, sizeof out, "%s/%s", base, rules[r]);
         snprintf(path, sizeof path, "%s/config.yaml", out);
         if (cli_mkdir_p(out) || (asym_config_write(cfg, path) && cli_fail(1, asym_last_error()))) {
-            cli_free_experiment(cfg, &ex);
+            cli_free_experiment(cfg, ex);
             return 1;
         }
         if (!a->quiet) printf("== %s\n", rules[r]);
-        int trc = cli_train_go(&ex, out, a->quiet, 0, &sums[r]);
+        int trc = cli_train_go(ex, out, a->quiet, 0, &sums[r]);
         ok[r] = trc == 0;
-        cli_free_experiment(cfg, &ex);
+        cli_free_experiment(cfg, ex);
         if (sums[r].interrupted) return trc; /* SIGINT/SIGTERM: the rules after it are not started */
     }
     printf("\n| rule | best test err | final test err | best epoch | epochs | seconds | mean angle |\n|---|---|---|---|---|---|---|\n");

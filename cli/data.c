@@ -16,7 +16,9 @@ static void data_usage(FILE *f) {
                "                             [--exclude CLASS]... [--cache DIR] [--unlabeled]\n"
                "       asymbp data info CONFIG.yaml [--set KEY=VALUE]...\n"
                "PATH: a data set folder (MNIST IDX, CIFAR-10/100 or STL-10 binary, SVHN .mat, image folders, .npy)\n"
-               "or an SVHN .mat file; formats: idx cifar10 cifar100 stl10 svhn folder npy (default: detected).\n");
+               "or an SVHN .mat file; formats (default: detected):");
+    for (int i = 0; asym_data_format(i); i++) fprintf(f, " %s", asym_data_format(i));
+    fprintf(f, "\n");
 }
 
 static int ends_with(const char *s, const char *t) {
@@ -68,25 +70,21 @@ done:
 
 static int info_config(const char *path, const char **sets, int n_sets) {
     AsymConfig *cfg;
-    AsymExperiment ex;
+    AsymExperiment *ex;
     int rc = cli_load_experiment(path, sets, n_sets, &cfg, &ex);
     if (rc) return rc;
     /* The statistics of the pixels as read: no padding, no normalization. */
-    AsymDataSpec s = ex.data;
-    s.h -= 2 * s.pad;
-    s.w -= 2 * s.pad;
-    s.pad = 0;
-    s.normalize = 0;
-    s.norm_given = 0;
+    AsymExperimentInfo info;
+    asym_experiment_info(ex, &info);
     AsymDataset tr, va, te;
     char **names = NULL;
     int n_names = 0;
-    if (asym_data_load(&s, ex.seed, &tr, &va, &te)) {
+    if (asym_experiment_data(ex, 0, &tr, &va, &te)) {
         rc = cli_fail(1, asym_last_error());
     } else {
-        if (asym_data_class_names(&s, ex.seed, &names, &n_names)) n_names = 0;
-        printf("config: %s\npath: %s\nformat: %s\nimage size: %d x %d x %d\nclasses: %d\n", path, s.path, s.format, tr.c, tr.h, tr.w,
-               tr.classes);
+        if (asym_experiment_names(ex, &names, &n_names)) n_names = 0;
+        printf("config: %s\npath: %s\nformat: %s\nimage size: %d x %d x %d\nclasses: %d\n", path, info.data_path, info.data_format, tr.c,
+               tr.h, tr.w, tr.classes);
         report("train", &tr, names, n_names);
         if (va.n) report("validation", &va, names, n_names);
         report("test", &te, names, n_names);
@@ -95,33 +93,31 @@ static int info_config(const char *path, const char **sets, int n_sets) {
         asym_dataset_free(&va);
         asym_dataset_free(&te);
     }
-    cli_free_experiment(cfg, &ex);
+    cli_free_experiment(cfg, ex);
     return rc;
 }
 
-static int info_path(const char *path, AsymDataSpec *s, int unlabeled) {
-    snprintf(s->path, sizeof s->path, "%s", path);
-    if (!s->format[0] && asym_data_detect(path, s->format, sizeof s->format)) return cli_fail(1, asym_last_error());
+static int info_path(const char *path, char format[16], const AsymDataOptions *o, int unlabeled) {
+    if (!format[0] && asym_data_detect(path, format, 16)) return cli_fail(1, asym_last_error());
     /* options of one format, as in the data section of experiments */
-    int folder = !strcmp(s->format, "folder");
-    if (!folder && (s->opt.size_h || s->opt.exclude[0] || s->opt.cache[0]))
+    int folder = !strcmp(format, "folder");
+    if (!folder && (o->size_h || o->exclude[0] || o->cache[0]))
         return cli_fail(2, "data info: --size, --exclude and --cache apply to image folders only");
-    if (s->opt.coarse && strcmp(s->format, "cifar100")) return cli_fail(2, "data info: --label applies to CIFAR-100 only");
-    if (asym_data_spec_resolve(s)) return cli_fail(1, asym_last_error());
+    if (o->coarse && strcmp(format, "cifar100")) return cli_fail(2, "data info: --label applies to CIFAR-100 only");
     AsymDataset tr, te;
     int pooled;
     char **names = NULL;
     int n_names = 0;
-    if (asym_data_load_splits(s, &tr, &te, &pooled)) return cli_fail(1, asym_last_error());
+    if (asym_data_read(format, path, o, &tr, &te, &pooled)) return cli_fail(1, asym_last_error());
     int rc = 0;
-    if (s->opt.grayscale && (asym_dataset_grayscale(&tr) || asym_dataset_grayscale(&te))) {
+    if (o->grayscale && (asym_dataset_grayscale(&tr) || asym_dataset_grayscale(&te))) {
         rc = cli_fail(1, asym_last_error());
         goto done;
     }
-    if (asym_data_class_names(s, 0, &names, &n_names)) n_names = 0;
+    if (asym_data_names(format, path, o, &names, &n_names)) n_names = 0;
     int classes = tr.classes > te.classes ? tr.classes : te.classes;
     tr.classes = te.classes = classes;
-    printf("path: %s\nformat: %s\nimage size: %d x %d x %d\nclasses: %d\n", path, s->format, tr.c, tr.h, tr.w, classes);
+    printf("path: %s\nformat: %s\nimage size: %d x %d x %d\nclasses: %d\n", path, format, tr.c, tr.h, tr.w, classes);
     if (pooled) {
         report("all (no fixed train/test split)", &tr, names, n_names);
     } else {
@@ -131,7 +127,7 @@ static int info_path(const char *path, AsymDataSpec *s, int unlabeled) {
     if (unlabeled) {
         int n;
         float mean[3], std[3];
-        if (strcmp(s->format, "stl10")) {
+        if (strcmp(format, "stl10")) {
             rc = cli_fail(2, "data info: --unlabeled applies to STL-10 only");
         } else if (asym_stl10_unlabeled_stats(path, &n, mean, std)) {
             rc = cli_fail(1, asym_last_error());
@@ -153,7 +149,8 @@ int cmd_data(int argc, char **argv) {
         data_usage(stderr);
         return 2;
     }
-    AsymDataSpec s;
+    AsymDataOptions s;
+    char format[16] = "";
     memset(&s, 0, sizeof s);
     const char *path = NULL, *sets[CLI_MAX_SETS];
     int n_sets = 0, unlabeled = 0, path_opts = 0;
@@ -162,34 +159,34 @@ int cmd_data(int argc, char **argv) {
         const char *a = argv[i];
         int more = i + 1 < argc;
         if (!strcmp(a, "--format") && more) {
-            snprintf(s.format, sizeof s.format, "%s", argv[++i]);
+            snprintf(format, sizeof format, "%s", argv[++i]);
             path_opts = 1;
         } else if (!strcmp(a, "--size") && more) {
             char *end;
             long h = strtol(argv[++i], &end, 10), w = h;
             if (*end == ',' || *end == 'x') w = strtol(end + 1, &end, 10);
             if (*end || h < 1 || h > 4096 || w < 1 || w > 4096) return cli_failf(2, "data info: --size: expected H or H,W (1 to 4096), got '%s'", argv[i]);
-            s.opt.size_h = (int)h;
-            s.opt.size_w = (int)w;
+            s.size_h = (int)h;
+            s.size_w = (int)w;
             path_opts = 1;
         } else if (!strcmp(a, "--grayscale")) {
-            s.opt.grayscale = path_opts = 1;
+            s.grayscale = path_opts = 1;
         } else if (!strcmp(a, "--label") && more) {
             const char *v = argv[++i];
             if (strcmp(v, "fine") && strcmp(v, "coarse")) return cli_failf(2, "data info: --label: expected fine or coarse, got '%s'", v);
-            s.opt.coarse = !strcmp(v, "coarse");
+            s.coarse = !strcmp(v, "coarse");
             path_opts = 1;
         } else if (!strcmp(a, "--exclude") && more) {
             const char *v = argv[++i];
             size_t l = strlen(v);
-            if (!l || strchr(v, '/') || ex_len + l + 2 > sizeof s.opt.exclude) return cli_fail(2, "data info: --exclude: bad or too many class names");
-            memcpy(s.opt.exclude + ex_len, v, l);
+            if (!l || strchr(v, '/') || ex_len + l + 2 > sizeof s.exclude) return cli_fail(2, "data info: --exclude: bad or too many class names");
+            memcpy(s.exclude + ex_len, v, l);
             ex_len += l;
-            s.opt.exclude[ex_len++] = '\n';
-            s.opt.exclude[ex_len] = 0;
+            s.exclude[ex_len++] = '\n';
+            s.exclude[ex_len] = 0;
             path_opts = 1;
         } else if (!strcmp(a, "--cache") && more) {
-            snprintf(s.opt.cache, sizeof s.opt.cache, "%s", argv[++i]);
+            snprintf(s.cache, sizeof s.cache, "%s", argv[++i]);
             path_opts = 1;
         } else if (!strcmp(a, "--unlabeled")) {
             unlabeled = path_opts = 1;
@@ -213,11 +210,14 @@ int cmd_data(int argc, char **argv) {
         return info_config(path, sets, n_sets);
     }
     if (n_sets) return cli_fail(2, "data info: --set applies to experiment files (.yaml)");
-    if (s.format[0]) {
-        static const char *const ok[] = {"idx", "cifar10", "cifar100", "stl10", "svhn", "folder", "npy", NULL};
+    if (format[0]) {
+        char known[256] = "";
         int found = 0;
-        for (int i = 0; ok[i]; i++) found |= !strcmp(s.format, ok[i]);
-        if (!found) return cli_failf(2, "data info: --format: expected idx, cifar10, cifar100, stl10, svhn, folder or npy, got '%s'", s.format);
+        for (int i = 0; asym_data_format(i); i++) {
+            found |= !strcmp(format, asym_data_format(i));
+            snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "", asym_data_format(i));
+        }
+        if (!found) return cli_failf(2, "data info: --format: expected one of %s; got '%s'", known, format);
     }
-    return info_path(path, &s, unlabeled);
+    return info_path(path, format, &s, unlabeled);
 }

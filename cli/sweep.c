@@ -63,7 +63,7 @@ static int vary_parse(const char *text, Vary *v) {
 }
 
 /* The config of one run: the file, the user's --set, the variant, then rule and lr. */
-static int load_run(const CliArgs *a, const char *rule, const char *vary, double lr, AsymConfig **cfg, AsymExperiment *ex) {
+static int load_run(const CliArgs *a, const char *rule, const char *vary, double lr, AsymConfig **cfg, AsymExperiment **ex) {
     char set_rule[64], set_lr[64];
     snprintf(set_rule, sizeof set_rule, "rule=%.15s", rule);
     snprintf(set_lr, sizeof set_lr, "optimizer.lr=%.10g", lr);
@@ -115,16 +115,18 @@ int cmd_sweep(const CliArgs *a) {
     if (nr < 0 || nm < 0 || vary_parse(a->vary, &vary)) return 2;
     int nv = vary.n ? vary.n : 1;
     AsymConfig *cfg;
-    AsymExperiment ex;
+    AsymExperiment *ex;
     int rc = cli_load_args(a, NULL, 0, &cfg, &ex);
     if (rc) return rc;
     /* the learning rate as written (a float would print 0.100000001) */
     const char *lr_text = asym_config_get(cfg, "optimizer.lr");
-    double base = lr_text ? strtod(lr_text, NULL) : ex.opt.lr;
+    AsymExperimentInfo info;
+    asym_experiment_info(ex, &info);
+    double base = lr_text ? strtod(lr_text, NULL) : info.lr;
     char out[1024];
     if (a->out) snprintf(out, sizeof out, "%s", a->out);
-    else snprintf(out, sizeof out, "runs/sweep-%s", ex.name);
-    cli_free_experiment(cfg, &ex);
+    else snprintf(out, sizeof out, "runs/sweep-%s", info.name);
+    cli_free_experiment(cfg, ex);
     if (cli_mkdir_p(out)) return 1;
     int total = nr * nv * nm, diverged = 0;
     /* under mpirun (docs/MPI.md) run i goes to rank i mod P, which trains it alone */
@@ -151,7 +153,7 @@ int cmd_sweep(const CliArgs *a) {
             AsymSummary sum;
             snprintf(path, sizeof path, "%s/config.yaml", dir);
             int trc = done == 0 && asym_config_write(cfg, path) ? cli_fail(1, asym_last_error()) : 0;
-            if (!trc) trc = cli_train_go(&ex, dir, a->quiet || rank > 0, done == 2, &sum);
+            if (!trc) trc = cli_train_go(ex, dir, a->quiet || rank > 0, done == 2, &sum);
             if (trc && sum.diverged) printf("[%d/%d] %s, lr x%g: diverged; the sweep goes on\n", k, total, label, mults[m]), diverged++;
             else if (trc) rc = trc; /* a failure, or 128 + signal: SIGINT/SIGTERM stop the sweep with a checkpoint */
         } else if (done == -1) {
@@ -159,7 +161,7 @@ int cmd_sweep(const CliArgs *a) {
         } else {
             rc = 1;
         }
-        cli_free_experiment(cfg, &ex);
+        cli_free_experiment(cfg, ex);
         if (rc) break;
     }
     asym_dist_solo(0);

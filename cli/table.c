@@ -126,10 +126,10 @@ static const Row *find_row(const Table *t, const char *rule, const char *data) {
 /* The rules in the order of asymbp's rule table, then any others. */
 static int rule_order(const Table *t, const char **order) {
     int n = 0;
-    for (int r = ASYM_RULE_BP; r < ASYM_RULE_COUNT; r++)
+    for (int r = 1; r <= asym_rule_count(); r++)
         for (int i = 0; i < t->n; i++)
-            if (!strcmp(t->rows[i].rule, asym_rule_name((AsymRule)r))) {
-                order[n++] = asym_rule_name((AsymRule)r);
+            if (!strcmp(t->rows[i].rule, asym_rule_name(r))) {
+                order[n++] = asym_rule_name(r);
                 break;
             }
     for (int i = 0; i < t->n; i++) {

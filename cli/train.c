@@ -24,7 +24,7 @@ typedef struct Progress {
     int tty, quiet;
     int fallbacks; /* weight-mirror Cholesky fall-backs reported so far */
     double last;
-    const AsymExperiment *ex;
+    AsymExperimentInfo ex;
     const char *out;
 } Progress;
 
@@ -57,8 +57,8 @@ static void on_batch(void *user, int epoch, int epochs, int batch, int batches, 
 static void on_start(void *user, int n_train, int n_val, int n_test, size_t n_weights) {
     Progress *p = user;
     if (p->quiet) return;
-    printf("asymbp: training %s: %d train, %d validation, %d test images; %zu weights; seed %llu; %d epochs -> %s\n", p->ex->name, n_train, n_val, n_test,
-           n_weights, (unsigned long long)p->ex->seed, p->ex->epochs, p->out);
+    printf("asymbp: training %s: %d train, %d validation, %d test images; %zu weights; seed %llu; %d epochs -> %s\n", p->ex.name, n_train, n_val, n_test,
+           n_weights, (unsigned long long)p->ex.seed, p->ex.epochs, p->out);
     fflush(stdout);
 }
 
@@ -108,7 +108,8 @@ static void on_fpe(int sig, siginfo_t *si, void *uctx) {
 }
 
 int cli_train_go(const AsymExperiment *ex, const char *out, int quiet, int resume, AsymSummary *sum) {
-    Progress prog = {.tty = isatty(2), .quiet = quiet, .ex = ex, .out = out};
+    Progress prog = {.tty = isatty(2), .quiet = quiet, .out = out};
+    asym_experiment_info(ex, &prog.ex);
     AsymTrainHooks hooks = {.user = &prog, .on_start = on_start, .on_batch = on_batch, .on_epoch = on_epoch, .stop = stop_hook};
     struct sigaction sa, fpe, old_int, old_term, old_fpe;
     memset(&sa, 0, sizeof sa);
@@ -122,11 +123,11 @@ int cli_train_go(const AsymExperiment *ex, const char *out, int quiet, int resum
     fpe.sa_sigaction = on_fpe;
     fpe.sa_flags = SA_SIGINFO | SA_RESETHAND;
     sigemptyset(&fpe.sa_mask);
-    if (ex->trap_fp) sigaction(SIGFPE, &fpe, &old_fpe);
+    if (prog.ex.trap_fp) sigaction(SIGFPE, &fpe, &old_fpe);
     int failed = resume ? asym_train_resume(ex, out, &hooks, sum) : asym_train(ex, out, &hooks, sum);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
-    if (ex->trap_fp) sigaction(SIGFPE, &old_fpe, NULL);
+    if (prog.ex.trap_fp) sigaction(SIGFPE, &old_fpe, NULL);
     if (!failed) return 0;
     if (prog.tty) fprintf(stderr, "\r\033[K");
     if (sum->interrupted) {
@@ -274,12 +275,12 @@ static int resume_run(const CliArgs *a, int *agreed) {
         asym_checkpoint_close(ck);
     }
     AsymConfig *cfg;
-    AsymExperiment ex;
+    AsymExperiment *ex;
     int rc = cli_load_experiment(a->positional ? a->positional : cfg_path, a->sets, a->n_sets, &cfg, &ex);
     if (rc) return rc;
     if (a->positional || a->n_sets) {
         /* the run's config.yaml becomes the new one, once the checkpoint fits it */
-        if (have_ck && asym_checkpoint_check(ck_path, &ex)) {
+        if (have_ck && asym_checkpoint_check(ck_path, ex)) {
             rc = cli_fail(2, asym_last_error());
             goto done;
         }
@@ -292,7 +293,9 @@ static int resume_run(const CliArgs *a, int *agreed) {
     snprintf(path, sizeof path, "%s/summary.json", dir);
     remove(path);
     remove_stale_tmp(dir);
-    if (have_ck) version_note(dir, ex.threads);
+    AsymExperimentInfo info;
+    asym_experiment_info(ex, &info);
+    if (have_ck) version_note(dir, info.threads);
     if (!a->quiet) {
         if (!have_ck) printf("asymbp: %s holds no checkpoint yet: training from the start\n", dir);
         else if (batch) printf("asymbp: resuming %s inside epoch %lld, after step %lld\n", dir, (long long)epoch + 1, (long long)batch);
@@ -308,10 +311,10 @@ static int resume_run(const CliArgs *a, int *agreed) {
             goto done;
         }
     }
-    if ((rc = cli_train_go(&ex, dir, a->quiet, have_ck, &sum))) goto done;
+    if ((rc = cli_train_go(ex, dir, a->quiet, have_ck, &sum))) goto done;
     print_result(&sum);
 done:
-    cli_free_experiment(cfg, &ex);
+    cli_free_experiment(cfg, ex);
     return rc;
 }
 
@@ -330,7 +333,7 @@ static int cmd_resume(const CliArgs *a) {
     snprintf(cfg_path, sizeof cfg_path, "%s/config.yaml", a->resume);
     snprintf(ck_path, sizeof ck_path, "%s/checkpoint.bin", a->resume);
     AsymConfig *cfg;
-    AsymExperiment ex;
+    AsymExperiment *ex;
     AsymSummary sum;
     /* rank 0 wrote the new config.yaml: --set is already in it */
     int rc = cli_load_experiment(cfg_path, NULL, 0, &cfg, &ex);
@@ -338,25 +341,27 @@ static int cmd_resume(const CliArgs *a) {
         asym_dist_agree(ASYM_ERR); /* in place of asym_train's first collective */
         return rc;
     }
-    rc = cli_train_go(&ex, a->resume, 1, access(ck_path, F_OK) == 0, &sum);
-    cli_free_experiment(cfg, &ex);
+    rc = cli_train_go(ex, a->resume, 1, access(ck_path, F_OK) == 0, &sum);
+    cli_free_experiment(cfg, ex);
     return rc;
 }
 
 int cmd_train(const CliArgs *a) {
     if (a->resume) return cmd_resume(a);
     AsymConfig *cfg;
-    AsymExperiment ex;
+    AsymExperiment *ex;
     int rc = cli_load_args(a, NULL, 0, &cfg, &ex);
     if (rc) {
         if (asym_dist_size() > 1) asym_dist_agree(ASYM_ERR);
         return rc;
     }
     char out[1024], from[1024];
+    AsymExperimentInfo info;
+    asym_experiment_info(ex, &info);
     if (a->out) snprintf(out, sizeof out, "%s", a->out);
-    else snprintf(out, sizeof out, "runs/%s", ex.name);
+    else snprintf(out, sizeof out, "runs/%s", info.name);
     /* a run trained again from its config.yaml */
-    if (asym_dist_rank() == 0 && run_folder_of(a->positional, from, sizeof from)) version_note(from, ex.threads);
+    if (asym_dist_rank() == 0 && run_folder_of(a->positional, from, sizeof from)) version_note(from, info.threads);
     /* under mpirun rank 0 alone writes the run folder (docs/MPI.md) */
     if (asym_dist_rank() == 0) {
         char path[1100];
@@ -372,10 +377,10 @@ int cmd_train(const CliArgs *a) {
     if (asym_dist_size() > 1 && asym_dist_agree(rc)) rc = rc ? rc : 1;
     if (rc) goto done;
     AsymSummary sum;
-    if ((rc = cli_train_go(&ex, out, a->quiet || asym_dist_rank() > 0, 0, &sum))) goto done;
+    if ((rc = cli_train_go(ex, out, a->quiet || asym_dist_rank() > 0, 0, &sum))) goto done;
     print_result(&sum);
 done:
-    cli_free_experiment(cfg, &ex);
+    cli_free_experiment(cfg, ex);
     return rc;
 }
 
@@ -385,25 +390,25 @@ int cmd_eval(const CliArgs *a) {
     if (a->weights) snprintf(weights, sizeof weights, "%s", a->weights);
     else snprintf(weights, sizeof weights, "%s/model.bin", a->positional);
     AsymConfig *cfg;
-    AsymExperiment ex;
+    AsymExperiment *ex;
     int rc = cli_load_experiment(cfg_path, a->sets, a->n_sets, &cfg, &ex);
     if (rc) return rc;
     AsymDataset train, val, test;
     AsymNet *net = NULL;
-    AsymRng rng;
-    asym_rng_seed(&rng, ex.seed);
-    if (asym_net_create(&net, &ex.net, ex.batch_size, &rng) || asym_net_load(net, weights) || asym_experiment_data(&ex, &train, &val, &test)) {
+    AsymExperimentInfo info;
+    asym_experiment_info(ex, &info);
+    if (asym_experiment_net(ex, &net) || asym_net_load(net, weights) || asym_experiment_data(ex, 1, &train, &val, &test)) {
         rc = cli_fail(1, asym_last_error());
     } else {
         double loss, err;
         version_note(a->positional, 0);
-        asym_evaluate(net, &test, ex.batch_size, &loss, &err);
-        printf("test loss %.4f, error %.2f%% (%d images, %s)\n", loss, 100 * err, test.n, ex.data.path);
+        asym_evaluate(net, &test, info.batch_size, &loss, &err);
+        printf("test loss %.4f, error %.2f%% (%d images, %s)\n", loss, 100 * err, test.n, info.data_path);
         asym_dataset_free(&train);
         asym_dataset_free(&val);
         asym_dataset_free(&test);
     }
     asym_net_free(net);
-    cli_free_experiment(cfg, &ex);
+    cli_free_experiment(cfg, ex);
     return rc;
 }

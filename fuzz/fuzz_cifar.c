@@ -2,6 +2,7 @@
  * first byte picks CIFAR-10, CIFAR-100 fine or CIFAR-100 coarse; the rest
  * is the test file. */
 #include "asymbp.h"
+#include "data/data.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -1,6 +1,7 @@
 /* fuzz_idx.c: the MNIST IDX reader: whole-file reading with transparent
  * gunzip, then the header and size checks (src/io/io.c). */
 #include "asymbp.h"
+#include "data/data.h"
 #include "fuzz.h"
 #include "io/io.h"
 

@@ -1,6 +1,7 @@
 /* fuzz_npy.c: the .npy data set reader (src/data/npy.c on src/io/io.c's .npy
  * header parser): the input is split into x.npy and y.npy. */
 #include "asymbp.h"
+#include "data/data.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -1,6 +1,7 @@
 /* fuzz_stl10.c: the STL-10 binary reader (src/data/stl10.c): the input is
  * split into test_y.bin and test_X.bin. */
 #include "asymbp.h"
+#include "data/data.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

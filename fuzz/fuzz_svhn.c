@@ -1,6 +1,7 @@
 /* fuzz_svhn.c: the SVHN reader (src/data/svhn.c): our MAT 5 structure and
  * checksum checks, then libmatio on what passes. */
 #include "asymbp.h"
+#include "data/data.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -8,6 +8,9 @@
 #include <math.h>
 #include <stdio.h>
 
+/* The tests see the library from inside: every folder's header. */
+#include "train/train.h"
+
 void test_register(const char *name, void (*fn)(void));
 void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Marks the running test skipped, saying why (the runner prints

@@ -174,7 +174,7 @@ TEST(ckpt_save_load_roundtrip) {
         AsymExperiment ex;
         CHECK_OK(load_ex(texts[t], NULL, NULL, &cfg, &ex));
         AsymDataset train, val, test;
-        CHECK_OK(asym_experiment_data(&ex, &train, &val, &test));
+        CHECK_OK(asym_experiment_data(&ex, 1, &train, &val, &test));
         AsymNet *a, *b;
         AsymOptim *oa, *ob;
         AsymRng r1, r2;

@@ -29,12 +29,12 @@ static int e2e_seed(void) {
 }
 
 /* A finished run: its summary and its last log line. */
-typedef struct Run {
+typedef struct E2eRun {
     json_t *summary, *last;
     double err;   /* best test error */
-} Run;
+} E2eRun;
 
-static void run_free(Run *r) {
+static void run_free(E2eRun *r) {
     json_decref(r->summary);
     json_decref(r->last);
     memset(r, 0, sizeof *r);
@@ -42,7 +42,7 @@ static void run_free(Run *r) {
 
 /* Trains `config` with the extra --set arguments and the test's seed into
  * a folder named tag; 0 on success, with the run read back. */
-static int train(Run *r, const char *tag, const char *config, const char *sets) {
+static int train(E2eRun *r, const char *tag, const char *config, const char *sets) {
     char dir[600], path[700];
     memset(r, 0, sizeof *r);
     snprintf(dir, sizeof dir, "%s/e2e_%s", test_tmpdir(), tag);
@@ -71,14 +71,14 @@ static int train(Run *r, const char *tag, const char *config, const char *sets) 
 
 /* Layer i's value of key in the last epoch's alignment measurements (NaN
  * when null). */
-static double layer_value(const Run *r, int i, const char *key) {
+static double layer_value(const E2eRun *r, int i, const char *key) {
     json_t *v = json_object_get(json_array_get(json_object_get(r->last, "layers"), (size_t)i), key);
     return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
-static int n_layers(const Run *r) { return (int)json_array_size(json_object_get(r->last, "layers")); }
+static int n_layers(const E2eRun *r) { return (int)json_array_size(json_object_get(r->last, "layers")); }
 
-static double summary_item(const Run *r, const char *key, int i) {
+static double summary_item(const E2eRun *r, const char *key, int i) {
     json_t *v = json_array_get(json_object_get(r->summary, key), (size_t)i);
     return json_is_number(v) ? json_number_value(v) : NAN;
 }
@@ -91,7 +91,7 @@ TEST(e2e_sign_rules_lenet) {
     if (!test_have_fmnist()) return;
     const char *rules[] = {"usf", "frsf", "brsf"};
     for (int i = 0; i < 3; i++) {
-        Run r;
+        E2eRun r;
         char sets[200];
         snprintf(sets, sizeof sets, "--set rule=%s --set epochs=2 --set batch_size=32 --set optimizer.lr=0.01", rules[i]);
         CHECK(train(&r, rules[i], LENET, sets) == 0);
@@ -109,7 +109,7 @@ TEST(e2e_sign_rules_lenet) {
  * falls from about 90 degrees while the net learns. */
 TEST(e2e_kp_lenet) {
     if (!test_have_fmnist()) return;
-    Run r;
+    E2eRun r;
     CHECK(train(&r, "kp", LENET, "--set rule=kp --set epochs=3 --set batch_size=32 --set optimizer.lr=0.005") == 0);
     double err = r.err, worst_drop = 1e9, lowest_start = 1e9;
     for (int i = 0; i < 5; i++) {
@@ -138,7 +138,7 @@ static const char *mlp_cfg(void) {
 TEST(e2e_random_feedback_mlp) {
     if (!test_have_fmnist()) return;
     const char *cfg = mlp_cfg();
-    Run bp, frozen, fa, dfa;
+    E2eRun bp, frozen, fa, dfa;
     CHECK(train(&bp, "mlp_bp", cfg, "--set rule=bp") == 0);
     /* the baseline: hidden layers frozen at their random start */
     CHECK(train(&frozen, "mlp_frozen", cfg, "--set rule=bp --set model.layers.1.lr_scale=0 --set model.layers.3.lr_scale=0") == 0);
@@ -164,7 +164,7 @@ TEST(e2e_random_feedback_mlp) {
  * layers, and the net learns close to bp. */
 TEST(e2e_wm_akrout_fc) {
     if (!test_have_fmnist()) return;
-    Run wm;
+    E2eRun wm;
     CHECK(train(&wm, "akrout_wm", "configs/akrout/fmnist_fc500_wm.yaml", "--set epochs=3") == 0);
     double worst = fmax(layer_value(&wm, 0, "angle"), layer_value(&wm, 1, "angle"));
     double ratio = fmin(layer_value(&wm, 0, "norm_ratio"), layer_value(&wm, 1, "norm_ratio"));

@@ -10,6 +10,12 @@
 
 #include "asymbp.h"
 
+/* An explicit generator state, passed by pointer (xoshiro256**). */
+typedef struct AsymRng {
+    uint64_t s[4];
+} AsymRng;
+void asym_rng_seed(AsymRng *r, uint64_t seed);
+
 /* Records a message for asym_last_error() and returns ASYM_ERR. The message
  * should say what and where: "data/x.idx: offset 16: ...". */
 int asym_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

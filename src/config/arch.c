@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "layers/layers.h"
+#include "config/config.h"
 
 static int push(AsymNetSpec *s, AsymLayerSpec l) {
     AsymLayerSpec *p = realloc(s->layers, sizeof(AsymLayerSpec) * (s->n_layers + 1));

@@ -7,7 +7,8 @@
 
 #include <stdio.h>
 
-#include "asymbp.h"
+#include "data/data.h"
+#include "net/net.h"
 
 typedef enum CfgKind { CFG_SCALAR = 1, CFG_MAP, CFG_SEQ } CfgKind;
 
@@ -72,5 +73,48 @@ int cfg_write(const Cfg *c, FILE *f);
 /* The `data` map of root into d (data_keys.c; every key checked); sets d->c,
  * h, w and classes to the model input the data will have. */
 int data_read_config(const Cfg *c, CfgNode *root, AsymDataSpec *d);
+
+/* Named architectures; layers are allocated into spec->layers. hidden and
+ * n_hidden give the MLP's widths; bn adds batch norm after hidden layers. */
+int asym_arch_mlp(AsymNetSpec *s, const int *hidden, int n_hidden, int bn, AsymLayerKind act);
+int asym_arch_lenet(AsymNetSpec *s);                       /* BioTorch LeNet-5, 32x32 input */
+int asym_arch_resnet_cifar(AsymNetSpec *s, int depth, AsymShortcut sc); /* 20, 32, 44, 56, 110 */
+int asym_arch_resnet_imagenet(AsymNetSpec *s, int depth);  /* 18, 34, 50, 101, 152 */
+void asym_netspec_free(AsymNetSpec *s);
+
+struct AsymExperiment {
+    char name[128];
+    uint64_t seed;
+    int epochs, batch_size, threads;
+    /* after each epoch, batch-norm running statistics are recomputed as an
+     * exponential moving average (alpha) over the epoch's first bn_batches
+     * training batches (Liao et al.); 0: off */
+    int bn_batches;
+    float bn_alpha;
+    /* debug.trap_fp: the training step runs with floating-point traps on
+     * (invalid operation, division by zero, overflow raise SIGFPE where
+     * they happen) */
+    int trap_fp;
+    /* log_steps: out_dir/steps.jsonl gets the training loss of every step */
+    int log_steps;
+    /* data-parallel training under MPI (docs/MPI.md): model.sync_bn
+     * (batch-norm statistics over every rank's share of the batch),
+     * dist.check_every (compare the ranks' models every N steps; 0: at the
+     * start and after every epoch only), dist.overlap (each layer's
+     * gradient allreduce starts during the backward pass), and
+     * debug.perturb_rank/perturb_step (that rank alters a weight after
+     * that step, for testing the check; -1: off) */
+    int sync_bn, dist_check_every, dist_overlap;
+    int perturb_rank, perturb_step;
+    AsymDataSpec data;
+    AsymNetSpec net;
+    AsymOptSpec opt;
+    AsymSchedSpec sched;
+};
+
+/* Reads the configuration into ex; unknown keys and bad values are errors
+ * naming the file, line and key. */
+int asym_experiment_from_config(AsymExperiment *ex, AsymConfig *cfg);
+void asym_experiment_free(AsymExperiment *ex);
 
 #endif

@@ -136,7 +136,7 @@ int data_read_config(const Cfg *c, CfgNode *root, AsymDataSpec *ex) {
     memset(&ex->opt, 0, sizeof ex->opt);
     const char *names[32], *fmt, *path;
     int k = 0;
-    while (k < 31 && (names[k] = data_format_name(k))) k++;
+    while (k < 31 && (names[k] = asym_data_format(k))) k++;
     names[k] = NULL;
     if (cfg_get_str(c, d, "data", "format", "idx", names, &fmt)) return ASYM_ERR;
     const DataFormat *f = data_format_find(fmt);

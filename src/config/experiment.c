@@ -28,10 +28,9 @@ static int kind_names(const char **names, int max) {
 }
 
 /* A rule by name, one of the rule table's. */
-static int read_rule(const Cfg *c, CfgNode *map, const char *pre, const char *key, AsymRule *out) {
-    const char *name, *rules[ASYM_RULE_COUNT];
-    for (int r = ASYM_RULE_BP; r < ASYM_RULE_COUNT; r++) rules[r - ASYM_RULE_BP] = asym_rule_name((AsymRule)r);
-    rules[ASYM_RULE_COUNT - ASYM_RULE_BP] = NULL;
+static int read_rule(const Cfg *c, CfgNode *map, const char *pre, const char *key, int *out) {
+    const char *name, *rules[64] = {NULL};
+    for (int r = 1; r <= asym_rule_count() && r < 64; r++) rules[r - 1] = asym_rule_name(r);
     if (cfg_get_str(c, map, pre, key, NULL, rules, &name)) return ASYM_ERR;
     if (name) *out = asym_rule_parse(name);
     return ASYM_OK;
@@ -410,3 +409,22 @@ fail:
 }
 
 void asym_experiment_free(AsymExperiment *ex) { asym_netspec_free(&ex->net); }
+
+int asym_experiment_open(AsymExperiment **ex, AsymConfig *cfg) {
+    *ex = asym_calloc(1, sizeof **ex);
+    if (*ex && !asym_experiment_from_config(*ex, cfg)) return ASYM_OK;
+    free(*ex);
+    *ex = NULL;
+    return ASYM_ERR;
+}
+
+void asym_experiment_close(AsymExperiment *ex) {
+    if (ex) asym_experiment_free(ex);
+    free(ex);
+}
+
+void asym_experiment_info(const AsymExperiment *ex, AsymExperimentInfo *info) {
+    *info = (AsymExperimentInfo){.name = ex->name, .data_format = ex->data.format, .data_path = ex->data.path, .seed = ex->seed,
+                                 .epochs = ex->epochs, .batch_size = ex->batch_size, .threads = ex->threads, .trap_fp = ex->trap_fp,
+                                 .lr = ex->opt.lr};
+}

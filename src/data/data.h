@@ -1,6 +1,6 @@
 /* data.h: internal interface of the data readers (data.c, one file per
- * format, formats.c, load.c). The public readers are declared in
- * asymbp.h; this adds the table of formats and what the readers share: file
+ * format, formats.c, load.c): the readers, the table of formats and
+ * what the readers share: file
  * checks, the per-class sampling of Liao et al. (N train and M test images
  * per class, a random subset of K classes), and the image-folder listing. */
 #ifndef ASYM_DATA_H
@@ -9,6 +9,81 @@
 #include <stdint.h>
 
 #include "base/base.h"
+
+/* Where the data comes from and how it is prepared (the `data` section). */
+typedef struct AsymDataSpec {
+    char format[16];        /* "idx" or "random" */
+    char path[1024];
+    int pad;                /* zero padding on each side */
+    int normalize;          /* 1: per-channel mean/std of the training set */
+    int norm_given;         /* channels in mean/std when given explicitly */
+    float mean[4], std[4];
+    int train_limit, test_limit, val_size;
+    int random_n, random_c, random_h, random_w, random_classes;
+    int c, h, w, classes;   /* the model's input (after padding) and classes */
+    AsymDataOptions opt;    /* the readers' options (asymbp.h) */
+} AsymDataSpec;
+
+/* Loads the data sets described by spec: train (minus a seeded validation
+ * split of val_size images), val, test; padded and normalized. */
+int asym_data_load(const AsymDataSpec *spec, uint64_t seed, AsymDataset *train, AsymDataset *val, AsymDataset *test);
+
+/* ---- the readers: one per format, and the transforms ---- */
+/* Reads MNIST-format IDX files (raw or gzip) under their standard names
+ * (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-...)
+ * from dir. Pixels are scaled to [0, 1]. */
+int asym_dataset_load_idx(AsymDataset *d, const char *dir, int train);
+/* Gaussian images with random labels, for tests and benchmarks. */
+int asym_dataset_random(AsymDataset *d, int n, int c, int h, int w, int classes, uint64_t seed);
+/* Keeps the first n images (n <= d->n). */
+void asym_dataset_truncate(AsymDataset *d, int n);
+/* Zero-pads every image by p pixels on each side (28x28 -> 32x32 for p=2). */
+int asym_dataset_pad(AsymDataset *d, int p);
+/* Resizes every image to h x w, each channel bilinearly (stb_image_resize's
+ * triangle filter, edges clamped: torchvision's Resize of a PIL image). */
+int asym_dataset_resize(AsymDataset *d, int h, int w);
+/* x <- (x - mean[c]) / std[c]; mean/std have d->c entries. */
+void asym_dataset_normalize(AsymDataset *d, const float *mean, const float *std);
+/* Moves a seeded random subset of n images of d into val. */
+int asym_dataset_split(AsymDataset *d, AsymDataset *val, int n, uint64_t seed);
+
+/* CIFAR-10 (hundred = 0; dir holds data_batch_1.bin .. data_batch_5.bin and
+ * test_batch.bin) or CIFAR-100 (train.bin, test.bin; coarse selects the 20
+ * superclasses), binary versions. */
+int asym_dataset_load_cifar(AsymDataset *d, const char *dir, int hundred, int coarse, int train);
+/* STL-10 binary: dir holds train_X.bin, train_y.bin, test_X.bin, test_y.bin
+ * (labels 1..10 become 0..9). 96 x 96 images stored column-major on disk. */
+int asym_dataset_load_stl10(AsymDataset *d, const char *dir, int train);
+/* SVHN cropped digits: path is a .mat file (X: 32x32x3xN, y: Nx1 with 10
+ * meaning digit 0), or a folder holding train_32x32.mat and test_32x32.mat. */
+int asym_dataset_load_svhn(AsymDataset *d, const char *path, int train);
+/* A feature or image array x.npy of shape (N, F), (N, H, W) or (N, C, H, W)
+ * and an integer label vector y.npy of N entries; F features become F
+ * channels of 1 x 1 images. uint8 arrays are scaled to [0, 1]. */
+int asym_dataset_load_npy(AsymDataset *d, const char *x_path, const char *y_path);
+/* Every image under dir/CLASS/ (classes in name order; with dir/train/ and
+ * dir/test/, the images of both, training ones first), resized to h x w,
+ * 1 or 3 channels; cache_dir (may be NULL) keeps decoded copies. */
+int asym_dataset_load_folder(AsymDataset *d, const char *dir, int h, int w, int grayscale, const char *cache_dir);
+
+/* Sets spec->c, h, w and classes from its format, path and options (image
+ * folders and .npy files are looked at, nothing is decoded); format "auto"
+ * becomes the one asym_data_detect finds. The calls below and
+ * asym_data_load take a spec resolved so. */
+int asym_data_spec_resolve(AsymDataSpec *spec);
+/* The data set's own splits, read whole, before any sampling, grayscale
+ * conversion, padding or normalization (image folders are decoded at the
+ * options' size and channels): a fixed split gives train and test
+ * (*pooled = 0); a pool (an image folder without train/ and test/, an npy
+ * folder with x.npy and y.npy, a single SVHN .mat file) gives every image
+ * in train and an empty test (*pooled = 1). */
+int asym_data_load_splits(const AsymDataSpec *spec, AsymDataset *train, AsymDataset *test, int *pooled);
+/* Class names of the data set spec describes, in label order after the
+ * class subset drawn with seed (the experiment seed unless sample_seed is
+ * given): folder names, or the names files shipped with CIFAR and STL-10,
+ * or "0", "1", ...; free with asym_data_names_free. */
+int asym_data_class_names(const AsymDataSpec *spec, uint64_t seed, char ***names, int *n);
+
 
 /* ---- the formats (formats.c, the only list of them) ---- */
 
@@ -44,9 +119,6 @@ typedef struct DataFormat {
 
 /* The format called name, or NULL with a message listing the formats. */
 const DataFormat *data_format_find(const char *name);
-/* The i-th name a data section may give (the formats, then "auto"); NULL
- * past the end. */
-const char *data_format_name(int i);
 /* The only place "auto" becomes a format: detected from s->path, its name
  * written into s->format. */
 const DataFormat *data_format_resolve(AsymDataSpec *s);

@@ -135,7 +135,7 @@ enum { N_FORMATS = sizeof FORMATS / sizeof FORMATS[0] };
 
 /* ---- lookup, detection, resolution ---- */
 
-const char *data_format_name(int i) {
+const char *asym_data_format(int i) {
     return i < N_FORMATS ? FORMATS[i].name : i == N_FORMATS ? "auto" : NULL;
 }
 

@@ -10,6 +10,32 @@
 #include "data/data.h"
 #include "io/io.h"
 
+/* A spec of format, path and reader options alone, resolved. */
+static int spec_of(AsymDataSpec *s, const char *format, const char *path, const AsymDataOptions *opt) {
+    memset(s, 0, sizeof *s);
+    snprintf(s->format, sizeof s->format, "%s", format[0] ? format : "auto");
+    snprintf(s->path, sizeof s->path, "%s", path);
+    if (opt) s->opt = *opt;
+    return asym_data_spec_resolve(s);
+}
+
+int asym_data_read(char format[16], const char *path, const AsymDataOptions *opt, AsymDataset *train, AsymDataset *test,
+                   int *pooled) {
+    AsymDataSpec s;
+    memset(train, 0, sizeof *train);
+    memset(test, 0, sizeof *test);
+    if (spec_of(&s, format, path, opt)) return ASYM_ERR;
+    snprintf(format, 16, "%s", s.format);
+    return asym_data_load_splits(&s, train, test, pooled);
+}
+
+int asym_data_names(const char *format, const char *path, const AsymDataOptions *opt, char ***names, int *n) {
+    AsymDataSpec s;
+    *names = NULL;
+    *n = 0;
+    return spec_of(&s, format, path, opt) || asym_data_class_names(&s, 0, names, n) ? ASYM_ERR : ASYM_OK;
+}
+
 int asym_data_load_splits(const AsymDataSpec *s, AsymDataset *train, AsymDataset *test, int *pooled) {
     memset(train, 0, sizeof *train);
     memset(test, 0, sizeof *test);

@@ -61,42 +61,4 @@ void ckpt_put_f64(CkptWriter *w, const char *name, const double *v, int n);
 int ckpt_write(CkptWriter *w, const char *path);
 void ckpt_writer_free(CkptWriter *w);
 
-/* ---- what the library keeps there (state.c) ---- */
-
-/* The training loop's own state, beside the network's and the optimizer's. */
-typedef struct RunState {
-    int epoch, batch;          /* epochs completed; batches done in the epoch under way (0: at its start) */
-    int batch_size, threads;
-    int ranks;                 /* MPI ranks training the model (1: one process); a resume needs as many */
-    AsymRng order;             /* data-order generator */
-    int *perm;                 /* (n_train) the data order of the epoch under way or the last one; caller's array */
-    int n_train, n_val, n_test;
-    uint32_t data_crc;         /* CRC-32 of the prepared images and labels */
-    double loss_sum, epoch_seconds; /* the epoch under way: summed loss, seconds so far */
-    long wrong;                /* ... and wrong predictions */
-    double seconds, train_seconds; /* wall and training time of the run so far */
-    long images;               /* images trained on so far */
-    AsymSummary sum;           /* best and final results so far */
-    AsymAlignment *initial, *last; /* (n_layers) caller's arrays */
-    int n_layers;
-    const char *config;        /* save only: the resolved configuration (may be NULL) */
-    size_t config_len;
-    char *log;                 /* log.jsonl so far; on load malloc'd (the caller frees) */
-    size_t log_len;
-} RunState;
-
-/* Writes the network, the optimizer and rs to path. */
-int state_save_run(const char *path, AsymNet *net, const AsymOptim *opt, const RunState *rs);
-/* Checks path against net, opt and the data described in rs (n_train,
- * n_val, n_test, data_crc, batch_size), then restores all of it. A refused
- * checkpoint leaves everything as it was. */
-int state_load_run(const char *path, AsymNet *net, AsymOptim *opt, RunState *rs);
-/* CRC-32 of every image and label of the three sets. */
-uint32_t state_data_crc(const AsymDataset *train, const AsymDataset *val, const AsymDataset *test);
-
-/* The optimizer's state (optim.c): m (and v for Adam) hold one float per
- * float of every parameter, then of every feedback matrix that shares a
- * gradient, in step order; t counts steps. */
-void optim_state(AsymOptim *o, AsymOptKind *kind, float **m, float **v, long **t);
-
 #endif

@@ -10,6 +10,88 @@
 #include "base/base.h"
 #include "kernels/kernels.h"
 
+/* ---- what a network description says of its layers ---- */
+typedef enum AsymLayerKind {
+    ASYM_FC = 1,
+    ASYM_CONV,
+    ASYM_MAXPOOL,
+    ASYM_AVGPOOL,
+    ASYM_BATCHNORM,
+    ASYM_RELU,
+    ASYM_TANH,
+    ASYM_SIGMOID,
+    ASYM_FLATTEN,
+    ASYM_DROPOUT,
+    ASYM_RESBLOCK,   /* He et al. basic block, or bottleneck if .bottleneck */
+} AsymLayerKind;
+
+typedef enum AsymShortcut {
+    ASYM_SHORTCUT_A = 1, /* identity, zero-padded channels when they grow */
+    ASYM_SHORTCUT_B,     /* identity, 1x1 conv + batch norm when shapes change */
+} AsymShortcut;
+
+typedef enum AsymInit {
+    ASYM_INIT_TORCH = 1,    /* PyTorch's default for Linear/Conv2d */
+    ASYM_INIT_XAVIER_UNIFORM,
+    ASYM_INIT_XAVIER_NORMAL,
+    ASYM_INIT_HE_UNIFORM,
+    ASYM_INIT_HE_NORMAL,
+} AsymInit;
+
+typedef enum AsymLoss {
+    ASYM_LOSS_SOFTMAX_CE = 1,
+    ASYM_LOSS_SIGMOID_BCE, /* one-hot targets, mean over batch and classes */
+} AsymLoss;
+
+typedef struct AsymLayerSpec {
+    AsymLayerKind kind;
+    int rule;          /* fc, conv, resblock: a rule (rules/rules.h) overriding the network's; 0: none */
+    int out;           /* fc: features; conv, resblock: output channels */
+    int k, stride, pad; /* conv and pooling; pool k = 0 means global */
+    int bias;          /* fc, conv: has a bias */
+    float p;           /* dropout probability */
+    float momentum;    /* batch norm running-statistics momentum (PyTorch's) */
+    float eps;         /* batch norm epsilon */
+    AsymShortcut shortcut; /* resblock */
+    int bottleneck;    /* resblock: 1x1-3x3-1x1 with expansion 4 */
+    float lr_scale;    /* per-layer learning-rate multiplier; 0 means 1 (a zeroed spec), negative freezes the layer
+                          (multiplier 0: the config's lr_scale: 0) */
+    int line;          /* config line that defined it, for messages */
+} AsymLayerSpec;
+
+/* The feedback rules' options (rules/), shared by every layer of a network. */
+/* Mirror noise. ORTHOGONAL: normal noise whose n vectors are made orthogonal
+ * (blocks of at most d = input size), scaled so E[x x^T] = std^2 I as for
+ * the others; the sample covariance is then far less noisy when n ~ d. */
+typedef enum AsymNoise { ASYM_NOISE_UNIFORM = 1, ASYM_NOISE_NORMAL, ASYM_NOISE_ORTHOGONAL } AsymNoise;
+
+typedef struct AsymFeedbackSpec {
+    AsymInit init;          /* distribution of random B (fa, dfa, frsf/brsf magnitudes); Xavier uniform by default */
+    float init_gain;        /* multiplies that distribution (1) */
+    int scale_he;           /* usf scale: 0 Xavier std sqrt(2/(fan_in+fan_out)), 1 He std sqrt(2/fan_in) */
+    float scale;            /* usf: explicit scale s (> 0 overrides scale_he) */
+    float concordance;      /* fraction p of B's entries whose sign agrees with W (usf, brsf, frsf); 1 by default */
+    int norm_feedback;      /* Moskovitz et al.: scale B to W's norm after every change */
+    int fixed_weight_norm;  /* Moskovitz et al.: keep each layer's |W| at its initial value */
+    float clip_dx;          /* > 0: clip each weight layer's input gradient to this L2 norm per batch */
+    int dfa_conv;           /* dfa: a block that feeds a convolution gets BioTorch's D (a random classes x C x k x k
+                               kernel taken back through that convolution from a constant error map); 0: dense random D */
+    /* weight mirrors */
+    AsymNoise wm_noise;     /* uniform by default (Akrout's); orthogonal: the exact estimator, with wm_lr = wm_decay = 1 equal to bp on layers with one output position */
+    float wm_std;           /* noise std (0.05 / sqrt(3): uniform in [-0.05, 0.05]) */
+    float wm_lr;            /* B = (1 - wm_decay) B + wm_lr y x^T / (n P std^2); 1e-3 and 1e-3 by default */
+    float wm_decay;
+    int wm_steps;           /* mirror steps after every training batch (1) */
+    int wm_batch;           /* noise inputs per mirror step (0: the training batch's size; with orthogonal noise,
+                               per layer fan_in/P, or 4 fan_in/P for P > 1 output positions) */
+    int wm_presweep;        /* mirror steps before training (-1: ceil(3 / wm_decay), so (1 - decay)^steps <= e^-3; 1000 without decay) */
+} AsymFeedbackSpec;
+
+/* Defaults as documented above. */
+
+/* The convolution backend built in: "im2col + OpenBLAS" or "oneDNN X.Y.Z (...)". */
+const char *asym_conv_backend(void);
+
 typedef struct Shape {
     int c, h, w; /* per sample */
 } Shape;
@@ -86,7 +168,7 @@ struct Layer {
     const float *(*direct_error)(Layer *l, int N, const Pass *p);
     void *impl;         /* kind-specific state */
     char name[40];      /* parameter-name prefix, e.g. "3" or "4.main.1" */
-    AsymRule spec_rule; /* the rule its spec asked for (DEFAULT: the network's) */
+    int spec_rule;      /* the rule its spec asked for (0: the network's) */
     int index;          /* weight layers: place among them (Pass.record); others -1 */
 };
 

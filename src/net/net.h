@@ -5,6 +5,56 @@
 
 #include "rules/rules.h"
 
+/* ---- the network calls the public header leaves out ---- */
+/* Builds the network for batches of at most max_batch, initialized from
+ * rng; everything the training step needs is allocated here. */
+int asym_net_create(AsymNet **net, const AsymNetSpec *spec, int max_batch, AsymRng *rng);
+size_t asym_net_n_weights(const AsymNet *net); /* floats over all parameters */
+/* A training-mode forward pass of x that moves every batch norm's running
+ * statistics toward the batch's with weight alpha (first: replaces them). */
+void asym_net_recompute_stats(AsymNet *net, const float *x, int N, float alpha, int first);
+/* on: later backward passes keep the input gradient (N, in_c, in_h, in_w). */
+void asym_net_keep_input_grad(AsymNet *net, int on);
+const float *asym_net_input_grad(const AsymNet *net);
+/* The gradient of the last loss with respect to the logits. */
+const float *asym_net_logits_grad(const AsymNet *net);
+/* Batch-norm running statistics; feedback matrices ("3.B") and DFA
+ * projections ("3.D", (classes, block output)); for kp, g is W's. */
+int asym_net_n_buffers(const AsymNet *net);
+AsymParam *asym_net_buffer(AsymNet *net, int i);
+int asym_net_n_feedback(const AsymNet *net);
+AsymParam *asym_net_feedback(AsymNet *net, int i);
+/* Orthogonal mirror-noise blocks left plain normal noise (a failed
+ * Cholesky factorization) since the network was made. */
+int asym_net_wm_fallbacks(const AsymNet *net);
+
+typedef enum AsymOptKind { ASYM_SGD = 1, ASYM_ADAM } AsymOptKind;
+typedef struct AsymOptSpec {
+    AsymOptKind kind;
+    float lr, momentum, weight_decay, dampening;
+    int nesterov;
+    int manhattan;           /* SGD: Batch Manhattan, the sign of each gradient entry (Liao et al.) */
+    float beta1, beta2, eps; /* Adam */
+} AsymOptSpec;
+
+typedef enum AsymSchedKind { ASYM_SCHED_CONST = 1, ASYM_SCHED_STEP, ASYM_SCHED_MULTISTEP, ASYM_SCHED_COSINE } AsymSchedKind;
+typedef struct AsymSchedSpec {
+    AsymSchedKind kind;
+    int milestones[16], n_milestones; /* multistep: epochs after which lr *= gamma */
+    int step_size;                    /* step: every step_size epochs */
+    float gamma;
+    int t_max;                        /* cosine: period in epochs (0 = all epochs) */
+    float eta_min;
+} AsymSchedSpec;
+
+/* Learning rate for a 0-based epoch, as PyTorch's schedulers give it. */
+float asym_sched_lr(const AsymSchedSpec *s, float base_lr, int epoch, int epochs);
+int asym_optim_create(AsymOptim **opt, AsymNet *net, const AsymOptSpec *spec);
+/* The optimizer's state (optim.c): m (and v for Adam) hold one float per
+ * float of every parameter, then of every feedback matrix that shares a
+ * gradient, in step order; t counts steps. */
+void optim_state(AsymOptim *o, AsymOptKind *kind, float **m, float **v, long **t);
+
 /* The network's shared layer state (layers.h) and its top-level chain. */
 NetCtx *net_ctx(AsymNet *net);
 Seq *net_seq(AsymNet *net);

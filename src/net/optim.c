@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 #include "io/checkpoint.h"
-#include "layers/layers.h"
+#include "net/net.h"
 
 struct AsymOptim {
     AsymNet *net;

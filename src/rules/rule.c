@@ -116,7 +116,7 @@ static int setup_direct(NetCtx *ctx, Seq *top, AsymRng *rng) {
 
 int feedback_setup(NetCtx *ctx, Seq *top, const AsymNetSpec *spec, AsymRng *rng) {
     const AsymFeedbackSpec *o = &ctx->fb;
-    AsymRule net_rule = spec->rule ? spec->rule : ASYM_RULE_BP;
+    int net_rule = spec->rule ? spec->rule : ASYM_RULE_BP;
     size_t floats = 0, doubles = 0;
     if (!(o->concordance >= 0.0f && o->concordance <= 1.0f)) return asym_fail("feedback: concordance must be in [0, 1], got %g", o->concordance);
     if (apply_overrides(ctx, spec)) return ASYM_ERR;

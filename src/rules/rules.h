@@ -9,6 +9,38 @@
 
 #include "layers/layers.h"
 
+/* Names for the seed rules' places in the rule table (table.c), which
+ * numbers every rule; a rule added there needs no name here. */
+typedef enum AsymRule {
+    ASYM_RULE_DEFAULT = 0, /* a layer without its own rule takes the network's */
+    ASYM_RULE_BP,    /* exact backpropagation: B = W */
+    ASYM_RULE_FA,    /* feedback alignment: fixed random B (Lillicrap et al. 2016) */
+    ASYM_RULE_DFA,   /* direct feedback alignment: output error through a fixed random matrix (Nokland 2016) */
+    ASYM_RULE_USF,   /* uniform sign-concordant: s * sign(W) (Liao et al. 2016) */
+    ASYM_RULE_BRSF,  /* |M| * sign(W), M redrawn every batch */
+    ASYM_RULE_FRSF,  /* |M| * sign(W), M drawn once */
+    ASYM_RULE_KP,    /* Kolen-Pollack: B takes W's update and decay (Akrout et al. 2019) */
+    ASYM_RULE_WM,    /* weight mirror: B learns W from injected noise (Akrout et al. 2019) */
+} AsymRule;
+
+void asym_feedback_defaults(AsymFeedbackSpec *f);
+
+typedef struct AsymNetSpec {
+    int in_c, in_h, in_w;   /* input shape */
+    int classes;
+    AsymLayerSpec *layers;  /* the final layer produces `classes` logits */
+    int n_layers;
+    AsymInit init;
+    int zero_bias;          /* biases start at 0 (BioTorch with Xavier) */
+    AsymLoss loss;
+    int rule;               /* every weight layer's rule unless overridden (bp when DEFAULT) */
+    AsymFeedbackSpec fb;    /* all zero: asym_feedback_defaults */
+    /* Per-layer rules: sel is a weight-layer index ("0", "-1" = the last) or
+     * a layer name ("3", "4.main.0"; a resblock's name covers its layers). */
+    struct { char sel[40]; int rule; } overrides[32];
+    int n_overrides;
+} AsymNetSpec;
+
 typedef struct Rule Rule;
 
 struct Feedback {

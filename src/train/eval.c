@@ -4,9 +4,29 @@
 
 #include "train/train.h"
 
-int asym_experiment_data(const AsymExperiment *ex, AsymDataset *train, AsymDataset *val, AsymDataset *test) {
-    return asym_data_load(&ex->data, ex->seed, train, val, test);
+int asym_experiment_data(const AsymExperiment *ex, int prepared, AsymDataset *train, AsymDataset *val, AsymDataset *test) {
+    AsymDataSpec s = ex->data;
+    if (!prepared) { /* the pixels as read: no padding, no normalization */
+        s.h -= 2 * s.pad;
+        s.w -= 2 * s.pad;
+        s.pad = s.normalize = s.norm_given = 0;
+    }
+    return asym_data_load(&s, ex->seed, train, val, test);
 }
+
+int asym_experiment_names(const AsymExperiment *ex, char ***names, int *n) {
+    return asym_data_class_names(&ex->data, ex->seed, names, n);
+}
+
+int asym_experiment_net(const AsymExperiment *ex, AsymNet **net) {
+    AsymRng rng;
+    asym_rng_seed(&rng, ex->seed);
+    return asym_net_create(net, &ex->net, ex->batch_size, &rng);
+}
+
+int asym_experiment_optim(const AsymExperiment *ex, AsymNet *net, AsymOptim **opt) { return asym_optim_create(opt, net, &ex->opt); }
+
+float asym_experiment_lr(const AsymExperiment *ex, int epoch) { return asym_sched_lr(&ex->sched, ex->opt.lr, epoch, ex->epochs); }
 
 int asym_evaluate(AsymNet *net, const AsymDataset *d, int batch, double *loss, double *err) {
     double total = 0;

@@ -333,7 +333,7 @@ static int write_manifest(const Probe *p) {
 int asym_probe(const AsymExperiment *ex, const char *weights, int batch, int steps, const char *dir) {
     Probe p = {.ex = ex, .dir = dir, .steps = steps};
     int rc = ASYM_ERR;
-    if (asym_experiment_data(ex, &p.train, &p.val, &p.test)) return ASYM_ERR;
+    if (asym_experiment_data(ex, 1, &p.train, &p.val, &p.test)) return ASYM_ERR;
     p.N = batch > p.train.n ? p.train.n : batch;
     AsymRng rng;
     rng_seed(&rng, ex->seed);

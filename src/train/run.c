@@ -79,7 +79,7 @@ int run_checkpoint(Run *r) {
 /* The experiment's data on every rank; when any rank fails, every rank
  * fails with nothing loaded. */
 static int load_data(Run *r) {
-    int rc = asym_experiment_data(r->ex, &r->train, &r->val, &r->test);
+    int rc = asym_experiment_data(r->ex, 1, &r->train, &r->val, &r->test);
     if (!asym_dist_agree(rc)) return ASYM_OK;
     if (!rc) {
         asym_dataset_free(&r->train);

@@ -11,8 +11,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "io/checkpoint.h"
-#include "net/net.h"
+#include "train/train.h"
 
 
 #define RESULTS 8   /* "results": the AsymSummary fields a resumed run continues from */

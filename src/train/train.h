@@ -8,8 +8,42 @@
 #include <jansson.h>
 #include <stdio.h>
 
+#include "config/config.h"
 #include "dist/dist.h"
 #include "io/checkpoint.h"
+
+/* ---- what a checkpoint holds (state.c) ---- */
+
+/* The training loop's own state, beside the network's and the optimizer's. */
+typedef struct RunState {
+    int epoch, batch;          /* epochs completed; batches done in the epoch under way (0: at its start) */
+    int batch_size, threads;
+    int ranks;                 /* MPI ranks training the model (1: one process); a resume needs as many */
+    AsymRng order;             /* data-order generator */
+    int *perm;                 /* (n_train) the data order of the epoch under way or the last one; caller's array */
+    int n_train, n_val, n_test;
+    uint32_t data_crc;         /* CRC-32 of the prepared images and labels */
+    double loss_sum, epoch_seconds; /* the epoch under way: summed loss, seconds so far */
+    long wrong;                /* ... and wrong predictions */
+    double seconds, train_seconds; /* wall and training time of the run so far */
+    long images;               /* images trained on so far */
+    AsymSummary sum;           /* best and final results so far */
+    AsymAlignment *initial, *last; /* (n_layers) caller's arrays */
+    int n_layers;
+    const char *config;        /* save only: the resolved configuration (may be NULL) */
+    size_t config_len;
+    char *log;                 /* log.jsonl so far; on load malloc'd (the caller frees) */
+    size_t log_len;
+} RunState;
+
+/* Writes the network, the optimizer and rs to path. */
+int state_save_run(const char *path, AsymNet *net, const AsymOptim *opt, const RunState *rs);
+/* Checks path against net, opt and the data described in rs (n_train,
+ * n_val, n_test, data_crc, batch_size), then restores all of it. A refused
+ * checkpoint leaves everything as it was. */
+int state_load_run(const char *path, AsymNet *net, AsymOptim *opt, RunState *rs);
+/* CRC-32 of every image and label of the three sets. */
+uint32_t state_data_crc(const AsymDataset *train, const AsymDataset *val, const AsymDataset *test);
 
 /* One of the run's line-per-record files: log.jsonl or steps.jsonl. A line
  * that could not be built or written marks it lost, and the next check of
@@ -92,5 +126,11 @@ void guard_fp_traps(int on);
 void eval_all(AsymNet *net, const AsymDataset *d, int batch, double *loss, double *err);
 /* the mean B-W angle over the layers that have a B (NaN if none) */
 double eval_mean_angle(const AsymAlignment *a, int n);
+
+/* Checkpoints of a net and optimizer (state.c; opt may be NULL): what one
+ * holds is docs/CHECKPOINT.md. A refused load names the first difference
+ * and changes nothing. */
+int asym_checkpoint_save(const char *path, AsymNet *net, const AsymOptim *opt);
+int asym_checkpoint_load(const char *path, AsymNet *net, AsymOptim *opt);
 
 #endif
