@@ -268,7 +268,7 @@ int data_sample(const char *what, const AsymDataOptions *o, uint64_t seed, int c
     if (pool && N == 0 && M == 0)
         return asym_fail("%s: no fixed train/test split here: set data.test_per_class (and data.train_per_class) to draw one", what);
     if (data_class_map(classes, K, seed, map, kept)) return ASYM_ERR;
-    int *perm = NULL, *order = NULL, *start = NULL;
+    int *fill = NULL, *order = NULL, *start = NULL;
     AsymRng r;
     int kc = *kept;
     for (int pass = 0; pass < (pool ? 1 : 2); pass++) {
@@ -276,7 +276,8 @@ int data_sample(const char *what, const AsymDataOptions *o, uint64_t seed, int c
         uint8_t *m = pass ? m2 : m1;
         int n = pass ? n2 : n1, per = pass ? M : N;
         const char *split = pool ? "" : pass ? "test " : "training ";
-        if (!(order = asym_calloc(n ? (size_t)n : 1, sizeof *order)) || !(start = asym_calloc((size_t)kc + 1, sizeof *start)))
+        if (!(order = asym_calloc(n ? (size_t)n : 1, sizeof *order)) || !(start = asym_calloc((size_t)kc + 1, sizeof *start)) ||
+            !(fill = asym_calloc((size_t)kc + 1, sizeof *fill)))
             goto done;
         memset(m, 0, (size_t)n);
         /* Counting sort of the kept images by new class, in file order. */
@@ -288,15 +289,9 @@ int data_sample(const char *what, const AsymDataOptions *o, uint64_t seed, int c
             if (map[y[i]] >= 0) start[map[y[i]] + 1]++;
         }
         for (int k = 0; k < kc; k++) start[k + 1] += start[k];
-        {
-            int *fill = perm = asym_calloc((size_t)kc + 1, sizeof *fill);
-            if (!fill) goto done;
-            memcpy(fill, start, ((size_t)kc + 1) * sizeof *fill);
-            for (int i = 0; i < n; i++)
-                if (map[y[i]] >= 0) order[fill[map[y[i]]]++] = i;
-            free(perm);
-            perm = NULL;
-        }
+        memcpy(fill, start, ((size_t)kc + 1) * sizeof *fill);
+        for (int i = 0; i < n; i++)
+            if (map[y[i]] >= 0) order[fill[map[y[i]]]++] = i;
         rng_seed(&r, seed ^ (pass ? SEED_SECOND : SEED_FIRST));
         for (int k = 0; k < kc; k++) {
             int *L = order + start[k], cnt = start[k + 1] - start[k], old = -1;
@@ -328,11 +323,12 @@ int data_sample(const char *what, const AsymDataOptions *o, uint64_t seed, int c
         }
         free(order);
         free(start);
-        order = start = NULL;
+        free(fill);
+        order = start = fill = NULL;
     }
     rc = ASYM_OK;
 done:
-    free(perm);
+    free(fill);
     free(order);
     free(start);
     return rc;

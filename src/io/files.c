@@ -68,18 +68,12 @@ static int gunzip(const char *path, const uint8_t *in, size_t n, uint8_t **out, 
         if (ret != Z_OK && ret != Z_BUF_ERROR) { err = "inflate failed"; break; }
         if (left == 0 && total < cap) { err = "unexpected end of stream (truncated?)"; break; }
     }
-    if (!err && total > max) {
-        inflateEnd(&zs);
+    inflateEnd(&zs); /* err, when set, is a string literal of zlib's or ours */
+    if (err || total > max) {
         free(buf);
+        if (err) return asym_fail("%s: corrupt gzip data: %s (after %zu bytes of output)", path, err, total);
         return asym_fail("%s: larger than %zu bytes", path, max);
     }
-    if (err) {
-        asym_fail("%s: corrupt gzip data: %s (after %zu bytes of output)", path, err, total);
-        inflateEnd(&zs);
-        free(buf);
-        return ASYM_ERR;
-    }
-    inflateEnd(&zs);
     *out = buf;
     *outlen = total;
     return ASYM_OK;
