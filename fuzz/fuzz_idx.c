@@ -1,8 +1,9 @@
 /* fuzz_idx.c: the MNIST IDX reader: whole-file reading with transparent
- * gunzip, then the header and size checks (src/io/io.c). */
+ * gunzip (src/io/files.c), then the header and size checks (src/data/idx.c). */
 #include "asymbp.h"
 #include "data/data.h"
 #include "fuzz.h"
+#include "data/data.h"
 #include "io/io.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

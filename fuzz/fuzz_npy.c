@@ -1,4 +1,4 @@
-/* fuzz_npy.c: the .npy data set reader (src/data/npy.c on src/io/io.c's .npy
+/* fuzz_npy.c: the .npy data set reader (src/data/npy.c on src/io/npy.c's .npy
  * header parser): the input is split into x.npy and y.npy. */
 #include "asymbp.h"
 #include "data/data.h"

@@ -10,6 +10,7 @@
 #include <zlib.h>
 
 #include "asymbp.h"
+#include "data/data.h"
 #include "io/io.h"
 #include "test.h"
 #include "base/base.h"

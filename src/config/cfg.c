@@ -261,18 +261,22 @@ static int parse_yaml(const char *text, size_t len, const char *name, int set, C
     return rc;
 }
 
-int cfg_parse_string(Cfg **out, const char *text, const char *name) {
-    *out = NULL;
-    if (!name) name = "config";
+/* A configuration from len bytes of YAML; name is its file in messages. */
+static int cfg_new(Cfg **out, const char *text, size_t len, const char *name) {
     Cfg *c = asym_calloc(1, sizeof *c);
     if (!c) return ASYM_ERR;
-    if (!(c->file = str_dup_n(name, strlen(name))) || parse_yaml(text, strlen(text), name, 0, &c->root) != ASYM_OK) {
+    if (!(c->file = str_dup_n(name, strlen(name))) || parse_yaml(text, len, name, 0, &c->root) != ASYM_OK) {
         asym_config_free(c);
         return ASYM_ERR;
     }
     c->root->used = 1;
     *out = c;
     return ASYM_OK;
+}
+
+int cfg_parse_string(Cfg **out, const char *text, const char *name) {
+    *out = NULL;
+    return cfg_new(out, text, strlen(text), name ? name : "config");
 }
 
 int asym_config_load(AsymConfig **out, const char *path) {
@@ -300,18 +304,9 @@ int asym_config_load(AsymConfig **out, const char *path) {
     if (rc == ASYM_OK && ferror(f)) rc = asym_fail("%s: cannot read: %s", path, strerror(errno));
     if (rc == ASYM_OK && len > (size_t)CFG_MAX_FILE) rc = asym_fail("%s: larger than 16 MiB; not a configuration file", path);
     fclose(f);
-    Cfg *c = NULL;
-    if (rc == ASYM_OK && (c = asym_calloc(1, sizeof *c)) == NULL) rc = ASYM_ERR;
-    if (rc == ASYM_OK && !(c->file = str_dup_n(path, strlen(path)))) rc = ASYM_ERR;
-    if (rc == ASYM_OK) rc = parse_yaml(buf, len, path, 0, &c->root);
+    if (rc == ASYM_OK) rc = cfg_new(out, buf, len, path);
     free(buf);
-    if (rc != ASYM_OK) {
-        asym_config_free(c);
-        return ASYM_ERR;
-    }
-    c->root->used = 1;
-    *out = c;
-    return ASYM_OK;
+    return rc;
 }
 
 void asym_config_free(AsymConfig *c) {

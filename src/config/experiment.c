@@ -354,10 +354,8 @@ static int read_debug(const Cfg *c, CfgNode *root, AsymExperiment *ex) {
     CfgNode *m = cfg_child(root, "debug");
     if (!m) return ASYM_OK;
     if (m->kind != CFG_MAP) return cfg_error(c, m, "debug", "expected a map (trap_fp)");
-    long rank, step;
-    if (cfg_get_int(c, m, "debug", "perturb_rank", -1, -1, 1 << 20, &rank) || cfg_get_int(c, m, "debug", "perturb_step", 1, 1, 1L << 30, &step)) return ASYM_ERR;
-    ex->perturb_rank = (int)rank;
-    ex->perturb_step = (int)step;
+    GET_INT(m, "debug", "perturb_rank", -1, -1, 1 << 20, ex->perturb_rank);
+    GET_INT(m, "debug", "perturb_step", 1, 1, 1L << 30, ex->perturb_step);
     return cfg_get_bool(c, m, "debug", "trap_fp", 0, &ex->trap_fp);
 }
 
@@ -366,9 +364,7 @@ static int read_dist(const Cfg *c, CfgNode *root, AsymExperiment *ex) {
     CfgNode *m = cfg_child(root, "dist");
     if (!m) return ASYM_OK;
     if (m->kind != CFG_MAP) return cfg_error(c, m, "dist", "expected a map (check_every, overlap)");
-    long every;
-    if (cfg_get_int(c, m, "dist", "check_every", 0, 0, 1L << 30, &every)) return ASYM_ERR;
-    ex->dist_check_every = (int)every;
+    GET_INT(m, "dist", "check_every", 0, 0, 1L << 30, ex->dist_check_every);
     return cfg_get_bool(c, m, "dist", "overlap", 0, &ex->dist_overlap);
 }
 
@@ -382,13 +378,9 @@ int asym_experiment_from_config(AsymExperiment *ex, AsymConfig *c) {
     snprintf(ex->name, sizeof ex->name, "%s", name);
     if (cfg_get_int(c, root, "", "seed", 1, 0, 0x7fffffffffffffffL, &seed)) goto fail;
     ex->seed = (uint64_t)seed;
-    long v;
-    if (cfg_get_int(c, root, "", "epochs", 1, 1, 100000, &v)) goto fail;
-    ex->epochs = (int)v;
-    if (cfg_get_int(c, root, "", "batch_size", 64, 1, 65536, &v)) goto fail;
-    ex->batch_size = (int)v;
-    if (cfg_get_int(c, root, "", "threads", 0, 0, 1024, &v)) goto fail;
-    ex->threads = (int)v;
+    GET_INT(root, "", "epochs", 1, 1, 100000, ex->epochs);
+    GET_INT(root, "", "batch_size", 64, 1, 65536, ex->batch_size);
+    GET_INT(root, "", "threads", 0, 0, 1024, ex->threads);
     ex->perturb_rank = -1;
     if (read_bn_recompute(c, root, ex) || read_debug(c, root, ex) || read_dist(c, root, ex)) goto fail;
     if (cfg_get_bool(c, root, "", "log_steps", 0, &ex->log_steps)) goto fail;

@@ -23,7 +23,9 @@ static const char *const C10_TEST[] = {"test_batch.bin", NULL};
 static const char *const C100_TRAIN[] = {"train.bin", NULL};
 static const char *const C100_TEST[] = {"test.bin", NULL};
 
-int cifar_decode(const char *path, const uint8_t *buf, size_t len, int hundred, int coarse, float *x, int32_t *y) {
+/* Checks and decodes len bytes of records into x/y, which must hold
+ * len / record images. */
+static int cifar_decode(const char *path, const uint8_t *buf, size_t len, int hundred, int coarse, float *x, int32_t *y) {
     size_t rec = CIFAR_PIX + (hundred ? 2 : 1);
     const char *name = hundred ? "CIFAR-100" : "CIFAR-10";
     if (len == 0) return asym_fail("%s: empty file (expected %s records of %zu bytes)", path, name, rec);

@@ -1,9 +1,9 @@
-/* data.c: image data sets (AsymDataset): MNIST-format IDX loading, Gaussian
- * random sets, truncation, zero padding, per-channel statistics and
- * normalization, seeded train/validation splits, grayscale conversion, and
- * what the other readers (one file per format) share: file checks, allocation, and the
- * per-class sampling of Liao, Leibo and Poggio (2016) (N training and M test
- * images per class, a random subset of K classes). x is (n, c, h, w)
+/* data.c: image data sets (AsymDataset): Gaussian random sets,
+ * truncation, zero padding, per-channel statistics and normalization,
+ * seeded train/validation splits, grayscale conversion, and what the
+ * readers (one file per format) share: file checks, allocation, and the
+ * per-class sampling of Liao, Leibo and Poggio (2016) (N training and M
+ * test images per class, a random subset of K classes). x is (n, c, h, w)
  * float32 from asym_falloc; y is (n) int32. */
 #include <errno.h>
 #include <limits.h>
@@ -11,76 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <stb/stb_image_resize.h>
 
 #include "asymbp.h"
 #include "data/data.h"
-#include "io/io.h"
 #include "base/base.h"
-
-/* Largest (decompressed) IDX file read; with one byte per value this also
- * keeps n, h, w and n*h*w within int. */
-#define IDX_MAX ((size_t)1 << 31)
-
-/* Reads dir/name.gz, or dir/name when there is no .gz, into path and buf. */
-static int read_idx(const char *dir, const char *name, char *path, size_t cap, uint8_t **buf, size_t *len) {
-    if (snprintf(path, cap, "%s/%s.gz", dir, name) >= (int)cap) return asym_fail("%s: path too long", dir);
-    if (access(path, F_OK) != 0) {
-        snprintf(path, cap, "%s/%s", dir, name);
-        if (access(path, F_OK) != 0)
-            return asym_fail("%s: no %s[.gz] (expected MNIST-format IDX files)", dir, name);
-    }
-    return io_read_all(path, buf, len, IDX_MAX);
-}
-
-int asym_dataset_load_idx(AsymDataset *d, const char *dir, int train) {
-    memset(d, 0, sizeof *d);
-    char ipath[4096], lpath[4096];
-    uint8_t *ib = NULL, *lb = NULL;
-    size_t ilen, llen;
-    int ind, lnd, rc = ASYM_ERR;
-    uint32_t idim[4], ldim[4];
-    const uint8_t *pix, *lab;
-    if (read_idx(dir, train ? "train-images-idx3-ubyte" : "t10k-images-idx3-ubyte", ipath, sizeof ipath, &ib, &ilen) ||
-        idx_parse(ipath, ib, ilen, &ind, idim, &pix))
-        goto done;
-    if (ind != 3) {
-        asym_fail("%s: images file has %d dimensions, expected 3 (n, h, w)", ipath, ind);
-        goto done;
-    }
-    if (read_idx(dir, train ? "train-labels-idx1-ubyte" : "t10k-labels-idx1-ubyte", lpath, sizeof lpath, &lb, &llen) ||
-        idx_parse(lpath, lb, llen, &lnd, ldim, &lab))
-        goto done;
-    if (lnd != 1) {
-        asym_fail("%s: labels file has %d dimensions, expected 1", lpath, lnd);
-        goto done;
-    }
-    if (ldim[0] != idim[0]) {
-        asym_fail("%s: labels file holds %u labels but images file %s %u images", lpath, ldim[0], ipath, idim[0]);
-        goto done;
-    }
-    if (!idim[0] || !idim[1] || !idim[2]) {
-        asym_fail("%s: no images (%u x %u x %u)", ipath, idim[0], idim[1], idim[2]);
-        goto done;
-    }
-    size_t n = idim[0], hw = (size_t)idim[1] * idim[2];
-    if (data_alloc(d, ipath, n, 1, (int)idim[1], (int)idim[2], 10)) goto done;
-    for (size_t i = 0; i < n * hw; i++) d->x[i] = pix[i] / 255.0f;
-    int maxl = 0;
-    for (size_t i = 0; i < n; i++) {
-        d->y[i] = lab[i];
-        if (lab[i] > maxl) maxl = lab[i];
-    }
-    d->classes = maxl < 10 ? 10 : maxl + 1; /* MNIST-style sets have 10 classes */
-    rc = ASYM_OK;
-done:
-    free(ib);
-    free(lb);
-    if (rc) asym_dataset_free(d);
-    return rc;
-}
 
 int asym_dataset_random(AsymDataset *d, int n, int c, int h, int w, int classes, uint64_t seed) {
     memset(d, 0, sizeof *d);
@@ -332,7 +268,7 @@ int data_sample(const char *what, const AsymDataOptions *o, uint64_t seed, int c
     if (pool && N == 0 && M == 0)
         return asym_fail("%s: no fixed train/test split here: set data.test_per_class (and data.train_per_class) to draw one", what);
     if (data_class_map(classes, K, seed, map, kept)) return ASYM_ERR;
-    int *perm = NULL, *order = NULL, *start = NULL;
+    int *fill = NULL, *order = NULL, *start = NULL;
     AsymRng r;
     int kc = *kept;
     for (int pass = 0; pass < (pool ? 1 : 2); pass++) {
@@ -340,7 +276,8 @@ int data_sample(const char *what, const AsymDataOptions *o, uint64_t seed, int c
         uint8_t *m = pass ? m2 : m1;
         int n = pass ? n2 : n1, per = pass ? M : N;
         const char *split = pool ? "" : pass ? "test " : "training ";
-        if (!(order = asym_calloc(n ? (size_t)n : 1, sizeof *order)) || !(start = asym_calloc((size_t)kc + 1, sizeof *start)))
+        if (!(order = asym_calloc(n ? (size_t)n : 1, sizeof *order)) || !(start = asym_calloc((size_t)kc + 1, sizeof *start)) ||
+            !(fill = asym_calloc((size_t)kc + 1, sizeof *fill)))
             goto done;
         memset(m, 0, (size_t)n);
         /* Counting sort of the kept images by new class, in file order. */
@@ -352,15 +289,9 @@ int data_sample(const char *what, const AsymDataOptions *o, uint64_t seed, int c
             if (map[y[i]] >= 0) start[map[y[i]] + 1]++;
         }
         for (int k = 0; k < kc; k++) start[k + 1] += start[k];
-        {
-            int *fill = perm = asym_calloc((size_t)kc + 1, sizeof *fill);
-            if (!fill) goto done;
-            memcpy(fill, start, ((size_t)kc + 1) * sizeof *fill);
-            for (int i = 0; i < n; i++)
-                if (map[y[i]] >= 0) order[fill[map[y[i]]]++] = i;
-            free(perm);
-            perm = NULL;
-        }
+        memcpy(fill, start, ((size_t)kc + 1) * sizeof *fill);
+        for (int i = 0; i < n; i++)
+            if (map[y[i]] >= 0) order[fill[map[y[i]]]++] = i;
         rng_seed(&r, seed ^ (pass ? SEED_SECOND : SEED_FIRST));
         for (int k = 0; k < kc; k++) {
             int *L = order + start[k], cnt = start[k + 1] - start[k], old = -1;
@@ -392,11 +323,12 @@ int data_sample(const char *what, const AsymDataOptions *o, uint64_t seed, int c
         }
         free(order);
         free(start);
-        order = start = NULL;
+        free(fill);
+        order = start = fill = NULL;
     }
     rc = ASYM_OK;
 done:
-    free(perm);
+    free(fill);
     free(order);
     free(start);
     return rc;

@@ -157,9 +157,10 @@ int data_gather(const AsymDataset *d, const uint8_t *mark, uint8_t which, const 
 
 /* ---- readers' internals ---- */
 
-/* CIFAR record check over a whole buffer (fuzzing and tests): decodes len
- * bytes of records into x/y, which must hold len / record images. */
-int cifar_decode(const char *path, const uint8_t *buf, size_t len, int hundred, int coarse, float *x, int32_t *y);
+/* Parses an IDX file held in memory (idx.c). Only unsigned-byte data (type
+ * 0x08) is accepted. ndim and dims receive the header; *payload points
+ * into data. */
+int idx_parse(const char *path, const uint8_t *data, size_t len, int *ndim, uint32_t dims[4], const uint8_t **payload);
 
 /* An image-folder tree: classes are the subfolders (name order) of dir,
  * or of dir/train and dir/test when both exist (a fixed split). */

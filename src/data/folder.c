@@ -424,16 +424,6 @@ static int decode_files(const FolderList *l, const int *idx, int n, int h, int w
 static void put32(uint8_t *p, uint32_t v) {
     for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
-static uint32_t get32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
-
-/* crc32 over n bytes; zlib takes uInt lengths. */
-static uLong crc_of(uLong crc, const uint8_t *p, size_t n) {
-    for (uInt k; n; p += k, n -= k) {
-        k = n < (1u << 30) ? (uInt)n : (1u << 30);
-        crc = crc32(crc, p, k);
-    }
-    return crc;
-}
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {
     const uint8_t *b = p;
@@ -479,11 +469,11 @@ int folder_cache_read(const char *path, uint64_t key, int n, int c, int h, int w
     memcpy(&k, buf + 8, 8);
     if (len != want || memcmp(buf, CACHE_MAGIC, 8)) {
         asym_fail("%s: offset 0: not an asymbp image cache", path);
-    } else if (k != key || get32(buf + 16) != (uint32_t)n || get32(buf + 20) != (uint32_t)c || get32(buf + 24) != (uint32_t)h ||
-               get32(buf + 28) != (uint32_t)w) {
+    } else if (k != key || le32(buf + 16) != (uint32_t)n || le32(buf + 20) != (uint32_t)c || le32(buf + 24) != (uint32_t)h ||
+               le32(buf + 28) != (uint32_t)w) {
         asym_fail("%s: offset 8: cache of another folder state or size", path);
     } else {
-        if ((uint32_t)crc_of(crc32(0L, Z_NULL, 0), buf, want - 4) != get32(buf + want - 4)) {
+        if ((uint32_t)crc32_z(crc32(0L, Z_NULL, 0), buf, want - 4) != le32(buf + want - 4)) {
             asym_fail("%s: offset %zu: cache checksum mismatch (corrupt)", path, want - 4);
         } else {
             /* The pixels are moved to the start of the buffer. */
@@ -505,7 +495,7 @@ static int cache_write(const char *path, uint64_t key, int n, int c, int h, int 
     put32(head + 24, (uint32_t)h);
     put32(head + 28, (uint32_t)w);
     size_t bytes = (size_t)n * c * h * w;
-    put32(tail, (uint32_t)crc_of(crc32(crc32(0L, Z_NULL, 0), head, CACHE_HEAD), pix, bytes));
+    put32(tail, (uint32_t)crc32_z(crc32(crc32(0L, Z_NULL, 0), head, CACHE_HEAD), pix, bytes));
     const void *parts[3] = {head, pix, tail};
     size_t lens[3] = {CACHE_HEAD, bytes, 4};
     return io_write_atomic(path, parts, lens, 3);

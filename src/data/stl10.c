@@ -42,12 +42,37 @@ static int stl_path(char *out, size_t cap, const char *dir, const char *name) {
     return ASYM_OK;
 }
 
+/* Reads the n images of path STL_CHUNK at a time, handing each to fn with
+ * its index. */
+static int stl_each(const char *path, size_t n, void (*fn)(const uint8_t *img, size_t i, void *ctx), void *ctx) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return asym_fail("%s: cannot open: %s", path, strerror(errno));
+    uint8_t *buf = malloc((size_t)STL_CHUNK * STL_PIX);
+    int rc = buf ? ASYM_OK : asym_fail("%s: out of memory", path);
+    for (size_t at = 0; at < n && !rc;) {
+        size_t k = n - at < STL_CHUNK ? n - at : STL_CHUNK;
+        if (fread(buf, STL_PIX, k, f) != k) rc = asym_fail("%s: offset %zu: read error (file shrank?)", path, at * STL_PIX);
+        for (size_t i = 0; i < k && !rc; i++) fn(buf + i * STL_PIX, at + i, ctx);
+        at += k;
+    }
+    fclose(f);
+    free(buf);
+    return rc;
+}
+
+/* Column-major planes on disk: byte (c, col, row) to (c, row, col). */
+static void stl_decode(const uint8_t *src, size_t i, void *ctx) {
+    float *dst = ((AsymDataset *)ctx)->x + i * STL_PIX;
+    for (int c = 0; c < 3; c++)
+        for (int col = 0; col < STL_SIDE; col++)
+            for (int row = 0; row < STL_SIDE; row++) dst[c * STL_PLANE + row * STL_SIDE + col] = src[c * STL_PLANE + col * STL_SIDE + row] / 255.0f;
+}
+
 int asym_dataset_load_stl10(AsymDataset *d, const char *dir, int train) {
     memset(d, 0, sizeof *d);
     char xp[4096], yp[4096];
     size_t n, ny;
-    uint8_t *lab = NULL, *buf = NULL;
-    FILE *f = NULL;
+    uint8_t *lab = NULL;
     if (stl_path(xp, sizeof xp, dir, train ? "train_X.bin" : "test_X.bin") || stl_path(yp, sizeof yp, dir, train ? "train_y.bin" : "test_y.bin") ||
         stl_images(xp, &n))
         return ASYM_ERR;
@@ -56,91 +81,42 @@ int asym_dataset_load_stl10(AsymDataset *d, const char *dir, int train) {
         if (strstr(asym_last_error(), "larger than")) asym_fail("%s: more labels than the %zu images of %s", yp, n, xp);
         return ASYM_ERR;
     }
-    if (ny != n) {
-        asym_fail("%s: %zu labels but %s holds %zu images", yp, ny, xp, n);
-        goto fail;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (lab[i] < 1 || lab[i] > 10) {
-            asym_fail("%s: offset %zu: label %d out of range (STL-10 labels are 1..10)", yp, i, lab[i]);
-            goto fail;
-        }
-    if (data_alloc(d, dir, n, 3, STL_SIDE, STL_SIDE, 10)) goto fail;
-    for (size_t i = 0; i < n; i++) d->y[i] = lab[i] - 1;
-    if (!(f = fopen(xp, "rb"))) {
-        asym_fail("%s: cannot open: %s", xp, strerror(errno));
-        goto fail;
-    }
-    if (!(buf = malloc((size_t)STL_CHUNK * STL_PIX))) {
-        asym_fail("%s: out of memory", xp);
-        goto fail;
-    }
-    for (size_t at = 0; at < n;) {
-        size_t k = n - at < STL_CHUNK ? n - at : STL_CHUNK;
-        if (fread(buf, STL_PIX, k, f) != k) {
-            asym_fail("%s: offset %zu: read error (file shrank?)", xp, at * STL_PIX);
-            goto fail;
-        }
-        /* Column-major planes on disk: byte (c, col, row) to (c, row, col). */
-        for (size_t i = 0; i < k; i++) {
-            const uint8_t *src = buf + i * STL_PIX;
-            float *dst = d->x + (at + i) * STL_PIX;
-            for (int c = 0; c < 3; c++)
-                for (int col = 0; col < STL_SIDE; col++)
-                    for (int row = 0; row < STL_SIDE; row++)
-                        dst[c * STL_PLANE + row * STL_SIDE + col] = src[c * STL_PLANE + col * STL_SIDE + row] / 255.0f;
-        }
-        at += k;
-    }
-    fclose(f);
-    free(buf);
+    int rc = ny != n ? asym_fail("%s: %zu labels but %s holds %zu images", yp, ny, xp, n) : ASYM_OK;
+    for (size_t i = 0; i < n && !rc; i++)
+        if (lab[i] < 1 || lab[i] > 10) rc = asym_fail("%s: offset %zu: label %d out of range (STL-10 labels are 1..10)", yp, i, lab[i]);
+    if (!rc) rc = data_alloc(d, dir, n, 3, STL_SIDE, STL_SIDE, 10);
+    for (size_t i = 0; i < n && !rc; i++) d->y[i] = lab[i] - 1;
+    if (!rc) rc = stl_each(xp, n, stl_decode, d);
     free(lab);
-    return ASYM_OK;
-fail:
-    if (f) fclose(f);
-    free(buf);
-    free(lab);
-    asym_dataset_free(d);
-    return ASYM_ERR;
+    if (rc) asym_dataset_free(d);
+    return rc;
+}
+
+/* Integer sums are exact: 100000 images x 9216 x 255^2 < 2^64. */
+typedef struct {
+    uint64_t s[3], q[3];
+} StlSums;
+
+static void stl_sum(const uint8_t *img, size_t i, void *ctx) {
+    StlSums *t = ctx;
+    for (int c = 0; c < 3; c++)
+        for (int j = 0; j < STL_PLANE; j++) {
+            uint8_t p = img[c * STL_PLANE + j];
+            t->s[c] += p;
+            t->q[c] += (uint64_t)p * p;
+        }
 }
 
 int asym_stl10_unlabeled_stats(const char *dir, int *n_out, float mean[3], float std[3]) {
     char xp[4096];
     size_t n;
+    StlSums t = {{0}, {0}};
     if (data_join(xp, sizeof xp, dir, "unlabeled_X.bin")) return ASYM_ERR;
     if (!data_exists(xp, NULL, 0)) return asym_fail("%s: no unlabeled_X.bin", dir);
-    if (stl_images(xp, &n)) return ASYM_ERR;
-    FILE *f = fopen(xp, "rb");
-    if (!f) return asym_fail("%s: cannot open: %s", xp, strerror(errno));
-    uint8_t *buf = malloc((size_t)STL_CHUNK * STL_PIX);
-    if (!buf) {
-        fclose(f);
-        return asym_fail("%s: out of memory", xp);
-    }
-    /* Integer sums are exact: 100000 images x 9216 x 255^2 < 2^64. */
-    uint64_t s[3] = {0}, q[3] = {0};
-    for (size_t at = 0; at < n;) {
-        size_t k = n - at < STL_CHUNK ? n - at : STL_CHUNK;
-        if (fread(buf, STL_PIX, k, f) != k) {
-            fclose(f);
-            free(buf);
-            return asym_fail("%s: offset %zu: read error (file shrank?)", xp, at * STL_PIX);
-        }
-        for (size_t i = 0; i < k; i++)
-            for (int c = 0; c < 3; c++) {
-                const uint8_t *p = buf + i * STL_PIX + c * STL_PLANE;
-                for (int j = 0; j < STL_PLANE; j++) {
-                    s[c] += p[j];
-                    q[c] += (uint64_t)p[j] * p[j];
-                }
-            }
-        at += k;
-    }
-    fclose(f);
-    free(buf);
+    if (stl_images(xp, &n) || stl_each(xp, n, stl_sum, &t)) return ASYM_ERR;
     double cnt = (double)n * STL_PLANE;
     for (int c = 0; c < 3; c++) {
-        double m = (double)s[c] / cnt, v = (double)q[c] / cnt - m * m;
+        double m = (double)t.s[c] / cnt, v = (double)t.q[c] / cnt - m * m;
         mean[c] = (float)(m / 255.0);
         std[c] = (float)(sqrt(v > 0 ? v : 0) / 255.0);
     }

@@ -220,47 +220,23 @@ static int mat5_check(const char *path) {
     return rc;
 }
 
-static const char *class_name(int c) {
-    switch (c) {
-    case MAT_C_DOUBLE: return "double";
-    case MAT_C_SINGLE: return "single";
-    case MAT_C_INT8: return "int8";
-    case MAT_C_UINT8: return "uint8";
-    case MAT_C_INT16: return "int16";
-    case MAT_C_UINT16: return "uint16";
-    case MAT_C_INT32: return "int32";
-    case MAT_C_UINT32: return "uint32";
-    case MAT_C_INT64: return "int64";
-    case MAT_C_UINT64: return "uint64";
-    case MAT_C_CELL: return "cell";
-    case MAT_C_STRUCT: return "struct";
-    case MAT_C_CHAR: return "char";
-    case MAT_C_SPARSE: return "sparse";
-    default: return "another class";
-    }
-}
+/* matio's classes by name, and the kind of number ('f', 'i', 'u') of the
+ * numeric ones, as the .npy reader's dtypes have it. */
+static const struct {
+    const char *name;
+    char kind;
+} CLASSES[] = {
+    [MAT_C_CELL] = {"cell", 0},       [MAT_C_STRUCT] = {"struct", 0},   [MAT_C_CHAR] = {"char", 0},
+    [MAT_C_SPARSE] = {"sparse", 0},   [MAT_C_DOUBLE] = {"double", 'f'}, [MAT_C_SINGLE] = {"single", 'f'},
+    [MAT_C_INT8] = {"int8", 'i'},     [MAT_C_UINT8] = {"uint8", 'u'},   [MAT_C_INT16] = {"int16", 'i'},
+    [MAT_C_UINT16] = {"uint16", 'u'}, [MAT_C_INT32] = {"int32", 'i'},   [MAT_C_UINT32] = {"uint32", 'u'},
+    [MAT_C_INT64] = {"int64", 'i'},   [MAT_C_UINT64] = {"uint64", 'u'},
+};
+enum { N_CLASSES = sizeof CLASSES / sizeof CLASSES[0] };
 
-/* Element i of a buffer of numeric class c as a double. */
-static double num_at(const void *buf, int c, size_t i) {
-    switch (c) {
-    case MAT_C_DOUBLE: return ((const double *)buf)[i];
-    case MAT_C_SINGLE: return ((const float *)buf)[i];
-    case MAT_C_INT8: return ((const int8_t *)buf)[i];
-    case MAT_C_UINT8: return ((const uint8_t *)buf)[i];
-    case MAT_C_INT16: return ((const int16_t *)buf)[i];
-    case MAT_C_UINT16: return ((const uint16_t *)buf)[i];
-    case MAT_C_INT32: return ((const int32_t *)buf)[i];
-    case MAT_C_UINT32: return ((const uint32_t *)buf)[i];
-    case MAT_C_INT64: return (double)((const int64_t *)buf)[i];
-    case MAT_C_UINT64: return (double)((const uint64_t *)buf)[i];
-    default: return -1;
-    }
-}
+static const char *class_name(int c) { return c >= 0 && c < N_CLASSES && CLASSES[c].name ? CLASSES[c].name : "another class"; }
 
-static int is_numeric(int c) {
-    return c == MAT_C_DOUBLE || c == MAT_C_SINGLE || c == MAT_C_INT8 || c == MAT_C_UINT8 || c == MAT_C_INT16 ||
-           c == MAT_C_UINT16 || c == MAT_C_INT32 || c == MAT_C_UINT32 || c == MAT_C_INT64 || c == MAT_C_UINT64;
-}
+static int is_numeric(int c) { return c >= 0 && c < N_CLASSES && CLASSES[c].kind; }
 
 /* X must be 32 x 32 x 3 x N uint8 and y N x 1 real numbers, within what
  * the file of fsize bytes can hold: checked before anything is read. */
@@ -294,9 +270,10 @@ static int svhn_check_vars(const char *path, size_t fsize, const matvar_t *xv, c
 /* The n images read into d: labels 1..10 (10 for the digit 0) of class
  * cls, pixels column-major (row, col, ch, image) to (image, ch, row, col). */
 static int svhn_fill(AsymDataset *d, const char *path, const uint8_t *pix, const void *lab, int cls, size_t n) {
+    NpyArray a = {.kind = CLASSES[cls].kind, .size = (int)Mat_SizeOfClass(cls)};
     if (data_alloc(d, path, n, 3, 32, 32, 10)) return ASYM_ERR;
     for (size_t i = 0; i < n; i++) {
-        double v = num_at(lab, cls, i);
+        double v = npy_elem(&a, (const uint8_t *)lab + i * (size_t)a.size);
         if (!(v >= 1 && v <= 10) || v != (double)(int)v)
             return asym_fail("%s: y(%zu) = %g, expected a label 1..10 (10 for the digit 0)", path, i + 1, v);
         d->y[i] = (int)v == 10 ? 0 : (int)v;

@@ -409,13 +409,8 @@ int asym_checkpoint_export(const AsymCheckpoint *ck, const char *dir) {
             json_scalar(m, r);
         }
         fprintf(m, "}%s\n", i + 1 < ck->n ? "," : "");
-        if (r->type == CKPT_TEXT) {
-            const void *parts[1] = {r->data};
-            size_t lens[1] = {r->count};
-            rc = io_write_atomic(path, parts, lens, 1);
-        } else {
-            rc = npy_write_typed(path, TYPES[r->type].npy, TYPES[r->type].size, r->data, r->ndim, r->dims);
-        }
+        if (r->type == CKPT_TEXT) rc = io_write_atomic(path, (const void *[]){r->data}, &r->count, 1);
+        else rc = npy_write_typed(path, TYPES[r->type].npy, TYPES[r->type].size, r->data, r->ndim, r->dims);
     }
     fprintf(m, "  ]\n}\n");
     if (fclose(m) != 0) {
@@ -425,9 +420,7 @@ int asym_checkpoint_export(const AsymCheckpoint *ck, const char *dir) {
     if (!rc) {
         char path[4400];
         snprintf(path, sizeof path, "%s/manifest.json", dir);
-        const void *parts[1] = {text};
-        size_t lens[1] = {text_len};
-        rc = io_write_atomic(path, parts, lens, 1);
+        rc = io_write_atomic(path, (const void *[]){text}, &text_len, 1);
     }
     free(text);
     return rc;

@@ -1,8 +1,8 @@
-/* io.h: file formats read and written by libasymbp other than YAML:
- * MNIST-format IDX files (raw or gzip, through zlib) and NumPy .npy arrays
- * (the other data sets' readers are in src/data/).
- * Every reader checks header fields against the data actually present
- * before allocating or trusting them. */
+/* io.h: files as libasymbp reads and writes them (files.c: whole files,
+ * gunzipped through zlib, and atomic writes) and NumPy .npy arrays (npy.c;
+ * the data sets' readers are in src/data/). Every reader checks header
+ * fields against the data actually present before allocating or trusting
+ * them. */
 #ifndef ASYM_IO_H
 #define ASYM_IO_H
 
@@ -22,10 +22,6 @@ int io_mkdir_p(const char *dir);
 int io_write_atomic(const char *path, const void *const *parts, const size_t *lens, int n);
 /* The same; gz = 0 keeps gzip data as it is (image files). */
 int io_read_file(const char *path, uint8_t **data, size_t *len, size_t max, int gz);
-
-/* Parses an IDX file held in memory. Only unsigned-byte data (type 0x08) is
- * accepted. ndim and dims receive the header; *payload points into data. */
-int idx_parse(const char *path, const uint8_t *data, size_t len, int *ndim, uint32_t dims[4], const uint8_t **payload);
 
 /* NumPy .npy version 1.0, little-endian float32 ('<f4') or int32 ('<i4'),
  * C order. Writes go to a temporary file renamed into place. */
@@ -50,6 +46,9 @@ typedef struct NpyArray {
 /* Opens path and reads its header into a; on success *f is the open file
  * (the caller closes it). */
 int npy_open(const char *path, NpyArray *a, FILE **f);
+/* One element of a's dtype (kind, size, swap) at p as a double; other
+ * formats' raw numbers are read through it too. */
+double npy_elem(const NpyArray *a, const uint8_t *p);
 /* Reads all a->count elements of the open file as float, times scale. */
 int npy_read_values(const char *path, const NpyArray *a, FILE *f, double scale, float *out);
 
