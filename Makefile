@@ -51,6 +51,11 @@ $(BUILD)/asymbp: $(CLI_OBJ) $(BUILD)/libasymbp.a
 $(BUILD)/test_runner: $(TEST_OBJ) $(BUILD)/libasymbp.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+# examples/: programs on the public header alone (compiled without -Isrc)
+$(BUILD)/examples/%: examples/%.c include/asymbp.h $(BUILD)/libasymbp.a
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -Isrc,$(CFLAGS)) -o $@ $< $(BUILD)/libasymbp.a $(LDLIBS)
+
 # The version every run folder records (src/train/version.c, version.json): the
 # commit, -dirty when tracked files under src/ include/ cli/ differ from it,
 # and the flags that can change results (not -I, -W, -std). Only version.o
@@ -89,7 +94,7 @@ HAVE_DNNL  := $(shell test -r /usr/include/oneapi/dnnl/dnnl.h && echo 1)
 # with other work, spinning threads of two-thread runs slow each other down
 # many times over (a LeNet test took 642 s beside two training runs).
 check: deps
-	@$(MAKE) --no-print-directory $(BUILD)/asymbp $(BUILD)/test_runner
+	@$(MAKE) --no-print-directory $(BUILD)/asymbp $(BUILD)/test_runner $(BUILD)/examples/own_loop
 	$(if $(HAVE_MPI),$(if $(filter 1,$(MPI)),,@$(MAKE) --no-print-directory MPI=1 DNNL= BUILD=$(MPI_BUILD) $(MPI_BUILD)/asymbp))
 ifeq ($(filter 1,$(DNNL) $(MPI))$(TESTS),)
 ifeq ($(HAVE_DNNL),1)
@@ -120,7 +125,7 @@ fuzz: deps
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
 		EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-		EXTRA_LDFLAGS="-fsanitize=address,undefined" build-asan/asymbp build-asan/test_runner
+		EXTRA_LDFLAGS="-fsanitize=address,undefined" build-asan/asymbp build-asan/test_runner build-asan/examples/own_loop
 	ASYM_SRCDIR=$(CURDIR) ASYM_BIN=$(CURDIR)/build-asan/asymbp ASYM_QUICK=1 ASAN_OPTIONS=detect_leaks=1 ASYMBP_PYTHON=$(PYTHON) \
 		OMP_NUM_THREADS=2 build-asan/test_runner $(TESTS)
 
