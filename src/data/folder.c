@@ -526,16 +526,16 @@ int folder_decode(const FolderList *l, const uint8_t *mark, uint8_t which, const
             }
             if (decode_files(l, NULL, l->n, h, w, gray, pix) || cache_write(path, key, l->n, c, h, w, pix)) goto fail;
         }
-        for (int i = 0; i < n; i++)
-            for (size_t k = 0; k < img; k++) d->x[(size_t)i * img + k] = pix[(size_t)idx[i] * img + k] / 255.0f;
     } else {
         if (!(pix = malloc(n ? (size_t)n * img : 1))) {
             asym_fail("image folder: out of memory for %d images", n);
             goto fail;
         }
         if (decode_files(l, idx, n, h, w, gray, pix)) goto fail;
-        for (size_t k = 0; k < (size_t)n * img; k++) d->x[k] = pix[k] / 255.0f;
     }
+    /* the cache holds every image of l, a decode only the n marked ones */
+    for (int i = 0; i < n; i++)
+        for (size_t k = 0; k < img; k++) d->x[(size_t)i * img + k] = pix[(size_t)(cache_dir && *cache_dir ? idx[i] : i) * img + k] / 255.0f;
     free(pix);
     free(idx);
     return ASYM_OK;
