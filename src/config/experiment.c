@@ -245,7 +245,7 @@ static int read_model(const Cfg *c, CfgNode *root, AsymExperiment *ex, ArchPlan 
         if (cfg_get_str(c, m, "model", "activation", "relu", ACTS, &act)) return ASYM_ERR;
         pl->act = act[0] == 'r' ? ASYM_RELU : act[0] == 't' ? ASYM_TANH : ASYM_SIGMOID;
     } else if (strncmp(arch, "resnet", 6) == 0) {
-            const char *sc;
+        const char *sc;
         pl->depth = atoi(arch + 6);
         if (cfg_get_str(c, m, "model", "shortcut", "A", SHORTCUTS, &sc)) return ASYM_ERR;
         pl->shortcut = sc[0] == 'A' ? ASYM_SHORTCUT_A : ASYM_SHORTCUT_B;

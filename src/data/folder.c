@@ -459,7 +459,6 @@ int folder_cache_read(const char *path, uint64_t key, int n, int c, int h, int w
     uint8_t *buf;
     size_t len;
     if (io_read_file(path, &buf, &len, want, 0)) return ASYM_ERR;
-    int rc = ASYM_ERR;
     uint64_t k;
     memcpy(&k, buf + 8, 8);
     if (len != want || memcmp(buf, CACHE_MAGIC, 8)) {
@@ -467,18 +466,15 @@ int folder_cache_read(const char *path, uint64_t key, int n, int c, int h, int w
     } else if (k != key || io_le32(buf + 16) != (uint32_t)n || io_le32(buf + 20) != (uint32_t)c || io_le32(buf + 24) != (uint32_t)h ||
                io_le32(buf + 28) != (uint32_t)w) {
         asym_fail("%s: offset 8: cache of another folder state or size", path);
+    } else if ((uint32_t)crc32_z(crc32(0L, Z_NULL, 0), buf, want - 4) != io_le32(buf + want - 4)) {
+        asym_fail("%s: offset %zu: cache checksum mismatch (corrupt)", path, want - 4);
     } else {
-        if ((uint32_t)crc32_z(crc32(0L, Z_NULL, 0), buf, want - 4) != io_le32(buf + want - 4)) {
-            asym_fail("%s: offset %zu: cache checksum mismatch (corrupt)", path, want - 4);
-        } else {
-            /* The pixels are moved to the start of the buffer. */
-            memmove(buf, buf + CACHE_HEAD, (size_t)n * img);
-            *pix = buf;
-            return ASYM_OK;
-        }
+        memmove(buf, buf + CACHE_HEAD, (size_t)n * img);
+        *pix = buf;
+        return ASYM_OK;
     }
     free(buf);
-    return rc;
+    return ASYM_ERR;
 }
 
 static int cache_write(const char *path, uint64_t key, int n, int c, int h, int w, const uint8_t *pix) {
