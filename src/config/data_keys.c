@@ -69,7 +69,6 @@ static int read_exclude(const Cfg *c, CfgNode *d, AsymDataOptions *o) {
     return ASYM_OK;
 }
 
-
 /* The readers' options; those of one format are refused elsewhere. */
 static int read_options(const Cfg *c, CfgNode *d, AsymDataOptions *o) {
     static const char *const LABELS[] = {"fine", "coarse", NULL};

@@ -79,7 +79,6 @@ int asym_data_load_splits(const AsymDataSpec *spec, AsymDataset *train, AsymData
  * or "0", "1", ...; free with asym_data_names_free. */
 int asym_data_class_names(const AsymDataSpec *spec, uint64_t seed, char ***names, int *n);
 
-
 /* ---- the formats (formats.c, the only list of them) ---- */
 
 /* DataFormat.flags: needs no data.path (a default one, or none); drawn,
@@ -135,15 +134,15 @@ int data_file_size(const char *path, size_t *size);
  * naming what when the sizes overflow int or memory. */
 int data_alloc(AsymDataset *d, const char *what, size_t n, int c, int h, int w, int classes);
 
+/* The class subset alone: map (classes entries) receives the new label of
+ * every old one, -1 for classes left out; *kept the number of classes kept. */
+int data_class_map(int classes, int k, uint64_t seed, int *map, int *kept);
 /* The class subset and the per-class draws (docs/DATA.md). classes: the
  * set's class count; names (may be NULL) name classes in messages; what
  * names the data set. With a fixed split, y1/y2 are the training and test
  * labels and m1/m2 receive 1 for the images kept. For a pool (y2 == NULL)
- * m1 receives 1 (train), 2 (test) or 0. map (classes entries) receives the
- * new label of every old one, -1 for classes left out; *kept the number of
- * classes kept. Labels outside [0, classes) are an error. */
-/* The class subset alone: map[old] = new label or -1; *kept classes. */
-int data_class_map(int classes, int k, uint64_t seed, int *map, int *kept);
+ * m1 receives 1 (train), 2 (test) or 0. map and kept as data_class_map's.
+ * Labels outside [0, classes) are an error. */
 int data_sample(const char *what, const AsymDataOptions *o, uint64_t seed, int classes, char *const *names,
                 const int32_t *y1, int n1, const int32_t *y2, int n2, uint8_t *m1, uint8_t *m2, int *map, int *kept);
 /* out = the images of d with mark[i] == which, labels through map (NULL:
