@@ -71,13 +71,8 @@ static void node_zero_lines(CfgNode *n) {
 }
 
 static char *str_dup_n(const char *s, size_t len) {
-    char *d = malloc(len + 1);
-    if (!d) {
-        asym_fail("out of memory building the configuration");
-        return NULL;
-    }
-    memcpy(d, s, len);
-    d[len] = 0;
+    char *d = strndup(s, len);
+    if (!d) asym_fail("out of memory building the configuration");
     return d;
 }
 

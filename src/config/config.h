@@ -28,8 +28,7 @@ struct AsymConfig {
 };
 typedef struct AsymConfig Cfg;
 
-/* Parsing (asym_config_load/asym_config_set/asym_config_write/asym_config_free
- * in asymbp.h are implemented in cfg.c on top of this tree). */
+/* A configuration from text; name stands for its file in messages. */
 int cfg_parse_string(Cfg **out, const char *text, const char *name);
 
 /* Schema access. Each getter looks up key in map (marking it used), and on a
@@ -68,7 +67,6 @@ int cfg_write(const Cfg *c, FILE *f);
         if (cfg_get_float(c, map, pre, key, def, lo, hi, &v_)) return ASYM_ERR; \
         dst = (float)v_;                                                       \
     } while (0)
-
 
 /* The `data` map of root into d (data_keys.c; every key checked); sets d->c,
  * h, w and classes to the model input the data will have. */

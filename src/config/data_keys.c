@@ -69,7 +69,6 @@ static int read_exclude(const Cfg *c, CfgNode *d, AsymDataOptions *o) {
     return ASYM_OK;
 }
 
-
 /* The readers' options; those of one format are refused elsewhere. */
 static int read_options(const Cfg *c, CfgNode *d, AsymDataOptions *o) {
     static const char *const LABELS[] = {"fine", "coarse", NULL};
@@ -162,10 +161,8 @@ int data_read_config(const Cfg *c, CfgNode *root, AsymDataSpec *ex) {
         }
         ex->norm_given = mean->n_items;
     }
-    CfgNode *r = cfg_child(d, "random");
-    CfgNode none = {.kind = CFG_MAP};
-    if (!r) r = &none;
-    if (r->kind != CFG_MAP) return cfg_error(c, r, "data.random", "expected a map");
+    CfgNode *r = cfg_child(d, "random"); /* NULL: the defaults */
+    if (r && r->kind != CFG_MAP) return cfg_error(c, r, "data.random", "expected a map");
     GET_INT(r, "data.random", "n", 1000, 1, 1 << 24, ex->random_n);
     GET_INT(r, "data.random", "c", 3, 1, 4, ex->random_c);
     GET_INT(r, "data.random", "h", 32, 1, 4096, ex->random_h);

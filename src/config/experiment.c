@@ -245,7 +245,7 @@ static int read_model(const Cfg *c, CfgNode *root, AsymExperiment *ex, ArchPlan 
         if (cfg_get_str(c, m, "model", "activation", "relu", ACTS, &act)) return ASYM_ERR;
         pl->act = act[0] == 'r' ? ASYM_RELU : act[0] == 't' ? ASYM_TANH : ASYM_SIGMOID;
     } else if (strncmp(arch, "resnet", 6) == 0) {
-            const char *sc;
+        const char *sc;
         pl->depth = atoi(arch + 6);
         if (cfg_get_str(c, m, "model", "shortcut", "A", SHORTCUTS, &sc)) return ASYM_ERR;
         pl->shortcut = sc[0] == 'A' ? ASYM_SHORTCUT_A : ASYM_SHORTCUT_B;
@@ -273,10 +273,9 @@ static int build_arch(const Cfg *c, const ArchPlan *pl, AsymNetSpec *s) {
 static int read_optim(const Cfg *c, CfgNode *root, AsymExperiment *ex) {
     static const char *const OPTS[] = {"sgd", "adam", NULL};
     static const char *const SCHED[] = {"constant", "step", "multistep", "cosine", NULL};
+    /* the getters take an absent section (NULL) as an empty one */
     CfgNode *o = cfg_child(root, "optimizer");
-    CfgNode empty = {.kind = CFG_MAP};
-    if (!o) o = &empty;
-    if (o->kind != CFG_MAP) return cfg_error(c, o, "optimizer", "expected a map");
+    if (o && o->kind != CFG_MAP) return cfg_error(c, o, "optimizer", "expected a map");
     const char *name;
     if (cfg_get_str(c, o, "optimizer", "name", "sgd", OPTS, &name)) return ASYM_ERR;
     AsymOptSpec *p = &ex->opt;
@@ -295,9 +294,7 @@ static int read_optim(const Cfg *c, CfgNode *root, AsymExperiment *ex) {
         return cfg_error(c, cfg_child(o, "nesterov"), "optimizer.nesterov", "Nesterov momentum needs momentum > 0 and dampening 0");
 
     CfgNode *s = cfg_child(root, "schedule");
-    CfgNode empty2 = {.kind = CFG_MAP};
-    if (!s) s = &empty2;
-    if (s->kind != CFG_MAP) return cfg_error(c, s, "schedule", "expected a map");
+    if (s && s->kind != CFG_MAP) return cfg_error(c, s, "schedule", "expected a map");
     AsymSchedSpec *q = &ex->sched;
     if (cfg_get_str(c, s, "schedule", "name", "constant", SCHED, &name)) return ASYM_ERR;
     q->kind = (AsymSchedKind)(choice_index(SCHED, name) + 1);

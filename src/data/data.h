@@ -28,10 +28,9 @@ typedef struct AsymDataSpec {
  * split of val_size images), val, test; padded and normalized. */
 int asym_data_load(const AsymDataSpec *spec, uint64_t seed, AsymDataset *train, AsymDataset *val, AsymDataset *test);
 
-/* ---- the readers: one per format, and the transforms ---- */
-/* Reads MNIST-format IDX files (raw or gzip) under their standard names
- * (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-...)
- * from dir. Pixels are scaled to [0, 1]. */
+/* ---- the readers: one per format (each file's top comment gives the
+ * layout it reads), and the transforms; pixels are scaled to [0, 1] ---- */
+/* MNIST-format IDX files (raw or gzip) under their standard names in dir. */
 int asym_dataset_load_idx(AsymDataset *d, const char *dir, int train);
 /* Gaussian images with random labels, for tests and benchmarks. */
 int asym_dataset_random(AsymDataset *d, int n, int c, int h, int w, int classes, uint64_t seed);
@@ -47,19 +46,15 @@ void asym_dataset_normalize(AsymDataset *d, const float *mean, const float *std)
 /* Moves a seeded random subset of n images of d into val. */
 int asym_dataset_split(AsymDataset *d, AsymDataset *val, int n, uint64_t seed);
 
-/* CIFAR-10 (hundred = 0; dir holds data_batch_1.bin .. data_batch_5.bin and
- * test_batch.bin) or CIFAR-100 (train.bin, test.bin; coarse selects the 20
- * superclasses), binary versions. */
+/* CIFAR-10, or CIFAR-100 (hundred; coarse: its 20 superclasses), binary. */
 int asym_dataset_load_cifar(AsymDataset *d, const char *dir, int hundred, int coarse, int train);
-/* STL-10 binary: dir holds train_X.bin, train_y.bin, test_X.bin, test_y.bin
- * (labels 1..10 become 0..9). 96 x 96 images stored column-major on disk. */
+/* STL-10 binary (labels 1..10 become 0..9). */
 int asym_dataset_load_stl10(AsymDataset *d, const char *dir, int train);
-/* SVHN cropped digits: path is a .mat file (X: 32x32x3xN, y: Nx1 with 10
- * meaning digit 0), or a folder holding train_32x32.mat and test_32x32.mat. */
+/* SVHN cropped digits: path is a .mat file, or a folder holding
+ * train_32x32.mat and test_32x32.mat. */
 int asym_dataset_load_svhn(AsymDataset *d, const char *path, int train);
-/* A feature or image array x.npy of shape (N, F), (N, H, W) or (N, C, H, W)
- * and an integer label vector y.npy of N entries; F features become F
- * channels of 1 x 1 images. uint8 arrays are scaled to [0, 1]. */
+/* x.npy of shape (N, F), (N, H, W) or (N, C, H, W) and y.npy of N integer
+ * labels; F features become F channels of 1 x 1 images. */
 int asym_dataset_load_npy(AsymDataset *d, const char *x_path, const char *y_path);
 /* Every image under dir/CLASS/ (classes in name order; with dir/train/ and
  * dir/test/, the images of both, training ones first), resized to h x w,
@@ -83,7 +78,6 @@ int asym_data_load_splits(const AsymDataSpec *spec, AsymDataset *train, AsymData
  * given): folder names, or the names files shipped with CIFAR and STL-10,
  * or "0", "1", ...; free with asym_data_names_free. */
 int asym_data_class_names(const AsymDataSpec *spec, uint64_t seed, char ***names, int *n);
-
 
 /* ---- the formats (formats.c, the only list of them) ---- */
 
@@ -140,15 +134,15 @@ int data_file_size(const char *path, size_t *size);
  * naming what when the sizes overflow int or memory. */
 int data_alloc(AsymDataset *d, const char *what, size_t n, int c, int h, int w, int classes);
 
+/* The class subset alone: map (classes entries) receives the new label of
+ * every old one, -1 for classes left out; *kept the number of classes kept. */
+int data_class_map(int classes, int k, uint64_t seed, int *map, int *kept);
 /* The class subset and the per-class draws (docs/DATA.md). classes: the
  * set's class count; names (may be NULL) name classes in messages; what
  * names the data set. With a fixed split, y1/y2 are the training and test
  * labels and m1/m2 receive 1 for the images kept. For a pool (y2 == NULL)
- * m1 receives 1 (train), 2 (test) or 0. map (classes entries) receives the
- * new label of every old one, -1 for classes left out; *kept the number of
- * classes kept. Labels outside [0, classes) are an error. */
-/* The class subset alone: map[old] = new label or -1; *kept classes. */
-int data_class_map(int classes, int k, uint64_t seed, int *map, int *kept);
+ * m1 receives 1 (train), 2 (test) or 0. map and kept as data_class_map's.
+ * Labels outside [0, classes) are an error. */
 int data_sample(const char *what, const AsymDataOptions *o, uint64_t seed, int classes, char *const *names,
                 const int32_t *y1, int n1, const int32_t *y2, int n2, uint8_t *m1, uint8_t *m2, int *map, int *kept);
 /* out = the images of d with mark[i] == which, labels through map (NULL:

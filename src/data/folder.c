@@ -218,8 +218,6 @@ fail:
 
 /* ---- decoding ---- */
 
-static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
-
 /* stb_image ignores PNG checksums; a flipped bit in the pixel data would
  * decode as a wrong picture. Every chunk's CRC-32 is checked here, up to
  * IEND, which must be there. */
@@ -227,10 +225,10 @@ static int png_check(const char *name, const uint8_t *buf, size_t len) {
     size_t off = 8;
     while (off < len) {
         if (len - off < 12) break;
-        size_t n = be32(buf + off);
+        size_t n = io_be32(buf + off);
         if (n > len - off - 12) break;
         uint32_t crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), buf + off + 4, (uInt)(n + 4));
-        if (crc != be32(buf + off + 8 + n))
+        if (crc != io_be32(buf + off + 8 + n))
             return asym_fail("%s: offset %zu: PNG chunk '%.4s' fails its CRC (corrupt)", name, off, (const char *)buf + off + 4);
         if (!memcmp(buf + off + 4, "IEND", 4)) return ASYM_OK;
         off += 12 + n;
@@ -265,9 +263,6 @@ static int jpeg_check(const char *name, const uint8_t *buf, size_t len) {
     return ASYM_OK;
 }
 
-static uint32_t le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
-static unsigned le16(const uint8_t *p) { return (unsigned)p[0] | (unsigned)p[1] << 8; }
-
 /* stb_image reads zeros past the end of a file, so a truncated BMP, TGA,
  * PNM or GIF decodes as a picture with a black (or background) part; and a
  * header alone can claim an image of millions of pixels (fuzz/fuzz_image.c
@@ -280,9 +275,9 @@ static int plausible(const char *name, const uint8_t *buf, size_t len, int x, in
     if (px * (uint64_t)comp > ((uint64_t)len * 4096 > ((uint64_t)1 << 22) ? (uint64_t)len * 4096 : ((uint64_t)1 << 22)))
         return asym_fail("%s: a file of %zu bytes cannot hold an image of %d x %d pixels (corrupt)", name, len, x, y);
     if (len >= 30 && buf[0] == 'B' && buf[1] == 'M') {
-        uint32_t off = le32(buf + 10), hs = le32(buf + 14);
-        unsigned bpp = hs == 12 ? le16(buf + 24) : le16(buf + 28);
-        uint32_t cmp = hs == 12 || len < 34 ? 0 : le32(buf + 30);
+        uint32_t off = io_le32(buf + 10), hs = io_le32(buf + 14);
+        unsigned bpp = hs == 12 ? io_le16(buf + 24) : io_le16(buf + 28);
+        uint32_t cmp = hs == 12 || len < 34 ? 0 : io_le32(buf + 30);
         if (cmp == 0 || cmp == 3) { /* BI_RGB, BI_BITFIELDS: rows of 4-byte multiples */
             uint64_t row = ((uint64_t)bpp * (uint64_t)x + 31) / 32 * 4;
             need = (uint64_t)off + row * (uint64_t)y;
@@ -291,7 +286,7 @@ static int plausible(const char *name, const uint8_t *buf, size_t len, int x, in
                memcmp(buf, "GIF8", 4) && !(buf[0] == 'P' && buf[1] >= '1' && buf[1] <= '6')) {
         /* no magic number: stb_image tries TGA last; uncompressed ones
          * (types 1-3) hold an id, a colour map, then the pixels */
-        uint64_t cmap = buf[1] ? (uint64_t)le16(buf + 5) * ((buf[7] + 7u) / 8u) : 0;
+        uint64_t cmap = buf[1] ? (uint64_t)io_le16(buf + 5) * ((buf[7] + 7u) / 8u) : 0;
         need = 18 + (uint64_t)buf[0] + cmap + px * ((buf[16] + 7u) / 8u);
     } else if (len >= 2 && buf[0] == 'P' && (buf[1] == '5' || buf[1] == '6')) {
         /* binary PGM/PPM: the header is 4 tokens (comments skipped), one
@@ -464,26 +459,22 @@ int folder_cache_read(const char *path, uint64_t key, int n, int c, int h, int w
     uint8_t *buf;
     size_t len;
     if (io_read_file(path, &buf, &len, want, 0)) return ASYM_ERR;
-    int rc = ASYM_ERR;
     uint64_t k;
     memcpy(&k, buf + 8, 8);
     if (len != want || memcmp(buf, CACHE_MAGIC, 8)) {
         asym_fail("%s: offset 0: not an asymbp image cache", path);
-    } else if (k != key || le32(buf + 16) != (uint32_t)n || le32(buf + 20) != (uint32_t)c || le32(buf + 24) != (uint32_t)h ||
-               le32(buf + 28) != (uint32_t)w) {
+    } else if (k != key || io_le32(buf + 16) != (uint32_t)n || io_le32(buf + 20) != (uint32_t)c || io_le32(buf + 24) != (uint32_t)h ||
+               io_le32(buf + 28) != (uint32_t)w) {
         asym_fail("%s: offset 8: cache of another folder state or size", path);
+    } else if ((uint32_t)crc32_z(crc32(0L, Z_NULL, 0), buf, want - 4) != io_le32(buf + want - 4)) {
+        asym_fail("%s: offset %zu: cache checksum mismatch (corrupt)", path, want - 4);
     } else {
-        if ((uint32_t)crc32_z(crc32(0L, Z_NULL, 0), buf, want - 4) != le32(buf + want - 4)) {
-            asym_fail("%s: offset %zu: cache checksum mismatch (corrupt)", path, want - 4);
-        } else {
-            /* The pixels are moved to the start of the buffer. */
-            memmove(buf, buf + CACHE_HEAD, (size_t)n * img);
-            *pix = buf;
-            return ASYM_OK;
-        }
+        memmove(buf, buf + CACHE_HEAD, (size_t)n * img);
+        *pix = buf;
+        return ASYM_OK;
     }
     free(buf);
-    return rc;
+    return ASYM_ERR;
 }
 
 static int cache_write(const char *path, uint64_t key, int n, int c, int h, int w, const uint8_t *pix) {
@@ -531,16 +522,16 @@ int folder_decode(const FolderList *l, const uint8_t *mark, uint8_t which, const
             }
             if (decode_files(l, NULL, l->n, h, w, gray, pix) || cache_write(path, key, l->n, c, h, w, pix)) goto fail;
         }
-        for (int i = 0; i < n; i++)
-            for (size_t k = 0; k < img; k++) d->x[(size_t)i * img + k] = pix[(size_t)idx[i] * img + k] / 255.0f;
     } else {
         if (!(pix = malloc(n ? (size_t)n * img : 1))) {
             asym_fail("image folder: out of memory for %d images", n);
             goto fail;
         }
         if (decode_files(l, idx, n, h, w, gray, pix)) goto fail;
-        for (size_t k = 0; k < (size_t)n * img; k++) d->x[k] = pix[k] / 255.0f;
     }
+    /* the cache holds every image of l, a decode only the n marked ones */
+    for (int i = 0; i < n; i++)
+        for (size_t k = 0; k < img; k++) d->x[(size_t)i * img + k] = pix[(size_t)(cache_dir && *cache_dir ? idx[i] : i) * img + k] / 255.0f;
     free(pix);
     free(idx);
     return ASYM_OK;

@@ -14,13 +14,9 @@
 #include "io/io.h"
 #include "base/base.h"
 
-static uint32_t be32(const uint8_t *p) {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 int idx_parse(const char *path, const uint8_t *data, size_t len, int *ndim, uint32_t dims[4], const uint8_t **payload) {
     if (len < 4) return asym_fail("%s: offset 0: file holds %zu bytes, too short for an IDX header", path, len);
-    if (data[0] != 0 || data[1] != 0) return asym_fail("%s: offset 0: bad IDX magic 0x%08x", path, be32(data));
+    if (data[0] != 0 || data[1] != 0) return asym_fail("%s: offset 0: bad IDX magic 0x%08x", path, io_be32(data));
     if (data[2] != 0x08)
         return asym_fail("%s: offset 2: unsupported IDX data type 0x%02x (only 0x08, unsigned byte)", path, data[2]);
     int nd = data[3];
@@ -32,7 +28,7 @@ int idx_parse(const char *path, const uint8_t *data, size_t len, int *ndim, uint
     int dl = 0, zero = 0;
     uint64_t prod = 1, overflow = 0;
     for (int i = 0; i < nd; i++) {
-        dims[i] = be32(data + 4 + 4 * i);
+        dims[i] = io_be32(data + 4 + 4 * i);
         dl += snprintf(desc + dl, sizeof desc - dl, "%s%u", i ? " x " : "", dims[i]);
         if (dims[i] == 0) zero = 1;
         else if (prod > UINT64_MAX / dims[i]) overflow = 1;

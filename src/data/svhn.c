@@ -41,10 +41,7 @@ static void mat_log(int level, char *message) {
     snprintf(mat_msg, sizeof mat_msg, "%s", message ? message : "");
 }
 
-static uint32_t rd32(const uint8_t *p, int swap) {
-    return swap ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]
-                : (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
-}
+static uint32_t rd32(const uint8_t *p, int swap) { return swap ? io_be32(p) : io_le32(p); }
 
 /* The first bytes of a variable kept for its check: flags, dimensions,
  * name and the data tag come well within them. */

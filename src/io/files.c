@@ -22,7 +22,7 @@ static int gunzip(const char *path, const uint8_t *in, size_t n, uint8_t **out, 
      * byte lets inflate report the end without another round, and output
      * reaching max + 1 bytes is how "too large" shows. */
     size_t limit = max < SIZE_MAX ? max + 1 : SIZE_MAX;
-    size_t cap = n >= 18 ? (size_t)in[n - 4] | (size_t)in[n - 3] << 8 | (size_t)in[n - 2] << 16 | (size_t)in[n - 1] << 24 : 0;
+    size_t cap = n >= 18 ? io_le32(in + n - 4) : 0;
     if (cap > n * 1032) cap = n * 1032; /* deflate's ratio is at most ~1032:1 */
     cap = cap < 64 ? 64 : cap < limit ? cap + 1 : limit;
     uint8_t *buf = malloc(cap);

@@ -13,6 +13,8 @@
 /* Reads a whole file, transparently gunzipping gzip data, refusing more than
  * max bytes. On error the message names the path. */
 int io_read_all(const char *path, uint8_t **data, size_t *len, size_t max);
+/* The same; gz = 0 keeps gzip data as it is (image files). */
+int io_read_file(const char *path, uint8_t **data, size_t *len, size_t max, int gz);
 
 /* mkdir -p; the message names the folder that could not be made. */
 int io_mkdir_p(const char *dir);
@@ -20,8 +22,11 @@ int io_mkdir_p(const char *dir);
 /* Writes n parts to PATH.PID.tmp, flushes it to disk and renames it to path, so
  * a crash leaves either the old file or the whole new one. */
 int io_write_atomic(const char *path, const void *const *parts, const size_t *lens, int n);
-/* The same; gz = 0 keeps gzip data as it is (image files). */
-int io_read_file(const char *path, uint8_t **data, size_t *len, size_t max, int gz);
+
+/* The unsigned integer at p, most or least significant byte first. */
+static inline uint32_t io_be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+static inline uint32_t io_le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+static inline unsigned io_le16(const uint8_t *p) { return (unsigned)p[0] | (unsigned)p[1] << 8; }
 
 /* NumPy .npy version 1.0, little-endian float32 ('<f4') or int32 ('<i4'),
  * C order. Writes go to a temporary file renamed into place. */

@@ -173,11 +173,11 @@ static int npy_header(const char *path, FILE *f, size_t fsize, NpyArray *a) {
     if (memcmp(pre, "\x93NUMPY", 6)) return asym_fail("%s: offset 0: not a .npy file (bad magic)", path);
     size_t hlen, off;
     if (pre[6] == 1) {
-        hlen = pre[8] | (size_t)pre[9] << 8;
+        hlen = io_le16(pre + 8);
         off = 10;
     } else if (pre[6] == 2) {
         if (fsize < 12 || fread(pre + 10, 1, 2, f) != 2) return asym_fail("%s: offset 10: truncated .npy header", path);
-        hlen = pre[8] | (size_t)pre[9] << 8 | (size_t)pre[10] << 16 | (size_t)pre[11] << 24;
+        hlen = io_le32(pre + 8);
         off = 12;
     } else {
         return asym_fail("%s: offset 6: unsupported .npy version %d.%d (1.0 and 2.0 are read)", path, pre[6], pre[7]);
