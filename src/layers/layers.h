@@ -139,7 +139,9 @@ Layer *resblock_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char
 /* Registers a tensor with the network (storage is assigned after building). */
 AsymParam *ctx_param(NetCtx *ctx, const char *layer, const char *suffix, AsymParamRole role, int ndim, const int *shape);
 AsymParam *ctx_buffer(NetCtx *ctx, const char *layer, const char *suffix, AsymParamRole role, int ndim, const int *shape);
-int ctx_add_weight_layer(NetCtx *ctx, Layer *l);
+/* A weight layer's W (wshape, with its fans) and, when the spec asks, its
+ * bias (s->out), registered; the layer added to the weight layers. */
+int layer_add_weights(Layer *l, const AsymLayerSpec *s, int ndim, const int *wshape, int fan_in, int fan_out);
 void ctx_need_work(NetCtx *ctx, size_t floats);
 
 /* Weight-layer halves (also reachable through LayerOps), for tests. */
