@@ -51,7 +51,8 @@ typedef struct Pass {
     AsymRng *rng;          /* dropout masks' stream */
     /* data-parallel training: this rank's share of a global batch */
     int rows_before, rows_after;         /* samples of the global batch before and after the share (dropout masks) */
-    void (*reduce)(double *v, size_t n); /* set: training-mode batch norm sums its statistics over every rank with it */
+    void (*reduce)(void *arg, double *v, size_t n); /* set: training-mode batch norm sums its statistics over every rank with it, */
+    void *reduce_arg;                               /* passing it this */
     const float *out_err;  /* backward: the output error (N, classes) that direct rules project */
     float **record;        /* backward, when set: weight layer i copies its output gradient to record[i] */
 } Pass;
