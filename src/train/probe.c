@@ -16,30 +16,24 @@ static const char *role_name(AsymParamRole r) {
     return (int)r > 0 && (int)r <= ASYM_P_RUNNING_VAR ? names[r] : "?";
 }
 
-/* more's keys into o; more is taken */
-static void add(json_t *o, json_t *more) {
-    json_object_update(o, more);
-    json_decref(more);
-}
-
 static json_t *layers_json(const AsymNetSpec *s) {
     json_t *list = json_array();
     for (int i = 0; i < s->n_layers; i++) {
         const AsymLayerSpec *l = &s->layers[i];
         json_t *o = json_pack("{s:s}", "type", layer_kind_name(l->kind));
         switch (l->kind) {
-        case ASYM_FC: add(o, json_pack("{s:i, s:b}", "out", l->out, "bias", l->bias)); break;
+        case ASYM_FC: json_object_update_new(o, json_pack("{s:i, s:b}", "out", l->out, "bias", l->bias)); break;
         case ASYM_CONV:
-            add(o, json_pack("{s:i, s:i, s:i, s:i, s:b}", "out", l->out, "k", l->k, "stride", l->stride ? l->stride : 1, "pad", l->pad, "bias", l->bias));
+            json_object_update_new(o, json_pack("{s:i, s:i, s:i, s:i, s:b}", "out", l->out, "k", l->k, "stride", l->stride ? l->stride : 1, "pad", l->pad, "bias", l->bias));
             break;
         case ASYM_MAXPOOL:
-        case ASYM_AVGPOOL: add(o, json_pack("{s:i, s:i, s:i}", "k", l->k, "stride", l->stride ? l->stride : l->k, "pad", l->pad)); break;
+        case ASYM_AVGPOOL: json_object_update_new(o, json_pack("{s:i, s:i, s:i}", "k", l->k, "stride", l->stride ? l->stride : l->k, "pad", l->pad)); break;
         case ASYM_BATCHNORM:
-            add(o, json_pack("{s:o, s:o}", "momentum", log_num(l->momentum > 0 ? l->momentum : 0.1, "%g"), "eps", log_num(l->eps > 0 ? l->eps : 1e-5, "%g")));
+            json_object_update_new(o, json_pack("{s:o, s:o}", "momentum", log_num(l->momentum > 0 ? l->momentum : 0.1, "%g"), "eps", log_num(l->eps > 0 ? l->eps : 1e-5, "%g")));
             break;
         case ASYM_DROPOUT: json_object_set_new(o, "p", log_num(l->p, "%g")); break;
         case ASYM_RESBLOCK:
-            add(o, json_pack("{s:i, s:i, s:s, s:b, s:o}", "out", l->out, "stride", l->stride ? l->stride : 1, "shortcut",
+            json_object_update_new(o, json_pack("{s:i, s:i, s:s, s:b, s:o}", "out", l->out, "stride", l->stride ? l->stride : 1, "shortcut",
                                             l->shortcut == ASYM_SHORTCUT_B ? "B" : "A", "bottleneck", l->bottleneck, "momentum",
                                             log_num(l->momentum > 0 ? l->momentum : 0.1, "%g")));
             break;
