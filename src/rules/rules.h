@@ -104,7 +104,6 @@ void feedback_follow_weights(Layer *l, int b_loaded);
 /* Orthogonal mirror-noise blocks that kept plain normal noise because
  * their Cholesky factorization failed, summed over layers since creation. */
 int feedback_wm_fallbacks(const NetCtx *ctx);
-void feedback_free(Feedback *fb);
 /* Orthogonal mirror noise: rows of x (n, d) made orthonormal in blocks of
  * at most d rows (Cholesky QR in double precision), scaled to length
  * std sqrt(d); gram holds m*m + m*d + m doubles, m = min(n, d). A block
