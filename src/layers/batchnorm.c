@@ -315,9 +315,6 @@ Layer *batchnorm_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const cha
     bn->var = ctx_buffer(ctx, name, "running_var", ASYM_P_RUNNING_VAR, 1, &C);
     bn->bmean = asym_falloc((size_t)C);
     bn->invstd = asym_falloc((size_t)C);
-    if (!l->W || !l->b || !bn->mean || !bn->var || !bn->bmean || !bn->invstd) {
-        layer_free(l);
-        return NULL;
-    }
+    if (!l->W || !l->b || !bn->mean || !bn->var || !bn->bmean || !bn->invstd) return layer_free(l);
     return l;
 }

@@ -511,10 +511,7 @@ Layer *conv2d_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *
     c->rows = in.c * k * k;
     if (c->tdx && s->out * k * k > c->rows) c->rows = s->out * k * k;
     int wshape[4] = {s->out, in.c, k, k};
-    if (layer_add_weights(l, s, 4, wshape, in.c * k * k, s->out * k * k)) {
-        layer_free(l);
-        return NULL;
-    }
+    if (layer_add_weights(l, s, 4, wshape, in.c * k * k, s->out * k * k)) return layer_free(l);
     if (c->mode != CONV_DENSE) {
         size_t K = conv_K(l), P = conv_Pw(l), per = (size_t)ctx->max_batch;
         c->groups = ctx->max_batch < CONV_GROUPS ? ctx->max_batch : CONV_GROUPS;

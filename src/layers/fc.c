@@ -47,9 +47,5 @@ Layer *fc_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name
     if (!l) return NULL;
     int I = (int)shape_size(in);
     int wshape[2] = {s->out, I};
-    if (layer_add_weights(l, s, 2, wshape, I, s->out)) {
-        layer_free(l);
-        return NULL;
-    }
-    return l;
+    return layer_add_weights(l, s, 2, wshape, I, s->out) ? layer_free(l) : l;
 }

@@ -23,12 +23,13 @@ Layer *layer_new(const LayerOps *ops, const AsymLayerSpec *spec, Shape in, Shape
     return l;
 }
 
-void layer_free(Layer *l) {
-    if (!l) return;
+Layer *layer_free(Layer *l) {
+    if (!l) return NULL;
     if (l->ops->free) l->ops->free(l);
     if (l->free_fb) l->free_fb(l->fb);
     free(l->impl);
     free(l);
+    return NULL;
 }
 
 static int grow(void **arr, int *cap, int n, size_t elem) {

@@ -122,7 +122,8 @@ static inline const float *layer_feedback_matrix(const Layer *l, const Pass *p) 
 /* feedback.clip_dx: the input gradient (N, in) scaled down to that norm
  * when longer (not in exact passes). */
 void layer_clip_dx(const Layer *l, const Pass *p, float *dx, int N);
-void layer_free(Layer *l);
+/* Returns NULL, what a create function that failed returns. */
+Layer *layer_free(Layer *l);
 /* Common allocation for every kind; impl_size bytes of zeroed impl. */
 Layer *layer_new(const LayerOps *ops, const AsymLayerSpec *spec, Shape in, Shape out, NetCtx *ctx, const char *name, size_t impl_size);
 
