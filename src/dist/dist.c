@@ -26,13 +26,9 @@ static int g_rank, g_size = 1, g_solo;
 #ifdef ASYM_MPI
 static int g_started;
 #endif
-static uint64_t g_bytes;
-static double g_seconds;
 
 int dist_rank(void) { return g_solo ? 0 : g_rank; }
 int dist_size(void) { return g_solo ? 1 : g_size; }
-uint64_t dist_bytes(void) { return g_bytes; }
-double dist_seconds(void) { return g_seconds; }
 
 int asym_dist_rank(void) { return g_rank; }
 int asym_dist_size(void) { return g_size; }
@@ -52,8 +48,6 @@ int asym_dist_init(int *argc, char ***argv) {
     const char *n = getenv("OMPI_COMM_WORLD_SIZE") ? getenv("OMPI_COMM_WORLD_SIZE") : getenv("PMI_SIZE");
     if (n && atoi(n) > 1)
         return asym_fail("started by mpirun as one of %d processes, but this asymbp was built without MPI: build it with make MPI=1 (docs/MPI.md)", atoi(n));
-    (void)argc;
-    (void)argv;
 #endif
     return ASYM_OK;
 }
@@ -94,27 +88,22 @@ int asym_dist_agree(int rc) {
 #define PIECE ((size_t)1 << 30)
 
 /* Sums n elements of `size` bytes in place over the ranks, counting the traffic. */
-static void sum_in_place(void *v, size_t n, MPI_Datatype type, size_t size) {
+static void sum_in_place(void *v, size_t n, MPI_Datatype type, size_t size, DistCount *count) {
     if (dist_size() == 1) return;
     double t = asym_now();
     for (size_t o = 0; o < n; o += PIECE) {
         size_t k = n - o < PIECE ? n - o : PIECE;
         MPI_Allreduce(MPI_IN_PLACE, (char *)v + o * size, (int)k, type, MPI_SUM, MPI_COMM_WORLD);
     }
-    g_bytes += size * n;
-    g_seconds += asym_now() - t;
+    if (!count) return;
+    count->bytes += size * n;
+    count->seconds += asym_now() - t;
 }
 #endif
 
-void dist_sum(float *v, size_t n) {
+void dist_sum_f64(double *v, size_t n, DistCount *count) {
 #ifdef ASYM_MPI
-    sum_in_place(v, n, MPI_FLOAT, sizeof(float));
-#endif
-}
-
-void dist_sum_f64(double *v, size_t n) {
-#ifdef ASYM_MPI
-    sum_in_place(v, n, MPI_DOUBLE, sizeof(double));
+    sum_in_place(v, n, MPI_DOUBLE, sizeof(double), count);
 #endif
 }
 
@@ -135,7 +124,7 @@ static uint64_t hash_floats(const float *w, size_t n) {
 int dist_check_same(AsymNet *net, const char *when) {
 #ifdef ASYM_MPI
     if (dist_size() == 1) return ASYM_OK;
-    int np = asym_net_n_params(net), nb = asym_net_n_buffers(net), nf = asym_net_n_feedback(net), n = np + nb + nf;
+    int n = net_n_tensors(net);
     uint64_t *mine = asym_calloc((size_t)n + 1, 2 * sizeof(uint64_t)), *root = mine + n + 1;
     int bad = !mine;
     MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
@@ -143,10 +132,7 @@ int dist_check_same(AsymNet *net, const char *when) {
         free(mine);
         return asym_fail("rank check: out of memory");
     }
-    for (int i = 0; i < n; i++) {
-        AsymParam *p = i < np ? asym_net_param(net, i) : i < np + nb ? asym_net_buffer(net, i - np) : asym_net_feedback(net, i - np - nb);
-        root[i] = mine[i] = hash_floats(p->w, p->n);
-    }
+    for (int i = 0; i < n; i++) root[i] = mine[i] = hash_floats(net_tensor(net, i)->w, net_tensor(net, i)->n);
     MPI_Bcast(root, n, MPI_UINT64_T, 0, MPI_COMM_WORLD);
     struct {
         int index, rank;
@@ -156,14 +142,10 @@ int dist_check_same(AsymNet *net, const char *when) {
     MPI_Allreduce(&local, &first, 1, MPI_2INT, MPI_MINLOC, MPI_COMM_WORLD);
     free(mine);
     if (first.index == INT_MAX) return ASYM_OK;
-    int i = first.index;
-    AsymParam *p = i < np ? asym_net_param(net, i) : i < np + nb ? asym_net_buffer(net, i - np) : asym_net_feedback(net, i - np - nb);
     return asym_fail("the ranks' models differ %s: rank %d's %s differs from rank 0's (ranks must run the same build, "
                      "thread count and data; see docs/MPI.md)",
-                     when, first.rank, p->name);
+                     when, first.rank, net_tensor(net, first.index)->name);
 #else
-    (void)net;
-    (void)when;
     return ASYM_OK;
 #endif
 }
@@ -176,6 +158,7 @@ struct DistGrad {
     int overlap, n_layers;
     size_t *start;   /* (n_layers) offset of top-level layer i's first gradient; SIZE_MAX: none */
     size_t hi;       /* gradients at [hi, n) are on their way */
+    DistCount *count;
 #ifdef ASYM_MPI
     MPI_Request *req;
     int n_req, cap_req;
@@ -189,7 +172,7 @@ static void post(DistGrad *d, size_t lo, size_t hi) {
         if (d->n_req == d->cap_req) return; /* sized for one request per layer and piece: cannot happen */
         MPI_Iallreduce(MPI_IN_PLACE, d->g + o, (int)k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &d->req[d->n_req++]);
     }
-    g_bytes += sizeof(float) * (hi - lo);
+    d->count->bytes += sizeof(float) * (hi - lo);
 }
 
 /* Called by the backward pass after top-level layer i: the gradients of layers
@@ -206,13 +189,14 @@ static void layer_done(void *arg, int i) {
 }
 #endif
 
-DistGrad *dist_grad_new(AsymNet *net, int overlap, size_t bucket) {
+DistGrad *dist_grad_new(AsymNet *net, int overlap, size_t bucket, DistCount *count) {
     DistGrad *d = asym_calloc(1, sizeof(DistGrad));
     if (!d) return NULL;
     d->n = asym_net_n_weights(net);
     d->g = asym_net_n_params(net) ? asym_net_param(net, 0)->g : NULL;
     d->overlap = overlap && dist_size() > 1;
     d->bucket = bucket ? bucket : 1;
+    d->count = count;
     d->n_layers = net_seq(net)->n;
     if (!(d->start = asym_calloc(d->n_layers ? d->n_layers : 1, sizeof(size_t)))) {
         free(d);
@@ -249,8 +233,6 @@ void dist_grad_begin(DistGrad *d, StepMode *m) {
     d->hi = d->n;
     d->n_req = 0;
     if (d->overlap) m->done = layer_done, m->done_arg = d;
-#else
-    (void)d, (void)m;
 #endif
 }
 
@@ -258,15 +240,13 @@ void dist_grad_end(DistGrad *d) {
 #ifdef ASYM_MPI
     if (dist_size() == 1) return;
     if (!d->overlap) {
-        dist_sum(d->g, d->n);
+        sum_in_place(d->g, d->n, MPI_FLOAT, sizeof(float), d->count);
         return;
     }
     if (d->hi > 0) post(d, 0, d->hi);
     double t = asym_now();
     MPI_Waitall(d->n_req, d->req, MPI_STATUSES_IGNORE);
-    g_seconds += asym_now() - t;
+    d->count->seconds += asym_now() - t;
     d->n_req = 0;
-#else
-    (void)d;
 #endif
 }

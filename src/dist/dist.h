@@ -11,15 +11,18 @@
 int dist_rank(void);
 int dist_size(void);
 
-/* In-place sums over every rank (MPI_Allreduce, MPI_SUM): every rank gets
- * the same bits. Each byte sent is counted (dist_bytes). */
-void dist_sum(float *v, size_t n);
-void dist_sum_f64(double *v, size_t n);
-/* Bytes allreduced so far by this process, and the seconds it spent
- * waiting for allreduces to finish (transfer and waiting for slower ranks;
- * with overlap, only the wait after the backward pass). */
-uint64_t dist_bytes(void);
-double dist_seconds(void);
+/* The allreduce traffic of what a caller counts (the run summary counts
+ * its training steps'): bytes allreduced by this process, and the seconds
+ * it spent waiting for allreduces to finish (transfer and waiting for
+ * slower ranks; with overlap, only the wait after the backward pass). */
+typedef struct DistCount {
+    uint64_t bytes;
+    double seconds;
+} DistCount;
+
+/* In-place sum over every rank (MPI_Allreduce, MPI_SUM): every rank gets
+ * the same bits. The traffic is added to count unless it is NULL. */
+void dist_sum_f64(double *v, size_t n, DistCount *count);
 
 /* Compares a hash of every parameter, buffer and feedback matrix across
  * ranks; on a difference every rank fails with a message naming the first
@@ -32,7 +35,8 @@ int dist_check_same(AsymNet *net, const char *when);
  * at least bucket floats) as soon as its backward pass is done; without,
  * one allreduce over the flat gradient array after the backward pass. */
 typedef struct DistGrad DistGrad;
-DistGrad *dist_grad_new(AsymNet *net, int overlap, size_t bucket);
+/* Its traffic is added to count, which must outlive it. */
+DistGrad *dist_grad_new(AsymNet *net, int overlap, size_t bucket, DistCount *count);
 void dist_grad_free(DistGrad *d);
 /* Before the backward pass: arms the step's per-layer hook when overlapping. */
 void dist_grad_begin(DistGrad *d, StepMode *m);
@@ -44,16 +48,17 @@ void dist_grad_end(DistGrad *d);
 /* The mode of a training step on this rank's share of a global batch of
  * N: all of it (one process), or its rows [*lo, *lo + *n) with their
  * fraction of the gradient (*weight), batch norm synchronized over the
- * ranks when sync_bn. A batch smaller than the rank count is computed
- * whole by every rank, each weighted 1/P. */
-StepMode share_mode(AsymNet *net, int N, int sync_bn, int *lo, int *n, double *weight);
+ * ranks when sync_bn (its traffic added to count unless NULL). A batch
+ * smaller than the rank count is computed whole by every rank, each
+ * weighted 1/P. */
+StepMode share_mode(AsymNet *net, int N, int sync_bn, DistCount *count, int *lo, int *n, double *weight);
 /* Floats of every batch-norm running statistic. */
 size_t share_buffer_floats(AsymNet *net);
 /* Sums over ranks what a step leaves beside the gradients: v[0] the
  * weighted mean loss, v[1] the hits, v[2] the stop requests, then (with
  * buffers, i.e. per-rank batch norm) every running statistic, which
  * becomes the mean over ranks. v has 3 + share_buffer_floats entries. */
-void share_step_sums(AsymNet *net, double *v, int buffers);
+void share_step_sums(AsymNet *net, double *v, int buffers, DistCount *count);
 /* Whether flag is set on any rank (a stop request on one stops them all). */
 int share_any(int flag);
 

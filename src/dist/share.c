@@ -16,7 +16,10 @@ static double batch_share(int N, int rank, int P, int *lo, int *n) {
     return (double)*n / N;
 }
 
-StepMode share_mode(AsymNet *net, int N, int sync_bn, int *lo, int *n, double *weight) {
+/* Pass.reduce of synchronized batch norm */
+static void sum_stats(void *count, double *v, size_t n) { dist_sum_f64(v, n, count); }
+
+StepMode share_mode(AsymNet *net, int N, int sync_bn, DistCount *count, int *lo, int *n, double *weight) {
     StepMode m = net_mode(net, 1);
     int P = dist_size();
     *lo = 0, *n = N, *weight = 1;
@@ -24,7 +27,8 @@ StepMode share_mode(AsymNet *net, int N, int sync_bn, int *lo, int *n, double *w
     *weight = batch_share(N, dist_rank(), P, lo, n);
     m.grad_scale = (float)*weight;
     m.pass.rows_before = *lo, m.pass.rows_after = N - *lo - *n;
-    m.pass.reduce = sync_bn ? dist_sum_f64 : NULL;
+    m.pass.reduce = sync_bn ? sum_stats : NULL;
+    m.pass.reduce_arg = count;
     return m;
 }
 
@@ -34,7 +38,7 @@ size_t share_buffer_floats(AsymNet *net) {
     return n;
 }
 
-void share_step_sums(AsymNet *net, double *v, int buffers) {
+void share_step_sums(AsymNet *net, double *v, int buffers, DistCount *count) {
     size_t k = 3;
     int P = dist_size();
     if (buffers)
@@ -42,7 +46,7 @@ void share_step_sums(AsymNet *net, double *v, int buffers) {
             AsymParam *p = asym_net_buffer(net, i);
             for (size_t j = 0; j < p->n; j++) v[k++] = p->w[j];
         }
-    dist_sum_f64(v, k);
+    dist_sum_f64(v, k, count);
     k = 3;
     if (buffers)
         for (int i = 0; i < asym_net_n_buffers(net); i++) {
@@ -53,6 +57,6 @@ void share_step_sums(AsymNet *net, double *v, int buffers) {
 
 int share_any(int flag) {
     double v = flag;
-    dist_sum_f64(&v, 1);
+    dist_sum_f64(&v, 1, NULL);
     return v > 0;
 }

@@ -144,7 +144,7 @@ static void bn_sync_forward(Layer *l, const float *x, float *y, int N, const Pas
         sum[c] = s;
     }
     sum[C] = (double)N * S;
-    p->reduce(sum, (size_t)C + 1);
+    p->reduce(p->reduce_arg, sum, (size_t)C + 1);
     double M = sum[C];
     /* pass 2: squared deviations from the global mean */
 #pragma omp parallel for schedule(static)
@@ -159,7 +159,7 @@ static void bn_sync_forward(Layer *l, const float *x, float *y, int N, const Pas
         }
         ss[c] = s;
     }
-    p->reduce(ss, (size_t)C);
+    p->reduce(p->reduce_arg, ss, (size_t)C);
     for (int c = 0; c < C; c++) bn_update_stats(l, p, c, sum[c] / M, ss[c], (size_t)M);
     const float *gamma = l->W->w, *beta = l->b->w;
 #pragma omp parallel for schedule(static)
@@ -200,7 +200,7 @@ static void bn_sync_backward(Layer *l, const float *x, const float *dy, float *d
         sum[C + c] = sgh;
     }
     sum[2 * C] = (double)N * S;
-    p->reduce(sum, 2 * (size_t)C + 1);
+    p->reduce(p->reduce_arg, sum, 2 * (size_t)C + 1);
     if (dx) {
         double M = sum[2 * C];
 #pragma omp parallel for schedule(static)
@@ -315,9 +315,6 @@ Layer *batchnorm_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const cha
     bn->var = ctx_buffer(ctx, name, "running_var", ASYM_P_RUNNING_VAR, 1, &C);
     bn->bmean = asym_falloc((size_t)C);
     bn->invstd = asym_falloc((size_t)C);
-    if (!l->W || !l->b || !bn->mean || !bn->var || !bn->bmean || !bn->invstd) {
-        layer_free(l);
-        return NULL;
-    }
+    if (!l->W || !l->b || !bn->mean || !bn->var || !bn->bmean || !bn->invstd) return layer_free(l);
     return l;
 }

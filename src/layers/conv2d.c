@@ -176,6 +176,20 @@ static void im2col_row(const Layer *l, const float *xp, int ki, int kj, float *r
     }
 }
 
+/* Columns [j Pw, (j + 1) Pw) of col (planes k k, ld) from sample j of the m
+ * at x, each `planes` planes of the input's size, `per` floats apart. Also,
+ * under tdx, the column matrix (O k k, ld) of m output gradients (O, H, W):
+ * im2col of a same-size convolution with O input channels. */
+static void im2col_planes(const Layer *l, const float *x, int m, int planes, size_t per, float *col, size_t ld) {
+    const Conv *c = l->impl;
+    int k = c->k;
+    size_t P = conv_Pw(l), HW = (size_t)l->in.h * l->in.w;
+    for (int j = 0; j < m; j++)
+        for (int ch = 0; ch < planes; ch++)
+            for (int ki = 0; ki < k; ki++)
+                for (int kj = 0; kj < k; kj++) im2col_row(l, x + j * per + ch * HW, ki, kj, col + ((size_t)(ch * k + ki) * k + kj) * ld + j * P);
+}
+
 /* Columns [j Pw, (j + 1) Pw) of col (K, ld) from image j of the m at x (C, H, W). */
 static void im2col(const Layer *l, const float *x, int m, float *col, size_t ld) {
     const Conv *c = l->impl;
@@ -195,23 +209,7 @@ static void im2col(const Layer *l, const float *x, int m, float *col, size_t ld)
                     }
         return;
     }
-    for (int j = 0; j < m; j++)
-        for (int ch = 0; ch < C; ch++)
-            for (int ki = 0; ki < k; ki++)
-                for (int kj = 0; kj < k; kj++)
-                    im2col_row(l, x + j * in + (size_t)ch * H * W, ki, kj, col + ((size_t)(ch * k + ki) * k + kj) * ld + j * P);
-}
-
-/* Under tdx: the column matrix (O k k, ld) of the m output gradients at dy
- * (O, H, W), as im2col of a same-size convolution with O input channels. */
-static void im2col_dy(const Layer *l, const float *dy, int m, float *col, size_t ld) {
-    const Conv *c = l->impl;
-    int O = l->out.c, k = c->k;
-    size_t P = conv_P(l), out = shape_size(l->out);
-    for (int j = 0; j < m; j++)
-        for (int o = 0; o < O; o++)
-            for (int ki = 0; ki < k; ki++)
-                for (int kj = 0; kj < k; kj++) im2col_row(l, dy + j * out + o * P, ki, kj, col + ((size_t)(o * k + ki) * k + kj) * ld + j * P);
+    im2col_planes(l, x, m, C, in, col, ld);
 }
 
 /* Bt (C, O k k) with Bt[c][o][i][j] = B[o][c][k-1-i][k-1-j]. */
@@ -411,9 +409,7 @@ static void conv_backward_core(Layer *l, const float *x, const float *dy, float 
         return;
     }
     if (c->dnnl) {
-        int rc = dW && dx ? conv_dnnl_backward(c->dnnl, l, x, dy, B, dx, N, dW, db)
-                 : dW     ? conv_dnnl_backward_weight(c->dnnl, l, x, dy, N, dW, db)
-                          : conv_dnnl_backward_input(c->dnnl, l, B, dy, dx, N);
+        int rc = conv_dnnl_backward(c->dnnl, l, x, dy, B, dx, N, dW, db);
         if (!rc) return;
         if (rc > 0) dW = NULL; /* the weight gradient is in; dx on im2col */
     }
@@ -451,7 +447,7 @@ static void conv_backward_core(Layer *l, const float *x, const float *dy, float 
                  * (K, P) product; one sample at a time, straight into dx */
                 int C = l->in.c, Ok = O * c->k * c->k;
                 for (int j = 0; j < m; j++) {
-                    im2col_dy(l, dy + (size_t)(n + j) * out, 1, col, P);
+                    im2col_planes(l, dy + (size_t)(n + j) * out, 1, O, out, col, P);
                     gemm(0, 0, C, (int)P, Ok, 1.0f, Bt, Ok, col, (int)P, 0.0f, dx + (size_t)(n + j) * in, (int)P);
                 }
                 continue;
@@ -515,12 +511,7 @@ Layer *conv2d_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *
     c->rows = in.c * k * k;
     if (c->tdx && s->out * k * k > c->rows) c->rows = s->out * k * k;
     int wshape[4] = {s->out, in.c, k, k};
-    l->W = ctx_param(ctx, name, "W", ASYM_P_WEIGHT, 4, wshape);
-    if (l->W) l->W->fan_in = in.c * k * k, l->W->fan_out = s->out * k * k;
-    if (s->bias) {
-        l->b = ctx_param(ctx, name, "b", ASYM_P_BIAS, 1, &s->out);
-        if (l->b) l->b->fan_in = in.c * k * k;
-    }
+    if (layer_add_weights(l, s, 4, wshape, in.c * k * k, s->out * k * k)) return layer_free(l);
     if (c->mode != CONV_DENSE) {
         size_t K = conv_K(l), P = conv_Pw(l), per = (size_t)ctx->max_batch;
         c->groups = ctx->max_batch < CONV_GROUPS ? ctx->max_batch : CONV_GROUPS;
@@ -530,11 +521,7 @@ Layer *conv2d_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *
         if ((size_t)c->chunk > per) c->chunk = (int)per;
         while (c->groups > 1 && shared_floats(l) + c->groups * group_floats(l) > CONV_WORK_FLOATS) c->groups /= 2;
         ctx_need_work(ctx, shared_floats(l) + c->groups * group_floats(l));
-        if (l->W && (!s->bias || l->b)) c->dnnl = conv_dnnl_create(l, k, st, p);
-    }
-    if (!l->W || (s->bias && !l->b) || ctx_add_weight_layer(ctx, l)) {
-        layer_free(l);
-        return NULL;
+        c->dnnl = conv_dnnl_create(l, k, st, p);
     }
     return l;
 }

@@ -334,11 +334,6 @@ int conv_dnnl_forward(ConvDnnl *d, Layer *l, const float *x, float *y, int N, in
     return prim_run(&s->fwd, d->stream, ptr, 0);
 }
 
-static int backward_input(ConvDnnl *d, Set *s, const float *B, const float *dy, float *dx, int have_dy) {
-    void *ptr[DNNL_IO] = {(void *)dy, (void *)B, dx};
-    return prim_run(&s->bwd_data, d->stream, ptr, have_dy);
-}
-
 static int backward_weight(ConvDnnl *d, Set *s, Layer *l, const float *x, const float *dy, float *dW, float *dB) {
     float *dw = s->bound + s->dw_off, *db = s->bound + s->db_off;
     void *ptr[DNNL_IO] = {(void *)dy, (void *)x, dw, db};
@@ -351,26 +346,16 @@ static int backward_weight(ConvDnnl *d, Set *s, Layer *l, const float *x, const 
     return 0;
 }
 
-int conv_dnnl_backward_input(ConvDnnl *d, Layer *l, const float *B, const float *dy, float *dx, int N) {
-    Set *s = set_for(d, l, N);
-    if (!s) return -1;
-    set_ws(s, l);
-    return backward_input(d, s, B, dy, dx, 0);
-}
-
-int conv_dnnl_backward_weight(ConvDnnl *d, Layer *l, const float *x, const float *dy, int N, float *dW, float *db) {
-    Set *s = set_for(d, l, N);
-    if (!s) return -1;
-    set_ws(s, l);
-    return backward_weight(d, s, l, x, dy, dW, db);
-}
-
 int conv_dnnl_backward(ConvDnnl *d, Layer *l, const float *x, const float *dy, const float *B, float *dx, int N, float *dW, float *db) {
     Set *s = set_for(d, l, N);
     if (!s) return -1;
     set_ws(s, l);
-    if (backward_weight(d, s, l, x, dy, dW, db)) return -1;
-    return backward_input(d, s, B, dy, dx, s->share_dy) ? 1 : 0;
+    if (dW && backward_weight(d, s, l, x, dy, dW, db)) return -1;
+    if (!dx) return 0;
+    /* after the weight pass, dy's copy is already made when the layouts agree */
+    void *ptr[DNNL_IO] = {(void *)dy, (void *)B, dx};
+    if (prim_run(&s->bwd_data, d->stream, ptr, dW && s->share_dy)) return dW ? 1 : -1;
+    return 0;
 }
 
 ConvDnnl *conv_dnnl_create(Layer *l, int k, int stride, int pad) {

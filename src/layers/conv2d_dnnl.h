@@ -21,13 +21,11 @@ ConvDnnl *conv_dnnl_create(Layer *l, int k, int stride, int pad);
 void conv_dnnl_free(ConvDnnl *d);
 /* Each returns 0, or -1 when no primitive could be made for this batch
  * size and thread count (the caller falls back to im2col for the call).
- * forward adds the bias when asked; the weight gradient is added into dW
- * and db (db may be NULL). */
+ * forward adds the bias when asked. backward adds the weight gradient into
+ * dW and db when dW is set (db may be NULL) and writes dx through B when dx
+ * is set; with both, one after the other (dy's reordered copy made once),
+ * and 1 when only the weight gradient was done. */
 int conv_dnnl_forward(ConvDnnl *d, Layer *l, const float *x, float *y, int N, int bias);
-int conv_dnnl_backward_weight(ConvDnnl *d, Layer *l, const float *x, const float *dy, int N, float *dW, float *db);
-int conv_dnnl_backward_input(ConvDnnl *d, Layer *l, const float *B, const float *dy, float *dx, int N);
-/* Both halves, one after the other (dy's reordered copy made once): 0, or
- * -1 when nothing was done, 1 when only the weight gradient was. */
 int conv_dnnl_backward(ConvDnnl *d, Layer *l, const float *x, const float *dy, const float *B, float *dx, int N, float *dW, float *db);
 /* "oneDNN 2.6.3 (...)": the backend's name, version and layout. */
 const char *conv_dnnl_name(void);
@@ -35,8 +33,6 @@ const char *conv_dnnl_name(void);
 static inline ConvDnnl *conv_dnnl_create(Layer *l, int k, int stride, int pad) { return NULL; }
 static inline void conv_dnnl_free(ConvDnnl *d) {}
 static inline int conv_dnnl_forward(ConvDnnl *d, Layer *l, const float *x, float *y, int N, int bias) { return -1; }
-static inline int conv_dnnl_backward_weight(ConvDnnl *d, Layer *l, const float *x, const float *dy, int N, float *dW, float *db) { return -1; }
-static inline int conv_dnnl_backward_input(ConvDnnl *d, Layer *l, const float *B, const float *dy, float *dx, int N) { return -1; }
 static inline int conv_dnnl_backward(ConvDnnl *d, Layer *l, const float *x, const float *dy, const float *B, float *dx, int N, float *dW, float *db) { return -1; }
 #endif
 

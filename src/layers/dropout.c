@@ -56,9 +56,5 @@ Layer *dropout_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char 
     Dropout *d = l->impl;
     d->p = s->p;
     d->mask = asym_falloc((size_t)ctx->max_batch * shape_size(in));
-    if (!d->mask) {
-        layer_free(l);
-        return NULL;
-    }
-    return l;
+    return d->mask ? l : layer_free(l);
 }

@@ -47,15 +47,5 @@ Layer *fc_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name
     if (!l) return NULL;
     int I = (int)shape_size(in);
     int wshape[2] = {s->out, I};
-    l->W = ctx_param(ctx, name, "W", ASYM_P_WEIGHT, 2, wshape);
-    if (l->W) l->W->fan_in = I, l->W->fan_out = s->out;
-    if (s->bias) {
-        l->b = ctx_param(ctx, name, "b", ASYM_P_BIAS, 1, &s->out);
-        if (l->b) l->b->fan_in = I;
-    }
-    if (!l->W || (s->bias && !l->b) || ctx_add_weight_layer(ctx, l)) {
-        layer_free(l);
-        return NULL;
-    }
-    return l;
+    return layer_add_weights(l, s, 2, wshape, I, s->out) ? layer_free(l) : l;
 }

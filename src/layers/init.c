@@ -32,11 +32,10 @@ void init_params(NetCtx *ctx, AsymInit init, int zero_bias, AsymRng *rng) {
             }
             break;
         case ASYM_P_BIAS:
-            if (zero_bias) {
+            if (zero_bias)
                 for (size_t j = 0; j < p->n; j++) p->w[j] = 0.0f;
-            } else {
+            else
                 fill_uniform(p->w, p->n, 1.0 / sqrt(fi), rng);
-            }
             break;
         case ASYM_P_BN_SCALE:
             for (size_t j = 0; j < p->n; j++) p->w[j] = 1.0f;

@@ -23,12 +23,13 @@ Layer *layer_new(const LayerOps *ops, const AsymLayerSpec *spec, Shape in, Shape
     return l;
 }
 
-void layer_free(Layer *l) {
-    if (!l) return;
+Layer *layer_free(Layer *l) {
+    if (!l) return NULL;
     if (l->ops->free) l->ops->free(l);
     if (l->free_fb) l->free_fb(l->fb);
     free(l->impl);
     free(l);
+    return NULL;
 }
 
 static int grow(void **arr, int *cap, int n, size_t elem) {
@@ -61,35 +62,42 @@ AsymParam *ctx_param(NetCtx *ctx, const char *layer, const char *suffix, AsymPar
     return p;
 }
 
-AsymParam *ctx_buffer(NetCtx *ctx, const char *layer, const char *suffix, AsymParamRole role, int ndim, const int *shape) {
-    if (grow((void **)&ctx->buffers, &ctx->cap_buffers, ctx->n_buffers, sizeof(AsymParam *))) return NULL;
+/* A tensor with storage of its own (buffers, feedback matrices), added to list. */
+static AsymParam *own_tensor(AsymParam ***list, int *n, int *cap, const char *layer, const char *suffix, AsymParamRole role, int ndim, const int *shape) {
+    if (grow((void **)list, cap, *n, sizeof(AsymParam *))) return NULL;
     AsymParam *p = param_new(layer, suffix, role, ndim, shape);
     if (!p) return NULL;
     if (!(p->w = asym_falloc(p->n))) {
         free(p);
         return NULL;
     }
-    ctx->buffers[ctx->n_buffers++] = p;
+    (*list)[(*n)++] = p;
     return p;
+}
+
+AsymParam *ctx_buffer(NetCtx *ctx, const char *layer, const char *suffix, AsymParamRole role, int ndim, const int *shape) {
+    return own_tensor(&ctx->buffers, &ctx->n_buffers, &ctx->cap_buffers, layer, suffix, role, ndim, shape);
 }
 
 AsymParam *ctx_feedback(NetCtx *ctx, const char *layer, const char *suffix, int ndim, const int *shape) {
-    if (grow((void **)&ctx->feedback, &ctx->cap_feedback, ctx->n_feedback, sizeof(AsymParam *))) return NULL;
-    AsymParam *p = param_new(layer, suffix, ASYM_P_FEEDBACK, ndim, shape);
-    if (!p) return NULL;
-    if (!(p->w = asym_falloc(p->n))) {
-        free(p);
-        return NULL;
-    }
-    ctx->feedback[ctx->n_feedback++] = p;
-    return p;
+    return own_tensor(&ctx->feedback, &ctx->n_feedback, &ctx->cap_feedback, layer, suffix, ASYM_P_FEEDBACK, ndim, shape);
 }
 
-int ctx_add_weight_layer(NetCtx *ctx, Layer *l) {
+static int ctx_add_weight_layer(NetCtx *ctx, Layer *l) {
     if (grow((void **)&ctx->weight_layers, &ctx->cap_weight_layers, ctx->n_weight_layers, sizeof(Layer *))) return ASYM_ERR;
     l->index = ctx->n_weight_layers;
     ctx->weight_layers[ctx->n_weight_layers++] = l;
     return ASYM_OK;
+}
+
+int layer_add_weights(Layer *l, const AsymLayerSpec *s, int ndim, const int *wshape, int fan_in, int fan_out) {
+    l->W = ctx_param(l->ctx, l->name, "W", ASYM_P_WEIGHT, ndim, wshape);
+    if (l->W) l->W->fan_in = fan_in, l->W->fan_out = fan_out;
+    if (s->bias) {
+        l->b = ctx_param(l->ctx, l->name, "b", ASYM_P_BIAS, 1, &s->out);
+        if (l->b) l->b->fan_in = fan_in;
+    }
+    return !l->W || (s->bias && !l->b) || ctx_add_weight_layer(l->ctx, l) ? ASYM_ERR : ASYM_OK;
 }
 
 void ctx_need_work(NetCtx *ctx, size_t floats) {

@@ -133,7 +133,8 @@ typedef struct Pass {
     AsymRng *rng;          /* dropout masks' stream */
     /* data-parallel training: this rank's share of a global batch */
     int rows_before, rows_after;         /* samples of the global batch before and after the share (dropout masks) */
-    void (*reduce)(double *v, size_t n); /* set: training-mode batch norm sums its statistics over every rank with it */
+    void (*reduce)(void *arg, double *v, size_t n); /* set: training-mode batch norm sums its statistics over every rank with it, */
+    void *reduce_arg;                               /* passing it this */
     const float *out_err;  /* backward: the output error (N, classes) that direct rules project */
     float **record;        /* backward, when set: weight layer i copies its output gradient to record[i] */
 } Pass;
@@ -203,7 +204,8 @@ static inline const float *layer_feedback_matrix(const Layer *l, const Pass *p) 
 /* feedback.clip_dx: the input gradient (N, in) scaled down to that norm
  * when longer (not in exact passes). */
 void layer_clip_dx(const Layer *l, const Pass *p, float *dx, int N);
-void layer_free(Layer *l);
+/* Returns NULL, what a create function that failed returns. */
+Layer *layer_free(Layer *l);
 /* Common allocation for every kind; impl_size bytes of zeroed impl. */
 Layer *layer_new(const LayerOps *ops, const AsymLayerSpec *spec, Shape in, Shape out, NetCtx *ctx, const char *name, size_t impl_size);
 
@@ -221,7 +223,9 @@ Layer *resblock_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char
 /* Registers a tensor with the network (storage is assigned after building). */
 AsymParam *ctx_param(NetCtx *ctx, const char *layer, const char *suffix, AsymParamRole role, int ndim, const int *shape);
 AsymParam *ctx_buffer(NetCtx *ctx, const char *layer, const char *suffix, AsymParamRole role, int ndim, const int *shape);
-int ctx_add_weight_layer(NetCtx *ctx, Layer *l);
+/* A weight layer's W (wshape, with its fans) and, when the spec asks, its
+ * bias (s->out), registered; the layer added to the weight layers. */
+int layer_add_weights(Layer *l, const AsymLayerSpec *s, int ndim, const int *wshape, int fan_in, int fan_out);
 void ctx_need_work(NetCtx *ctx, size_t floats);
 
 /* Weight-layer halves (also reachable through LayerOps), for tests. */

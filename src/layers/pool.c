@@ -157,10 +157,7 @@ Layer *pool_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *na
     p->k = kh, p->stride = st, p->pad = pad, p->is_max = s->kind == ASYM_MAXPOOL;
     if (p->is_max && !is_max2(p)) {
         p->arg = asym_calloc((size_t)ctx->max_batch * shape_size(out), sizeof(int32_t));
-        if (!p->arg) {
-            layer_free(l);
-            return NULL;
-        }
+        if (!p->arg) return layer_free(l);
     }
     return l;
 }

@@ -101,8 +101,7 @@ static void res_free(Layer *l) {
 static const LayerOps res_ops = {.name = "resblock", .forward = res_forward, .backward = res_backward, .free = res_free};
 
 static AsymLayerSpec conv_spec(int out, int k, int stride, int line) {
-    AsymLayerSpec s = {.kind = ASYM_CONV, .out = out, .k = k, .stride = stride, .pad = k / 2, .line = line};
-    return s;
+    return (AsymLayerSpec){.kind = ASYM_CONV, .out = out, .k = k, .stride = stride, .pad = k / 2, .line = line};
 }
 
 Layer *resblock_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name) {
@@ -149,6 +148,5 @@ Layer *resblock_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char
     if (!r->dz) goto fail;
     return l;
 fail:
-    layer_free(l);
-    return NULL;
+    return layer_free(l);
 }

@@ -17,13 +17,10 @@ static double angle_deg(const float *a, const float *b, size_t n) {
     return acos(c) * 180.0 / M_PI;
 }
 
-int asym_net_n_weight_layers(const AsymNet *net) { return net_ctx((AsymNet *)net)->n_weight_layers; }
-
 int asym_net_alignment(AsymNet *net, const float *x, const int32_t *y, int N, AsymAlignment *out) {
-    NetCtx *ctx = net_ctx(net);
-    int L = ctx->n_weight_layers;
+    int L = asym_net_n_weight_layers(net);
     size_t total_out = 0, nw = asym_net_n_weights(net);
-    for (int i = 0; i < L; i++) total_out += (size_t)N * shape_size(ctx->weight_layers[i]->out);
+    for (int i = 0; i < L; i++) total_out += (size_t)N * shape_size(net_weight_layer(net, i)->out);
     float *rec = asym_falloc(2 * total_out), *grads = asym_falloc(nw), **record = asym_calloc(L ? L : 1, sizeof(float *));
     if (!rec || !grads || !record) {
         free(rec);
@@ -33,7 +30,7 @@ int asym_net_alignment(AsymNet *net, const float *x, const int32_t *y, int N, As
     }
     /* training mode on a copy of the dropout stream, running statistics
      * left alone; then backward under the rule and under exact BP */
-    AsymRng rng = ctx->rng;
+    AsymRng rng = *net_rng(net);
     StepMode m = net_mode(net, 1);
     m.pass.freeze_stats = 1, m.pass.rng = &rng, m.pass.record = record;
     net_forward(net, x, N, &m);
@@ -41,7 +38,7 @@ int asym_net_alignment(AsymNet *net, const float *x, const int32_t *y, int N, As
         size_t off = pass * total_out;
         for (int i = 0; i < L; i++) {
             record[i] = rec + off;
-            off += (size_t)N * shape_size(ctx->weight_layers[i]->out);
+            off += (size_t)N * shape_size(net_weight_layer(net, i)->out);
         }
         m.pass.exact = pass;
         asym_net_zero_grad(net);
@@ -52,7 +49,7 @@ int asym_net_alignment(AsymNet *net, const float *x, const int32_t *y, int N, As
     size_t off = 0;
     const float *g0 = asym_net_param(net, 0)->g;
     for (int i = 0; i < L; i++) {
-        Layer *l = ctx->weight_layers[i];
+        Layer *l = net_weight_layer(net, i);
         AsymAlignment *a = &out[i];
         size_t n = l->W->n, no = (size_t)N * shape_size(l->out);
         memset(a, 0, sizeof *a);

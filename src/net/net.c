@@ -66,14 +66,10 @@ fail:
 void asym_net_free(AsymNet *net) {
     if (!net) return;
     seq_free(&net->seq);
-    for (int i = 0; i < net->ctx.n_params; i++) free(net->ctx.params[i]);
-    for (int i = 0; i < net->ctx.n_buffers; i++) {
-        free(net->ctx.buffers[i]->w);
-        free(net->ctx.buffers[i]);
-    }
-    for (int i = 0; i < net->ctx.n_feedback; i++) {
-        free(net->ctx.feedback[i]->w);
-        free(net->ctx.feedback[i]);
+    for (int i = 0; i < net_n_tensors(net); i++) {
+        AsymParam *p = net_tensor(net, i);
+        if (i >= net->ctx.n_params) free(p->w); /* buffers and feedback matrices own their storage; parameters point into wflat */
+        free(p);
     }
     free(net->ctx.params);
     free(net->ctx.buffers);
@@ -89,8 +85,20 @@ void asym_net_free(AsymNet *net) {
     free(net);
 }
 
-NetCtx *net_ctx(AsymNet *net) { return &net->ctx; }
 Seq *net_seq(AsymNet *net) { return &net->seq; }
+int net_n_tensors(const AsymNet *net) { return net->ctx.n_params + net->ctx.n_buffers + net->ctx.n_feedback; }
+
+AsymParam *net_tensor(const AsymNet *net, int i) {
+    const NetCtx *c = &net->ctx;
+    if (i < c->n_params) return c->params[i];
+    i -= c->n_params;
+    return i < c->n_buffers ? c->buffers[i] : c->feedback[i - c->n_buffers];
+}
+
+Layer *net_weight_layer(const AsymNet *net, int i) { return net->ctx.weight_layers[i]; }
+AsymRng *net_rng(AsymNet *net) { return &net->ctx.rng; }
+const AsymFeedbackSpec *net_feedback_options(const AsymNet *net) { return &net->ctx.fb; }
+int asym_net_n_weight_layers(const AsymNet *net) { return net->ctx.n_weight_layers; }
 int asym_net_n_params(const AsymNet *net) { return net->ctx.n_params; }
 int asym_net_n_feedback(const AsymNet *net) { return net->ctx.n_feedback; }
 AsymParam *asym_net_feedback(AsymNet *net, int i) { return i >= 0 && i < net->ctx.n_feedback ? net->ctx.feedback[i] : NULL; }
@@ -167,19 +175,10 @@ const float *asym_net_logits_grad(const AsymNet *net) { return net->dlogits; }
  * "ASYMNET1", uint32 count, then per tensor: uint32 name length, name,
  * uint64 float count, floats (little-endian); then the CRC-32 of all that. */
 
-/* Tensor i of the file: parameters, then buffers, then feedback matrices. */
-static AsymParam *stored_tensor(const AsymNet *net, uint32_t i) {
-    const NetCtx *c = &net->ctx;
-    if (i < (uint32_t)c->n_params) return c->params[i];
-    i -= c->n_params;
-    if (i < (uint32_t)c->n_buffers) return c->buffers[i];
-    return c->feedback[i - c->n_buffers];
-}
-
 static const char WEIGHTS_MAGIC[8] = {'A', 'S', 'Y', 'M', 'N', 'E', 'T', '1'};
 
 int asym_net_save(const AsymNet *net, const char *path) {
-    uint32_t count = (uint32_t)(net->ctx.n_params + net->ctx.n_buffers + net->ctx.n_feedback);
+    uint32_t count = (uint32_t)net_n_tensors(net);
     int nparts = 2 + 4 * (int)count + 1, k = 0;
     const void **parts = asym_calloc(nparts, sizeof(void *));
     size_t *lens = asym_calloc(nparts, sizeof(size_t));
@@ -190,7 +189,7 @@ int asym_net_save(const AsymNet *net, const char *path) {
     parts[k] = WEIGHTS_MAGIC, lens[k++] = 8;
     parts[k] = &count, lens[k++] = 4;
     for (uint32_t i = 0; i < count; i++) {
-        const AsymParam *p = stored_tensor(net, i);
+        const AsymParam *p = net_tensor(net, (int)i);
         name_len[i] = (uint32_t)strlen(p->name);
         n[i] = p->n;
         parts[k] = &name_len[i], lens[k++] = 4;
@@ -231,15 +230,14 @@ int asym_net_load(AsymNet *net, const char *path) {
     int rc = ASYM_OK;
     if (memcmp(buf, WEIGHTS_MAGIC, 8)) rc = asym_fail("%s: not an asymbp weights file (bad magic)", path);
     else if ((uint32_t)crc32(crc32(0, NULL, 0), buf, (uInt)len) != stored) rc = asym_fail("%s: checksum mismatch (file corrupted)", path);
-    else if (count != (uint32_t)(net->ctx.n_params + net->ctx.n_buffers + net->ctx.n_feedback))
-        rc = asym_fail("%s: holds %u tensors, the network has %d (another architecture or feedback rule?)", path, count,
-                       net->ctx.n_params + net->ctx.n_buffers + net->ctx.n_feedback);
+    else if (count != (uint32_t)net_n_tensors(net))
+        rc = asym_fail("%s: holds %u tensors, the network has %d (another architecture or feedback rule?)", path, count, net_n_tensors(net));
     /* check every header first, copy only when all match: a refused load
      * leaves the network as it was */
     for (int pass = 0; pass < 2 && !rc; pass++) {
         off = 12;
         for (uint32_t i = 0; i < count && !rc; i++) {
-            AsymParam *p = stored_tensor(net, i);
+            AsymParam *p = net_tensor(net, (int)i);
             uint32_t nl;
             uint64_t n;
             if (off + 4 > len) goto trunc;

@@ -1,5 +1,6 @@
 /* net.h: what the library's upper folders (train, dist) see of a network
- * beyond the public AsymNet calls: its shared state and its top chain. */
+ * beyond the public AsymNet calls: its tensors in their fixed order, its
+ * weight layers, its dropout stream and feedback options, its top chain. */
 #ifndef ASYM_NET_H
 #define ASYM_NET_H
 
@@ -55,9 +56,17 @@ int asym_optim_create(AsymOptim **opt, AsymNet *net, const AsymOptSpec *spec);
  * gradient, in step order; t counts steps. */
 void optim_state(AsymOptim *o, AsymOptKind *kind, float **m, float **v, long **t);
 
-/* The network's shared layer state (layers.h) and its top-level chain. */
-NetCtx *net_ctx(AsymNet *net);
+/* The network's top-level chain. */
 Seq *net_seq(AsymNet *net);
+/* Every tensor, in the order of weights files and checkpoints: parameters,
+ * then buffers, then feedback matrices. */
+int net_n_tensors(const AsymNet *net);
+AsymParam *net_tensor(const AsymNet *net, int i);
+/* Weight layer i, in creation order (asym_net_n_weight_layers of them). */
+Layer *net_weight_layer(const AsymNet *net, int i);
+/* The dropout masks' stream, and the options of the feedback rules. */
+AsymRng *net_rng(AsymNet *net);
+const AsymFeedbackSpec *net_feedback_options(const AsymNet *net);
 
 /* How one step runs: the Pass every layer sees, and what the step itself
  * does with it. Modes are arguments: a measurement makes its own (exact,

@@ -17,24 +17,15 @@ static void brsf_redraw(Layer *l) {
     if (normal) {
         rule_fill_random(&l->ctx->fb, l->W, M, n, &fb->rng);
         for (size_t i = 0; i < n; i++) M[i] = fabsf(M[i]);
-        sign_from_M(l);
+        sign_from_w(l);
         return;
     }
     uint32_t seed = rng_u32(&fb->rng);
-    if (sg) {
 #pragma omp parallel for simd schedule(static) if (n > 65536)
-        for (size_t i = 0; i < n; i++) {
-            float m = b * (float)(rule_hash32((uint32_t)i * 0x9e3779b9U + seed) >> 8);
-            M[i] = m;
-            B[i] = m * rule_sign(W[i]) * sg[i];
-        }
-    } else {
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-        for (size_t i = 0; i < n; i++) {
-            float m = b * (float)(rule_hash32((uint32_t)i * 0x9e3779b9U + seed) >> 8);
-            M[i] = m;
-            B[i] = m * rule_sign(W[i]);
-        }
+    for (size_t i = 0; i < n; i++) {
+        float m = b * (float)(rule_hash32((uint32_t)i * 0x9e3779b9U + seed) >> 8);
+        M[i] = m;
+        B[i] = m * rule_sign(W[i]) * (sg ? sg[i] : 1.0f);
     }
 }
 

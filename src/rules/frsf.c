@@ -5,8 +5,8 @@
 
 static int frsf_init(Layer *l, size_t *floats, size_t *doubles) {
     if (sign_init(l, 1)) return ASYM_ERR;
-    sign_from_M(l);
+    sign_from_w(l);
     return ASYM_OK;
 }
 
-const Rule RULE_FRSF = {.name = "frsf", .flags = RULE_OWN_B, .init = frsf_init, .after_step = sign_from_M, .follow_weights = sign_follow_weights};
+const Rule RULE_FRSF = {.name = "frsf", .flags = RULE_OWN_B, .init = frsf_init, .after_step = sign_from_w, .follow_weights = sign_follow_weights};

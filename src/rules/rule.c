@@ -77,6 +77,14 @@ static int apply_overrides(NetCtx *ctx, const AsymNetSpec *spec) {
 /* Is layer l inside a residual block (a nested chain)? */
 static int nested(const Layer *l) { return strchr(l->name, '.') != NULL; }
 
+static void feedback_free(Feedback *fb) {
+    if (!fb) return;
+    free(fb->M);
+    free(fb->sign);
+    free(fb->dfa_dy);
+    free(fb);
+}
+
 /* One weight layer's feedback: its rule, stream, B and the rule's init. */
 static int setup_layer(Layer *l, AsymRule r, AsymRng *rng, size_t *floats, size_t *doubles) {
     NetCtx *ctx = l->ctx;
@@ -152,12 +160,4 @@ int feedback_wm_fallbacks(const NetCtx *ctx) {
     int n = 0;
     for (int i = 0; i < ctx->n_weight_layers; i++) n += ctx->weight_layers[i]->fb ? ctx->weight_layers[i]->fb->wm_fallbacks : 0;
     return n;
-}
-
-void feedback_free(Feedback *fb) {
-    if (!fb) return;
-    free(fb->M);
-    free(fb->sign);
-    free(fb->dfa_dy);
-    free(fb);
 }

@@ -115,10 +115,10 @@ static inline uint32_t rule_hash32(uint32_t x) {
 
 /* The sign-concordant rules (sign.c, for usf, frsf and brsf): their scale
  * s, magnitudes |M| when with_M, and the pattern of discordant signs;
- * B = s sign(W) or |M| sign(W) times that pattern; following a loaded W. */
+ * B = |M| sign(W) (s sign(W) without M) times that pattern; following a
+ * loaded W. */
 int sign_init(Layer *l, int with_M);
-void sign_from_s(Layer *l);
-void sign_from_M(Layer *l);
+void sign_from_w(Layer *l);
 void sign_follow_weights(Layer *l, int b_loaded);
 
 /* Resolves every weight layer's rule (spec->rule, overridden per layer) and
@@ -136,7 +136,6 @@ void feedback_follow_weights(Layer *l, int b_loaded);
 /* Orthogonal mirror-noise blocks that kept plain normal noise because
  * their Cholesky factorization failed, summed over layers since creation. */
 int feedback_wm_fallbacks(const NetCtx *ctx);
-void feedback_free(Feedback *fb);
 /* Orthogonal mirror noise: rows of x (n, d) made orthonormal in blocks of
  * at most d rows (Cholesky QR in double precision), scaled to length
  * std sqrt(d); gram holds m*m + m*d + m doubles, m = min(n, d). A block

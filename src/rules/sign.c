@@ -34,32 +34,14 @@ int sign_init(Layer *l, int with_M) {
     return ASYM_OK;
 }
 
-/* B = s sign(W), times the pattern of discordant signs when there is one */
-void sign_from_s(Layer *l) {
-    const float *W = l->W->w, *sg = l->fb->sign;
+/* B = |M| sign(W), or s sign(W) without M, times the pattern of discordant
+ * signs when there is one (times 1 without: the same floats) */
+void sign_from_w(Layer *l) {
+    const float *W = l->W->w, *M = l->fb->M, *sg = l->fb->sign;
     float *B = l->fb->B->w, s = l->fb->s;
     size_t n = l->W->n;
-    if (!sg) {
 #pragma omp parallel for simd schedule(static) if (n > 65536)
-        for (size_t i = 0; i < n; i++) B[i] = s * rule_sign(W[i]);
-    } else {
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-        for (size_t i = 0; i < n; i++) B[i] = s * rule_sign(W[i]) * sg[i];
-    }
-}
-
-/* B = |M| sign(W), times the pattern of discordant signs when there is one */
-void sign_from_M(Layer *l) {
-    const float *W = l->W->w, *M = l->fb->M, *sg = l->fb->sign;
-    float *B = l->fb->B->w;
-    size_t n = l->W->n;
-    if (!sg) {
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-        for (size_t i = 0; i < n; i++) B[i] = M[i] * rule_sign(W[i]);
-    } else {
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-        for (size_t i = 0; i < n; i++) B[i] = M[i] * rule_sign(W[i]) * sg[i];
-    }
+    for (size_t i = 0; i < n; i++) B[i] = (M ? M[i] : s) * rule_sign(W[i]) * (sg ? sg[i] : 1.0f);
 }
 
 /* A loaded W: B takes its signs, keeping its magnitudes (those of a loaded
@@ -69,8 +51,6 @@ void sign_follow_weights(Layer *l, int b_loaded) {
     size_t n = l->W->n;
     if (b_loaded && fb->M)
         for (size_t i = 0; i < n; i++) fb->M[i] = fabsf(fb->B->w[i]);
-    const float *W = l->W->w, *M = fb->M, *sg = fb->sign;
-    float *B = fb->B->w;
-    for (size_t i = 0; i < n; i++) B[i] = (M ? M[i] : fb->s) * rule_sign(W[i]) * (sg ? sg[i] : 1.0f);
-    if (l->ctx->fb.norm_feedback) rule_scale_to(B, n, vec_norm(W, n));
+    sign_from_w(l);
+    if (l->ctx->fb.norm_feedback) rule_scale_to(fb->B->w, n, vec_norm(l->W->w, n));
 }

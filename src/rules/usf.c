@@ -5,8 +5,8 @@
 
 static int usf_init(Layer *l, size_t *floats, size_t *doubles) {
     if (sign_init(l, 0)) return ASYM_ERR;
-    sign_from_s(l);
+    sign_from_w(l);
     return ASYM_OK;
 }
 
-const Rule RULE_USF = {.name = "usf", .flags = RULE_OWN_B, .init = usf_init, .after_step = sign_from_s, .follow_weights = sign_follow_weights};
+const Rule RULE_USF = {.name = "usf", .flags = RULE_OWN_B, .init = usf_init, .after_step = sign_from_w, .follow_weights = sign_follow_weights};

@@ -164,8 +164,9 @@ static int wm_init(Layer *l, size_t *floats, size_t *doubles) {
 
 /* Mirror steps before training: by default long enough for B to keep under
  * 5% of its random start, (1 - decay)^steps <= e^-3. */
-static int presweep_steps(const AsymFeedbackSpec *o) {
-    return o->wm_presweep >= 0 ? o->wm_presweep : o->wm_decay > 0 ? (int)ceil(3.0 / o->wm_decay) : 1000;
+static void presweep(Layer *l) {
+    const AsymFeedbackSpec *o = &l->ctx->fb;
+    for (int s = o->wm_presweep >= 0 ? o->wm_presweep : o->wm_decay > 0 ? (int)ceil(3.0 / o->wm_decay) : 1000; s > 0; s--) mirror_step(l);
 }
 
 /* The layer's views of the network's mirror scratch, then the pre-sweep. */
@@ -175,7 +176,7 @@ static void wm_start(Layer *l) {
     fb->my = fb->mx + (size_t)fb->wm_n * shape_size(l->in);
     fb->macc = fb->my + (size_t)fb->wm_n * shape_size(l->out);
     fb->gram = l->ctx->mirror_gram;
-    for (int s = presweep_steps(&l->ctx->fb); s > 0; s--) mirror_step(l);
+    presweep(l);
 }
 
 static void wm_after_step(Layer *l) {
@@ -185,8 +186,7 @@ static void wm_after_step(Layer *l) {
 /* A loaded W without its B: B was mirrored from the initial W, so mirror
  * the loaded one. */
 static void wm_follow_weights(Layer *l, int b_loaded) {
-    if (b_loaded) return;
-    for (int s = presweep_steps(&l->ctx->fb); s > 0; s--) mirror_step(l);
+    if (!b_loaded) presweep(l);
 }
 
 const Rule RULE_WM = {.name = "wm", .flags = RULE_OWN_B, .init = wm_init, .start = wm_start, .after_step = wm_after_step, .follow_weights = wm_follow_weights};

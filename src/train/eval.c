@@ -59,7 +59,7 @@ void eval_all(AsymNet *net, const AsymDataset *d, int batch, double *loss, doubl
     double v[2] = {0, 0}, l = 0, e = 0;
     if (part.n > 0) asym_evaluate(net, &part, batch, &l, &e);
     v[0] = l * part.n, v[1] = e * part.n;
-    dist_sum_f64(v, 2);
+    dist_sum_f64(v, 2, NULL);
     *loss = d->n ? v[0] / d->n : 0;
     *err = d->n ? v[1] / d->n : 0;
 }

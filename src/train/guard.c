@@ -22,21 +22,19 @@ static int any_nonfinite(const float *w, size_t n) {
 }
 
 int guard_tensors(AsymNet *net, char *what, size_t n, char *name, size_t name_n) {
-    int counts[3] = {asym_net_n_params(net), asym_net_n_buffers(net), asym_net_n_feedback(net)};
-    for (int k = 0; k < 3; k++)
-        for (int i = 0; i < counts[k]; i++) {
-            AsymParam *p = k == 0 ? asym_net_param(net, i) : k == 1 ? asym_net_buffer(net, i) : asym_net_feedback(net, i);
-            if (!any_nonfinite(p->w, p->n)) continue;
-            uint32_t u = 0;
-            size_t j = 0;
-            for (; j < p->n; j++) {
-                memcpy(&u, p->w + j, 4);
-                if ((u & 0x7f800000u) == 0x7f800000u) break;
-            }
-            snprintf(what, n, "%s in %s[%zu]", (u & 0x007fffffu) ? "NaN" : "Inf", p->name, j);
-            snprintf(name, name_n, "%s", p->name);
-            return 1;
+    for (int i = 0; i < net_n_tensors(net); i++) {
+        AsymParam *p = net_tensor(net, i);
+        if (!any_nonfinite(p->w, p->n)) continue;
+        uint32_t u = 0;
+        size_t j = 0;
+        for (; j < p->n; j++) {
+            memcpy(&u, p->w + j, 4);
+            if ((u & 0x7f800000u) == 0x7f800000u) break;
         }
+        snprintf(what, n, "%s in %s[%zu]", (u & 0x007fffffu) ? "NaN" : "Inf", p->name, j);
+        snprintf(name, name_n, "%s", p->name);
+        return 1;
+    }
     return 0;
 }
 

@@ -37,17 +37,12 @@ static int put_line(Log *l, json_t *o, size_t flags) {
 }
 
 int log_epoch(Log *l, const AsymEpochStats *st, int has_val) {
-    json_t *o = json_object(), *layers = json_array();
-    json_object_set_new(o, "epoch", json_integer(st->epoch));
-    json_object_set_new(o, "lr", g6(st->lr));
-    json_object_set_new(o, "train_loss", g6(st->train_loss));
-    json_object_set_new(o, "train_err", g6(st->train_err));
-    json_object_set_new(o, "test_loss", g6(st->test_loss));
-    json_object_set_new(o, "test_err", g6(st->test_err));
-    if (has_val) json_object_set_new(o, "val_loss", g6(st->val_loss)), json_object_set_new(o, "val_err", g6(st->val_err));
-    json_object_set_new(o, "seconds", log_num(st->seconds, "%.3f"));
-    json_object_set_new(o, "images_per_s", log_num(st->images_per_s, "%.1f"));
-    json_object_set_new(o, "mean_angle", g6(st->mean_angle));
+    json_t *layers = json_array();
+    json_t *o = json_pack("{s:i, s:o, s:o, s:o, s:o, s:o}", "epoch", st->epoch, "lr", g6(st->lr), "train_loss", g6(st->train_loss), "train_err", g6(st->train_err),
+                          "test_loss", g6(st->test_loss), "test_err", g6(st->test_err));
+    if (has_val) json_object_update_new(o, json_pack("{s:o, s:o}", "val_loss", g6(st->val_loss), "val_err", g6(st->val_err)));
+    json_object_update_new(o, json_pack("{s:o, s:o, s:o}", "seconds", log_num(st->seconds, "%.3f"), "images_per_s", log_num(st->images_per_s, "%.1f"), "mean_angle",
+                                        g6(st->mean_angle)));
     if (st->wm_fallbacks) json_object_set_new(o, "wm_fallbacks", json_integer(st->wm_fallbacks));
     for (int i = 0; i < st->n_align; i++) {
         const AsymAlignment *a = &st->align[i];
@@ -78,26 +73,20 @@ static json_t *summary(const AsymExperiment *ex, const AsymSummary *s, const Asy
                           "images_per_s", log_num(s->images_per_s, "%.1f"), "seed", (json_int_t)s->seed, "rule",
                           asym_rule_name(ex->net.rule ? ex->net.rule : ASYM_RULE_BP), "diverged", s->diverged);
     if (!o) return NULL;
-    if (s->diverged) {
-        json_object_set_new(o, "diverged_in", json_string(s->diverged_in));
-        json_object_set_new(o, "diverged_epoch", json_integer(s->stop_epoch));
-        json_object_set_new(o, "diverged_step", json_integer(s->stop_step));
-    }
+    if (s->diverged)
+        json_object_update_new(o, json_pack("{s:s, s:i, s:i}", "diverged_in", s->diverged_in, "diverged_epoch", s->stop_epoch, "diverged_step", s->stop_step));
     if (isfinite(s->final_mean_angle)) json_object_set_new(o, "final_mean_angle", log_num(s->final_mean_angle, "%.4f"));
     json_object_set_new(o, "initial_angles", angle_list(initial, n));
     if (s->epochs > 0) json_object_set_new(o, "final_angles", angle_list(final, n));
     if (dist_size() > 1) {
-        json_object_set_new(o, "ranks", json_integer(dist_size()));
         char bytes[32];
         snprintf(bytes, sizeof bytes, "%.0f", comm_per_step);
-        json_object_set_new(o, "allreduce_bytes_per_step", json_integer(strtoll(bytes, NULL, 10)));
-        json_object_set_new(o, "allreduce_seconds", log_num(comm_seconds, "%.3f"));
+        json_object_update_new(o, json_pack("{s:i, s:I, s:o}", "ranks", dist_size(), "allreduce_bytes_per_step", (json_int_t)strtoll(bytes, NULL, 10), "allreduce_seconds",
+                                            log_num(comm_seconds, "%.3f")));
     }
-    if (s->best_val_epoch > 0) {
-        json_object_set_new(o, "best_val_err", log_num(s->best_val_err, "%.6f"));
-        json_object_set_new(o, "best_val_epoch", json_integer(s->best_val_epoch));
-        json_object_set_new(o, "test_err_at_best_val", log_num(s->test_err_at_best_val, "%.6f"));
-    }
+    if (s->best_val_epoch > 0)
+        json_object_update_new(o, json_pack("{s:o, s:i, s:o}", "best_val_err", log_num(s->best_val_err, "%.6f"), "best_val_epoch", s->best_val_epoch,
+                                            "test_err_at_best_val", log_num(s->test_err_at_best_val, "%.6f")));
     return o;
 }
 

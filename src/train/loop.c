@@ -52,7 +52,7 @@ static void interrupted(Run *r, int epoch, int step) {
 static float sum_over_ranks(Run *r, float loss, int *hits, int N, int n, double weight, int *stop) {
     *stop = stop_asked(r->hooks);
     r->shared[0] = weight * loss, r->shared[1] = *hits * weight * N / (n ? n : 1), r->shared[2] = *stop;
-    share_step_sums(r->net, r->shared, r->avg_buffers);
+    share_step_sums(r->net, r->shared, r->avg_buffers, &r->comm);
     *hits = (int)llround(r->shared[1]), *stop = r->shared[2] > 0;
     return (float)r->shared[0];
 }
@@ -61,9 +61,9 @@ static float sum_over_ranks(Run *r, float loss, int *hits, int N, int n, double 
  * ranks; the batch's mean loss, *hits and *N (its size). */
 static float forward_backward(Run *r, int b, int *N, int *hits, int *stop) {
     int lo, n;
-    double weight, bytes0 = (double)dist_bytes(), seconds0 = dist_seconds();
+    double weight;
     *N = gather_batch(r, b);
-    StepMode m = share_mode(r->net, *N, r->ex->sync_bn, &lo, &n, &weight);
+    StepMode m = share_mode(r->net, *N, r->ex->sync_bn, &r->comm, &lo, &n, &weight);
     asym_net_zero_grad(r->net);
     net_forward(r->net, r->xb + lo * r->in, n, &m);
     dist_grad_begin(r->dg, &m);
@@ -71,9 +71,8 @@ static float forward_backward(Run *r, int b, int *N, int *hits, int *stop) {
     dist_grad_end(r->dg);
     *stop = 0;
     if (r->P == 1) return loss;
-    loss = sum_over_ranks(r, loss, hits, *N, n, weight, stop);
-    r->comm_bytes += (double)dist_bytes() - bytes0, r->comm_seconds += dist_seconds() - seconds0, r->comm_steps++;
-    return loss;
+    r->comm_steps++;
+    return sum_over_ranks(r, loss, hits, *N, n, weight, stop);
 }
 
 static void report_batch(Run *r, const Epoch *e, int b, int N, float loss) {
@@ -134,11 +133,11 @@ static void recompute_stats(Run *r) {
     for (int b = 0; b < ex->bn_batches && b < r->batches; b++) {
         int N = gather_batch(r, b), lo, n;
         double weight;
-        StepMode m = share_mode(r->net, N, ex->sync_bn, &lo, &n, &weight);
+        StepMode m = share_mode(r->net, N, ex->sync_bn, NULL, &lo, &n, &weight);
         m.pass.momentum = b == 0 ? 1.0f : ex->bn_alpha;
         net_forward(r->net, r->xb + lo * r->in, n, &m);
     }
-    if (r->avg_buffers && ex->bn_batches > 0) share_step_sums(r->net, r->shared, 1);
+    if (r->avg_buffers && ex->bn_batches > 0) share_step_sums(r->net, r->shared, 1, NULL);
 }
 
 /* The test (and validation) error after epoch e into st and the summary;

@@ -16,30 +16,24 @@ static const char *role_name(AsymParamRole r) {
     return (int)r > 0 && (int)r <= ASYM_P_RUNNING_VAR ? names[r] : "?";
 }
 
-/* more's keys into o; more is taken */
-static void add(json_t *o, json_t *more) {
-    json_object_update(o, more);
-    json_decref(more);
-}
-
 static json_t *layers_json(const AsymNetSpec *s) {
     json_t *list = json_array();
     for (int i = 0; i < s->n_layers; i++) {
         const AsymLayerSpec *l = &s->layers[i];
         json_t *o = json_pack("{s:s}", "type", layer_kind_name(l->kind));
         switch (l->kind) {
-        case ASYM_FC: add(o, json_pack("{s:i, s:b}", "out", l->out, "bias", l->bias)); break;
+        case ASYM_FC: json_object_update_new(o, json_pack("{s:i, s:b}", "out", l->out, "bias", l->bias)); break;
         case ASYM_CONV:
-            add(o, json_pack("{s:i, s:i, s:i, s:i, s:b}", "out", l->out, "k", l->k, "stride", l->stride ? l->stride : 1, "pad", l->pad, "bias", l->bias));
+            json_object_update_new(o, json_pack("{s:i, s:i, s:i, s:i, s:b}", "out", l->out, "k", l->k, "stride", l->stride ? l->stride : 1, "pad", l->pad, "bias", l->bias));
             break;
         case ASYM_MAXPOOL:
-        case ASYM_AVGPOOL: add(o, json_pack("{s:i, s:i, s:i}", "k", l->k, "stride", l->stride ? l->stride : l->k, "pad", l->pad)); break;
+        case ASYM_AVGPOOL: json_object_update_new(o, json_pack("{s:i, s:i, s:i}", "k", l->k, "stride", l->stride ? l->stride : l->k, "pad", l->pad)); break;
         case ASYM_BATCHNORM:
-            add(o, json_pack("{s:o, s:o}", "momentum", log_num(l->momentum > 0 ? l->momentum : 0.1, "%g"), "eps", log_num(l->eps > 0 ? l->eps : 1e-5, "%g")));
+            json_object_update_new(o, json_pack("{s:o, s:o}", "momentum", log_num(l->momentum > 0 ? l->momentum : 0.1, "%g"), "eps", log_num(l->eps > 0 ? l->eps : 1e-5, "%g")));
             break;
         case ASYM_DROPOUT: json_object_set_new(o, "p", log_num(l->p, "%g")); break;
         case ASYM_RESBLOCK:
-            add(o, json_pack("{s:i, s:i, s:s, s:b, s:o}", "out", l->out, "stride", l->stride ? l->stride : 1, "shortcut",
+            json_object_update_new(o, json_pack("{s:i, s:i, s:s, s:b, s:o}", "out", l->out, "stride", l->stride ? l->stride : 1, "shortcut",
                                             l->shortcut == ASYM_SHORTCUT_B ? "B" : "A", "bottleneck", l->bottleneck, "momentum",
                                             log_num(l->momentum > 0 ? l->momentum : 0.1, "%g")));
             break;
@@ -50,20 +44,18 @@ static json_t *layers_json(const AsymNetSpec *s) {
     return list;
 }
 
-static int write_tensor(const char *dir, const char *stem, int i, const AsymParam *p, const float *data, char *name, size_t n) {
-    char path[4200];
-    int64_t shape[4];
-    for (int d = 0; d < p->ndim; d++) shape[d] = p->shape[d];
-    snprintf(name, n, "%s%03d.npy", stem, i);
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    return npy_write_f32(path, data, p->ndim, shape);
-}
-
 static int write_array(const char *dir, const char *name, const float *data, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
     char path[4200];
     int64_t shape[4] = {d0, d1, d2, d3};
     snprintf(path, sizeof path, "%s/%s", dir, name);
     return npy_write_f32(path, data, ndim, shape);
+}
+
+/* data, shaped like p, as stem + index ("g007.npy") */
+static int write_tensor(const char *dir, const char *stem, int i, const AsymParam *p, const float *data) {
+    char name[64];
+    snprintf(name, sizeof name, "%s%03d.npy", stem, i);
+    return write_array(dir, name, data, p->ndim, p->shape[0], p->shape[1], p->shape[2], p->shape[3]);
 }
 
 static int is_dir(const char *path) {
@@ -90,6 +82,13 @@ static int load_tensor(const char *dir, const char *stem, int i, AsymParam *p) {
     return ASYM_OK;
 }
 
+/* Whether the probe folder dir holds feedback matrix i (F###.npy). */
+static int has_feedback(const char *dir, int i) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/F%03d.npy", dir, i);
+    return access(path, F_OK) == 0;
+}
+
 /* Weights from a probe folder: p###.npy (parameters), b###.npy (buffers),
  * F###.npy (feedback matrices, when present). */
 static int load_probe_dir(AsymNet *net, const char *dir) {
@@ -97,21 +96,14 @@ static int load_probe_dir(AsymNet *net, const char *dir) {
         if (load_tensor(dir, "p", i, asym_net_param(net, i))) return ASYM_ERR;
     for (int i = 0; i < asym_net_n_buffers(net); i++)
         if (load_tensor(dir, "b", i, asym_net_buffer(net, i))) return ASYM_ERR;
-    NetCtx *ctx = net_ctx(net);
-    for (int i = 0; i < asym_net_n_feedback(net); i++) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/F%03d.npy", dir, i);
-        if (access(path, F_OK) == 0 && load_tensor(dir, "F", i, asym_net_feedback(net, i))) return ASYM_ERR;
-    }
+    for (int i = 0; i < asym_net_n_feedback(net); i++)
+        if (has_feedback(dir, i) && load_tensor(dir, "F", i, asym_net_feedback(net, i))) return ASYM_ERR;
     /* sign-concordant B follow the loaded W (keeping a loaded B's magnitudes) */
-    for (int i = 0; i < ctx->n_weight_layers; i++) {
-        Layer *l = ctx->weight_layers[i];
+    for (int i = 0; i < asym_net_n_weight_layers(net); i++) {
+        Layer *l = net_weight_layer(net, i);
         int loaded = 0;
-        for (int j = 0; j < asym_net_n_feedback(net); j++) {
-            char path[4200];
-            snprintf(path, sizeof path, "%s/F%03d.npy", dir, j);
-            if (l->fb->B == asym_net_feedback(net, j)) loaded = access(path, F_OK) == 0;
-        }
+        for (int j = 0; j < asym_net_n_feedback(net); j++)
+            if (l->fb->B == asym_net_feedback(net, j)) loaded = has_feedback(dir, j);
         feedback_follow_weights(l, loaded);
     }
     return ASYM_OK;
@@ -136,7 +128,6 @@ typedef struct Probe {
 static int probe_batch(Probe *p, const float *before, float **record) {
     const AsymDataset *d = &p->train;
     AsymNet *net = p->net;
-    NetCtx *ctx = net_ctx(net);
     Seq *top = net_seq(net);
     int N = p->N, K = p->ex->net.classes, rc;
     char path[4200], name[64];
@@ -152,13 +143,12 @@ static int probe_batch(Probe *p, const float *before, float **record) {
          write_array(p->dir, "dx.npy", asym_net_input_grad(net), 4, N, d->c, d->h, d->w);
     for (int i = 0, off = 0; i < asym_net_n_params(net) && !rc; off += (int)asym_net_param(net, i)->n, i++) {
         AsymParam *t = asym_net_param(net, i);
-        rc = write_tensor(p->dir, "p", i, t, before + off, name, sizeof name) || write_tensor(p->dir, "g", i, t, t->g, name, sizeof name);
+        rc = write_tensor(p->dir, "p", i, t, before + off) || write_tensor(p->dir, "g", i, t, t->g);
     }
-    for (int i = 0; i < asym_net_n_buffers(net) && !rc; i++) rc = write_tensor(p->dir, "b", i, asym_net_buffer(net, i), asym_net_buffer(net, i)->w, name, sizeof name);
-    for (int i = 0; i < asym_net_n_feedback(net) && !rc; i++)
-        rc = write_tensor(p->dir, "F", i, asym_net_feedback(net, i), asym_net_feedback(net, i)->w, name, sizeof name);
-    for (int i = 0; i < ctx->n_weight_layers && !rc; i++) {
-        Layer *l = ctx->weight_layers[i];
+    for (int i = 0; i < asym_net_n_buffers(net) && !rc; i++) rc = write_tensor(p->dir, "b", i, asym_net_buffer(net, i), asym_net_buffer(net, i)->w);
+    for (int i = 0; i < asym_net_n_feedback(net) && !rc; i++) rc = write_tensor(p->dir, "F", i, asym_net_feedback(net, i), asym_net_feedback(net, i)->w);
+    for (int i = 0; i < asym_net_n_weight_layers(net) && !rc; i++) {
+        Layer *l = net_weight_layer(net, i);
         snprintf(name, sizeof name, "err%03d.npy", i);
         rc = write_array(p->dir, name, record[i], 4, N, l->out.c, l->out.h, l->out.w);
     }
@@ -173,14 +163,13 @@ static int probe_batch(Probe *p, const float *before, float **record) {
 /* The first step's tensors, with buffers for the output errors and for
  * the parameters before the step. */
 static int probe_first(Probe *p) {
-    NetCtx *ctx = net_ctx(p->net);
-    int L = ctx->n_weight_layers, np = asym_net_n_params(p->net);
+    int L = asym_net_n_weight_layers(p->net), np = asym_net_n_params(p->net);
     size_t total = 0;
-    for (int i = 0; i < L; i++) total += (size_t)p->N * shape_size(ctx->weight_layers[i]->out);
+    for (int i = 0; i < L; i++) total += (size_t)p->N * shape_size(net_weight_layer(p->net, i)->out);
     float *rec = asym_falloc(total ? total : 1), **record = asym_calloc(L ? L : 1, sizeof(float *)), *before = asym_falloc(asym_net_n_weights(p->net));
     int rc = ASYM_ERR;
     if (rec && record && before) {
-        for (int i = 0, off = 0; i < L; off += p->N * (int)shape_size(ctx->weight_layers[i]->out), i++) record[i] = rec + off;
+        for (int i = 0, off = 0; i < L; off += p->N * (int)shape_size(net_weight_layer(p->net, i)->out), i++) record[i] = rec + off;
         for (int i = 0, off = 0; i < np; off += (int)asym_net_param(p->net, i)->n, i++)
             memcpy(before + off, asym_net_param(p->net, i)->w, sizeof(float) * asym_net_param(p->net, i)->n);
         rc = probe_batch(p, before, record);
@@ -198,12 +187,10 @@ static int probe_first(Probe *p) {
  * (wm_seed). */
 static int probe_steps(Probe *p) {
     AsymNet *net = p->net;
-    NetCtx *ctx = net_ctx(net);
-    int L = ctx->n_weight_layers, steps = p->steps, ws = p->ws;
-    char name[64];
+    int L = asym_net_n_weight_layers(net), steps = p->steps, ws = p->ws;
     if ((steps > 0 && ws > 0 && !(p->seeds = asym_calloc((size_t)L * steps * ws, sizeof *p->seeds))) || !(p->seeds_ok = asym_calloc(L > 0 ? L : 1, sizeof *p->seeds_ok)))
         return ASYM_ERR;
-    for (int i = 0; i < L; i++) p->seeds_ok[i] = ctx->weight_layers[i]->fb->rule == ASYM_RULE_WM;
+    for (int i = 0; i < L; i++) p->seeds_ok[i] = net_weight_layer(net, i)->fb->rule == ASYM_RULE_WM;
     for (int s = 0; s < steps; s++) {
         if (s > 0) {
             asym_net_zero_grad(net);
@@ -213,17 +200,16 @@ static int probe_steps(Probe *p) {
         asym_optim_step(p->opt, p->ex->opt.lr);
         uint32_t *at = p->seeds ? p->seeds + (size_t)s * ws : NULL;
         for (int i = 0; i < L && at; i++) {
-            AsymRng r = ctx->weight_layers[i]->fb->rng;
+            AsymRng r = net_weight_layer(net, i)->fb->rng;
             for (int j = 0; j < ws && p->seeds_ok[i]; j++) at[(size_t)i * steps * ws + j] = rng_u32(&r);
         }
         asym_net_feedback_update(net);
         for (int i = 0; i < L && at; i++)
-            if (p->seeds_ok[i] && at[(size_t)i * steps * ws + ws - 1] != ctx->weight_layers[i]->fb->wm_seed) p->seeds_ok[i] = 0;
+            if (p->seeds_ok[i] && at[(size_t)i * steps * ws + ws - 1] != net_weight_layer(net, i)->fb->wm_seed) p->seeds_ok[i] = 0;
     }
     int rc = 0;
-    for (int i = 0; i < asym_net_n_params(net) && !rc; i++) rc = write_tensor(p->dir, "a", i, asym_net_param(net, i), asym_net_param(net, i)->w, name, sizeof name);
-    for (int i = 0; i < asym_net_n_feedback(net) && !rc; i++)
-        rc = write_tensor(p->dir, "Fa", i, asym_net_feedback(net, i), asym_net_feedback(net, i)->w, name, sizeof name);
+    for (int i = 0; i < asym_net_n_params(net) && !rc; i++) rc = write_tensor(p->dir, "a", i, asym_net_param(net, i), asym_net_param(net, i)->w);
+    for (int i = 0; i < asym_net_n_feedback(net) && !rc; i++) rc = write_tensor(p->dir, "Fa", i, asym_net_feedback(net, i), asym_net_feedback(net, i)->w);
     return rc ? ASYM_ERR : ASYM_OK;
 }
 
@@ -277,11 +263,10 @@ static void tensors_json(json_t *o, AsymNet *net) {
  * latest, and those of every mirror step of the K steps, in order). */
 static json_t *weight_layers_json(const Probe *p) {
     AsymNet *net = p->net;
-    NetCtx *ctx = net_ctx(net);
     json_t *list = json_array();
     int nf = asym_net_n_feedback(net), n = p->seeds ? p->steps * p->ws : 0;
-    for (int i = 0; i < ctx->n_weight_layers; i++) {
-        Layer *l = ctx->weight_layers[i];
+    for (int i = 0; i < asym_net_n_weight_layers(net); i++) {
+        Layer *l = net_weight_layer(net, i);
         int wi = 0, fi = -1, di = -1;
         while (asym_net_param(net, wi) != l->W) wi++;
         for (int j = 0; j < nf; j++) {
@@ -313,7 +298,7 @@ static int write_manifest(const Probe *p) {
         json_object_set_new(o, "layers", layers_json(&ex->net));
         json_object_set_new(o, "optimizer", optimizer_json(&ex->opt));
         json_object_set_new(o, "steps", json_integer(p->steps));
-        json_object_set_new(o, "feedback_options", feedback_json(&net_ctx(p->net)->fb));
+        json_object_set_new(o, "feedback_options", feedback_json(net_feedback_options(p->net)));
         tensors_json(o, p->net);
         json_object_set_new(o, "weight_layers", weight_layers_json(p));
     }
@@ -340,7 +325,7 @@ int asym_probe(const AsymExperiment *ex, const char *weights, int batch, int ste
     if (!asym_net_create(&p.net, &ex->net, p.N, &rng) && !(weights && (is_dir(weights) ? load_probe_dir(p.net, weights) : asym_net_load(p.net, weights))) &&
         !asym_optim_create(&p.opt, p.net, &ex->opt)) {
         asym_net_keep_input_grad(p.net, 1);
-        p.ws = net_ctx(p.net)->fb.wm_steps > 0 ? net_ctx(p.net)->fb.wm_steps : 0;
+        p.ws = net_feedback_options(p.net)->wm_steps > 0 ? net_feedback_options(p.net)->wm_steps : 0;
         rc = io_mkdir_p(dir) || probe_first(&p) || probe_steps(&p) || write_manifest(&p) ? ASYM_ERR : ASYM_OK;
     }
     free(p.seeds);

@@ -103,7 +103,7 @@ static int build(Run *r, int resume, AsymRng *rng) {
     /* per-rank batch norm: the running statistics are averaged over ranks after every step */
     r->avg_buffers = r->P > 1 && !ex->sync_bn;
     r->shared = asym_calloc(3 + (r->avg_buffers ? share_buffer_floats(r->net) : 0), sizeof(double));
-    r->dg = dist_grad_new(r->net, ex->dist_overlap, (size_t)1 << 18);
+    r->dg = dist_grad_new(r->net, ex->dist_overlap, (size_t)1 << 18, &r->comm);
     if (asym_dist_agree(!r->align || !r->xb || !r->yb || !r->perm || !r->shared || !r->dg)) return ASYM_ERR;
     r->initial = r->align + (L ? L : 1);
     if (!resume && r->writer) asym_net_alignment(r->net, r->train.x, r->train.y, r->probe_n, r->initial);
@@ -161,8 +161,8 @@ static int finish(Run *r) {
     if (lost) rc = ASYM_ERR;
     if (r->out_dir && !sum->interrupted && r->writer && (!lost || sum->diverged)) {
         char path[4200];
-        double per_step = r->comm_steps ? r->comm_bytes / r->comm_steps : 0;
-        if (log_summary(r->out_dir, r->ex, sum, r->initial, r->align, r->L, per_step, r->comm_seconds, r->version)) rc = ASYM_ERR;
+        double per_step = r->comm_steps ? (double)r->comm.bytes / r->comm_steps : 0;
+        if (log_summary(r->out_dir, r->ex, sum, r->initial, r->align, r->L, per_step, r->comm.seconds, r->version)) rc = ASYM_ERR;
         snprintf(path, sizeof path, "%s/model.bin", r->out_dir);
         if (!sum->diverged && asym_net_save(r->net, path)) rc = ASYM_ERR;
     }

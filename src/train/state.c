@@ -19,14 +19,11 @@
 
 /* ---- the network's tensors, in a fixed order ---- */
 
-static int n_tensors(const NetCtx *c) { return c->n_params + c->n_buffers + c->n_feedback; }
-
-/* Tensor i: parameters, then buffers, then feedback matrices; *prefix names its kind in the file. */
-static AsymParam *tensor(const NetCtx *c, int i, const char **prefix) {
-    *prefix = i < c->n_params ? "param" : i < c->n_params + c->n_buffers ? "buffer" : "feedback";
-    if (i < c->n_params) return c->params[i];
-    i -= c->n_params;
-    return i < c->n_buffers ? c->buffers[i] : c->feedback[i - c->n_buffers];
+/* Tensor i (net_tensor's order); *prefix names its kind in the file. */
+static AsymParam *tensor(AsymNet *net, int i, const char **prefix) {
+    int np = asym_net_n_params(net);
+    *prefix = i < np ? "param" : i < np + asym_net_n_buffers(net) ? "buffer" : "feedback";
+    return net_tensor(net, i);
 }
 
 /* "layer 3 conv weight" from a tensor name ("3.W") and its dimension count. */
@@ -69,30 +66,33 @@ static const CkptRecord *need(const AsymCheckpoint *ck, const char *name, CkptTy
     return r;
 }
 
+/* The optimizer's name in a checkpoint ("sgd", "adam"); its buffers and step count. */
+static const char *optim_parts(const AsymOptim *opt, float **m, float **v, long **t) {
+    AsymOptKind kind;
+    optim_state((AsymOptim *)opt, &kind, m, v, t);
+    return kind == ASYM_ADAM ? "adam" : "sgd";
+}
+
 /* ---- saving ---- */
 
 /* One line per tensor, weight layer and the optimizer: what the network is. */
-static char *arch_text(NetCtx *c, const AsymOptim *opt, size_t *len) {
+static char *arch_text(AsymNet *net, const AsymOptim *opt, size_t *len) {
     char *text = NULL;
     FILE *f = open_memstream(&text, len);
     if (!f) return NULL;
-    for (int i = 0; i < n_tensors(c); i++) {
+    for (int i = 0; i < net_n_tensors(net); i++) {
         const char *prefix;
-        AsymParam *p = tensor(c, i, &prefix);
+        AsymParam *p = tensor(net, i, &prefix);
         int64_t dims[4];
         char shape[96];
         param_dims(p, dims);
         shape_str(shape, sizeof shape, p->ndim, dims);
         fprintf(f, "%s %s %s\n", prefix, p->name, shape);
     }
-    for (int i = 0; i < c->n_weight_layers; i++) fprintf(f, "rule %s %s\n", c->weight_layers[i]->name, asym_rule_name(c->weight_layers[i]->fb->rule));
-    if (opt) {
-        AsymOptKind kind;
-        float *m, *v;
-        long *t;
-        optim_state((AsymOptim *)opt, &kind, &m, &v, &t);
-        fprintf(f, "optimizer %s\n", kind == ASYM_ADAM ? "adam" : "sgd");
-    }
+    for (int i = 0; i < asym_net_n_weight_layers(net); i++) fprintf(f, "rule %s %s\n", net_weight_layer(net, i)->name, asym_rule_name(net_weight_layer(net, i)->fb->rule));
+    float *m, *v;
+    long *t;
+    if (opt) fprintf(f, "optimizer %s\n", optim_parts(opt, &m, &v, &t));
     if (fclose(f) != 0) {
         free(text);
         return NULL;
@@ -100,18 +100,18 @@ static char *arch_text(NetCtx *c, const AsymOptim *opt, size_t *len) {
     return text;
 }
 
-static void put_net(CkptWriter *w, NetCtx *c, const AsymOptim *opt) {
+static void put_net(CkptWriter *w, AsymNet *net, const AsymOptim *opt) {
     char name[CKPT_MAX_NAME + 1];
     int64_t dims[4], four = 4;
-    for (int i = 0; i < n_tensors(c); i++) {
+    for (int i = 0; i < net_n_tensors(net); i++) {
         const char *prefix;
-        AsymParam *p = tensor(c, i, &prefix);
+        AsymParam *p = tensor(net, i, &prefix);
         snprintf(name, sizeof name, "%s/%s", prefix, p->name);
         param_dims(p, dims);
         ckpt_put(w, name, CKPT_F32, p->ndim, dims, p->w);
     }
-    for (int i = 0; i < c->n_weight_layers; i++) {
-        Layer *l = c->weight_layers[i];
+    for (int i = 0; i < asym_net_n_weight_layers(net); i++) {
+        Layer *l = net_weight_layer(net, i);
         Feedback *fb = l->fb;
         const char *rule = asym_rule_name(fb->rule);
         param_dims(l->W, dims);
@@ -126,20 +126,18 @@ static void put_net(CkptWriter *w, NetCtx *c, const AsymOptim *opt) {
         snprintf(name, sizeof name, "fb/%s.sign", l->name);
         if (fb->sign) ckpt_put(w, name, CKPT_F32, l->W->ndim, dims, fb->sign);
     }
-    ckpt_put(w, "rng/dropout", CKPT_U64, 1, &four, c->rng.s);
+    ckpt_put(w, "rng/dropout", CKPT_U64, 1, &four, net_rng(net)->s);
     if (!opt) return;
-    AsymOptKind kind;
     float *m, *v;
     long *t;
-    optim_state((AsymOptim *)opt, &kind, &m, &v, &t);
-    const char *oname = kind == ASYM_ADAM ? "adam" : "sgd";
+    const char *oname = optim_parts(opt, &m, &v, &t);
     ckpt_put_text(w, "optimizer", oname, strlen(oname));
     ckpt_put_i64(w, "optim/t", *t);
     /* the optimizer's order: parameters, then feedback matrices with a gradient (kp) */
     size_t off = 0;
-    for (int i = 0; i < c->n_params + c->n_feedback; i++) {
-        AsymParam *p = i < c->n_params ? c->params[i] : c->feedback[i - c->n_params];
-        if (i >= c->n_params && !p->g) continue;
+    for (int i = 0, np = asym_net_n_params(net); i < np + asym_net_n_feedback(net); i++) {
+        AsymParam *p = i < np ? asym_net_param(net, i) : asym_net_feedback(net, i - np);
+        if (i >= np && !p->g) continue;
         param_dims(p, dims);
         snprintf(name, sizeof name, "optim/m/%s", p->name);
         ckpt_put(w, name, CKPT_F32, p->ndim, dims, m + off);
@@ -151,9 +149,8 @@ static void put_net(CkptWriter *w, NetCtx *c, const AsymOptim *opt) {
 
 /* Writes the records of net and opt and then `more` (may be NULL). */
 static int save(const char *path, AsymNet *net, const AsymOptim *opt, void (*more)(CkptWriter *, const void *), const void *arg) {
-    NetCtx *c = net_ctx(net);
     size_t arch_len;
-    char *arch = arch_text(c, opt, &arch_len);
+    char *arch = arch_text(net, opt, &arch_len);
     CkptWriter *w = ckpt_writer_new();
     if (!arch || !w) {
         free(arch);
@@ -162,7 +159,7 @@ static int save(const char *path, AsymNet *net, const AsymOptim *opt, void (*mor
     }
     ckpt_put_text(w, "asymbp", ASYM_VERSION, strlen(ASYM_VERSION));
     ckpt_put_text(w, "arch", arch, arch_len);
-    put_net(w, c, opt);
+    put_net(w, net, opt);
     if (more) more(w, arg);
     int rc = ckpt_write(w, path);
     free(arch);
@@ -174,20 +171,20 @@ int asym_checkpoint_save(const char *path, AsymNet *net, const AsymOptim *opt) {
 /* ---- loading ---- */
 
 /* Does the checkpoint hold this network (and optimizer)? Names the first difference. */
-static int check_net(const AsymCheckpoint *ck, NetCtx *c, const AsymOptim *opt) {
+static int check_net(const AsymCheckpoint *ck, AsymNet *net, const AsymOptim *opt) {
     char name[CKPT_MAX_NAME + 1], what[160], s1[96], s2[96];
     int64_t dims[4];
-    for (int i = 0; i < c->n_weight_layers; i++) {
-        Layer *l = c->weight_layers[i];
+    for (int i = 0; i < asym_net_n_weight_layers(net); i++) {
+        Layer *l = net_weight_layer(net, i);
         snprintf(name, sizeof name, "rule/%s", l->name);
         const CkptRecord *r = ckpt_find(ck, name);
         const char *rule = asym_rule_name(l->fb->rule);
         if (r && (r->type != CKPT_TEXT || strcmp(r->text, rule)))
             return asym_fail("%s: layer %s: rule %.16s in the checkpoint, %s in the config", ck->path, l->name, r->type == CKPT_TEXT ? r->text : "?", rule);
     }
-    for (int i = 0; i < n_tensors(c); i++) {
+    for (int i = 0; i < net_n_tensors(net); i++) {
         const char *prefix;
-        AsymParam *p = tensor(c, i, &prefix);
+        AsymParam *p = tensor(net, i, &prefix);
         snprintf(name, sizeof name, "%s/%s", prefix, p->name);
         describe(what, sizeof what, p->name, p->ndim);
         param_dims(p, dims);
@@ -205,9 +202,9 @@ static int check_net(const AsymCheckpoint *ck, NetCtx *c, const AsymOptim *opt) 
         const char *slash = strchr(r->name, '/');
         if (!slash || (strncmp(r->name, "param/", 6) && strncmp(r->name, "buffer/", 7) && strncmp(r->name, "feedback/", 9))) continue;
         int found = 0;
-        for (int i = 0; i < n_tensors(c) && !found; i++) {
+        for (int i = 0; i < net_n_tensors(net) && !found; i++) {
             const char *prefix;
-            AsymParam *p = tensor(c, i, &prefix);
+            AsymParam *p = tensor(net, i, &prefix);
             found = (size_t)(slash - r->name) == strlen(prefix) && !strncmp(r->name, prefix, strlen(prefix)) && !strcmp(slash + 1, p->name);
         }
         if (!found) {
@@ -216,8 +213,8 @@ static int check_net(const AsymCheckpoint *ck, NetCtx *c, const AsymOptim *opt) 
             return asym_fail("%s: %s (%s, shape %s) is in the checkpoint but not in the config's network", ck->path, what, slash + 1, s1);
         }
     }
-    for (int i = 0; i < c->n_weight_layers; i++) {
-        Layer *l = c->weight_layers[i];
+    for (int i = 0; i < asym_net_n_weight_layers(net); i++) {
+        Layer *l = net_weight_layer(net, i);
         snprintf(name, sizeof name, "rule/%s", l->name);
         if (!need(ck, name, CKPT_TEXT, strlen(asym_rule_name(l->fb->rule)))) return ASYM_ERR;
         snprintf(name, sizeof name, "rng/%s", l->name);
@@ -234,17 +231,15 @@ static int check_net(const AsymCheckpoint *ck, NetCtx *c, const AsymOptim *opt) 
     }
     if (!need(ck, "rng/dropout", CKPT_U64, 4)) return ASYM_ERR;
     if (!opt) return ASYM_OK;
-    AsymOptKind kind;
     float *m, *v;
     long *t;
-    optim_state((AsymOptim *)opt, &kind, &m, &v, &t);
-    const char *oname = kind == ASYM_ADAM ? "adam" : "sgd", *have = asym_checkpoint_text(ck, "optimizer");
+    const char *oname = optim_parts(opt, &m, &v, &t), *have = asym_checkpoint_text(ck, "optimizer");
     if (!have) return asym_fail("%s: holds no optimizer state", ck->path);
     if (strcmp(have, oname)) return asym_fail("%s: optimizer %.16s in the checkpoint, %s in the config", ck->path, have, oname);
     if (!need(ck, "optim/t", CKPT_I64, 1)) return ASYM_ERR;
-    for (int i = 0; i < c->n_params + c->n_feedback; i++) {
-        AsymParam *p = i < c->n_params ? c->params[i] : c->feedback[i - c->n_params];
-        if (i >= c->n_params && !p->g) continue;
+    for (int i = 0, np = asym_net_n_params(net); i < np + asym_net_n_feedback(net); i++) {
+        AsymParam *p = i < np ? asym_net_param(net, i) : asym_net_feedback(net, i - np);
+        if (i >= np && !p->g) continue;
         snprintf(name, sizeof name, "optim/m/%s", p->name);
         if (!need(ck, name, CKPT_F32, p->n)) return ASYM_ERR;
         snprintf(name, sizeof name, "optim/v/%s", p->name);
@@ -259,16 +254,16 @@ static void take(const AsymCheckpoint *ck, const char *name, void *dst) {
     memcpy(dst, r->data, r->count * ckpt_type_size(r->type));
 }
 
-static void restore_net(const AsymCheckpoint *ck, NetCtx *c, AsymOptim *opt) {
+static void restore_net(const AsymCheckpoint *ck, AsymNet *net, AsymOptim *opt) {
     char name[CKPT_MAX_NAME + 1];
-    for (int i = 0; i < n_tensors(c); i++) {
+    for (int i = 0; i < net_n_tensors(net); i++) {
         const char *prefix;
-        AsymParam *p = tensor(c, i, &prefix);
+        AsymParam *p = tensor(net, i, &prefix);
         snprintf(name, sizeof name, "%s/%s", prefix, p->name);
         take(ck, name, p->w);
     }
-    for (int i = 0; i < c->n_weight_layers; i++) {
-        Layer *l = c->weight_layers[i];
+    for (int i = 0; i < asym_net_n_weight_layers(net); i++) {
+        Layer *l = net_weight_layer(net, i);
         snprintf(name, sizeof name, "rng/%s", l->name);
         take(ck, name, l->fb->rng.s);
         snprintf(name, sizeof name, "fb/%s.w0norm", l->name);
@@ -278,19 +273,18 @@ static void restore_net(const AsymCheckpoint *ck, NetCtx *c, AsymOptim *opt) {
         snprintf(name, sizeof name, "fb/%s.sign", l->name);
         if (l->fb->sign) take(ck, name, l->fb->sign);
     }
-    take(ck, "rng/dropout", c->rng.s);
+    take(ck, "rng/dropout", net_rng(net)->s);
     if (!opt) return;
-    AsymOptKind kind;
     float *m, *v;
     long *t;
     int64_t t64;
-    optim_state(opt, &kind, &m, &v, &t);
+    optim_parts(opt, &m, &v, &t);
     take(ck, "optim/t", &t64);
     *t = (long)t64;
     size_t off = 0;
-    for (int i = 0; i < c->n_params + c->n_feedback; i++) {
-        AsymParam *p = i < c->n_params ? c->params[i] : c->feedback[i - c->n_params];
-        if (i >= c->n_params && !p->g) continue;
+    for (int i = 0, np = asym_net_n_params(net); i < np + asym_net_n_feedback(net); i++) {
+        AsymParam *p = i < np ? asym_net_param(net, i) : asym_net_feedback(net, i - np);
+        if (i >= np && !p->g) continue;
         snprintf(name, sizeof name, "optim/m/%s", p->name);
         take(ck, name, m + off);
         snprintf(name, sizeof name, "optim/v/%s", p->name);
@@ -302,8 +296,8 @@ static void restore_net(const AsymCheckpoint *ck, NetCtx *c, AsymOptim *opt) {
 int asym_checkpoint_load(const char *path, AsymNet *net, AsymOptim *opt) {
     AsymCheckpoint *ck;
     if (asym_checkpoint_open(&ck, path)) return ASYM_ERR;
-    int rc = check_net(ck, net_ctx(net), opt);
-    if (!rc) restore_net(ck, net_ctx(net), opt);
+    int rc = check_net(ck, net, opt);
+    if (!rc) restore_net(ck, net, opt);
     asym_checkpoint_close(ck);
     return rc;
 }
@@ -317,7 +311,7 @@ int asym_checkpoint_check(const char *path, const AsymExperiment *ex) {
     int rc = asym_checkpoint_open(&ck, path);
     if (!rc) rc = asym_net_create(&net, &ex->net, 1, &rng);
     if (!rc) rc = asym_optim_create(&opt, net, &ex->opt);
-    if (!rc) rc = check_net(ck, net_ctx(net), opt);
+    if (!rc) rc = check_net(ck, net, opt);
     asym_optim_free(opt);
     asym_net_free(net);
     asym_checkpoint_close(ck);
@@ -362,12 +356,12 @@ static void align_pack(const AsymAlignment *a, int n, double *v) {
     }
 }
 
-static void align_unpack(const double *v, int n, const NetCtx *c, AsymAlignment *a) {
+static void align_unpack(const double *v, int n, AsymNet *net, AsymAlignment *a) {
     for (int i = 0; i < n; i++) {
         const double *o = v + ALIGN * i;
         memset(&a[i], 0, sizeof a[i]);
-        snprintf(a[i].name, sizeof a[i].name, "%s", c->weight_layers[i]->name);
-        a[i].rule = c->weight_layers[i]->fb->rule;
+        snprintf(a[i].name, sizeof a[i].name, "%s", net_weight_layer(net, i)->name);
+        a[i].rule = net_weight_layer(net, i)->fb->rule;
         a[i].angle = o[0], a[i].norm_ratio = o[1], a[i].sign_agree = o[2], a[i].delta_angle = o[3], a[i].grad_angle = o[4];
     }
 }
@@ -463,9 +457,8 @@ static int check_run(const AsymCheckpoint *ck, const RunState *rs, int batches) 
 int state_load_run(const char *path, AsymNet *net, AsymOptim *opt, RunState *rs) {
     AsymCheckpoint *ck;
     if (asym_checkpoint_open(&ck, path)) return ASYM_ERR;
-    NetCtx *c = net_ctx(net);
     int batches = rs->batch_size > 0 ? (rs->n_train + rs->batch_size - 1) / rs->batch_size : 0;
-    int rc = check_net(ck, c, opt);
+    int rc = check_net(ck, net, opt);
     if (!rc) rc = check_run(ck, rs, batches);
     const CkptRecord *log = ckpt_find(ck, "log");
     char *text = NULL;
@@ -477,7 +470,7 @@ int state_load_run(const char *path, AsymNet *net, AsymOptim *opt, RunState *rs)
         asym_checkpoint_close(ck);
         return rc;
     }
-    restore_net(ck, c, opt);
+    restore_net(ck, net, opt);
     int64_t v;
     double acc[3], totals[3], results[RESULTS];
     uint64_t seed;
@@ -494,9 +487,9 @@ int state_load_run(const char *path, AsymNet *net, AsymOptim *opt, RunState *rs)
     results_unpack(results, &rs->sum);
     rs->sum.seed = seed;
     take(ck, "align/initial", align);
-    align_unpack(align, rs->n_layers, c, rs->initial);
+    align_unpack(align, rs->n_layers, net, rs->initial);
     take(ck, "align/last", align);
-    align_unpack(align, rs->n_layers, c, rs->last);
+    align_unpack(align, rs->n_layers, net, rs->last);
     free(align);
     memcpy(text, log->text, log->count + 1);
     rs->log = text;

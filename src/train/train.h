@@ -77,7 +77,7 @@ typedef struct Run {
     DistGrad *dg;
     double *shared;              /* a step's sums over ranks (share_step_sums) */
     int avg_buffers;             /* per-rank batch norm: running statistics averaged after each step */
-    double comm_bytes, comm_seconds;
+    DistCount comm;              /* the training steps' allreduce traffic */
     long comm_steps;
     double t_start, train_time;  /* wall clock at the start; seconds spent training */
     long images;                 /* images trained on */
