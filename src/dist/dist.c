@@ -59,12 +59,6 @@ void asym_dist_finalize(void) {
 #endif
 }
 
-void asym_dist_barrier(void) {
-#ifdef ASYM_MPI
-    if (g_started) MPI_Barrier(MPI_COMM_WORLD);
-#endif
-}
-
 int asym_dist_agree(int rc) {
 #ifdef ASYM_MPI
     if (dist_size() == 1) return rc ? ASYM_ERR : ASYM_OK;
