@@ -36,6 +36,23 @@ static int read_rule(const Cfg *c, CfgNode *map, const char *pre, const char *ke
     return ASYM_OK;
 }
 
+/* feedback.<rule>.<key> for every option a rule declares (rules/table.c). */
+static int read_rule_keys(const Cfg *c, CfgNode *m, AsymFeedbackSpec *f) {
+    for (int r = 1; r <= asym_rule_count(); r++) {
+        const RuleKey *keys = rule_get((AsymRule)r)->keys;
+        char pre[64];
+        snprintf(pre, sizeof pre, "feedback.%s", asym_rule_name(r));
+        CfgNode *o = keys ? cfg_child(m, asym_rule_name(r)) : NULL;
+        for (int k = 0; o && k < ASYM_MAX_RULE_KEYS && keys[k].name; k++) {
+            const char *word;
+            if (!keys[k].choices) GET_FLOAT(o, pre, keys[k].name, keys[k].def, keys[k].lo, keys[k].hi, f->rule_opt[r][k]);
+            else if (cfg_get_str(c, o, pre, keys[k].name, keys[k].choices[(int)keys[k].def], keys[k].choices, &word)) return ASYM_ERR;
+            else f->rule_opt[r][k] = (float)choice_index(keys[k].choices, word);
+        }
+    }
+    return ASYM_OK;
+}
+
 /* The `feedback` section and `rule_overrides` (see docs/CONFIG.md). */
 static int read_feedback(const Cfg *c, CfgNode *root, AsymNetSpec *s) {
     static const char *const NOISE[] = {"uniform", "normal", "orthogonal", NULL};
@@ -75,6 +92,7 @@ static int read_feedback(const Cfg *c, CfgNode *root, AsymNetSpec *s) {
     const char *dfa;
     if (cfg_get_str(c, m, "feedback", "dfa", "dense", DFA, &dfa)) return ASYM_ERR;
     f->dfa_conv = !strcmp(dfa, "conv");
+    if (read_rule_keys(c, m, f)) return ASYM_ERR;
     CfgNode *w = cfg_child(m, "wm");
     if (!w) return ASYM_OK;
     if (cfg_get_str(c, w, "feedback.wm", "noise", "uniform", NOISE, &noise)) return ASYM_ERR;

@@ -60,6 +60,7 @@ typedef struct AsymLayerSpec {
 } AsymLayerSpec;
 
 /* The feedback rules' options (rules/), shared by every layer of a network. */
+enum { ASYM_MAX_RULES = 32, ASYM_MAX_RULE_KEYS = 8 };
 /* Mirror noise. ORTHOGONAL: normal noise whose n vectors are made orthogonal
  * (blocks of at most d = input size), scaled so E[x x^T] = std^2 I as for
  * the others; the sample covariance is then far less noisy when n ~ d. */
@@ -85,6 +86,9 @@ typedef struct AsymFeedbackSpec {
     int wm_batch;           /* noise inputs per mirror step (0: the training batch's size; with orthogonal noise,
                                per layer fan_in/P, or 4 fan_in/P for P > 1 output positions) */
     int wm_presweep;        /* mirror steps before training (-1: ceil(3 / wm_decay), so (1 - decay)^steps <= e^-3; 1000 without decay) */
+    /* the options a rule declares (Rule.keys, rules/): feedback.<rule>.<key>,
+     * by rule number and key index; a choice holds its index */
+    float rule_opt[ASYM_MAX_RULES][ASYM_MAX_RULE_KEYS];
 } AsymFeedbackSpec;
 
 /* Defaults as documented above. */

@@ -21,7 +21,11 @@ void asym_feedback_defaults(AsymFeedbackSpec *f) {
     f->wm_decay = 1e-3f;
     f->wm_steps = 1;
     f->wm_presweep = -1;
+    for (int r = 1; r <= asym_rule_count(); r++)
+        for (int k = 0; rule_get((AsymRule)r)->keys && rule_get((AsymRule)r)->keys[k].name; k++) f->rule_opt[r][k] = rule_get((AsymRule)r)->keys[k].def;
 }
+
+float rule_option(const Layer *l, int k) { return l->ctx->fb.rule_opt[l->fb->rule][k]; }
 
 double rule_init_bound(const AsymFeedbackSpec *o, const AsymParam *W, int *normal) {
     double fi = W->fan_in, fo = W->fan_out;

@@ -43,6 +43,15 @@ typedef struct AsymNetSpec {
 
 typedef struct Rule Rule;
 
+/* An option of one rule, set as feedback.<rule>.<name>: a number in
+ * [lo, hi], or with choices (NULL-terminated) one of those words, kept as
+ * its index. */
+typedef struct RuleKey {
+    const char *name;
+    float def, lo, hi;
+    const char *const *choices;
+} RuleKey;
+
 struct Feedback {
     AsymRule rule;
     const Rule *def;     /* the rule's entry in the table */
@@ -76,6 +85,7 @@ enum {
 struct Rule {
     const char *name;
     unsigned flags;
+    const RuleKey *keys; /* its options (NULL or ending with a NULL name), at most ASYM_MAX_RULE_KEYS */
     /* draws B and the rule's state; may raise *floats and *doubles, the
      * network's mirror scratch (shared by every layer, one at a time) */
     int (*init)(Layer *l, size_t *floats, size_t *doubles);
@@ -94,6 +104,9 @@ struct Rule {
 
 /* The rule table (table.c): NULL for ASYM_RULE_DEFAULT and out of range. */
 const Rule *rule_get(AsymRule r);
+
+/* The value of option k of l's rule (Rule.keys[k]). */
+float rule_option(const Layer *l, int k);
 
 /* Shared by the rules (rule.c): random values with the configured
  * distribution for a tensor shaped like W, and its bound (or std, *normal). */

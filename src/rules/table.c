@@ -22,6 +22,7 @@ static const Rule *const TABLE[] = {
     &RULE_WM,
 };
 enum { N_TABLE = (int)(sizeof TABLE / sizeof TABLE[0]) };
+_Static_assert((int)N_TABLE <= (int)ASYM_MAX_RULES, "AsymFeedbackSpec.rule_opt holds ASYM_MAX_RULES rules");
 
 const Rule *rule_get(AsymRule r) { return (int)r > 0 && (int)r < N_TABLE ? TABLE[r] : NULL; }
 

@@ -219,14 +219,28 @@ static json_t *optimizer_json(const AsymOptSpec *o) {
                      (double)o->beta1, "beta2", (double)o->beta2, "eps", (double)o->eps, "manhattan", o->manhattan);
 }
 
+/* The options rules declare (Rule.keys), under each rule's name: numbers,
+ * or the word chosen. */
+static void rule_keys_json(json_t *o, const AsymFeedbackSpec *fo) {
+    for (int r = 1; r <= asym_rule_count(); r++) {
+        const RuleKey *keys = rule_get((AsymRule)r)->keys;
+        json_t *opts = keys ? json_object() : NULL;
+        for (int k = 0; keys && keys[k].name; k++)
+            json_object_set_new(opts, keys[k].name, keys[k].choices ? json_string(keys[k].choices[(int)fo->rule_opt[r][k]]) : json_real(fo->rule_opt[r][k]));
+        if (opts) json_object_set_new(o, asym_rule_name(r), opts);
+    }
+}
+
 static json_t *feedback_json(const AsymFeedbackSpec *fo) {
     static const char *const INIT_NAMES[] = {"?", "torch", "xavier_uniform", "xavier_normal", "he_uniform", "he_normal"};
     static const char *const NOISE_NAMES[] = {"?", "uniform", "normal", "orthogonal"};
     json_t *scale = fo->scale > 0 ? json_real(fo->scale) : json_string(fo->scale_he ? "he" : "xavier");
-    return json_pack("{s:f, s:f, s:b, s:b, s:s, s:f, s:o, s:{s:s, s:f, s:f, s:f, s:i, s:i, s:i}}", "clip_dx", (double)fo->clip_dx, "concordance", (double)fo->concordance,
+    json_t *o = json_pack("{s:f, s:f, s:b, s:b, s:s, s:f, s:o, s:{s:s, s:f, s:f, s:f, s:i, s:i, s:i}}", "clip_dx", (double)fo->clip_dx, "concordance", (double)fo->concordance,
                      "norm_feedback", fo->norm_feedback, "fixed_weight_norm", fo->fixed_weight_norm, "init", INIT_NAMES[fo->init >= 1 && fo->init <= 5 ? fo->init : 0],
                      "gain", (double)fo->init_gain, "scale", scale, "wm", "noise", NOISE_NAMES[fo->wm_noise >= 1 && fo->wm_noise <= 3 ? fo->wm_noise : 0], "std",
                      (double)fo->wm_std, "lr", (double)fo->wm_lr, "decay", (double)fo->wm_decay, "steps", fo->wm_steps, "batch", fo->wm_batch, "presweep", fo->wm_presweep);
+    if (o) rule_keys_json(o, fo);
+    return o;
 }
 
 static json_t *shape_json(const AsymParam *t) {
