@@ -33,7 +33,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps check test demo asan valgrind clean bench fuzz repro repro-biotorch repro-liao repro-liao-small
+.PHONY: install uninstall all deps check test demo asan valgrind clean bench fuzz repro repro-biotorch repro-liao repro-liao-small
 all: $(BUILD)/asymbp $(BUILD)/libasymbp.a
 
 $(BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h tests/*.h cli/*.h)
@@ -178,6 +178,49 @@ $(BUILD)/asymbp-bench: $(BUILD)/bench/bench.o $(BUILD)/libasymbp.a
 bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/asymbp-bench
 	$(BUILD)/asymbp-bench --peer $(PEER) --python $(PYTHON) $(BENCH_ARGS)
+
+# make install [PREFIX=/usr/local] [DESTDIR=...]: the command; libasymbp.so.VERSION
+# (soname libasymbp.so.MAJOR, exporting the public header's calls alone) and libasymbp.a;
+# include/asymbp.h; asymbp.pc for pkg-config; the man page asymbp(1); the
+# configs and examples under share/asymbp. make uninstall removes them.
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+VERSION := $(shell sed -n 's/^\#define ASYM_VERSION "\(.*\)"/\1/p' include/asymbp.h)
+SONAME  := libasymbp.so.$(firstword $(subst ., ,$(VERSION)))
+PIC_OBJ := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
+$(BUILD)/pic/%.o: %.c $(wildcard include/*.h src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -c $< -o $@
+$(BUILD)/pic/src/train/version.o: CFLAGS += -DASYM_COMMIT='"$(ASYM_COMMIT)"' -DASYM_FLAGS='"$(ASYM_FLAGS)"'
+$(BUILD)/pic/src/train/version.o: $(BUILD)/version.id
+$(BUILD)/asymbp.map: include/asymbp.h
+	@mkdir -p $(BUILD)
+	{ echo '{ global:'; grep -oE '\basym_[a-z0-9_]+\(' $< | tr -d '(' | sort -u | sed 's/$$/;/'; echo 'local: *; };'; } >$@
+$(BUILD)/libasymbp.so.$(VERSION): $(PIC_OBJ) $(BUILD)/asymbp.map
+	$(CC) $(CFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--version-script,$(BUILD)/asymbp.map -o $@ $(PIC_OBJ) $(LDLIBS)
+$(BUILD)/asymbp.pc: Makefile include/asymbp.h
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$${prefix}/include' '' 'Name: asymbp' \
+		'Description: training deep networks without weight transport' 'Version: $(VERSION)' \
+		'Libs: -L$${libdir} -lasymbp' 'Libs.private: $(LDLIBS)' 'Cflags: -I$${includedir}' >$@
+
+INSTALLED = bin/asymbp lib/libasymbp.so.$(VERSION) lib/$(SONAME) lib/libasymbp.so lib/libasymbp.a include/asymbp.h lib/pkgconfig/asymbp.pc \
+	share/man/man1/asymbp.1
+install: $(BUILD)/asymbp $(BUILD)/libasymbp.a $(BUILD)/libasymbp.so.$(VERSION) $(BUILD)/asymbp.pc
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include \
+		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/asymbp
+	install -m 755 $(BUILD)/asymbp $(DESTDIR)$(PREFIX)/bin/asymbp
+	install -m 755 $(BUILD)/libasymbp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libasymbp.so.$(VERSION)
+	ln -sf libasymbp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libasymbp.so
+	install -m 644 $(BUILD)/libasymbp.a $(DESTDIR)$(LIBDIR)/libasymbp.a
+	install -m 644 include/asymbp.h $(DESTDIR)$(PREFIX)/include/asymbp.h
+	install -m 644 $(BUILD)/asymbp.pc $(DESTDIR)$(LIBDIR)/pkgconfig/asymbp.pc
+	install -m 644 docs/asymbp.1 $(DESTDIR)$(PREFIX)/share/man/man1/asymbp.1
+	cp -R configs examples $(DESTDIR)$(PREFIX)/share/asymbp/
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/,$(filter-out lib/%,$(INSTALLED))) $(addprefix $(DESTDIR)$(LIBDIR)/,$(patsubst lib/%,%,$(filter lib/%,$(INSTALLED))))
+	rm -rf $(DESTDIR)$(PREFIX)/share/asymbp
 
 clean:
 	rm -rf build build-asan build-mpi build-vg build-dnnl build-dnnl-winograd

@@ -13,8 +13,9 @@
 
 #include "asymbp.h"
 
-static int fail(const char *what) {
-    fprintf(stderr, "own_loop: %s: %s\n", what, asym_last_error());
+/* The library's message names the file, key or value at fault. */
+static int fail(void) {
+    fprintf(stderr, "own_loop: %s\n", asym_last_error());
     return 1;
 }
 
@@ -36,8 +37,8 @@ static int train(AsymExperiment *ex) {
     AsymDataset tr, va, te;
     AsymNet *net = NULL;
     AsymOptim *opt = NULL;
-    if (asym_experiment_data(ex, 1, &tr, &va, &te)) return fail("data");
-    int rc = asym_experiment_net(ex, &net) || asym_experiment_optim(ex, net, &opt) ? fail("network") : 0;
+    if (asym_experiment_data(ex, 1, &tr, &va, &te)) return fail();
+    int rc = asym_experiment_net(ex, &net) || asym_experiment_optim(ex, net, &opt) ? fail() : 0;
     size_t in = (size_t)tr.c * tr.h * tr.w;
     for (int e = 0; !rc && e < info.epochs; e++) {
         float lr = asym_experiment_lr(ex, e);
@@ -68,10 +69,10 @@ int main(int argc, char **argv) {
     }
     AsymConfig *cfg;
     AsymExperiment *ex;
-    if (asym_config_load(&cfg, argv[1])) return fail("config");
+    if (asym_config_load(&cfg, argv[1])) return fail();
     for (int i = 2; i < argc; i++)
-        if (asym_config_set(cfg, argv[i])) return fail(argv[i]);
-    if (asym_experiment_open(&ex, cfg)) return fail(argv[1]);
+        if (asym_config_set(cfg, argv[i])) return fail();
+    if (asym_experiment_open(&ex, cfg)) return fail();
     int rc = train(ex);
     asym_experiment_close(ex);
     asym_config_free(cfg);

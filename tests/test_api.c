@@ -102,6 +102,33 @@ TEST(api_data_read_by_path) {
     CHECK(asym_data_read(format, "/nonexistent/set", NULL, &tr, &te, &pooled) != 0 && strstr(asym_last_error(), "/nonexistent/set"));
 }
 
+/* make install into a fresh prefix, then what a user does: pkg-config
+ * builds examples/own_loop against the installed header and shared
+ * library, which exports the public calls alone; make uninstall. */
+TEST(api_install_pkg_config) {
+    const char *bin = getenv("ASYM_BIN") ? getenv("ASYM_BIN") : "build/asymbp";
+    char pfx[1024], out[8192], cfg[1100];
+    snprintf(pfx, sizeof pfx, "%s/prefix", test_tmpdir());
+    snprintf(cfg, sizeof cfg, "%s/tiny.yaml", test_tmpdir());
+    test_write_file(cfg, CFG);
+    int rc = test_sh(out, sizeof out, "cd %s && make -s install PREFIX=%s BUILD=$(basename $(dirname %s)) 2>&1", test_srcdir(), pfx, bin);
+    if (rc) printf("%s", out);
+    CHECK(rc == 0);
+    CHECK(test_sh(out, sizeof out, "PKG_CONFIG_PATH=%s/lib/pkgconfig pkg-config --modversion asymbp", pfx) == 0 && !strncmp(out, ASYM_VERSION, strlen(ASYM_VERSION)));
+    rc = test_sh(out, sizeof out, "export PKG_CONFIG_PATH=%s/lib/pkgconfig; cc -std=c11 -o %s/own_loop %s/share/asymbp/examples/own_loop.c "
+                 "$(pkg-config --cflags --libs asymbp) 2>&1 && LD_LIBRARY_PATH=%s/lib %s/own_loop %s 2>&1", pfx, test_tmpdir(), pfx, pfx, test_tmpdir(), cfg);
+    printf("%s", out);
+    CHECK(rc == 0 && strstr(out, "epoch 3: lr 0.1,"));
+    /* the soname, and the exports: public calls only */
+    CHECK(test_sh(out, sizeof out, "readelf -d %s/lib/libasymbp.so | grep SONAME", pfx) == 0 && strstr(out, "[libasymbp.so.0]"));
+    CHECK(test_sh(out, sizeof out, "nm -D --defined-only %s/lib/libasymbp.so | awk '$2 == \"T\" {print $3}' | sort", pfx) == 0);
+    CHECK(strstr(out, "asym_experiment_open\n") && strstr(out, "asym_train\n") && !strstr(out, "asym_net_create") && !strstr(out, "rng_seed"));
+    CHECK(test_sh(out, sizeof out, "head -1 %s/share/man/man1/asymbp.1; ls %s/share/asymbp/configs/fmnist/lenet.yaml %s/bin/asymbp %s/lib/libasymbp.a", pfx, pfx, pfx, pfx) == 0 &&
+          !strncmp(out, ".TH ASYMBP 1", 12));
+    CHECK(test_sh(out, sizeof out, "cd %s && make -s uninstall PREFIX=%s BUILD=$(basename $(dirname %s)) 2>&1 && find %s ! -type d", test_srcdir(), pfx, bin, pfx) == 0);
+    CHECK(out[0] == 0);
+}
+
 /* The example's loop trains: test error far below chance (90%) for every
  * seed, B = W under bp, fa's B turned from W, and the schedule's rates. */
 TEST(api_own_loop_example) {
