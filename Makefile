@@ -22,14 +22,16 @@ BLASINC := /usr/include/x86_64-linux-gnu/openblas-openmp
 BLASLIB := /usr/lib/x86_64-linux-gnu/openblas-openmp
 OPT     ?= -O2 -march=x86-64-v2
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -Iinclude -Isrc -I$(BLASINC) $(MPI_CFLAGS) $(DNNL_CFLAGS) $(EXTRA_CFLAGS)
-LDLIBS  := $(DNNL_LIBS) -L$(BLASLIB) -Wl,-rpath,$(BLASLIB) -lopenblas -lyaml -ljansson -lmatio -lstb -lz -lm -fopenmp $(EXTRA_LDFLAGS)
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -Iinclude -Isrc -I$(BUILD)/gen -I$(BLASINC) $(MPI_CFLAGS) $(DNNL_CFLAGS) $(EXTRA_CFLAGS)
+LDLIBS  := $(DNNL_LIBS) -L$(BLASLIB) -Wl,-rpath,$(BLASLIB) -lopenblas -lyaml -ljansson -lprotobuf-c -lmatio -lstb -lz -lm -fopenmp $(EXTRA_LDFLAGS)
 PYTHON  ?= /usr/bin/python3
 
 LIB_SRC  := $(filter-out $(if $(filter 1,$(DNNL)),,src/layers/conv2d_dnnl.c),$(wildcard src/*/*.c))
 CLI_SRC  := $(wildcard cli/*.c)
 TEST_SRC := $(wildcard tests/*.c)
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# protobuf-c's code for TensorBoard's messages (proto/tensorboard.proto), made in $(BUILD)/gen
+GEN_SRC  := $(BUILD)/gen/tensorboard.pb-c.c
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(GEN_SRC:.c=.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
@@ -39,6 +41,13 @@ all: $(BUILD)/asymbp $(BUILD)/libasymbp.a
 $(BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h tests/*.h cli/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --c_out=$(BUILD)/gen -Iproto $<
+$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
+	$(CC) $(CFLAGS) -c $< -o $@
+$(BUILD)/src/train/tboard.o: $(BUILD)/gen/tensorboard.pb-c.h
 
 # made afresh, so that the object of a removed source leaves it too
 $(BUILD)/libasymbp.a: $(LIB_OBJ)
@@ -187,7 +196,11 @@ PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
 VERSION := $(shell sed -n 's/^\#define ASYM_VERSION "\(.*\)"/\1/p' include/asymbp.h)
 SONAME  := libasymbp.so.$(firstword $(subst ., ,$(VERSION)))
-PIC_OBJ := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
+PIC_OBJ := $(LIB_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/gen/tensorboard.pb-c.o
+$(BUILD)/pic/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -c $< -o $@
+$(BUILD)/pic/src/train/tboard.o: $(BUILD)/gen/tensorboard.pb-c.h
 $(BUILD)/pic/%.o: %.c $(wildcard include/*.h src/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -c $< -o $@

@@ -95,6 +95,8 @@ struct AsymExperiment {
     int trap_fp;
     /* log_steps: out_dir/steps.jsonl gets the training loss of every step */
     int log_steps;
+    /* log.tensorboard: out_dir/events.out.tfevents.* holds log.jsonl's numbers */
+    int tensorboard;
     /* data-parallel training under MPI (docs/MPI.md): model.sync_bn
      * (batch-norm statistics over every rank's share of the batch),
      * dist.check_every (compare the ranks' models every N steps; 0: at the

@@ -399,6 +399,7 @@ int asym_experiment_from_config(AsymExperiment *ex, AsymConfig *c) {
     ex->perturb_rank = -1;
     if (read_bn_recompute(c, root, ex) || read_debug(c, root, ex) || read_dist(c, root, ex)) goto fail;
     if (cfg_get_bool(c, root, "", "log_steps", 0, &ex->log_steps)) goto fail;
+    if (cfg_get_bool(c, cfg_child(root, "log"), "log", "tensorboard", 0, &ex->tensorboard)) goto fail;
     if (data_read_config(c, root, &ex->data)) goto fail;
     ex->net.in_c = ex->data.c;
     ex->net.in_h = ex->data.h;

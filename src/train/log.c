@@ -51,6 +51,7 @@ int log_epoch(Log *l, const AsymEpochStats *st, int has_val) {
                                                 "grad_angle", g6(a->grad_angle)));
     }
     json_object_set_new(o, "layers", layers);
+    if (l->tb && tb_write_line(l->tb, o)) l->tb_lost = 1;
     return put_line(l, o, DIGITS);
 }
 
@@ -173,13 +174,16 @@ int log_flush(Log *l) {
 }
 
 int log_close(Log *l, int failed) {
-    if (!l->f) return ASYM_OK;
+    int tb_bad = tb_close(l->tb) || (l->tb_lost && asym_fail("%s/events.out.tfevents.*: an event could not be written", l->dir));
+    l->tb = NULL;
+    if (tb_bad) failed = 1;
+    if (!l->f) return tb_bad ? ASYM_ERR : ASYM_OK;
     errno = 0;
     int bad = ferror(l->f) != 0 || l->lost;
     if (fclose(l->f) != 0) bad = 1;
     int err = errno;
     l->f = NULL;
-    if (!bad) return ASYM_OK;
+    if (!bad) return tb_bad ? ASYM_ERR : ASYM_OK;
     char first[1024];
     snprintf(first, sizeof first, "%s", failed ? asym_last_error() : "");
     return asym_fail("%s%s%s/%s: write failed: %s", first, failed ? "; and " : "", l->dir, l->name, write_error(err));

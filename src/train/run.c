@@ -48,7 +48,8 @@ static int open_run(Run *r, int resume) {
         rs->log = NULL;
         if (rc) return ASYM_ERR;
     }
-    return log_open(&r->log, r->out_dir, "log.jsonl", resume);
+    if (log_open(&r->log, r->out_dir, "log.jsonl", resume)) return ASYM_ERR;
+    return r->ex->tensorboard ? tb_open(&r->log.tb, r->out_dir) : ASYM_OK;
 }
 
 /* checkpoint.bin from rs with log.jsonl as it stands, once log.jsonl and
@@ -173,6 +174,7 @@ static int finish(Run *r) {
 
 static void run_free(Run *r) {
     if (r->log.f) fclose(r->log.f);
+    tb_close(r->log.tb);
     if (r->steps.f) fclose(r->steps.f);
     dist_grad_free(r->dg);
     free(r->shared);

@@ -48,11 +48,20 @@ uint32_t state_data_crc(const AsymDataset *train, const AsymDataset *val, const 
 /* One of the run's line-per-record files: log.jsonl or steps.jsonl. A line
  * that could not be built or written marks it lost, and the next check of
  * it (log_flush, log_close) fails naming it. */
+typedef struct TbFile TbFile;
 typedef struct Log {
     FILE *f;          /* NULL: not written */
     const char *dir, *name;
     int lost;
+    TbFile *tb;       /* log.jsonl's lines as TensorBoard events too (log.tensorboard), or NULL */
+    int tb_lost;      /* an event could not be written (log_close says so) */
 } Log;
+
+/* TensorBoard's event file in dir (tboard.c): earlier ones removed, the
+ * lines log.jsonl holds already written; then one event per line. */
+int tb_open(TbFile **tb, const char *dir);
+int tb_write_line(TbFile *tb, json_t *line);
+int tb_close(TbFile *tb);
 
 typedef struct Run {
     const AsymExperiment *ex;
