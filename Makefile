@@ -103,7 +103,7 @@ HAVE_DNNL  := $(shell test -r /usr/include/oneapi/dnnl/dnnl.h && echo 1)
 # with other work, spinning threads of two-thread runs slow each other down
 # many times over (a LeNet test took 642 s beside two training runs).
 check: deps
-	@$(MAKE) --no-print-directory $(BUILD)/asymbp $(BUILD)/test_runner $(BUILD)/examples/own_loop
+	@$(MAKE) --no-print-directory $(BUILD)/asymbp $(BUILD)/test_runner $(BUILD)/examples/own_loop $(BUILD)/libasymbp.so.$(VERSION)
 	$(if $(HAVE_MPI),$(if $(filter 1,$(MPI)),,@$(MAKE) --no-print-directory MPI=1 DNNL= BUILD=$(MPI_BUILD) $(MPI_BUILD)/asymbp))
 ifeq ($(filter 1,$(DNNL) $(MPI))$(TESTS),)
 ifeq ($(HAVE_DNNL),1)
