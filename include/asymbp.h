@@ -206,6 +206,9 @@ void asym_net_free(AsymNet *net);
 /* The trainable tensors, in creation order. */
 int asym_net_n_params(const AsymNet *net);
 AsymParam *asym_net_param(AsymNet *net, int i);
+/* Batch norms' running statistics (g NULL), in creation order. */
+int asym_net_n_buffers(const AsymNet *net);
+AsymParam *asym_net_buffer(AsymNet *net, int i);
 /* Logits (N, classes) of x (N <= batch_size); train: batch statistics, dropout. */
 const float *asym_net_forward(AsymNet *net, const float *x, int N, int train);
 /* Mean loss of the last forward pass against y; backward != 0 adds the

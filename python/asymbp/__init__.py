@@ -243,14 +243,23 @@ class Model:
         # the last parameter is the output layer's bias or weight: (classes, ...)
         self.classes = _lib.asym_net_param(self._net, _lib.asym_net_n_params(self._net) - 1).shape[0]
 
-    @property
-    def params(self):
+    def _tensors(self, count, get):
         out = {}
-        for i in range(_lib.asym_net_n_params(self._net)):
-            t = _lib.asym_net_param(self._net, i)
+        for i in range(count(self._net)):
+            t = get(self._net, i)
             shape = tuple(t.shape[d] for d in range(t.ndim))
             out[_ffi.string(t.name).decode()] = np.frombuffer(_ffi.buffer(t.w, t.n * 4), dtype=np.float32).reshape(shape).copy()
         return out
+
+    @property
+    def params(self):
+        """{name: array} of the trainable tensors, in asymbp's order."""
+        return self._tensors(_lib.asym_net_n_params, _lib.asym_net_param)
+
+    @property
+    def buffers(self):
+        """{name: array} of the batch norms' running statistics."""
+        return self._tensors(_lib.asym_net_n_buffers, _lib.asym_net_buffer)
 
     def forward(self, x):
         """Logits (N, classes) of x (N, C, H, W) in evaluation mode, in batches."""

@@ -19,10 +19,8 @@ void asym_net_keep_input_grad(AsymNet *net, int on);
 const float *asym_net_input_grad(const AsymNet *net);
 /* The gradient of the last loss with respect to the logits. */
 const float *asym_net_logits_grad(const AsymNet *net);
-/* Batch-norm running statistics; feedback matrices ("3.B") and DFA
- * projections ("3.D", (classes, block output)); for kp, g is W's. */
-int asym_net_n_buffers(const AsymNet *net);
-AsymParam *asym_net_buffer(AsymNet *net, int i);
+/* Feedback matrices ("3.B") and DFA projections ("3.D", (classes, block
+ * output)); for kp, g is W's. */
 int asym_net_n_feedback(const AsymNet *net);
 AsymParam *asym_net_feedback(AsymNet *net, int i);
 /* Orthogonal mirror-noise blocks left plain normal noise (a failed

@@ -1,7 +1,9 @@
 """test_package.py TMPDIR: the Python package (python/asymbp) against the
 command's own outputs: a run trained from a dict yields the records
 log.jsonl holds, a bad key raises asymbp.Error with the library's message,
-a loaded model has the weights and logits the probe writes for model.bin.
+a loaded model has the weights and logits the probe writes for model.bin,
+and its PyTorch export (an MLP with batch norm, LeNet, ResNet-20) gives
+asymbp's logits.
 Prints one line per check; exits 1 at the first failure."""
 import json
 import os
@@ -64,4 +66,26 @@ check(names == list(params) and all(np.array_equal(params[n], t[f"p{i:03d}"]) fo
 logits = model.forward(t["x"])
 diff = float(np.abs(logits - t["logits"]).max())
 check(logits.shape == (8, 4) and diff < 1e-6, f"forward pass = the probe's logits (max diff {diff:.1e})")
+# PyTorch export: the torch module with asymbp's weights gives its logits
+import torch  # noqa: E402
+
+import asymbp.export  # noqa: E402
+
+NETS = [
+    ("mlp-bn", {"name": "m", "epochs": 1, "batch_size": 16, "data": {"format": "random", "random": {"n": 64, "c": 1, "h": 6, "w": 6, "classes": 5}},
+                "model": {"layers": ["flatten", {"type": "fc", "out": 20}, "batchnorm", "relu", {"type": "dropout", "p": 0.2}, {"type": "fc", "out": 5}]},
+                "optimizer": {"name": "sgd", "lr": 0.1}}, {}),
+    ("lenet", "configs/fmnist/lenet.yaml", {"data.format": "random", "data.random.n": 64, "data.random.h": 28, "data.random.w": 28, "epochs": 1}),
+    ("resnet20", "configs/cifar10/resnet20.yaml", {"data.format": "random", "data.random.n": 64, "epochs": 1}),
+]
+for name, cfg, sets in NETS:
+    d = os.path.join(tmp, "export-" + name)
+    asymbp.train(cfg, out=d, sets=sets)
+    net = asymbp.export.to_torch(d)
+    x = asymbp.probe(os.path.join(d, "config.yaml"), out=d + "-probe", batch=8, steps=0)["x"]
+    ours = asymbp.load_model(d).forward(x)
+    theirs = net(torch.from_numpy(x)).detach().numpy()
+    scale = max(1.0, float(np.abs(ours).max()))
+    diff = float(np.abs(ours - theirs).max())
+    check(diff <= 1e-5 * scale, f"{name} in torch: logits within {diff:.1e} of asymbp's (scale {scale:.2g}); state_dict of {len(net.state_dict())} tensors")
 print("python package: every check passed")
