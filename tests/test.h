@@ -51,6 +51,32 @@ void test_write_file(const char *path, const char *text);
 char *test_read_file(const char *path);   /* malloc'ed, NUL-terminated; NULL if unreadable */
 char *test_read_file_n(const char *path, size_t *len);   /* the same, and its length */
 
+/* The rules oracle (tests/util.c; test_oracle_rules.c describes it). */
+/* One probe: tests/oracle/rules_<net>.yaml with the probe-only arguments
+ * extra (the rule, overrides), `steps` optimizer steps; rules: the rule
+ * every weight layer must resolve to ("fa,usf,fa,bp"), or NULL. */
+typedef struct {
+    const char *net;
+    int steps;
+    const char *extra;
+    const char *rules;
+} OracleCase;
+/* Probes every case (the MLPs only with Fashion-MNIST installed) side by
+ * side into <tmp>/rules-<group>-<i>-<net>, checks the resolved rules, and
+ * runs tests/oracle/torch_oracle.py once on all of them with the group's
+ * options opts (also given to every probe): each must agree. */
+void oracle_run_group(const char *group, const OracleCase *cases, int n, const char *opts);
+#define ORACLE_RUN(group, cases, opts) oracle_run_group(group, cases, (int)(sizeof cases / sizeof cases[0]), opts)
+/* One probe into <tmp>/rules-<tag> (dir); its exit status, its log printed when not 0. */
+int oracle_probe(const OracleCase *c, const char *tag, const char *opts, char *dir, size_t n);
+/* The rules a probe's weight layers resolved to, comma-separated. */
+int oracle_manifest_rules(const char *dir, char *out, size_t n);
+/* Whether PyTorch can run (else the test skips, or fails under make check). */
+int oracle_have_torch(void);
+/* A shell command's exit status (-1: not a normal exit); a file printed indented. */
+int oracle_sh(const char *cmd);
+void oracle_show(const char *path);
+
 #define TEST(name)                                                          \
     static void name(void);                                                 \
     __attribute__((constructor)) static void test_reg_##name(void) {        \

@@ -93,3 +93,172 @@ char *test_read_file_n(const char *path, size_t *len) {
 }
 
 char *test_read_file(const char *path) { return test_read_file_n(path, NULL); }
+
+/* ---- the rules oracle (test_oracle_rules.c, test_rules_kunin.c) ---- */
+
+#define ORACLE_BATCH 16 /* the probes' batch */
+
+static const char *bin(void) { return getenv("ASYM_BIN") ? getenv("ASYM_BIN") : "build/asymbp"; }
+
+/* Exit status of a shell command, -1 when it did not exit normally. */
+int oracle_sh(const char *cmd) {
+    int st = system(cmd);
+    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Prints a file's contents indented (the output of a failed command). */
+void oracle_show(const char *path) {
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    if (!f) return;
+    while (fgets(line, sizeof line, f)) printf("      %s", line);
+    fclose(f);
+}
+
+/* Whether the oracle can run: PyTorch importable by test_python() and not
+ * switched off by ASYM_NO_TORCH. When it cannot, the test skips, or fails
+ * under make check (TEST_NO_ORACLE), saying why. */
+int oracle_have_torch(void) {
+    static int known = -1;
+    static char why[512];
+    if (known < 0) {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "'%s' -c 'import torch, numpy' >/dev/null 2>&1", test_python());
+        if (getenv("ASYM_NO_TORCH")) {
+            known = 0;
+            snprintf(why, sizeof why, "ASYM_NO_TORCH is set");
+        } else if (oracle_sh(cmd) != 0) {
+            known = 0;
+            snprintf(why, sizeof why, "'%s' cannot import torch and numpy (set ASYMBP_PYTHON to an interpreter that can)", test_python());
+        } else {
+            known = 1;
+        }
+    }
+    if (!known && getenv("ASYM_NO_TORCH")) test_skip("PyTorch oracle not run: %s", why);
+    else if (!known) TEST_NO_ORACLE("PyTorch oracle not run: %s", why);
+    return known;
+}
+
+static int have_fmnist(void) {
+    return access(TEST_FMNIST "/train-images-idx3-ubyte.gz", R_OK) == 0 || access(TEST_FMNIST "/train-images-idx3-ubyte", R_OK) == 0;
+}
+
+
+/* The shell command that runs `asymbp probe` for one case into
+ * <tmp>/rules-<tag> (log in <dir>.probe.txt, exit status in <dir>.rc); the
+ * group's options opts go to the probe too. */
+static void probe_cmd(const OracleCase *c, const char *tag, const char *opts, char *dir, size_t n, char *cmd, size_t m) {
+    snprintf(dir, n, "%s/rules-%s", test_tmpdir(), tag);
+    /* passive waiting: spinning OpenMP threads crawl when the cores are shared */
+    snprintf(cmd, m,
+             "(rm -rf '%s' && OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} '%s' probe '%s/tests/oracle/rules_%s.yaml' %s %s --batch %d --steps %d --out '%s' >'%s.probe.txt' 2>&1;"
+             " echo $? >'%s.rc')",
+             dir, bin(), test_srcdir(), c->net, c->extra ? c->extra : "", opts ? opts : "", ORACLE_BATCH, c->steps, dir, dir, dir);
+}
+
+/* The exit status a probe command left in <dir>.rc; prints its log when
+ * it failed. */
+static int probe_status(const OracleCase *c, const char *opts, const char *dir) {
+    char path[1200];
+    int rc = -1;
+    snprintf(path, sizeof path, "%s.rc", dir);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (fscanf(f, "%d", &rc) != 1) rc = -1;
+        fclose(f);
+    }
+    if (rc != 0) {
+        printf("    asymbp probe of rules_%s.yaml %s %s exited with %d:\n", c->net, c->extra ? c->extra : "", opts ? opts : "", rc);
+        snprintf(path, sizeof path, "%s.probe.txt", dir);
+        oracle_show(path);
+    }
+    return rc;
+}
+
+int oracle_probe(const OracleCase *c, const char *tag, const char *opts, char *dir, size_t n) {
+    char cmd[8192];
+    probe_cmd(c, tag, opts, dir, n, cmd, sizeof cmd);
+    oracle_sh(cmd);
+    return probe_status(c, opts, dir);
+}
+
+/* The rules the manifest's weight layers resolved to, comma-separated. */
+int oracle_manifest_rules(const char *dir, char *out, size_t n) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/manifest.json", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    static char text[1 << 16];
+    size_t len = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[len] = 0;
+    const char *p = strstr(text, "\"weight_layers\"");
+    size_t off = 0;
+    out[0] = 0;
+    while (p && (p = strstr(p, "\"rule\": \""))) {
+        p += 9;
+        const char *q = strchr(p, '"');
+        if (!q) break;
+        off += (size_t)snprintf(out + off, off < n ? n - off : 0, "%s%.*s", off ? "," : "", (int)(q - p), p);
+        p = q;
+    }
+    return 0;
+}
+
+/* Probes every case (the MLPs only with Fashion-MNIST installed), checks
+ * the resolved rules, and runs the oracle once on all the probes with the
+ * group's options; every probe must agree. */
+void oracle_run_group(const char *group, const OracleCase *cases, int n, const char *opts) {
+    char dirs[16][1024], tags[16][160], log[1200], cmd[16384], line[2048];
+    int nd = 0, fm = have_fmnist();
+    if (!oracle_have_torch()) return;
+    CHECK(n <= 16);
+    /* the probes run side by side */
+    const OracleCase *run[16];
+    int off = 0;
+    for (int i = 0; i < n; i++) {
+        const OracleCase *c = &cases[i];
+        if (!fm && !strncmp(c->net, "mlp", 3)) {
+            test_skip("Fashion-MNIST is not installed in " TEST_FMNIST ": the %s probes left out", c->net);
+            continue;
+        }
+        char one[8192];
+        snprintf(tags[nd], sizeof tags[nd], "%s-%d-%s", group, i, c->net);
+        probe_cmd(c, tags[nd], opts, dirs[nd], sizeof dirs[nd], one, sizeof one);
+        off += snprintf(cmd + off, sizeof cmd - off, "%s & ", one);
+        run[nd++] = c;
+    }
+    if (!nd) return;
+    snprintf(cmd + off, sizeof cmd - off, "wait");
+    CHECK_MSG(off < (int)sizeof cmd - 8, "probe command too long");
+    oracle_sh(cmd);
+    for (int i = 0; i < nd; i++) {
+        const OracleCase *c = run[i];
+        CHECK_MSG(probe_status(c, opts, dirs[i]) == 0, "asymbp probe failed (%s, %s)", group, tags[i]);
+        if (c->rules) {
+            char got[512];
+            CHECK_MSG(oracle_manifest_rules(dirs[i], got, sizeof got) == 0, "%s: no manifest", dirs[i]);
+            CHECK_MSG(!strcmp(got, c->rules), "rules_%s.yaml %s: weight layers resolved to %s, expected %s", c->net, c->extra, got, c->rules);
+        }
+    }
+    snprintf(log, sizeof log, "%s/rules-%s.oracle.txt", test_tmpdir(), group);
+    off = snprintf(cmd, sizeof cmd, "'%s' '%s/tests/oracle/torch_oracle.py' -q %s", test_python(), test_srcdir(), opts ? opts : "");
+    for (int i = 0; i < nd; i++) off += snprintf(cmd + off, sizeof cmd - off, " '%s'", dirs[i]);
+    snprintf(cmd + off, sizeof cmd - off, " >'%s' 2>&1", log);
+    int rc = oracle_sh(cmd);
+    FILE *f = fopen(log, "r");
+    CHECK_MSG(f, "no oracle output %s", log);
+    int k = 0, bad = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "torch_oracle: ", 14)) continue;
+        int ok = strstr(line, " tensors, 0 failed;") != NULL;
+        printf("    %s%s: %s", ok ? "" : "DISAGREE ", k < nd ? tags[k] : "?", line + 14);
+        bad |= !ok;
+        k++;
+    }
+    fclose(f);
+    if (rc != 0 || bad || k != nd) oracle_show(log);
+    CHECK_MSG(k == nd, "torch_oracle.py printed %d summaries for %d probes (exit %d)", k, nd, rc);
+    CHECK_MSG(!bad && rc == 0, "asymbp and PyTorch disagree under %s%s%s (torch_oracle.py exit %d)", group, opts ? " " : "", opts ? opts : "", rc);
+}
+

@@ -149,6 +149,8 @@ int dist_check_same(AsymNet *net, const char *when) {
 struct DistGrad {
     float *g;        /* the flat gradient array (n) */
     size_t n, bucket;
+    float *fg;       /* the gradients of feedback matrices their rules train (nf), summed after the others */
+    size_t nf;
     int overlap, n_layers;
     size_t *start;   /* (n_layers) offset of top-level layer i's first gradient; SIZE_MAX: none */
     size_t hi;       /* gradients at [hi, n) are on their way */
@@ -188,6 +190,7 @@ DistGrad *dist_grad_new(AsymNet *net, int overlap, size_t bucket, DistCount *cou
     if (!d) return NULL;
     d->n = asym_net_n_weights(net);
     d->g = asym_net_n_params(net) ? asym_net_param(net, 0)->g : NULL;
+    d->fg = net_feedback_grads(net, &d->nf);
     d->overlap = overlap && dist_size() > 1;
     d->bucket = bucket ? bucket : 1;
     d->count = count;
@@ -235,12 +238,13 @@ void dist_grad_end(DistGrad *d) {
     if (dist_size() == 1) return;
     if (!d->overlap) {
         sum_in_place(d->g, d->n, MPI_FLOAT, sizeof(float), d->count);
-        return;
+    } else {
+        if (d->hi > 0) post(d, 0, d->hi);
+        double t = asym_now();
+        MPI_Waitall(d->n_req, d->req, MPI_STATUSES_IGNORE);
+        d->count->seconds += asym_now() - t;
+        d->n_req = 0;
     }
-    if (d->hi > 0) post(d, 0, d->hi);
-    double t = asym_now();
-    MPI_Waitall(d->n_req, d->req, MPI_STATUSES_IGNORE);
-    d->count->seconds += asym_now() - t;
-    d->n_req = 0;
+    if (d->nf) sum_in_place(d->fg, d->nf, MPI_FLOAT, sizeof(float), d->count);
 #endif
 }

@@ -123,6 +123,8 @@ typedef struct NetCtx {
     AsymFeedbackSpec fb;   /* options of the feedback rules */
     float *mirror;         /* weight mirrors' scratch, sized for the largest layer (rules/wm.c) */
     double *mirror_gram;
+    float *fb_grad;        /* the gradients of feedback matrices a rule trains itself (rules.h, RULE_OWN_GRAD), */
+    size_t n_fb_grad;      /* contiguous: zeroed with the parameters' and summed over ranks */
 } NetCtx;
 
 /* How one pass through the layers runs. Every layer's forward and backward
@@ -140,6 +142,8 @@ typedef struct Pass {
     void (*reduce)(void *arg, double *v, size_t n); /* set: training-mode batch norm sums its statistics over every rank with it, */
     void *reduce_arg;                               /* passing it this */
     const float *out_err;  /* backward: the output error (N, classes) that direct rules project */
+    float grad_scale;      /* backward: > 0, the scale of the loss (a rank's share of a global batch; 0: 1), which
+                              a rule's own gradient of B takes too */
     float **record;        /* backward, when set: weight layer i copies its output gradient to record[i] */
 } Pass;
 
@@ -171,6 +175,10 @@ struct Layer {
     /* a layer whose rule sends the output error straight to its block
      * (dfa): that block's output gradient (N, block output) */
     const float *(*direct_error)(Layer *l, int N, const Pass *p);
+    /* a layer whose rule trains B on a loss of its own: called after the
+     * layer's backward in training passes (not exact ones) with its input
+     * x (N, in), adds that loss's gradient into B->g */
+    void (*feedback_grad)(Layer *l, const float *x, int N, const Pass *p);
     void *impl;         /* kind-specific state */
     char name[40];      /* parameter-name prefix, e.g. "3" or "4.main.1" */
     int spec_rule;      /* the rule its spec asked for (0: the network's) */

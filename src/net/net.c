@@ -78,6 +78,7 @@ void asym_net_free(AsymNet *net) {
     free(net->ctx.work);
     free(net->ctx.mirror);
     free(net->ctx.mirror_gram);
+    free(net->ctx.fb_grad);
     free(net->wflat);
     free(net->gflat);
     free(net->dlogits);
@@ -128,6 +129,7 @@ float net_backward(AsymNet *net, const int32_t *y, int N, const StepMode *m, int
             for (size_t i = 0; i < (size_t)N * net->classes; i++) net->dlogits[i] *= m->grad_scale;
         Pass p = m->pass;
         p.out_err = net->dlogits;
+        p.grad_scale = m->grad_scale;
         seq_backward(&net->seq, net->dlogits, net->dx, N, &p, m->done, m->done_arg);
     }
     return loss;
@@ -158,6 +160,12 @@ void asym_net_zero_grad(AsymNet *net) {
         size_t a = (size_t)i * piece, len = n - a < piece ? n - a : piece;
         memset(net->gflat + a, 0, sizeof(float) * len);
     }
+    if (net->ctx.n_fb_grad) memset(net->ctx.fb_grad, 0, sizeof(float) * net->ctx.n_fb_grad);
+}
+
+float *net_feedback_grads(AsymNet *net, size_t *n) {
+    *n = net->ctx.n_fb_grad;
+    return net->ctx.fb_grad;
 }
 
 void asym_net_keep_input_grad(AsymNet *net, int on) {

@@ -23,6 +23,10 @@ const float *asym_net_logits_grad(const AsymNet *net);
  * output)); for kp, g is W's. */
 int asym_net_n_feedback(const AsymNet *net);
 AsymParam *asym_net_feedback(AsymNet *net, int i);
+/* The gradients of the feedback matrices their rules train (RULE_OWN_GRAD),
+ * contiguous, *n floats (NULL, 0 when none): zeroed with the parameters'
+ * and, under MPI, summed over ranks like them. */
+float *net_feedback_grads(AsymNet *net, size_t *n);
 /* Orthogonal mirror-noise blocks left plain normal noise (a failed
  * Cholesky factorization) since the network was made. */
 int asym_net_wm_fallbacks(const AsymNet *net);

@@ -126,6 +126,27 @@ static int setup_direct(NetCtx *ctx, Seq *top, AsymRng *rng) {
     return ASYM_OK;
 }
 
+/* One gradient array for the feedback matrices their rules train
+ * (RULE_OWN_GRAD), in layer order; their loss's hook on the layer. */
+static int own_grads(NetCtx *ctx) {
+    size_t n = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < ctx->n_weight_layers; i++) {
+            Layer *l = ctx->weight_layers[i];
+            if (!(l->fb->def->flags & RULE_OWN_GRAD)) continue;
+            if (pass) l->fb->B->g = ctx->fb_grad + n, l->feedback_grad = l->fb->def->grad;
+            n += l->fb->B->n;
+        }
+        if (pass == 0) {
+            if (!n) return ASYM_OK;
+            if (!(ctx->fb_grad = asym_falloc(n))) return ASYM_ERR;
+            memset(ctx->fb_grad, 0, sizeof(float) * n);
+            ctx->n_fb_grad = n, n = 0;
+        }
+    }
+    return ASYM_OK;
+}
+
 int feedback_setup(NetCtx *ctx, Seq *top, const AsymNetSpec *spec, AsymRng *rng) {
     const AsymFeedbackSpec *o = &ctx->fb;
     int net_rule = spec->rule ? spec->rule : ASYM_RULE_BP;
@@ -136,6 +157,7 @@ int feedback_setup(NetCtx *ctx, Seq *top, const AsymNetSpec *spec, AsymRng *rng)
         Layer *l = ctx->weight_layers[i];
         if (setup_layer(l, l->spec_rule ? l->spec_rule : net_rule, rng, &floats, &doubles)) return ASYM_ERR;
     }
+    if (own_grads(ctx)) return ASYM_ERR;
     if (floats && (!(ctx->mirror = asym_falloc(floats)) || !(ctx->mirror_gram = asym_calloc(doubles, sizeof(double))))) return ASYM_ERR;
     if (setup_direct(ctx, top, rng)) return ASYM_ERR;
     for (int i = 0; i < ctx->n_weight_layers; i++) {

@@ -81,6 +81,8 @@ enum {
     RULE_OWN_B = 1,       /* the layer gets its own B (else W is used) */
     RULE_DIRECT = 2,      /* the output error reaches the layer's block directly (direct_init, direct_error) */
     RULE_CHAINS_ONLY = 4, /* not inside residual blocks */
+    RULE_OWN_GRAD = 8,    /* with RULE_OWN_B: B is trained by the optimizer, with the task's learning rate, on a
+                             gradient of its own (the grad hook's, no weight decay) */
 };
 struct Rule {
     const char *name;
@@ -93,6 +95,11 @@ struct Rule {
     void (*start)(Layer *l);
     /* after every optimizer step */
     void (*after_step)(Layer *l);
+    /* RULE_OWN_GRAD: in a training step's backward pass, after the layer's
+     * (Layer.feedback_grad): adds the gradient of the rule's loss R(W, B, x)
+     * for the layer's input x (N, in) into B->g, times p->grad_scale when
+     * set (a rank's share of the batch: the ranks' sum is the batch's) */
+    void (*grad)(Layer *l, const float *x, int N, const Pass *p);
     /* after W was loaded from elsewhere (feedback_follow_weights) */
     void (*follow_weights)(Layer *l, int b_loaded);
     /* RULE_DIRECT: the projection of the output error into the block of
@@ -133,6 +140,25 @@ static inline uint32_t rule_hash32(uint32_t x) {
 int sign_init(Layer *l, int with_M);
 void sign_from_w(Layer *l);
 void sign_follow_weights(Layer *l, int b_loaded);
+
+/* Kunin et al. 2020's alignment losses (kunin.c, for sa, aa and ia): B
+ * random as fa's, no weight decay, scratch for the primitives; the input
+ * of R (the layer's x, or noise by the options at index `input` and
+ * `input + 1`: data|uniform|normal and its std), written to *buf when
+ * noise; the primitives' gradients added into B->g with coefficient c
+ * (already times the rank's share): decay |W|^2 + |B|^2, self -<W, B>,
+ * sparse E|Wx|^2 + E|Bx|^2, amp -E[(Bx).(Wx)], null E|B^T W x|^2 (B in
+ * W's shape: Kunin's B^T x is a forward pass with B, B W x the input
+ * gradient of W x through B). */
+extern const char *const KUNIN_INPUTS[];
+int kunin_init(Layer *l, size_t *floats, size_t *doubles);
+float kunin_scale(const Pass *p);
+const float *kunin_input(Layer *l, const float *x, int N, int input, const Pass *p);
+void kunin_decay(Layer *l, float c);
+void kunin_self(Layer *l, float c);
+void kunin_sparse(Layer *l, const float *x, int N, float c);
+void kunin_amp(Layer *l, const float *x, int N, float c);
+void kunin_null(Layer *l, const float *x, int N, float c);
 
 /* Resolves every weight layer's rule (spec->rule, overridden per layer) and
  * allocates and initializes what the rules need; runs the weight-mirror

@@ -122,8 +122,16 @@ typedef struct Probe {
     int *seeds_ok;         /* (L) per weight layer: its seeds are the ones its steps drew */
 } Probe;
 
+/* Whether feedback matrix t has a gradient of its own (RULE_OWN_GRAD). */
+static int own_grad(AsymNet *net, const AsymParam *t) {
+    size_t n;
+    const float *g = net_feedback_grads(net, &n);
+    return t->g && g && t->g >= g && t->g < g + n;
+}
+
 /* The network's tensors before any step (p), their gradients on the batch
- * (g), buffers (b), feedback (F), each weight layer's output error (err)
+ * (g), buffers (b), feedback (F) and the gradients of those a rule trains
+ * on a loss of its own (Fg), each weight layer's output error (err)
  * and each top-level activation (act), with x, y, logits, dlogits, dx. */
 static int probe_batch(Probe *p, const float *before, float **record) {
     const AsymDataset *d = &p->train;
@@ -146,7 +154,10 @@ static int probe_batch(Probe *p, const float *before, float **record) {
         rc = write_tensor(p->dir, "p", i, t, before + off) || write_tensor(p->dir, "g", i, t, t->g);
     }
     for (int i = 0; i < asym_net_n_buffers(net) && !rc; i++) rc = write_tensor(p->dir, "b", i, asym_net_buffer(net, i), asym_net_buffer(net, i)->w);
-    for (int i = 0; i < asym_net_n_feedback(net) && !rc; i++) rc = write_tensor(p->dir, "F", i, asym_net_feedback(net, i), asym_net_feedback(net, i)->w);
+    for (int i = 0; i < asym_net_n_feedback(net) && !rc; i++) {
+        AsymParam *t = asym_net_feedback(net, i);
+        rc = write_tensor(p->dir, "F", i, t, t->w) || (own_grad(net, t) && write_tensor(p->dir, "Fg", i, t, t->g));
+    }
     for (int i = 0; i < asym_net_n_weight_layers(net) && !rc; i++) {
         Layer *l = net_weight_layer(net, i);
         snprintf(name, sizeof name, "err%03d.npy", i);
@@ -265,7 +276,9 @@ static void tensors_json(json_t *o, AsymNet *net) {
     }
     for (int i = 0; i < asym_net_n_feedback(net); i++) {
         AsymParam *t = asym_net_feedback(net, i);
-        json_array_append_new(feedback, json_pack("{s:s, s:o, s:o, s:o}", "name", t->name, "shape", shape_json(t), "value", file_name("F", i), "after", file_name("Fa", i)));
+        json_t *f = json_pack("{s:s, s:o, s:o, s:o}", "name", t->name, "shape", shape_json(t), "value", file_name("F", i), "after", file_name("Fa", i));
+        if (own_grad(net, t)) json_object_set_new(f, "grad", file_name("Fg", i));
+        json_array_append_new(feedback, f);
     }
     json_object_set_new(o, "params", params);
     json_object_set_new(o, "buffers", buffers);

@@ -673,8 +673,8 @@ def probe_options(man, args):
 
 # ---- the rules of one probe ------------------------------------------------
 
-RULES = ("bp", "fa", "dfa", "usf", "brsf", "frsf", "kp", "wm")
-B_RULES = ("fa", "usf", "brsf", "frsf", "kp", "wm")  # rules with a matrix B
+RULES = ("bp", "fa", "dfa", "usf", "brsf", "frsf", "kp", "wm", "sa", "aa", "ia")
+B_RULES = ("fa", "usf", "brsf", "frsf", "kp", "wm", "sa", "aa", "ia")  # rules with a matrix B
 SIGN_RULES = ("usf", "brsf", "frsf")
 
 
@@ -979,6 +979,109 @@ class Rules:
                         B.mul_(np.float32(float(torch.linalg.vector_norm(W.double())) / nb))
 
 
+# ---- Kunin et al. 2020's alignment rules: sa, aa, ia -----------------------
+# B is trained by the task's optimizer (no weight decay) on the gradient of
+# a layer-local loss R(W, B, x), written here from the primitives of
+# neuroailab/Neural-Alignment (Alignments/primitives.py, alignment.py) and
+# differentiated by autograd in float64: x the layer's input in the same
+# forward pass, W and x constants, means over the batch, no bias. Kunin's B
+# is our B transposed: his B^T x is F.linear / F.conv2d with our B, his
+# B W x the input gradient of W x through B (conv2d_input). The probe
+# records dR/dB of the first pass ("grad" of the feedback matrix); with
+# noise as R's input (feedback.<rule>.input) that gradient cannot be
+# repeated and only the steps' parameters are compared to a run on data.
+
+KUNIN_RULES = ("sa", "aa", "ia")
+
+
+def kunin_coeffs(man, rule):
+    o = man.get("feedback_options", {}).get(rule)
+    if o is None:
+        raise ManifestError("rule %s: the manifest records no feedback_options.%s" % (rule, rule))
+    return o
+
+
+def kunin_capture(rules):
+    """Each sa/aa/ia layer keeps the input of its latest forward pass."""
+    for w, m in zip(rules.wl, rules.mods):
+        if w["rule"] in KUNIN_RULES and not getattr(m, "kunin_hooked", False):
+            m.register_forward_pre_hook(lambda mod, inp: setattr(mod, "kunin_x", inp[0].detach().clone()))
+            m.kunin_hooked = True
+
+
+def kunin_loss(m, rule, W, B, x, o):
+    """R(W, B, x) with our B (W's shape)."""
+    f = lambda v: float(np.float32(v))  # the library keeps options as float32
+    conv = isinstance(m, FBConv2d)
+    N = x.shape[0]
+
+    def proj(M):
+        return F.conv2d(x, M, None, m.stride, m.padding) if conv else F.linear(x.reshape(N, -1), M)
+
+    decay = (W * W).sum() + (B * B).sum()
+    if rule == "sa":
+        return f(o["alpha"]) * decay - f(o["beta"]) * (W * B).sum()
+    Wx, Bx = proj(W), proj(B)
+    amp = -(Bx * Wx).sum() / N
+    if rule == "aa":
+        return f(o["alpha"]) * ((Wx * Wx).sum() / N + (Bx * Bx).sum() / N) + f(o["beta"]) * amp
+    BWx = torch.nn.grad.conv2d_input(list(x.shape), B, Wx, m.stride, m.padding) if conv else Wx @ B
+    return f(o["alpha"]) * amp + f(o["beta"]) * (BWx * BWx).sum() / N + f(o["gamma"]) * decay
+
+
+def kunin_grad(m, rule, B, o):
+    """dR/dB (float32) at the layer's W, B and latest input."""
+    Bd = B.detach().double().requires_grad_(True)
+    R = kunin_loss(m, rule, m.weight.detach().double(), Bd, m.kunin_x.double(), o)
+    g, = torch.autograd.grad(R, Bd)
+    return g.float()
+
+
+def kunin_first(rep, rules, man, d):
+    """The probe's dR/dB of the first pass against autograd's."""
+    for w, m in zip(rules.wl, rules.mods):
+        r = w["rule"]
+        if r not in KUNIN_RULES:
+            continue
+        f = rules.fbs[w["feedback"]]
+        o = kunin_coeffs(man, r)
+        if o.get("input", "data") != "data":
+            rep.note("%s: R on noise, dR/dB not compared" % f["name"])
+            continue
+        if "grad" not in f:
+            raise ManifestError("feedback %s (rule %s): no recorded gradient" % (f["name"], r))
+        theirs = kunin_grad(m, r, torch.from_numpy(rules.F0[w["feedback"]]), o).numpy()
+        rep.compare("grad %s (%s)" % (f["name"], r), load(d, f["grad"]), theirs, scaled="grad", nontrivial=True)
+
+
+def kunin_trained(rules, Bs):
+    """(module, rule, B) of the sa/aa/ia layers of a run."""
+    if not rules:
+        return []
+    return [(m, w["rule"], B) for w, m, B in zip(rules.wl, rules.mods, Bs) if w["rule"] in KUNIN_RULES]
+
+
+def kunin_set_grads(man, trained):
+    """B.grad = dR/dB after a forward pass; noise input refused (not repeatable)."""
+    for m, r, B in trained:
+        o = kunin_coeffs(man, r)
+        if o.get("input", "data") != "data":
+            raise ManifestError("rule %s on noise: the steps cannot be repeated" % r)
+        B.grad = kunin_grad(m, r, B, o)
+
+
+def kunin_after(rep, fname, r, B0, Ba, Bs_torch, k):
+    """B after the steps against the torch run's."""
+    if Bs_torch is None:
+        rep.note("%s: %s B after the steps not compared (the steps are not reproducible)" % (fname, r))
+        return
+    theirs = Bs_torch[k].numpy()
+    rep.compare("after %s (%s)" % (fname, r), Ba, theirs)
+    rep.compare("step %s (%s)" % (fname, r), Ba.astype(np.float64) - B0, theirs.astype(np.float64) - B0, scaled="step", nontrivial=True)
+
+# ---- end of Kunin et al.'s rules -------------------------------------------
+
+
 def forward_backward(man, net, x, y, projs, outs=None):
     """One training-mode forward pass, the loss and the backward pass; under
     DFA the output error e is computed first and handed to the projections."""
@@ -1080,6 +1183,8 @@ def check_feedback_after(rep, rules, man, d, steps, Bs_torch, params_torch):
                 rep.check("redrawn %s (brsf)" % fname, kept < 0.5, "|B| unchanged on %.1f%% of entries" % (100 * kept))
         elif r == "wm":
             check_mirror(rep, rules, k, w, fname, B0, Ba, W_after, steps, Bs_torch)
+        elif r in KUNIN_RULES:
+            kunin_after(rep, fname, r, B0, Ba, Bs_torch, k)
 
 
 def check_mirror(rep, rules, k, w, fname, B0, Ba, W_after, steps, Bs_torch):
@@ -1143,6 +1248,7 @@ def run(man, d, args):
     counter, taps, projs = [0, 0], {}, []
     if rules:
         _, projs = rules.attach(net, counter, taps)
+        kunin_capture(rules)
     xg = x.clone().requires_grad_(True)
     outs = []
     logits, loss = forward_backward(man, net, xg, y, projs, outs)
@@ -1173,6 +1279,7 @@ def run(man, d, args):
                 theirs = theirs.reshape(ours.shape)
             rep.compare("error %s (%s)" % (w["name"], w["rule"]), ours, theirs, scaled="grad", nontrivial=True)
         check_feedback_first(rep, rules, man, outs)
+        kunin_first(rep, rules, man, d)
         if opts["feedback.clip_dx"] > 0:
             # nothing clipped: the probe does not test clipping
             rep.check("clip_dx", counter[0] > 0, "%d of %d input gradients clipped to norm %g" %
@@ -1185,10 +1292,14 @@ def run(man, d, args):
         Bs, projs, state = [], [], None
         if rules:
             Bs, projs = rules.attach(net)
+            kunin_capture(rules)
             state = rules.init_state()
         kp = [(m.weight, B) for w, m, B in zip(rules.wl, rules.mods, Bs) if w["rule"] == "kp"] if rules else []
         trained = list(net.params) + [B for _, B in kp]
+        kun = kunin_trained(rules, Bs)
         opt = make_optimizer(man, trained)
+        if kun:
+            opt.add_param_group({"params": [B for _, _, B in kun], "weight_decay": 0.0})
         ambiguous = 0
         for _ in range(steps):
             opt.zero_grad()
@@ -1197,6 +1308,7 @@ def run(man, d, args):
             forward_backward(man, net, x, y, projs)
             for W, B in kp:
                 B.grad = W.grad.clone()  # kp: B gets W's gradient, its own decay and momentum
+            kunin_set_grads(man, kun)
             if opts["optimizer.manhattan"]:
                 for t in trained:
                     if t.grad is not None:
