@@ -47,30 +47,6 @@ static void show_last(const char *path) {
     if (*last) printf("    %s", last);
 }
 
-/* Whether the oracle can run: PyTorch importable by test_python() and not
- * switched off by ASYM_NO_TORCH. When it cannot, the test skips, or fails
- * under make check (TEST_NO_ORACLE), saying why. */
-static int have_torch(void) {
-    static int known = -1;
-    static char why[512];
-    if (known < 0) {
-        char cmd[1024];
-        snprintf(cmd, sizeof cmd, "'%s' -c 'import torch, numpy' >/dev/null 2>&1", test_python());
-        if (getenv("ASYM_NO_TORCH")) {
-            known = 0;
-            snprintf(why, sizeof why, "ASYM_NO_TORCH is set");
-        } else if (sh(cmd) != 0) {
-            known = 0;
-            snprintf(why, sizeof why, "'%s' cannot import torch and numpy (set ASYMBP_PYTHON to an interpreter that can)", test_python());
-        } else {
-            known = 1;
-        }
-    }
-    if (!known && getenv("ASYM_NO_TORCH")) test_skip("PyTorch oracle not run: %s", why);
-    else if (!known) TEST_NO_ORACLE("PyTorch oracle not run: %s", why);
-    return known;
-}
-
 static int have_fmnist(void) {
     if (access(FMNIST "/train-images-idx3-ubyte.gz", R_OK) == 0 || access(FMNIST "/train-images-idx3-ubyte", R_OK) == 0) return 1;
     test_skip("Fashion-MNIST is not installed in " FMNIST " (dataset-fashion-mnist)");
@@ -106,7 +82,7 @@ static int oracle(const char *dir, char *log, size_t n) {
 /* The whole check for one network: probe, oracle, exit status 0. */
 static void check_network(const char *name, const char *tag, int batch, int steps, const char *extra) {
     char dir[1024], log[1200];
-    if (!have_torch()) return;
+    if (!test_have_torch()) return;
     CHECK_MSG(probe(name, tag, batch, steps, extra, dir, sizeof dir) == 0, "asymbp probe of tests/oracle/%s.yaml failed", name);
     int rc = oracle(dir, log, sizeof log);
     if (rc != 0) show(log);
@@ -167,7 +143,7 @@ TEST(oracle_detects_mismatch) {
     };
     enum { NC = sizeof cases / sizeof cases[0] };
     char dir[1024], log[1200], cmd[8192], line[1024];
-    if (!have_torch()) return;
+    if (!test_have_torch()) return;
     CHECK(probe("resnet_shortcuts", "mismatch", 8, 2, NULL, dir, sizeof dir) == 0);
     /* in the scratch root, where the probe is oracle-mismatch */
     int off = snprintf(cmd, sizeof cmd, "cd '%s' && '%s' -c \"import numpy as np, shutil\nfor i, f in enumerate([", test_tmpdir(), test_python());

@@ -28,193 +28,17 @@
 
 #include "test.h"
 
-#define FMNIST "/usr/share/datasets/fashion-mnist"
-#define BATCH 16
-
-static const char *bin(void) { return getenv("ASYM_BIN") ? getenv("ASYM_BIN") : "build/asymbp"; }
-
-/* Exit status of a shell command, -1 when it did not exit normally. */
-static int sh(const char *cmd) {
-    int st = system(cmd);
-    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/* Prints a file's contents indented (the output of a failed command). */
-static void show(const char *path) {
-    FILE *f = fopen(path, "r");
-    char line[1024];
-    if (!f) return;
-    while (fgets(line, sizeof line, f)) printf("      %s", line);
-    fclose(f);
-}
-
-/* Whether the oracle can run: PyTorch importable by test_python() and not
- * switched off by ASYM_NO_TORCH. When it cannot, the test skips, or fails
- * under make check (TEST_NO_ORACLE), saying why. */
-static int have_torch(void) {
-    static int known = -1;
-    static char why[512];
-    if (known < 0) {
-        char cmd[1024];
-        snprintf(cmd, sizeof cmd, "'%s' -c 'import torch, numpy' >/dev/null 2>&1", test_python());
-        if (getenv("ASYM_NO_TORCH")) {
-            known = 0;
-            snprintf(why, sizeof why, "ASYM_NO_TORCH is set");
-        } else if (sh(cmd) != 0) {
-            known = 0;
-            snprintf(why, sizeof why, "'%s' cannot import torch and numpy (set ASYMBP_PYTHON to an interpreter that can)", test_python());
-        } else {
-            known = 1;
-        }
-    }
-    if (!known && getenv("ASYM_NO_TORCH")) test_skip("PyTorch oracle not run: %s", why);
-    else if (!known) TEST_NO_ORACLE("PyTorch oracle not run: %s", why);
-    return known;
-}
-
-static int have_fmnist(void) {
-    return access(FMNIST "/train-images-idx3-ubyte.gz", R_OK) == 0 || access(FMNIST "/train-images-idx3-ubyte", R_OK) == 0;
-}
-
-/* One probe: tests/oracle/rules_<net>.yaml with the probe-only arguments
- * extra (the rule, overrides), `steps` optimizer steps; rules: the rule
- * every weight layer must resolve to ("fa,usf,fa,bp"), or NULL. */
-typedef struct {
-    const char *net;
-    int steps;
-    const char *extra;
-    const char *rules;
-} Case;
-
-/* The shell command that runs `asymbp probe` for one case into
- * <tmp>/rules-<tag> (log in <dir>.probe.txt, exit status in <dir>.rc); the
- * group's options opts go to the probe too. */
-static void probe_cmd(const Case *c, const char *tag, const char *opts, char *dir, size_t n, char *cmd, size_t m) {
-    snprintf(dir, n, "%s/rules-%s", test_tmpdir(), tag);
-    /* passive waiting: spinning OpenMP threads crawl when the cores are shared */
-    snprintf(cmd, m,
-             "(rm -rf '%s' && OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} '%s' probe '%s/tests/oracle/rules_%s.yaml' %s %s --batch %d --steps %d --out '%s' >'%s.probe.txt' 2>&1;"
-             " echo $? >'%s.rc')",
-             dir, bin(), test_srcdir(), c->net, c->extra ? c->extra : "", opts ? opts : "", BATCH, c->steps, dir, dir, dir);
-}
-
-/* The exit status a probe command left in <dir>.rc; prints its log when
- * it failed. */
-static int probe_status(const Case *c, const char *opts, const char *dir) {
-    char path[1200];
-    int rc = -1;
-    snprintf(path, sizeof path, "%s.rc", dir);
-    FILE *f = fopen(path, "r");
-    if (f) {
-        if (fscanf(f, "%d", &rc) != 1) rc = -1;
-        fclose(f);
-    }
-    if (rc != 0) {
-        printf("    asymbp probe of rules_%s.yaml %s %s exited with %d:\n", c->net, c->extra ? c->extra : "", opts ? opts : "", rc);
-        snprintf(path, sizeof path, "%s.probe.txt", dir);
-        show(path);
-    }
-    return rc;
-}
-
-static int probe(const Case *c, const char *tag, const char *opts, char *dir, size_t n) {
-    char cmd[8192];
-    probe_cmd(c, tag, opts, dir, n, cmd, sizeof cmd);
-    sh(cmd);
-    return probe_status(c, opts, dir);
-}
-
-/* The rules the manifest's weight layers resolved to, comma-separated. */
-static int manifest_rules(const char *dir, char *out, size_t n) {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/manifest.json", dir);
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    static char text[1 << 16];
-    size_t len = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[len] = 0;
-    const char *p = strstr(text, "\"weight_layers\"");
-    size_t off = 0;
-    out[0] = 0;
-    while (p && (p = strstr(p, "\"rule\": \""))) {
-        p += 9;
-        const char *q = strchr(p, '"');
-        if (!q) break;
-        off += (size_t)snprintf(out + off, off < n ? n - off : 0, "%s%.*s", off ? "," : "", (int)(q - p), p);
-        p = q;
-    }
-    return 0;
-}
-
-/* Probes every case (the MLPs only with Fashion-MNIST installed), checks
- * the resolved rules, and runs the oracle once on all the probes with the
- * group's options; every probe must agree. */
-static void run_group(const char *group, const Case *cases, int n, const char *opts) {
-    char dirs[16][1024], tags[16][160], log[1200], cmd[16384], line[2048];
-    int nd = 0, fm = have_fmnist();
-    if (!have_torch()) return;
-    CHECK(n <= 16);
-    /* the probes run side by side */
-    const Case *run[16];
-    int off = 0;
-    for (int i = 0; i < n; i++) {
-        const Case *c = &cases[i];
-        if (!fm && !strncmp(c->net, "mlp", 3)) {
-            test_skip("Fashion-MNIST is not installed in " FMNIST ": the %s probes left out", c->net);
-            continue;
-        }
-        char one[8192];
-        snprintf(tags[nd], sizeof tags[nd], "%s-%d-%s", group, i, c->net);
-        probe_cmd(c, tags[nd], opts, dirs[nd], sizeof dirs[nd], one, sizeof one);
-        off += snprintf(cmd + off, sizeof cmd - off, "%s & ", one);
-        run[nd++] = c;
-    }
-    if (!nd) return;
-    snprintf(cmd + off, sizeof cmd - off, "wait");
-    CHECK_MSG(off < (int)sizeof cmd - 8, "probe command too long");
-    sh(cmd);
-    for (int i = 0; i < nd; i++) {
-        const Case *c = run[i];
-        CHECK_MSG(probe_status(c, opts, dirs[i]) == 0, "asymbp probe failed (%s, %s)", group, tags[i]);
-        if (c->rules) {
-            char got[512];
-            CHECK_MSG(manifest_rules(dirs[i], got, sizeof got) == 0, "%s: no manifest", dirs[i]);
-            CHECK_MSG(!strcmp(got, c->rules), "rules_%s.yaml %s: weight layers resolved to %s, expected %s", c->net, c->extra, got, c->rules);
-        }
-    }
-    snprintf(log, sizeof log, "%s/rules-%s.oracle.txt", test_tmpdir(), group);
-    off = snprintf(cmd, sizeof cmd, "'%s' '%s/tests/oracle/torch_oracle.py' -q %s", test_python(), test_srcdir(), opts ? opts : "");
-    for (int i = 0; i < nd; i++) off += snprintf(cmd + off, sizeof cmd - off, " '%s'", dirs[i]);
-    snprintf(cmd + off, sizeof cmd - off, " >'%s' 2>&1", log);
-    int rc = sh(cmd);
-    FILE *f = fopen(log, "r");
-    CHECK_MSG(f, "no oracle output %s", log);
-    int k = 0, bad = 0;
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "torch_oracle: ", 14)) continue;
-        int ok = strstr(line, " tensors, 0 failed;") != NULL;
-        printf("    %s%s: %s", ok ? "" : "DISAGREE ", k < nd ? tags[k] : "?", line + 14);
-        bad |= !ok;
-        k++;
-    }
-    fclose(f);
-    if (rc != 0 || bad || k != nd) show(log);
-    CHECK_MSG(k == nd, "torch_oracle.py printed %d summaries for %d probes (exit %d)", k, nd, rc);
-    CHECK_MSG(!bad && rc == 0, "asymbp and PyTorch disagree under %s%s%s (torch_oracle.py exit %d)", group, opts ? " " : "", opts ? opts : "", rc);
-}
-
-#define RUN(group, cases, opts) run_group(group, cases, (int)(sizeof cases / sizeof cases[0]), opts)
+#define RUN(group, cases, opts) test_oracle_group(group, cases, (int)(sizeof cases / sizeof cases[0]), opts)
 
 /* Each rule on the four networks. */
 TEST(oracle_rule_bp) {
-    static const Case c[] = {{"mlp", 3, "--set rule=bp", "bp,bp,bp"}, {"mlp_bn", 3, "--set rule=bp", NULL}, {"conv", 3, "--set rule=bp", NULL},
+    static const OracleCase c[] = {{"mlp", 3, "--set rule=bp", "bp,bp,bp"}, {"mlp_bn", 3, "--set rule=bp", NULL}, {"conv", 3, "--set rule=bp", NULL},
                              {"resnet", 3, "--set rule=bp", NULL}};
     RUN("bp", c, NULL);
 }
 
 TEST(oracle_rule_fa) {
-    static const Case c[] = {{"mlp", 3, "--set rule=fa", "fa,fa,fa"}, {"mlp_bn", 3, "--set rule=fa", NULL}, {"conv", 3, "--set rule=fa", NULL},
+    static const OracleCase c[] = {{"mlp", 3, "--set rule=fa", "fa,fa,fa"}, {"mlp_bn", 3, "--set rule=fa", NULL}, {"conv", 3, "--set rule=fa", NULL},
                              {"resnet", 3, "--set rule=fa", NULL}};
     RUN("fa", c, NULL);
 }
@@ -223,7 +47,7 @@ TEST(oracle_rule_fa) {
  * and fc) while its blocks use other rules (the stem's block ends before
  * the first residual block). */
 TEST(oracle_rule_dfa) {
-    static const Case c[] = {{"mlp", 3, "--set rule=dfa", "dfa,dfa,dfa"},
+    static const OracleCase c[] = {{"mlp", 3, "--set rule=dfa", "dfa,dfa,dfa"},
                              {"mlp_bn", 3, "--set rule=dfa", NULL},
                              {"conv", 3, "--set rule=dfa", "dfa,dfa,dfa,dfa"},
                              {"resnet", 3, "--set rule=dfa --set 'rule_overrides={\"3.main\": bp, \"4.main\": fa, \"4.shortcut\": kp}'",
@@ -239,21 +63,21 @@ TEST(oracle_rule_dfa_resnet_refused) {
         snprintf(dir, sizeof dir, "%s/rules-dfa-refused-%d", test_tmpdir(), i);
         snprintf(log, sizeof log, "%s.probe.txt", dir);
         snprintf(cmd, sizeof cmd, "rm -rf '%s' && OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} '%s' probe '%s/tests/oracle/rules_resnet.yaml' %s --batch 4 --out '%s' >'%s' 2>&1",
-                 dir, bin(), test_srcdir(), extra[i], dir, log);
-        int rc = sh(cmd);
+                 dir, test_asym_bin(), test_srcdir(), extra[i], dir, log);
+        int rc = test_system(cmd);
         FILE *f = fopen(log, "r");
         if (f) {
             text[fread(text, 1, sizeof text - 1, f)] = 0;
             fclose(f);
         }
-        if (rc == 0 || !strstr(text, "dfa") || !strstr(text, "residual")) show(log);
+        if (rc == 0 || !strstr(text, "dfa") || !strstr(text, "residual")) test_show(log);
         CHECK_MSG(rc != 0, "asymbp probe accepted rule dfa inside a residual block (%s)", extra[i]);
         CHECK_MSG(strstr(text, "dfa") && strstr(text, "residual"), "the error for dfa in a residual block does not say so (%s)", extra[i]);
     }
 }
 
 TEST(oracle_rule_usf) {
-    static const Case c[] = {{"mlp", 3, "--set rule=usf", "usf,usf,usf"}, {"mlp_bn", 3, "--set rule=usf", NULL}, {"conv", 3, "--set rule=usf", NULL},
+    static const OracleCase c[] = {{"mlp", 3, "--set rule=usf", "usf,usf,usf"}, {"mlp_bn", 3, "--set rule=usf", NULL}, {"conv", 3, "--set rule=usf", NULL},
                              {"resnet", 3, "--set rule=usf", NULL}};
     RUN("usf", c, NULL);
 }
@@ -262,13 +86,13 @@ TEST(oracle_rule_usf) {
  * one step; after three (resnet) the oracle checks the sign pattern, the
  * bound of the distribution and that the magnitudes were redrawn. */
 TEST(oracle_rule_brsf) {
-    static const Case c[] = {{"mlp", 1, "--set rule=brsf", "brsf,brsf,brsf"}, {"mlp_bn", 1, "--set rule=brsf", NULL}, {"conv", 1, "--set rule=brsf", NULL},
+    static const OracleCase c[] = {{"mlp", 1, "--set rule=brsf", "brsf,brsf,brsf"}, {"mlp_bn", 1, "--set rule=brsf", NULL}, {"conv", 1, "--set rule=brsf", NULL},
                              {"resnet", 3, "--set rule=brsf", NULL}};
     RUN("brsf", c, NULL);
 }
 
 TEST(oracle_rule_frsf) {
-    static const Case c[] = {{"mlp", 3, "--set rule=frsf", "frsf,frsf,frsf"}, {"mlp_bn", 3, "--set rule=frsf", NULL}, {"conv", 3, "--set rule=frsf", NULL},
+    static const OracleCase c[] = {{"mlp", 3, "--set rule=frsf", "frsf,frsf,frsf"}, {"mlp_bn", 3, "--set rule=frsf", NULL}, {"conv", 3, "--set rule=frsf", NULL},
                              {"resnet", 3, "--set rule=frsf", NULL}};
     RUN("frsf", c, NULL);
 }
@@ -280,7 +104,7 @@ TEST(oracle_rule_frsf) {
  * Adam's normalized step there (PyTorch's float32 run and ours differed by
  * 0.2% of the largest step; ours was within 0.02% of a float64 run). */
 TEST(oracle_rule_kp) {
-    static const Case c[] = {{"mlp", 3, "--set rule=kp", "kp,kp,kp"},
+    static const OracleCase c[] = {{"mlp", 3, "--set rule=kp", "kp,kp,kp"},
                              {"mlp_bn", 3, "--set rule=kp", NULL},
                              {"conv", 3, "--set rule=kp", NULL},
                              {"resnet", 3, "--set rule=kp", NULL},
@@ -295,7 +119,7 @@ TEST(oracle_rule_kp) {
  * the exact estimator (orthogonal, lr = decay = 1) and two mirror steps
  * per batch. */
 TEST(oracle_rule_wm) {
-    static const Case c[] = {{"mlp", 1, "--set rule=wm", "wm,wm,wm"},
+    static const OracleCase c[] = {{"mlp", 1, "--set rule=wm", "wm,wm,wm"},
                              {"mlp_bn", 3, "--set rule=wm", NULL},
                              {"conv", 1, "--set rule=wm", NULL},
                              {"resnet", 3, "--set rule=wm", NULL},
@@ -311,7 +135,7 @@ TEST(oracle_rule_wm) {
  * small learning rate keeps gradients away from zero (where the sign is
  * rounding noise); no bias feeds a batch norm here for the same reason. */
 TEST(oracle_rule_manhattan) {
-    static const Case c[] = {{"mlp", 3, "--set rule=bp", NULL}, {"mlp", 3, "--set rule=usf", NULL}, {"conv", 3, "--set rule=frsf", NULL},
+    static const OracleCase c[] = {{"mlp", 3, "--set rule=bp", NULL}, {"mlp", 3, "--set rule=usf", NULL}, {"conv", 3, "--set rule=frsf", NULL},
                              {"resnet", 3, "--set rule=kp", NULL}};
     RUN("manhattan", c, "--set optimizer.manhattan=true --set optimizer.lr=0.002");
 }
@@ -319,7 +143,7 @@ TEST(oracle_rule_manhattan) {
 /* Partial sign concordance 0.75: B agrees with W's sign on exactly
  * n - round(0.25 n) entries, and the pattern survives the steps. */
 TEST(oracle_rule_concordance) {
-    static const Case c[] = {{"mlp", 3, "--set rule=usf", NULL}, {"conv", 3, "--set rule=frsf", NULL}, {"conv", 1, "--set rule=brsf", NULL},
+    static const OracleCase c[] = {{"mlp", 3, "--set rule=usf", NULL}, {"conv", 3, "--set rule=frsf", NULL}, {"conv", 1, "--set rule=brsf", NULL},
                              {"resnet", 3, "--set rule=usf", NULL}};
     RUN("concordance", c, "--set feedback.concordance=0.75");
 }
@@ -327,7 +151,7 @@ TEST(oracle_rule_concordance) {
 /* clip_dx: each weight layer's input gradient scaled to an L2 norm (over
  * the batch) of at most 0.003; the oracle fails when nothing was clipped. */
 TEST(oracle_rule_clip_dx) {
-    static const Case c[] = {{"mlp", 3, "--set rule=fa", NULL}, {"mlp_bn", 3, "--set rule=bp", NULL}, {"conv", 3, "--set rule=fa", NULL},
+    static const OracleCase c[] = {{"mlp", 3, "--set rule=fa", NULL}, {"mlp_bn", 3, "--set rule=bp", NULL}, {"conv", 3, "--set rule=fa", NULL},
                              {"resnet", 3, "--set rule=kp", NULL}};
     RUN("clip", c, "--set feedback.clip_dx=0.003");
 }
@@ -336,7 +160,7 @@ TEST(oracle_rule_clip_dx) {
  * end) and by name, `rule:` on a conv and on a resblock item, mixed with
  * DFA. */
 TEST(oracle_rule_overrides) {
-    static const Case c[] = {
+    static const OracleCase c[] = {
         {"conv", 3, "--set rule=fa --set 'rule_overrides={\"-1\": bp}' --set 'model.layers.3={type: conv, out: 8, k: 3, stride: 2, pad: 1, bias: false, rule: usf}'",
          "fa,usf,fa,bp"},
         {"resnet", 3, "--set rule=fa --set 'rule_overrides={\"-1\": bp, \"4.shortcut\": frsf}' --set 'model.layers.3={type: resblock, out: 8, rule: kp}'",
@@ -350,7 +174,7 @@ TEST(oracle_rule_overrides) {
 /* Moskovitz et al.'s normalizations: W held at its initial norm, B scaled
  * to W's norm after every step. */
 TEST(oracle_rule_norms) {
-    static const Case c[] = {{"mlp", 3, "--set rule=fa", NULL}, {"mlp_bn", 3, "--set rule=usf", NULL}, {"conv", 3, "--set rule=frsf", NULL},
+    static const OracleCase c[] = {{"mlp", 3, "--set rule=fa", NULL}, {"mlp_bn", 3, "--set rule=usf", NULL}, {"conv", 3, "--set rule=frsf", NULL},
                              {"resnet", 3, "--set rule=kp", NULL}};
     RUN("norms", c, "--set feedback.norm_feedback=true --set feedback.fixed_weight_norm=true");
 }
@@ -364,7 +188,7 @@ static void expect_mismatches(const char *base, const char *const *what, int nc)
     int off = snprintf(cmd, sizeof cmd, "cd '%s' && '%s' '%s/tests/oracle/torch_oracle.py' -q %s", test_tmpdir(), test_python(), test_srcdir(), base);
     for (int i = 0; i < nc; i++) off += snprintf(cmd + off, sizeof cmd - off, " %s-%d", base, i);
     snprintf(cmd + off, sizeof cmd - off, " >'%s' 2>&1", log);
-    int rc = sh(cmd);
+    int rc = test_system(cmd);
     FILE *f = fopen(log, "r");
     CHECK(f);
     int n = 0, bad = 0;
@@ -378,7 +202,7 @@ static void expect_mismatches(const char *base, const char *const *what, int nc)
         n++;
     }
     fclose(f);
-    if (rc != 1 || bad || n != nc + 1) show(log);
+    if (rc != 1 || bad || n != nc + 1) test_show(log);
     CHECK_MSG(n == nc + 1, "torch_oracle.py printed %d summaries for %d probes", n, nc + 1);
     CHECK_MSG(!bad, "the oracle missed a perturbation or flagged the unmodified probe");
     CHECK_MSG(rc == 1, "torch_oracle.py exit %d, expected 1", rc);
@@ -393,11 +217,11 @@ TEST(oracle_rules_detects_mismatch) {
     static const char *const what[] = {"fa's B in the backward pass", "DFA's D", "the error at a weight layer's output", "an activation",
                                        "kp's B after the steps", "usf's B after the steps"};
     enum { NC = sizeof what / sizeof what[0] };
-    static const Case base = {"conv", 2, "--set rule=fa --set 'rule_overrides={\"0\": usf, \"2\": dfa, \"3\": kp}'", "usf,fa,dfa,kp"};
+    static const OracleCase base = {"conv", 2, "--set rule=fa --set 'rule_overrides={\"0\": usf, \"2\": dfa, \"3\": kp}'", "usf,fa,dfa,kp"};
     char dir[1024], cmd[8192], got[256];
-    if (!have_torch()) return;
-    CHECK(probe(&base, "mismatch", NULL, dir, sizeof dir) == 0);
-    CHECK(manifest_rules(dir, got, sizeof got) == 0 && !strcmp(got, base.rules));
+    if (!test_have_torch()) return;
+    CHECK(test_probe(&base, "mismatch", NULL, dir, sizeof dir) == 0);
+    CHECK(test_manifest_rules(dir, got, sizeof got) == 0 && !strcmp(got, base.rules));
     /* copies rules-mismatch-<i>, each with one value scaled by 1.01; B
      * and D also after the steps (where they must not change), and D's
      * whole row of its largest entry (a single entry may feed a dead unit) */
@@ -415,7 +239,7 @@ TEST(oracle_rules_detects_mismatch) {
              "  else: a.flat[j] *= 1.01\n"
              "  np.save(d + '/' + f, a)\n\"",
              test_tmpdir(), test_python());
-    CHECK_MSG(sh(cmd) == 0, "could not write the perturbed copies: %s", cmd);
+    CHECK_MSG(test_system(cmd) == 0, "could not write the perturbed copies: %s", cmd);
     expect_mismatches("rules-mismatch", what, NC);
 }
 
@@ -426,11 +250,11 @@ TEST(oracle_rules_detects_mismatch) {
 TEST(oracle_rule_wm_detects_mismatch) {
     static const char *const what[] = {"wm's mirror step 1% too large", "one tap of a conv's mirror step 10% off", "a wrong noise seed", "a wrong decay"};
     enum { NC = sizeof what / sizeof what[0] };
-    static const Case base = {"conv", 1, "--set rule=wm", "wm,wm,wm,wm"};
+    static const OracleCase base = {"conv", 1, "--set rule=wm", "wm,wm,wm,wm"};
     char dir[1024], cmd[8192], got[256];
-    if (!have_torch()) return;
-    CHECK(probe(&base, "wm-mismatch", NULL, dir, sizeof dir) == 0);
-    CHECK(manifest_rules(dir, got, sizeof got) == 0 && !strcmp(got, base.rules));
+    if (!test_have_torch()) return;
+    CHECK(test_probe(&base, "wm-mismatch", NULL, dir, sizeof dir) == 0);
+    CHECK(test_manifest_rules(dir, got, sizeof got) == 0 && !strcmp(got, base.rules));
     /* the mirror step's part of B after the step: Ba - (1 - decay) B0 */
     snprintf(cmd, sizeof cmd,
              "cd '%s' && '%s' -c \"import json, numpy as np, shutil\n"
@@ -452,6 +276,6 @@ TEST(oracle_rule_wm_detects_mismatch) {
              "  if i == 3: mm['feedback_options']['wm']['decay'] *= 2\n"
              "  json.dump(mm, open(d + '/manifest.json', 'w'))\n\"",
              test_tmpdir(), test_python());
-    CHECK_MSG(sh(cmd) == 0, "could not write the perturbed copies: %s", cmd);
+    CHECK_MSG(test_system(cmd) == 0, "could not write the perturbed copies: %s", cmd);
     expect_mismatches("rules-wm-mismatch", what, NC);
 }
