@@ -140,6 +140,8 @@ typedef struct Pass {
     void (*reduce)(void *arg, double *v, size_t n); /* set: training-mode batch norm sums its statistics over every rank with it, */
     void *reduce_arg;                               /* passing it this */
     const float *out_err;  /* backward: the output error (N, classes) that direct rules project */
+    const int32_t *labels; /* backward: the batch's labels (N), whose one-hot targets drtp projects */
+    float sample_weight;   /* backward: each sample's weight in the batch mean (1/N, times a rank's share) */
     float **record;        /* backward, when set: weight layer i copies its output gradient to record[i] */
 } Pass;
 

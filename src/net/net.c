@@ -128,6 +128,8 @@ float net_backward(AsymNet *net, const int32_t *y, int N, const StepMode *m, int
             for (size_t i = 0; i < (size_t)N * net->classes; i++) net->dlogits[i] *= m->grad_scale;
         Pass p = m->pass;
         p.out_err = net->dlogits;
+        p.labels = y;
+        p.sample_weight = (m->grad_scale > 0 ? m->grad_scale : 1.0f) / (float)N;
         seq_backward(&net->seq, net->dlogits, net->dx, N, &p, m->done, m->done_arg);
     }
     return loss;
