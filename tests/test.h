@@ -48,34 +48,53 @@ const char *test_python(void);
 #define TEST_NO_ORACLE(...) test_no_oracle(__FILE__, __LINE__, __VA_ARGS__)
 void test_no_oracle(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void test_write_file(const char *path, const char *text);
-char *test_read_file(const char *path);   /* malloc'ed, NUL-terminated; NULL if unreadable */
-char *test_read_file_n(const char *path, size_t *len);   /* the same, and its length */
 
-/* The rules oracle (tests/util.c; test_oracle_rules.c describes it). */
-/* One probe: tests/oracle/rules_<net>.yaml with the probe-only arguments
- * extra (the rule, overrides), `steps` optimizer steps; rules: the rule
- * every weight layer must resolve to ("fa,usf,fa,bp"), or NULL. */
+/* The PyTorch oracle of the feedback rules (tests/util.c, used by
+ * test_oracle_rules.c and test_rules_direct.c). A case: `asymbp probe` of
+ * tests/oracle/rules_<net>.yaml with the probe-only arguments extra (the
+ * rule, overrides) over `steps` optimizer steps; rules: the rule every
+ * weight layer must resolve to ("fa,usf,fa,bp"), or NULL. */
 typedef struct {
     const char *net;
     int steps;
     const char *extra;
     const char *rules;
 } OracleCase;
-/* Probes every case (the MLPs only with Fashion-MNIST installed) side by
- * side into <tmp>/rules-<group>-<i>-<net>, checks the resolved rules, and
- * runs tests/oracle/torch_oracle.py once on all of them with the group's
- * options opts (also given to every probe): each must agree. */
-void oracle_run_group(const char *group, const OracleCase *cases, int n, const char *opts);
-#define ORACLE_RUN(group, cases, opts) oracle_run_group(group, cases, (int)(sizeof cases / sizeof cases[0]), opts)
-/* One probe into <tmp>/rules-<tag> (dir); its exit status, its log printed when not 0. */
-int oracle_probe(const OracleCase *c, const char *tag, const char *opts, char *dir, size_t n);
-/* The rules a probe's weight layers resolved to, comma-separated. */
-int oracle_manifest_rules(const char *dir, char *out, size_t n);
-/* Whether PyTorch can run (else the test skips, or fails under make check). */
-int oracle_have_torch(void);
-/* A shell command's exit status (-1: not a normal exit); a file printed indented. */
-int oracle_sh(const char *cmd);
-void oracle_show(const char *path);
+const char *test_asym_bin(void);   /* ASYM_BIN, default build/asymbp */
+int test_system(const char *cmd);  /* system(): exit status, -1 when it did not exit normally */
+void test_show(const char *path);  /* prints a file indented (a failed command's output) */
+/* Whether torch_oracle.py can run; if not, the test skips or fails (as
+ * TEST_NO_ORACLE), saying why. */
+int test_have_torch(void);
+/* Probes one case into <tmp>/rules-<tag> (dir) with the group options
+ * opts: the probe's exit status, its log printed when it failed. */
+int test_probe(const OracleCase *c, const char *tag, const char *opts, char *dir, size_t n);
+/* The rules the probe's weight layers resolved to, comma-separated. */
+int test_manifest_rules(const char *dir, char *out, size_t n);
+/* Probes every case side by side (the MLPs only with Fashion-MNIST), checks
+ * the resolved rules and runs torch_oracle.py once on all of them with the
+ * group options; fails the test unless every probe agrees. */
+void test_oracle_group(const char *group, const OracleCase *cases, int n, const char *opts);
+char *test_read_file(const char *path);   /* malloc'ed, NUL-terminated; NULL if unreadable */
+char *test_read_file_n(const char *path, size_t *len);   /* the same, and its length */
+
+/* End-to-end training runs (tests/util.c): the seed ASYM_E2E_SEED
+ * (default 1); test_train trains `config` with the extra --set arguments and
+ * that seed into <tmp>/e2e_<tag>, 0 on success with the run read back: its
+ * summary, its last log line and best test error. */
+typedef struct json_t json_t;
+typedef struct E2eRun {
+    json_t *summary, *last;
+    double err;   /* best test error */
+} E2eRun;
+int test_e2e_seed(void);
+int test_train(E2eRun *r, const char *tag, const char *config, const char *sets);
+void test_run_free(E2eRun *r);
+/* Layer i's value of key in the last epoch's alignment measurements (NaN
+ * when null); the number of layers measured; item i of a summary array. */
+double test_layer_value(const E2eRun *r, int i, const char *key);
+int test_n_layers(const E2eRun *r);
+double test_summary_item(const E2eRun *r, const char *key, int i);
 
 #define TEST(name)                                                          \
     static void name(void);                                                 \

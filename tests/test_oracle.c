@@ -82,7 +82,7 @@ static int oracle(const char *dir, char *log, size_t n) {
 /* The whole check for one network: probe, oracle, exit status 0. */
 static void check_network(const char *name, const char *tag, int batch, int steps, const char *extra) {
     char dir[1024], log[1200];
-    if (!oracle_have_torch()) return;
+    if (!test_have_torch()) return;
     CHECK_MSG(probe(name, tag, batch, steps, extra, dir, sizeof dir) == 0, "asymbp probe of tests/oracle/%s.yaml failed", name);
     int rc = oracle(dir, log, sizeof log);
     if (rc != 0) show(log);
@@ -143,7 +143,7 @@ TEST(oracle_detects_mismatch) {
     };
     enum { NC = sizeof cases / sizeof cases[0] };
     char dir[1024], log[1200], cmd[8192], line[1024];
-    if (!oracle_have_torch()) return;
+    if (!test_have_torch()) return;
     CHECK(probe("resnet_shortcuts", "mismatch", 8, 2, NULL, dir, sizeof dir) == 0);
     /* in the scratch root, where the probe is oracle-mismatch */
     int off = snprintf(cmd, sizeof cmd, "cd '%s' && '%s' -c \"import numpy as np, shutil\nfor i, f in enumerate([", test_tmpdir(), test_python());

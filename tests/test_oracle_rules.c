@@ -23,12 +23,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "test.h"
 
-#define RUN ORACLE_RUN
-
-static const char *bin(void) { return getenv("ASYM_BIN") ? getenv("ASYM_BIN") : "build/asymbp"; }
+#define RUN(group, cases, opts) test_oracle_group(group, cases, (int)(sizeof cases / sizeof cases[0]), opts)
 
 /* Each rule on the four networks. */
 TEST(oracle_rule_bp) {
@@ -63,14 +63,14 @@ TEST(oracle_rule_dfa_resnet_refused) {
         snprintf(dir, sizeof dir, "%s/rules-dfa-refused-%d", test_tmpdir(), i);
         snprintf(log, sizeof log, "%s.probe.txt", dir);
         snprintf(cmd, sizeof cmd, "rm -rf '%s' && OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} '%s' probe '%s/tests/oracle/rules_resnet.yaml' %s --batch 4 --out '%s' >'%s' 2>&1",
-                 dir, bin(), test_srcdir(), extra[i], dir, log);
-        int rc = oracle_sh(cmd);
+                 dir, test_asym_bin(), test_srcdir(), extra[i], dir, log);
+        int rc = test_system(cmd);
         FILE *f = fopen(log, "r");
         if (f) {
             text[fread(text, 1, sizeof text - 1, f)] = 0;
             fclose(f);
         }
-        if (rc == 0 || !strstr(text, "dfa") || !strstr(text, "residual")) oracle_show(log);
+        if (rc == 0 || !strstr(text, "dfa") || !strstr(text, "residual")) test_show(log);
         CHECK_MSG(rc != 0, "asymbp probe accepted rule dfa inside a residual block (%s)", extra[i]);
         CHECK_MSG(strstr(text, "dfa") && strstr(text, "residual"), "the error for dfa in a residual block does not say so (%s)", extra[i]);
     }
@@ -188,7 +188,7 @@ static void expect_mismatches(const char *base, const char *const *what, int nc)
     int off = snprintf(cmd, sizeof cmd, "cd '%s' && '%s' '%s/tests/oracle/torch_oracle.py' -q %s", test_tmpdir(), test_python(), test_srcdir(), base);
     for (int i = 0; i < nc; i++) off += snprintf(cmd + off, sizeof cmd - off, " %s-%d", base, i);
     snprintf(cmd + off, sizeof cmd - off, " >'%s' 2>&1", log);
-    int rc = oracle_sh(cmd);
+    int rc = test_system(cmd);
     FILE *f = fopen(log, "r");
     CHECK(f);
     int n = 0, bad = 0;
@@ -202,7 +202,7 @@ static void expect_mismatches(const char *base, const char *const *what, int nc)
         n++;
     }
     fclose(f);
-    if (rc != 1 || bad || n != nc + 1) oracle_show(log);
+    if (rc != 1 || bad || n != nc + 1) test_show(log);
     CHECK_MSG(n == nc + 1, "torch_oracle.py printed %d summaries for %d probes", n, nc + 1);
     CHECK_MSG(!bad, "the oracle missed a perturbation or flagged the unmodified probe");
     CHECK_MSG(rc == 1, "torch_oracle.py exit %d, expected 1", rc);
@@ -219,9 +219,9 @@ TEST(oracle_rules_detects_mismatch) {
     enum { NC = sizeof what / sizeof what[0] };
     static const OracleCase base = {"conv", 2, "--set rule=fa --set 'rule_overrides={\"0\": usf, \"2\": dfa, \"3\": kp}'", "usf,fa,dfa,kp"};
     char dir[1024], cmd[8192], got[256];
-    if (!oracle_have_torch()) return;
-    CHECK(oracle_probe(&base, "mismatch", NULL, dir, sizeof dir) == 0);
-    CHECK(oracle_manifest_rules(dir, got, sizeof got) == 0 && !strcmp(got, base.rules));
+    if (!test_have_torch()) return;
+    CHECK(test_probe(&base, "mismatch", NULL, dir, sizeof dir) == 0);
+    CHECK(test_manifest_rules(dir, got, sizeof got) == 0 && !strcmp(got, base.rules));
     /* copies rules-mismatch-<i>, each with one value scaled by 1.01; B
      * and D also after the steps (where they must not change), and D's
      * whole row of its largest entry (a single entry may feed a dead unit) */
@@ -239,7 +239,7 @@ TEST(oracle_rules_detects_mismatch) {
              "  else: a.flat[j] *= 1.01\n"
              "  np.save(d + '/' + f, a)\n\"",
              test_tmpdir(), test_python());
-    CHECK_MSG(oracle_sh(cmd) == 0, "could not write the perturbed copies: %s", cmd);
+    CHECK_MSG(test_system(cmd) == 0, "could not write the perturbed copies: %s", cmd);
     expect_mismatches("rules-mismatch", what, NC);
 }
 
@@ -252,9 +252,9 @@ TEST(oracle_rule_wm_detects_mismatch) {
     enum { NC = sizeof what / sizeof what[0] };
     static const OracleCase base = {"conv", 1, "--set rule=wm", "wm,wm,wm,wm"};
     char dir[1024], cmd[8192], got[256];
-    if (!oracle_have_torch()) return;
-    CHECK(oracle_probe(&base, "wm-mismatch", NULL, dir, sizeof dir) == 0);
-    CHECK(oracle_manifest_rules(dir, got, sizeof got) == 0 && !strcmp(got, base.rules));
+    if (!test_have_torch()) return;
+    CHECK(test_probe(&base, "wm-mismatch", NULL, dir, sizeof dir) == 0);
+    CHECK(test_manifest_rules(dir, got, sizeof got) == 0 && !strcmp(got, base.rules));
     /* the mirror step's part of B after the step: Ba - (1 - decay) B0 */
     snprintf(cmd, sizeof cmd,
              "cd '%s' && '%s' -c \"import json, numpy as np, shutil\n"
@@ -276,6 +276,6 @@ TEST(oracle_rule_wm_detects_mismatch) {
              "  if i == 3: mm['feedback_options']['wm']['decay'] *= 2\n"
              "  json.dump(mm, open(d + '/manifest.json', 'w'))\n\"",
              test_tmpdir(), test_python());
-    CHECK_MSG(oracle_sh(cmd) == 0, "could not write the perturbed copies: %s", cmd);
+    CHECK_MSG(test_system(cmd) == 0, "could not write the perturbed copies: %s", cmd);
     expect_mismatches("rules-wm-mismatch", what, NC);
 }

@@ -18,7 +18,7 @@ TEST(oracle_rule_sa) {
                                    {"conv", 3, "--set rule=sa", "sa,sa,sa,sa"},
                                    {"mlp", 3, "--set rule=sa --set feedback.sa.alpha=0.3 --set feedback.sa.beta=0.5", NULL},
                                    {"conv", 3, "--set rule=sa --set feedback.sa.alpha=0.3 --set feedback.sa.beta=0.5", NULL}};
-    ORACLE_RUN("sa", c, NULL);
+    test_oracle_group("sa", c, (int)(sizeof c / sizeof c[0]), NULL);
 }
 
 TEST(oracle_rule_aa) {
@@ -26,7 +26,7 @@ TEST(oracle_rule_aa) {
                                    {"conv", 3, "--set rule=aa", "aa,aa,aa,aa"},
                                    {"mlp", 3, "--set rule=aa --set feedback.aa.alpha=0.01 --set feedback.aa.beta=0.03", NULL},
                                    {"conv", 3, "--set rule=aa --set feedback.aa.alpha=0.01 --set feedback.aa.beta=0.03", NULL}};
-    ORACLE_RUN("aa", c, NULL);
+    test_oracle_group("aa", c, (int)(sizeof c / sizeof c[0]), NULL);
 }
 
 TEST(oracle_rule_ia) {
@@ -34,7 +34,7 @@ TEST(oracle_rule_ia) {
                                    {"conv", 3, "--set rule=ia", "ia,ia,ia,ia"},
                                    {"mlp", 3, "--set rule=ia --set feedback.ia.alpha=0.02 --set feedback.ia.beta=0.01 --set feedback.ia.gamma=0.05", NULL},
                                    {"conv", 3, "--set rule=ia --set feedback.ia.alpha=0.02 --set feedback.ia.beta=0.01 --set feedback.ia.gamma=0.05", NULL}};
-    ORACLE_RUN("ia", c, NULL);
+    test_oracle_group("ia", c, (int)(sizeof c / sizeof c[0]), NULL);
 }
 
 /* A 20-16-10 MLP on random inputs under rule r, options from cfg text. */

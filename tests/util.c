@@ -7,6 +7,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
+#include <math.h>
+
 #include "test.h"
 
 char test_out[65536];
@@ -94,20 +97,21 @@ char *test_read_file_n(const char *path, size_t *len) {
 
 char *test_read_file(const char *path) { return test_read_file_n(path, NULL); }
 
-/* ---- the rules oracle (test_oracle_rules.c, test_rules_kunin.c) ---- */
+/* ---- the PyTorch oracle of the feedback rules (test_oracle_rules.c,
+ * test_rules_direct.c) ---- */
 
-#define ORACLE_BATCH 16 /* the probes' batch */
+#define BATCH 16 /* the oracle probes' batch */
 
-static const char *bin(void) { return getenv("ASYM_BIN") ? getenv("ASYM_BIN") : "build/asymbp"; }
+const char *test_asym_bin(void) { return getenv("ASYM_BIN") ? getenv("ASYM_BIN") : "build/asymbp"; }
 
 /* Exit status of a shell command, -1 when it did not exit normally. */
-int oracle_sh(const char *cmd) {
+int test_system(const char *cmd) {
     int st = system(cmd);
     return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 /* Prints a file's contents indented (the output of a failed command). */
-void oracle_show(const char *path) {
+void test_show(const char *path) {
     FILE *f = fopen(path, "r");
     char line[1024];
     if (!f) return;
@@ -118,7 +122,7 @@ void oracle_show(const char *path) {
 /* Whether the oracle can run: PyTorch importable by test_python() and not
  * switched off by ASYM_NO_TORCH. When it cannot, the test skips, or fails
  * under make check (TEST_NO_ORACLE), saying why. */
-int oracle_have_torch(void) {
+int test_have_torch(void) {
     static int known = -1;
     static char why[512];
     if (known < 0) {
@@ -127,7 +131,7 @@ int oracle_have_torch(void) {
         if (getenv("ASYM_NO_TORCH")) {
             known = 0;
             snprintf(why, sizeof why, "ASYM_NO_TORCH is set");
-        } else if (oracle_sh(cmd) != 0) {
+        } else if (test_system(cmd) != 0) {
             known = 0;
             snprintf(why, sizeof why, "'%s' cannot import torch and numpy (set ASYMBP_PYTHON to an interpreter that can)", test_python());
         } else {
@@ -139,10 +143,9 @@ int oracle_have_torch(void) {
     return known;
 }
 
-static int have_fmnist(void) {
+static int oracle_have_fmnist(void) {
     return access(TEST_FMNIST "/train-images-idx3-ubyte.gz", R_OK) == 0 || access(TEST_FMNIST "/train-images-idx3-ubyte", R_OK) == 0;
 }
-
 
 /* The shell command that runs `asymbp probe` for one case into
  * <tmp>/rules-<tag> (log in <dir>.probe.txt, exit status in <dir>.rc); the
@@ -153,7 +156,7 @@ static void probe_cmd(const OracleCase *c, const char *tag, const char *opts, ch
     snprintf(cmd, m,
              "(rm -rf '%s' && OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} '%s' probe '%s/tests/oracle/rules_%s.yaml' %s %s --batch %d --steps %d --out '%s' >'%s.probe.txt' 2>&1;"
              " echo $? >'%s.rc')",
-             dir, bin(), test_srcdir(), c->net, c->extra ? c->extra : "", opts ? opts : "", ORACLE_BATCH, c->steps, dir, dir, dir);
+             dir, test_asym_bin(), test_srcdir(), c->net, c->extra ? c->extra : "", opts ? opts : "", BATCH, c->steps, dir, dir, dir);
 }
 
 /* The exit status a probe command left in <dir>.rc; prints its log when
@@ -170,20 +173,20 @@ static int probe_status(const OracleCase *c, const char *opts, const char *dir) 
     if (rc != 0) {
         printf("    asymbp probe of rules_%s.yaml %s %s exited with %d:\n", c->net, c->extra ? c->extra : "", opts ? opts : "", rc);
         snprintf(path, sizeof path, "%s.probe.txt", dir);
-        oracle_show(path);
+        test_show(path);
     }
     return rc;
 }
 
-int oracle_probe(const OracleCase *c, const char *tag, const char *opts, char *dir, size_t n) {
+int test_probe(const OracleCase *c, const char *tag, const char *opts, char *dir, size_t n) {
     char cmd[8192];
     probe_cmd(c, tag, opts, dir, n, cmd, sizeof cmd);
-    oracle_sh(cmd);
+    test_system(cmd);
     return probe_status(c, opts, dir);
 }
 
 /* The rules the manifest's weight layers resolved to, comma-separated. */
-int oracle_manifest_rules(const char *dir, char *out, size_t n) {
+int test_manifest_rules(const char *dir, char *out, size_t n) {
     char path[1200];
     snprintf(path, sizeof path, "%s/manifest.json", dir);
     FILE *f = fopen(path, "r");
@@ -208,10 +211,10 @@ int oracle_manifest_rules(const char *dir, char *out, size_t n) {
 /* Probes every case (the MLPs only with Fashion-MNIST installed), checks
  * the resolved rules, and runs the oracle once on all the probes with the
  * group's options; every probe must agree. */
-void oracle_run_group(const char *group, const OracleCase *cases, int n, const char *opts) {
+void test_oracle_group(const char *group, const OracleCase *cases, int n, const char *opts) {
     char dirs[16][1024], tags[16][160], log[1200], cmd[16384], line[2048];
-    int nd = 0, fm = have_fmnist();
-    if (!oracle_have_torch()) return;
+    int nd = 0, fm = oracle_have_fmnist();
+    if (!test_have_torch()) return;
     CHECK(n <= 16);
     /* the probes run side by side */
     const OracleCase *run[16];
@@ -231,13 +234,13 @@ void oracle_run_group(const char *group, const OracleCase *cases, int n, const c
     if (!nd) return;
     snprintf(cmd + off, sizeof cmd - off, "wait");
     CHECK_MSG(off < (int)sizeof cmd - 8, "probe command too long");
-    oracle_sh(cmd);
+    test_system(cmd);
     for (int i = 0; i < nd; i++) {
         const OracleCase *c = run[i];
         CHECK_MSG(probe_status(c, opts, dirs[i]) == 0, "asymbp probe failed (%s, %s)", group, tags[i]);
         if (c->rules) {
             char got[512];
-            CHECK_MSG(oracle_manifest_rules(dirs[i], got, sizeof got) == 0, "%s: no manifest", dirs[i]);
+            CHECK_MSG(test_manifest_rules(dirs[i], got, sizeof got) == 0, "%s: no manifest", dirs[i]);
             CHECK_MSG(!strcmp(got, c->rules), "rules_%s.yaml %s: weight layers resolved to %s, expected %s", c->net, c->extra, got, c->rules);
         }
     }
@@ -245,7 +248,7 @@ void oracle_run_group(const char *group, const OracleCase *cases, int n, const c
     off = snprintf(cmd, sizeof cmd, "'%s' '%s/tests/oracle/torch_oracle.py' -q %s", test_python(), test_srcdir(), opts ? opts : "");
     for (int i = 0; i < nd; i++) off += snprintf(cmd + off, sizeof cmd - off, " '%s'", dirs[i]);
     snprintf(cmd + off, sizeof cmd - off, " >'%s' 2>&1", log);
-    int rc = oracle_sh(cmd);
+    int rc = test_system(cmd);
     FILE *f = fopen(log, "r");
     CHECK_MSG(f, "no oracle output %s", log);
     int k = 0, bad = 0;
@@ -257,8 +260,63 @@ void oracle_run_group(const char *group, const OracleCase *cases, int n, const c
         k++;
     }
     fclose(f);
-    if (rc != 0 || bad || k != nd) oracle_show(log);
+    if (rc != 0 || bad || k != nd) test_show(log);
     CHECK_MSG(k == nd, "torch_oracle.py printed %d summaries for %d probes (exit %d)", k, nd, rc);
     CHECK_MSG(!bad && rc == 0, "asymbp and PyTorch disagree under %s%s%s (torch_oracle.py exit %d)", group, opts ? " " : "", opts ? opts : "", rc);
 }
 
+/* ---- end-to-end runs (test_e2e.c, test_rules_direct.c) ---- */
+
+int test_e2e_seed(void) {
+    const char *s = getenv("ASYM_E2E_SEED");
+    return s && atoi(s) > 0 ? atoi(s) : 1;
+}
+
+void test_run_free(E2eRun *r) {
+    json_decref(r->summary);
+    json_decref(r->last);
+    memset(r, 0, sizeof *r);
+}
+
+/* Trains `config` with the extra --set arguments and the test's seed into
+ * a folder named tag; 0 on success, with the run read back. */
+int test_train(E2eRun *r, const char *tag, const char *config, const char *sets) {
+    char dir[600], path[700];
+    memset(r, 0, sizeof *r);
+    snprintf(dir, sizeof dir, "%s/e2e_%s", test_tmpdir(), tag);
+    int rc = test_cli("train %s %s --set seed=%d --out '%s' --quiet", config, sets, test_e2e_seed(), dir);
+    if (rc) {
+        printf("    %s: train failed (%d):\n%s", tag, rc, test_out);
+        return -1;
+    }
+    json_error_t e;
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    if (!(r->summary = json_load_file(path, 0, &e))) {
+        printf("    %s: %s\n", path, e.text);
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/log.jsonl", dir);
+    char *log = test_read_file(path);
+    if (!log) return -1;
+    char *line = log, *nl;
+    while ((nl = strchr(line, '\n')) && nl[1]) line = nl + 1;
+    r->last = json_loads(line, JSON_DISABLE_EOF_CHECK, &e);
+    free(log);
+    json_t *b = json_object_get(r->summary, "best_test_err");
+    r->err = json_is_number(b) ? json_number_value(b) : NAN;
+    return r->last ? 0 : -1;
+}
+
+/* Layer i's value of key in the last epoch's alignment measurements (NaN
+ * when null). */
+double test_layer_value(const E2eRun *r, int i, const char *key) {
+    json_t *v = json_object_get(json_array_get(json_object_get(r->last, "layers"), (size_t)i), key);
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+int test_n_layers(const E2eRun *r) { return (int)json_array_size(json_object_get(r->last, "layers")); }
+
+double test_summary_item(const E2eRun *r, const char *key, int i) {
+    json_t *v = json_array_get(json_object_get(r->summary, key), (size_t)i);
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}

@@ -147,10 +147,9 @@ int dist_check_same(AsymNet *net, const char *when) {
 /* ---- the gradient allreduce ---- */
 
 struct DistGrad {
+    AsymNet *net;
     float *g;        /* the flat gradient array (n) */
     size_t n, bucket;
-    float *fg;       /* the gradients of feedback matrices their rules train (nf), summed after the others */
-    size_t nf;
     int overlap, n_layers;
     size_t *start;   /* (n_layers) offset of top-level layer i's first gradient; SIZE_MAX: none */
     size_t hi;       /* gradients at [hi, n) are on their way */
@@ -188,9 +187,9 @@ static void layer_done(void *arg, int i) {
 DistGrad *dist_grad_new(AsymNet *net, int overlap, size_t bucket, DistCount *count) {
     DistGrad *d = asym_calloc(1, sizeof(DistGrad));
     if (!d) return NULL;
+    d->net = net;
     d->n = asym_net_n_weights(net);
     d->g = asym_net_n_params(net) ? asym_net_param(net, 0)->g : NULL;
-    d->fg = net_feedback_grads(net, &d->nf);
     d->overlap = overlap && dist_size() > 1;
     d->bucket = bucket ? bucket : 1;
     d->count = count;
@@ -233,18 +232,31 @@ void dist_grad_begin(DistGrad *d, StepMode *m) {
 #endif
 }
 
+/* Feedback matrices with a gradient of their own (dkp's D, from each
+ * rank's share of the batch; not kp's B, which shares W's): summed like
+ * the weights', so that every rank takes the same step. */
+#ifdef ASYM_MPI
+static void sum_feedback_grads(DistGrad *d) {
+    for (int i = 0; i < asym_net_n_feedback(d->net); i++) {
+        AsymParam *p = asym_net_feedback(d->net, i);
+        if (p->g && !(p->g >= d->g && p->g < d->g + d->n)) sum_in_place(p->g, p->n, MPI_FLOAT, sizeof(float), d->count);
+    }
+}
+#endif
+
 void dist_grad_end(DistGrad *d) {
 #ifdef ASYM_MPI
     if (dist_size() == 1) return;
     if (!d->overlap) {
         sum_in_place(d->g, d->n, MPI_FLOAT, sizeof(float), d->count);
-    } else {
-        if (d->hi > 0) post(d, 0, d->hi);
-        double t = asym_now();
-        MPI_Waitall(d->n_req, d->req, MPI_STATUSES_IGNORE);
-        d->count->seconds += asym_now() - t;
-        d->n_req = 0;
+        sum_feedback_grads(d);
+        return;
     }
-    if (d->nf) sum_in_place(d->fg, d->nf, MPI_FLOAT, sizeof(float), d->count);
+    if (d->hi > 0) post(d, 0, d->hi);
+    double t = asym_now();
+    MPI_Waitall(d->n_req, d->req, MPI_STATUSES_IGNORE);
+    d->count->seconds += asym_now() - t;
+    d->n_req = 0;
+    sum_feedback_grads(d);
 #endif
 }

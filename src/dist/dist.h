@@ -40,8 +40,8 @@ DistGrad *dist_grad_new(AsymNet *net, int overlap, size_t bucket, DistCount *cou
 void dist_grad_free(DistGrad *d);
 /* Before the backward pass: arms the step's per-layer hook when overlapping. */
 void dist_grad_begin(DistGrad *d, StepMode *m);
-/* After it: every gradient, and every feedback matrix's own gradient
- * (net_feedback_grads, one blocking allreduce), holds the sum over ranks. */
+/* After it: every gradient, and every gradient a feedback matrix has of its
+ * own (dkp's D, Kunin's B; not kp's B, which is W's), holds the sum over ranks. */
 void dist_grad_end(DistGrad *d);
 
 /* ---- a rank's share of a training step (share.c) ---- */

@@ -144,6 +144,8 @@ typedef struct Pass {
     const float *out_err;  /* backward: the output error (N, classes) that direct rules project */
     float grad_scale;      /* backward: > 0, the scale of the loss (a rank's share of a global batch; 0: 1), which
                               a rule's own gradient of B takes too */
+    const int32_t *labels; /* backward: the batch's labels (N), whose one-hot targets drtp projects */
+    float sample_weight;   /* backward: each sample's weight in the batch mean (1/N, times a rank's share) */
     float **record;        /* backward, when set: weight layer i copies its output gradient to record[i] */
 } Pass;
 

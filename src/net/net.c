@@ -130,6 +130,8 @@ float net_backward(AsymNet *net, const int32_t *y, int N, const StepMode *m, int
         Pass p = m->pass;
         p.out_err = net->dlogits;
         p.grad_scale = m->grad_scale;
+        p.labels = y;
+        p.sample_weight = (m->grad_scale > 0 ? m->grad_scale : 1.0f) / (float)N;
         seq_backward(&net->seq, net->dlogits, net->dx, N, &p, m->done, m->done_arg);
     }
     return loss;

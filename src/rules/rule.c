@@ -1,6 +1,6 @@
 /* rule.c: the driver of the feedback rules (rules.h). Every weight layer's
  * input-gradient half takes its B (Layer.B, set here) in place of W; what
- * each rule does to that matrix is in its own file (bp.c, fa.c, dfa.c, usf.c, frsf.c, brsf.c, kp.c, wm.c).
+ * each rule does to that matrix is in its own file (bp.c, fa.c, dfa.c, usf.c, frsf.c, brsf.c, kp.c, wm.c, sdfa.c, drtp.c, dkp.c).
  * Here: what every rule shares, a generator stream per weight layer, B's
  * creation, per-layer rule overrides, and Moskovitz et al.'s
  * normalizations (B scaled to |W|; |W| held at its initial value). */
@@ -86,6 +86,8 @@ static void feedback_free(Feedback *fb) {
     free(fb->M);
     free(fb->sign);
     free(fb->dfa_dy);
+    free(fb->direct_in);
+    free(fb->direct_g);
     free(fb);
 }
 

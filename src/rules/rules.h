@@ -60,8 +60,11 @@ struct Feedback {
     float *sign;         /* +1 / -1 per entry: which signs agree with W (NULL: all) */
     float s;             /* usf scale */
     double w0norm;       /* |W| at initialization (fixed_weight_norm) */
-    AsymParam *D;        /* dfa: (classes, block output) projection of the output error */
-    float *dfa_dy;       /* dfa: (max_batch, block output) projected error */
+    AsymParam *D;        /* direct rules: (classes, block output) projection into the block */
+    float *dfa_dy;       /* direct rules: (max_batch, block output) projected signal */
+    float *direct_in;    /* direct rules: (max_batch, classes) the signal before projection (sdfa, drtp) */
+    const float *direct_out; /* direct rules: the block's output activation (max_batch, block output) */
+    float *direct_g;     /* dkp: D's gradient (D's shape), D->g */
     AsymRng rng;         /* brsf redraws, mirror noise */
     /* wm: noise (n, in), response (n, out), accumulated y x^T (W's shape),
      * and scratch for orthogonal noise (m^2 + m in doubles, m = min(n, in)):
@@ -159,6 +162,13 @@ void kunin_self(Layer *l, float c);
 void kunin_sparse(Layer *l, const float *x, int N, float c);
 void kunin_amp(Layer *l, const float *x, int N, float c);
 void kunin_null(Layer *l, const float *x, int N, float c);
+/* What the direct rules share (direct.c, for dfa, sdfa, drtp, dkp): the
+ * block of top's layer i (up to the next weight layer or residual block)
+ * and its projection D (classes, block output), drawn from rng: dense, or
+ * BioTorch's through the next convolution (feedback.dfa: conv); and the
+ * block's output gradient s D from a signal s (N, classes). */
+int direct_setup(NetCtx *ctx, Seq *top, int i, AsymRng *rng);
+const float *direct_project(Layer *l, int N, const float *s);
 
 /* Resolves every weight layer's rule (spec->rule, overridden per layer) and
  * allocates and initializes what the rules need; runs the weight-mirror

@@ -247,9 +247,12 @@ class DFAProjection:
     """The end of a DFA block: in the backward pass the gradient there is
     e D, e = d loss / d logits (N, classes), set in .e before backward."""
 
-    def __init__(self, D):
+    def __init__(self, D, rule="dfa"):
         self.D = D
+        self.rule = rule
         self.e = None
+        self.y = None
+        self.h = None  # dkp: the block's output, kept by the forward pass
 
 
 class DFAInject(torch.autograd.Function):
@@ -258,6 +261,7 @@ class DFAInject(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, proj):
         ctx.proj, ctx.shape = proj, h.shape
+        proj.h = h.detach().reshape(h.shape[0], -1)
         return h.clone()
 
     @staticmethod
@@ -265,7 +269,7 @@ class DFAInject(torch.autograd.Function):
         p = ctx.proj
         if p.e is None:
             raise RuntimeError("DFA projection used before the output error was set")
-        return (p.e @ p.D).reshape(ctx.shape), None
+        return (direct_signal(p) @ p.D).reshape(ctx.shape), None
 
 
 class Net:
@@ -673,7 +677,7 @@ def probe_options(man, args):
 
 # ---- the rules of one probe ------------------------------------------------
 
-RULES = ("bp", "fa", "dfa", "usf", "brsf", "frsf", "kp", "wm", "sa", "aa", "ia")
+RULES = ("bp", "fa", "dfa", "usf", "brsf", "frsf", "kp", "wm", "sa", "aa", "ia") + ("sdfa", "drtp", "dkp")
 B_RULES = ("fa", "usf", "brsf", "frsf", "kp", "wm", "sa", "aa", "ia")  # rules with a matrix B
 SIGN_RULES = ("usf", "brsf", "frsf")
 
@@ -873,7 +877,7 @@ class Rules:
                 raise ManifestError("weight layer %s (rule %s): feedback index %d" % (w["name"], r, fi))
             if fi >= 0 and list(self.fbs[fi]["shape"]) != list(ps[w["weight"]]["shape"]):
                 raise ManifestError("weight layer %s: B has shape %s, W %s" % (w["name"], self.fbs[fi]["shape"], ps[w["weight"]]["shape"]))
-            if di >= len(self.fbs) or (di >= 0 and r != "dfa"):
+            if di >= len(self.fbs) or (di >= 0 and r not in DIRECT_RULES):
                 raise ManifestError("weight layer %s (rule %s): dfa index %d" % (w["name"], r, di))
             self.W0.append(load(d, ps[w["weight"]]["value"]))
         # DFA blocks from the layer list: a top-level fc or conv with rule dfa,
@@ -884,7 +888,7 @@ class Rules:
         last = weighted[-1] if weighted else -1
         self.blocks = {}  # weight-layer index -> (top-level start, end)
         for k, w in enumerate(self.wl):
-            if w["rule"] != "dfa":
+            if w["rule"] not in DIRECT_RULES:
                 continue
             try:
                 top = int(w["name"])
@@ -928,7 +932,8 @@ class Rules:
             di = self.wl[k]["dfa"]
             if di < 0:
                 raise ManifestError("weight layer %s: rule dfa without a D matrix" % self.wl[k]["name"])
-            p = DFAProjection(torch.from_numpy(self.F0[di].astype(np.float32)))
+            p = DFAProjection(torch.from_numpy(self.F0[di].astype(np.float32)), self.wl[k]["rule"])
+            p.k = k
             net.inject[end] = p
             projs.append(p)
         return Bs, projs
@@ -1080,6 +1085,48 @@ def kunin_after(rep, fname, r, B0, Ba, Bs_torch, k):
     rep.compare("step %s (%s)" % (fname, r), Ba.astype(np.float64) - B0, theirs.astype(np.float64) - B0, scaled="step", nontrivial=True)
 
 # ---- end of Kunin et al.'s rules -------------------------------------------
+# ---- the direct rules of the second wave: sdfa, drtp, dkp ----------------
+# sdfa: the block's output gradient is sign(e) D / N; drtp: y* D / N, y*
+# the one-hot target (ChFrenkel/DirectRandomTargetProjection function.py,
+# whose sums over the batch are taken as means here, as asymbp does); dkp:
+# e D, with D trained by the optimizer (weight decay and momentum as a
+# weight) on the gradient e^T h, h the
+# block's output (webstah/dkp-gist).
+
+DIRECT_RULES = ("dfa", "sdfa", "drtp", "dkp")
+
+
+def direct_signal(p):
+    """What a direct rule's projection D receives: (N, classes)."""
+    n = p.e.shape[0]
+    if p.rule == "sdfa":
+        return torch.sign(p.e) * np.float32(1.0 / n)
+    if p.rule == "drtp":
+        return F.one_hot(p.y, p.D.shape[0]).to(torch.float32) * np.float32(1.0 / n)
+    return p.e
+
+
+def dkp_projections(projs):
+    return [p for p in projs if p.rule == "dkp"]
+
+
+def dkp_gradients(dkp):
+    """D's gradient e^T h after a backward pass (dkp)."""
+    for p in dkp:
+        p.D.grad = p.e.t() @ p.h
+
+
+def check_dkp_after(rep, rules, k, w):
+    """dkp's D after the steps against the torch run, whole and its change."""
+    di = w["dfa"]
+    name = rules.fbs[di]["name"]
+    if rules.dkp_after is None:
+        rep.note("%s: dkp's D after the steps not compared (the steps are not reproducible)" % name)
+        return
+    theirs = rules.dkp_after[k].astype(np.float64)
+    D0 = rules.F0[di].astype(np.float64)
+    rep.compare("after %s (dkp)" % name, rules.Fa[di], theirs)
+    rep.compare("step %s (dkp)" % name, rules.Fa[di].astype(np.float64) - D0, theirs - D0, scaled="step", nontrivial=True)
 
 
 def forward_backward(man, net, x, y, projs, outs=None):
@@ -1093,7 +1140,7 @@ def forward_backward(man, net, x, y, projs, outs=None):
     if projs:
         e, = torch.autograd.grad(loss, logits, retain_graph=True)
         for p in projs:
-            p.e = e.detach()
+            p.e, p.y = e.detach(), y
     loss.backward()
     return logits, loss
 
@@ -1121,13 +1168,13 @@ def check_feedback_first(rep, rules, man, net_outs):
                 if b is not None:
                     rep.check("bound %s" % name, np.max(np.abs(B0)) <= b * (1 + 1e-6),
                               "max|B| %.6g <= %.6g (feedback.init %s)" % (np.max(np.abs(B0)), b, o["feedback.init"]))
-        if r == "dfa" and k in rules.blocks:
+        if r in DIRECT_RULES and k in rules.blocks:
             top, end = rules.blocks[k]
             D = rules.F0[w["dfa"]]
             size = int(np.prod(net_outs[end].shape[1:]))
             rep.check("dfa block %s" % name, list(D.shape) == [man["classes"], size],
                       "layers %d..%d, D %s, expected [%d, %d]" % (top, end, list(D.shape), man["classes"], size))
-        elif r == "dfa":
+        elif r in DIRECT_RULES:
             rep.check("dfa output layer %s" % name, w["dfa"] < 0, "the last weight layer has no D (dfa index %d)" % w["dfa"])
 
 
@@ -1138,7 +1185,9 @@ def check_feedback_after(rep, rules, man, d, steps, Bs_torch, params_torch):
     for k, w in enumerate(rules.wl):
         r, fi = w["rule"], w["feedback"]
         W_after = load(d, ps[w["weight"]]["after"])
-        if r == "dfa" and w["dfa"] >= 0:
+        if r == "dkp" and w["dfa"] >= 0:
+            check_dkp_after(rep, rules, k, w)
+        elif r in DIRECT_RULES and w["dfa"] >= 0:
             di = w["dfa"]
             rep.compare("after %s (fixed)" % rules.fbs[di]["name"], rules.Fa[di], rules.F0[di])
         if fi < 0:
@@ -1295,8 +1344,9 @@ def run(man, d, args):
             kunin_capture(rules)
             state = rules.init_state()
         kp = [(m.weight, B) for w, m, B in zip(rules.wl, rules.mods, Bs) if w["rule"] == "kp"] if rules else []
-        trained = list(net.params) + [B for _, B in kp]
         kun = kunin_trained(rules, Bs)
+        dkp = dkp_projections(projs)
+        trained = list(net.params) + [B for _, B in kp] + [p.D for p in dkp]
         opt = make_optimizer(man, trained)
         if kun:
             opt.add_param_group({"params": [B for _, _, B in kun], "weight_decay": 0.0})
@@ -1309,6 +1359,7 @@ def run(man, d, args):
             for W, B in kp:
                 B.grad = W.grad.clone()  # kp: B gets W's gradient, its own decay and momentum
             kunin_set_grads(man, kun)
+            dkp_gradients(dkp)
             if opts["optimizer.manhattan"]:
                 for t in trained:
                     if t.grad is not None:
@@ -1332,6 +1383,7 @@ def run(man, d, args):
         else:
             rep.note("parameters after %d steps not compared: brsf redraws (and wm noise without recorded seeds) cannot be repeated (only with --steps 1)" % steps)
         if rules:
+            rules.dkp_after = {p.k: p.D.detach().numpy() for p in dkp} if reproducible else None
             check_feedback_after(rep, rules, man, d, steps, [B.detach() if B is not None else None for B in Bs] if reproducible else None,
                                  [t.detach().numpy() for t in net.params] if reproducible else None)
 
