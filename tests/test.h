@@ -51,6 +51,49 @@ void test_write_file(const char *path, const char *text);
 char *test_read_file(const char *path);   /* malloc'ed, NUL-terminated; NULL if unreadable */
 char *test_read_file_n(const char *path, size_t *len);   /* the same, and its length */
 
+/* The rules' PyTorch oracle (tests/test_oracle_rules.c). One probe:
+ * tests/oracle/rules_<net>.yaml with the probe-only arguments extra (the
+ * rule, overrides), `steps` optimizer steps; rules: the rule every weight
+ * layer must resolve to ("fa,usf,fa,bp"), or NULL. A group's probes run
+ * side by side and go to one oracle run with the group's options opts
+ * (also given to every probe); all must agree. */
+typedef struct OracleCase {
+    const char *net;
+    int steps;
+    const char *extra;
+    const char *rules;
+} OracleCase;
+void oracle_rules_group(const char *group, const OracleCase *cases, int n, const char *opts);
+
+/* End-to-end runs (tests/test_e2e.c) with the seed ASYM_E2E_SEED (1):
+ * e2e_train trains config with the extra --set arguments into a folder
+ * named tag, 0 on success with the run read back: its summary, its last
+ * log line, its best test error. */
+typedef struct json_t json_t;
+typedef struct E2eRun {
+    json_t *summary, *last;
+    double err;   /* best test error */
+} E2eRun;
+int e2e_seed(void);
+int e2e_train(E2eRun *r, const char *tag, const char *config, const char *sets);
+void e2e_run_free(E2eRun *r);
+/* layer i's value of key in the last epoch's alignment measurements, and
+ * item i of a summary array (NaN when null) */
+double e2e_layer_value(const E2eRun *r, int i, const char *key);
+double e2e_summary_item(const E2eRun *r, const char *key, int i);
+int e2e_n_layers(const E2eRun *r);
+/* a tanh MLP, 784-256-256-10 on Fashion-MNIST, 2 epochs of batch 64, SGD
+ * with momentum 0.9 at lr 0.01 */
+const char *e2e_mlp_cfg(void);
+
+/* MPI (tests/test_mpi.c): the MPI build and mpirun, or NULL with the test
+ * marked skipped; a 64-32-4 MLP config on synthetic data (100 steps); the
+ * largest relative difference of the per-step losses of cfg trained on one
+ * process and on two ranks (set2: their extra arguments). */
+const char *mpi_bin(void);
+const char *mpi_mlp_cfg(const char *name, int bn);
+double mpi_curve_gap(const char *cfg, const char *tag, const char *set2);
+
 #define TEST(name)                                                          \
     static void name(void);                                                 \
     __attribute__((constructor)) static void test_reg_##name(void) {        \

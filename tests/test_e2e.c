@@ -23,18 +23,12 @@
 
 #include "test.h"
 
-static int e2e_seed(void) {
+int e2e_seed(void) {
     const char *s = getenv("ASYM_E2E_SEED");
     return s && atoi(s) > 0 ? atoi(s) : 1;
 }
 
-/* A finished run: its summary and its last log line. */
-typedef struct E2eRun {
-    json_t *summary, *last;
-    double err;   /* best test error */
-} E2eRun;
-
-static void run_free(E2eRun *r) {
+void e2e_run_free(E2eRun *r) {
     json_decref(r->summary);
     json_decref(r->last);
     memset(r, 0, sizeof *r);
@@ -42,7 +36,7 @@ static void run_free(E2eRun *r) {
 
 /* Trains `config` with the extra --set arguments and the test's seed into
  * a folder named tag; 0 on success, with the run read back. */
-static int train(E2eRun *r, const char *tag, const char *config, const char *sets) {
+int e2e_train(E2eRun *r, const char *tag, const char *config, const char *sets) {
     char dir[600], path[700];
     memset(r, 0, sizeof *r);
     snprintf(dir, sizeof dir, "%s/e2e_%s", test_tmpdir(), tag);
@@ -71,14 +65,14 @@ static int train(E2eRun *r, const char *tag, const char *config, const char *set
 
 /* Layer i's value of key in the last epoch's alignment measurements (NaN
  * when null). */
-static double layer_value(const E2eRun *r, int i, const char *key) {
+double e2e_layer_value(const E2eRun *r, int i, const char *key) {
     json_t *v = json_object_get(json_array_get(json_object_get(r->last, "layers"), (size_t)i), key);
     return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
-static int n_layers(const E2eRun *r) { return (int)json_array_size(json_object_get(r->last, "layers")); }
+int e2e_n_layers(const E2eRun *r) { return (int)json_array_size(json_object_get(r->last, "layers")); }
 
-static double summary_item(const E2eRun *r, const char *key, int i) {
+double e2e_summary_item(const E2eRun *r, const char *key, int i) {
     json_t *v = json_array_get(json_object_get(r->summary, key), (size_t)i);
     return json_is_number(v) ? json_number_value(v) : NAN;
 }
@@ -94,12 +88,12 @@ TEST(e2e_sign_rules_lenet) {
         E2eRun r;
         char sets[200];
         snprintf(sets, sizeof sets, "--set rule=%s --set epochs=2 --set batch_size=32 --set optimizer.lr=0.01", rules[i]);
-        CHECK(train(&r, rules[i], LENET, sets) == 0);
+        CHECK(e2e_train(&r, rules[i], LENET, sets) == 0);
         double worst_sign = 1;
-        for (int k = 0; k < n_layers(&r); k++) worst_sign = fmin(worst_sign, layer_value(&r, k, "sign_agree"));
+        for (int k = 0; k < e2e_n_layers(&r); k++) worst_sign = fmin(worst_sign, e2e_layer_value(&r, k, "sign_agree"));
         printf("    E2E seed %d %s: best test error %.2f%%, lowest sign agreement %.4f\n", e2e_seed(), rules[i], 100 * r.err, worst_sign);
         double err = r.err;
-        run_free(&r);
+        e2e_run_free(&r);
         CHECK_MSG(err <= 0.180, "%s: best test error %.2f%%", rules[i], 100 * err);
         CHECK_MSG(worst_sign == 1.0, "%s: a layer's B agrees with W on %.4f of its signs", rules[i], worst_sign);
     }
@@ -110,21 +104,21 @@ TEST(e2e_sign_rules_lenet) {
 TEST(e2e_kp_lenet) {
     if (!test_have_fmnist()) return;
     E2eRun r;
-    CHECK(train(&r, "kp", LENET, "--set rule=kp --set epochs=3 --set batch_size=32 --set optimizer.lr=0.005") == 0);
+    CHECK(e2e_train(&r, "kp", LENET, "--set rule=kp --set epochs=3 --set batch_size=32 --set optimizer.lr=0.005") == 0);
     double err = r.err, worst_drop = 1e9, lowest_start = 1e9;
     for (int i = 0; i < 5; i++) {
-        double a0 = summary_item(&r, "initial_angles", i), a1 = summary_item(&r, "final_angles", i);
+        double a0 = e2e_summary_item(&r, "initial_angles", i), a1 = e2e_summary_item(&r, "final_angles", i);
         worst_drop = fmin(worst_drop, a0 - a1), lowest_start = fmin(lowest_start, a0);
     }
     printf("    E2E seed %d kp: best test error %.2f%%, every angle starts above %.1f and falls by at least %.1f degrees\n", e2e_seed(), 100 * err, lowest_start, worst_drop);
-    run_free(&r);
+    e2e_run_free(&r);
     CHECK_MSG(err <= 0.150, "kp: best test error %.2f%%", 100 * err);
     CHECK_MSG(lowest_start > 70 && worst_drop > 15, "kp: angles start above %.1f and fall by at least %.1f degrees", lowest_start, worst_drop);
 }
 
 /* A tanh MLP (784-256-256-10), two epochs: fa and dfa must train the
  * hidden layers, not only the last one. */
-static const char *mlp_cfg(void) {
+const char *e2e_mlp_cfg(void) {
     static char path[600];
     snprintf(path, sizeof path, "%s/e2e_mlp.yaml", test_tmpdir());
     test_write_file(path, "name: e2e-mlp\nepochs: 2\nbatch_size: 64\n"
@@ -137,21 +131,21 @@ static const char *mlp_cfg(void) {
 
 TEST(e2e_random_feedback_mlp) {
     if (!test_have_fmnist()) return;
-    const char *cfg = mlp_cfg();
+    const char *cfg = e2e_mlp_cfg();
     E2eRun bp, frozen, fa, dfa;
-    CHECK(train(&bp, "mlp_bp", cfg, "--set rule=bp") == 0);
+    CHECK(e2e_train(&bp, "mlp_bp", cfg, "--set rule=bp") == 0);
     /* the baseline: hidden layers frozen at their random start */
-    CHECK(train(&frozen, "mlp_frozen", cfg, "--set rule=bp --set model.layers.1.lr_scale=0 --set model.layers.3.lr_scale=0") == 0);
-    CHECK(train(&fa, "mlp_fa", cfg, "--set rule=fa") == 0);
-    CHECK(train(&dfa, "mlp_dfa", cfg, "--set rule=dfa") == 0);
-    double d_fa = fmax(layer_value(&fa, 0, "delta_angle"), layer_value(&fa, 1, "delta_angle"));
-    double d_dfa = fmax(layer_value(&dfa, 0, "delta_angle"), layer_value(&dfa, 1, "delta_angle"));
-    double a0 = summary_item(&fa, "initial_angles", 2), a1 = summary_item(&fa, "final_angles", 2);
+    CHECK(e2e_train(&frozen, "mlp_frozen", cfg, "--set rule=bp --set model.layers.1.lr_scale=0 --set model.layers.3.lr_scale=0") == 0);
+    CHECK(e2e_train(&fa, "mlp_fa", cfg, "--set rule=fa") == 0);
+    CHECK(e2e_train(&dfa, "mlp_dfa", cfg, "--set rule=dfa") == 0);
+    double d_fa = fmax(e2e_layer_value(&fa, 0, "delta_angle"), e2e_layer_value(&fa, 1, "delta_angle"));
+    double d_dfa = fmax(e2e_layer_value(&dfa, 0, "delta_angle"), e2e_layer_value(&dfa, 1, "delta_angle"));
+    double a0 = e2e_summary_item(&fa, "initial_angles", 2), a1 = e2e_summary_item(&fa, "final_angles", 2);
     printf("    E2E seed %d mlp: best test error bp %.2f%%, hidden frozen %.2f%%, fa %.2f%%, dfa %.2f%%; "
            "hidden delta angles up to fa %.1f, dfa %.1f degrees; fa output layer angle %.1f -> %.1f\n",
            e2e_seed(), 100 * bp.err, 100 * frozen.err, 100 * fa.err, 100 * dfa.err, d_fa, d_dfa, a0, a1);
     double e_bp = bp.err, e_frozen = frozen.err, e_fa = fa.err, e_dfa = dfa.err;
-    run_free(&bp), run_free(&frozen), run_free(&fa), run_free(&dfa);
+    e2e_run_free(&bp), e2e_run_free(&frozen), e2e_run_free(&fa), e2e_run_free(&dfa);
     CHECK_MSG(e_frozen - e_fa > 0.03, "fa %.2f%% is not far below the frozen hidden layers' %.2f%%", 100 * e_fa, 100 * e_frozen);
     CHECK_MSG(e_frozen - e_dfa > 0.03, "dfa %.2f%% is not far below the frozen hidden layers' %.2f%%", 100 * e_dfa, 100 * e_frozen);
     CHECK_MSG(e_dfa - e_bp < 0.02, "dfa %.2f%% is not within 2 points of bp's %.2f%%", 100 * e_dfa, 100 * e_bp);
@@ -165,12 +159,12 @@ TEST(e2e_random_feedback_mlp) {
 TEST(e2e_wm_akrout_fc) {
     if (!test_have_fmnist()) return;
     E2eRun wm;
-    CHECK(train(&wm, "akrout_wm", "configs/akrout/fmnist_fc500_wm.yaml", "--set epochs=3") == 0);
-    double worst = fmax(layer_value(&wm, 0, "angle"), layer_value(&wm, 1, "angle"));
-    double ratio = fmin(layer_value(&wm, 0, "norm_ratio"), layer_value(&wm, 1, "norm_ratio"));
+    CHECK(e2e_train(&wm, "akrout_wm", "configs/akrout/fmnist_fc500_wm.yaml", "--set epochs=3") == 0);
+    double worst = fmax(e2e_layer_value(&wm, 0, "angle"), e2e_layer_value(&wm, 1, "angle"));
+    double ratio = fmin(e2e_layer_value(&wm, 0, "norm_ratio"), e2e_layer_value(&wm, 1, "norm_ratio"));
     printf("    E2E seed %d wm (Akrout's fc net): best test error %.2f%%, angles up to %.1f degrees, |B|/|W| from %.3f\n", e2e_seed(), 100 * wm.err, worst, ratio);
     double err = wm.err;
-    run_free(&wm);
+    e2e_run_free(&wm);
     CHECK_MSG(err <= 0.20, "wm: best test error %.2f%%", 100 * err);
     CHECK_MSG(worst < 12, "wm: a layer's B is %.1f degrees from W", worst);
     CHECK_MSG(ratio > 0.6, "wm: |B|/|W| = %.3f", ratio);

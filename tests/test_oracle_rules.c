@@ -76,20 +76,11 @@ static int have_fmnist(void) {
     return access(FMNIST "/train-images-idx3-ubyte.gz", R_OK) == 0 || access(FMNIST "/train-images-idx3-ubyte", R_OK) == 0;
 }
 
-/* One probe: tests/oracle/rules_<net>.yaml with the probe-only arguments
- * extra (the rule, overrides), `steps` optimizer steps; rules: the rule
- * every weight layer must resolve to ("fa,usf,fa,bp"), or NULL. */
-typedef struct {
-    const char *net;
-    int steps;
-    const char *extra;
-    const char *rules;
-} Case;
 
 /* The shell command that runs `asymbp probe` for one case into
  * <tmp>/rules-<tag> (log in <dir>.probe.txt, exit status in <dir>.rc); the
  * group's options opts go to the probe too. */
-static void probe_cmd(const Case *c, const char *tag, const char *opts, char *dir, size_t n, char *cmd, size_t m) {
+static void probe_cmd(const OracleCase *c, const char *tag, const char *opts, char *dir, size_t n, char *cmd, size_t m) {
     snprintf(dir, n, "%s/rules-%s", test_tmpdir(), tag);
     /* passive waiting: spinning OpenMP threads crawl when the cores are shared */
     snprintf(cmd, m,
@@ -100,7 +91,7 @@ static void probe_cmd(const Case *c, const char *tag, const char *opts, char *di
 
 /* The exit status a probe command left in <dir>.rc; prints its log when
  * it failed. */
-static int probe_status(const Case *c, const char *opts, const char *dir) {
+static int probe_status(const OracleCase *c, const char *opts, const char *dir) {
     char path[1200];
     int rc = -1;
     snprintf(path, sizeof path, "%s.rc", dir);
@@ -117,7 +108,7 @@ static int probe_status(const Case *c, const char *opts, const char *dir) {
     return rc;
 }
 
-static int probe(const Case *c, const char *tag, const char *opts, char *dir, size_t n) {
+static int probe(const OracleCase *c, const char *tag, const char *opts, char *dir, size_t n) {
     char cmd[8192];
     probe_cmd(c, tag, opts, dir, n, cmd, sizeof cmd);
     sh(cmd);
@@ -150,16 +141,16 @@ static int manifest_rules(const char *dir, char *out, size_t n) {
 /* Probes every case (the MLPs only with Fashion-MNIST installed), checks
  * the resolved rules, and runs the oracle once on all the probes with the
  * group's options; every probe must agree. */
-static void run_group(const char *group, const Case *cases, int n, const char *opts) {
+void oracle_rules_group(const char *group, const OracleCase *cases, int n, const char *opts) {
     char dirs[16][1024], tags[16][160], log[1200], cmd[16384], line[2048];
     int nd = 0, fm = have_fmnist();
     if (!have_torch()) return;
     CHECK(n <= 16);
     /* the probes run side by side */
-    const Case *run[16];
+    const OracleCase *run[16];
     int off = 0;
     for (int i = 0; i < n; i++) {
-        const Case *c = &cases[i];
+        const OracleCase *c = &cases[i];
         if (!fm && !strncmp(c->net, "mlp", 3)) {
             test_skip("Fashion-MNIST is not installed in " FMNIST ": the %s probes left out", c->net);
             continue;
@@ -175,7 +166,7 @@ static void run_group(const char *group, const Case *cases, int n, const char *o
     CHECK_MSG(off < (int)sizeof cmd - 8, "probe command too long");
     sh(cmd);
     for (int i = 0; i < nd; i++) {
-        const Case *c = run[i];
+        const OracleCase *c = run[i];
         CHECK_MSG(probe_status(c, opts, dirs[i]) == 0, "asymbp probe failed (%s, %s)", group, tags[i]);
         if (c->rules) {
             char got[512];
@@ -204,17 +195,17 @@ static void run_group(const char *group, const Case *cases, int n, const char *o
     CHECK_MSG(!bad && rc == 0, "asymbp and PyTorch disagree under %s%s%s (torch_oracle.py exit %d)", group, opts ? " " : "", opts ? opts : "", rc);
 }
 
-#define RUN(group, cases, opts) run_group(group, cases, (int)(sizeof cases / sizeof cases[0]), opts)
+#define RUN(group, cases, opts) oracle_rules_group(group, cases, (int)(sizeof cases / sizeof cases[0]), opts)
 
 /* Each rule on the four networks. */
 TEST(oracle_rule_bp) {
-    static const Case c[] = {{"mlp", 3, "--set rule=bp", "bp,bp,bp"}, {"mlp_bn", 3, "--set rule=bp", NULL}, {"conv", 3, "--set rule=bp", NULL},
+    static const OracleCase c[] = {{"mlp", 3, "--set rule=bp", "bp,bp,bp"}, {"mlp_bn", 3, "--set rule=bp", NULL}, {"conv", 3, "--set rule=bp", NULL},
                              {"resnet", 3, "--set rule=bp", NULL}};
     RUN("bp", c, NULL);
 }
 
 TEST(oracle_rule_fa) {
-    static const Case c[] = {{"mlp", 3, "--set rule=fa", "fa,fa,fa"}, {"mlp_bn", 3, "--set rule=fa", NULL}, {"conv", 3, "--set rule=fa", NULL},
+    static const OracleCase c[] = {{"mlp", 3, "--set rule=fa", "fa,fa,fa"}, {"mlp_bn", 3, "--set rule=fa", NULL}, {"conv", 3, "--set rule=fa", NULL},
                              {"resnet", 3, "--set rule=fa", NULL}};
     RUN("fa", c, NULL);
 }
@@ -223,7 +214,7 @@ TEST(oracle_rule_fa) {
  * and fc) while its blocks use other rules (the stem's block ends before
  * the first residual block). */
 TEST(oracle_rule_dfa) {
-    static const Case c[] = {{"mlp", 3, "--set rule=dfa", "dfa,dfa,dfa"},
+    static const OracleCase c[] = {{"mlp", 3, "--set rule=dfa", "dfa,dfa,dfa"},
                              {"mlp_bn", 3, "--set rule=dfa", NULL},
                              {"conv", 3, "--set rule=dfa", "dfa,dfa,dfa,dfa"},
                              {"resnet", 3, "--set rule=dfa --set 'rule_overrides={\"3.main\": bp, \"4.main\": fa, \"4.shortcut\": kp}'",
@@ -253,7 +244,7 @@ TEST(oracle_rule_dfa_resnet_refused) {
 }
 
 TEST(oracle_rule_usf) {
-    static const Case c[] = {{"mlp", 3, "--set rule=usf", "usf,usf,usf"}, {"mlp_bn", 3, "--set rule=usf", NULL}, {"conv", 3, "--set rule=usf", NULL},
+    static const OracleCase c[] = {{"mlp", 3, "--set rule=usf", "usf,usf,usf"}, {"mlp_bn", 3, "--set rule=usf", NULL}, {"conv", 3, "--set rule=usf", NULL},
                              {"resnet", 3, "--set rule=usf", NULL}};
     RUN("usf", c, NULL);
 }
@@ -262,13 +253,13 @@ TEST(oracle_rule_usf) {
  * one step; after three (resnet) the oracle checks the sign pattern, the
  * bound of the distribution and that the magnitudes were redrawn. */
 TEST(oracle_rule_brsf) {
-    static const Case c[] = {{"mlp", 1, "--set rule=brsf", "brsf,brsf,brsf"}, {"mlp_bn", 1, "--set rule=brsf", NULL}, {"conv", 1, "--set rule=brsf", NULL},
+    static const OracleCase c[] = {{"mlp", 1, "--set rule=brsf", "brsf,brsf,brsf"}, {"mlp_bn", 1, "--set rule=brsf", NULL}, {"conv", 1, "--set rule=brsf", NULL},
                              {"resnet", 3, "--set rule=brsf", NULL}};
     RUN("brsf", c, NULL);
 }
 
 TEST(oracle_rule_frsf) {
-    static const Case c[] = {{"mlp", 3, "--set rule=frsf", "frsf,frsf,frsf"}, {"mlp_bn", 3, "--set rule=frsf", NULL}, {"conv", 3, "--set rule=frsf", NULL},
+    static const OracleCase c[] = {{"mlp", 3, "--set rule=frsf", "frsf,frsf,frsf"}, {"mlp_bn", 3, "--set rule=frsf", NULL}, {"conv", 3, "--set rule=frsf", NULL},
                              {"resnet", 3, "--set rule=frsf", NULL}};
     RUN("frsf", c, NULL);
 }
@@ -280,7 +271,7 @@ TEST(oracle_rule_frsf) {
  * Adam's normalized step there (PyTorch's float32 run and ours differed by
  * 0.2% of the largest step; ours was within 0.02% of a float64 run). */
 TEST(oracle_rule_kp) {
-    static const Case c[] = {{"mlp", 3, "--set rule=kp", "kp,kp,kp"},
+    static const OracleCase c[] = {{"mlp", 3, "--set rule=kp", "kp,kp,kp"},
                              {"mlp_bn", 3, "--set rule=kp", NULL},
                              {"conv", 3, "--set rule=kp", NULL},
                              {"resnet", 3, "--set rule=kp", NULL},
@@ -295,7 +286,7 @@ TEST(oracle_rule_kp) {
  * the exact estimator (orthogonal, lr = decay = 1) and two mirror steps
  * per batch. */
 TEST(oracle_rule_wm) {
-    static const Case c[] = {{"mlp", 1, "--set rule=wm", "wm,wm,wm"},
+    static const OracleCase c[] = {{"mlp", 1, "--set rule=wm", "wm,wm,wm"},
                              {"mlp_bn", 3, "--set rule=wm", NULL},
                              {"conv", 1, "--set rule=wm", NULL},
                              {"resnet", 3, "--set rule=wm", NULL},
@@ -311,7 +302,7 @@ TEST(oracle_rule_wm) {
  * small learning rate keeps gradients away from zero (where the sign is
  * rounding noise); no bias feeds a batch norm here for the same reason. */
 TEST(oracle_rule_manhattan) {
-    static const Case c[] = {{"mlp", 3, "--set rule=bp", NULL}, {"mlp", 3, "--set rule=usf", NULL}, {"conv", 3, "--set rule=frsf", NULL},
+    static const OracleCase c[] = {{"mlp", 3, "--set rule=bp", NULL}, {"mlp", 3, "--set rule=usf", NULL}, {"conv", 3, "--set rule=frsf", NULL},
                              {"resnet", 3, "--set rule=kp", NULL}};
     RUN("manhattan", c, "--set optimizer.manhattan=true --set optimizer.lr=0.002");
 }
@@ -319,7 +310,7 @@ TEST(oracle_rule_manhattan) {
 /* Partial sign concordance 0.75: B agrees with W's sign on exactly
  * n - round(0.25 n) entries, and the pattern survives the steps. */
 TEST(oracle_rule_concordance) {
-    static const Case c[] = {{"mlp", 3, "--set rule=usf", NULL}, {"conv", 3, "--set rule=frsf", NULL}, {"conv", 1, "--set rule=brsf", NULL},
+    static const OracleCase c[] = {{"mlp", 3, "--set rule=usf", NULL}, {"conv", 3, "--set rule=frsf", NULL}, {"conv", 1, "--set rule=brsf", NULL},
                              {"resnet", 3, "--set rule=usf", NULL}};
     RUN("concordance", c, "--set feedback.concordance=0.75");
 }
@@ -327,7 +318,7 @@ TEST(oracle_rule_concordance) {
 /* clip_dx: each weight layer's input gradient scaled to an L2 norm (over
  * the batch) of at most 0.003; the oracle fails when nothing was clipped. */
 TEST(oracle_rule_clip_dx) {
-    static const Case c[] = {{"mlp", 3, "--set rule=fa", NULL}, {"mlp_bn", 3, "--set rule=bp", NULL}, {"conv", 3, "--set rule=fa", NULL},
+    static const OracleCase c[] = {{"mlp", 3, "--set rule=fa", NULL}, {"mlp_bn", 3, "--set rule=bp", NULL}, {"conv", 3, "--set rule=fa", NULL},
                              {"resnet", 3, "--set rule=kp", NULL}};
     RUN("clip", c, "--set feedback.clip_dx=0.003");
 }
@@ -336,7 +327,7 @@ TEST(oracle_rule_clip_dx) {
  * end) and by name, `rule:` on a conv and on a resblock item, mixed with
  * DFA. */
 TEST(oracle_rule_overrides) {
-    static const Case c[] = {
+    static const OracleCase c[] = {
         {"conv", 3, "--set rule=fa --set 'rule_overrides={\"-1\": bp}' --set 'model.layers.3={type: conv, out: 8, k: 3, stride: 2, pad: 1, bias: false, rule: usf}'",
          "fa,usf,fa,bp"},
         {"resnet", 3, "--set rule=fa --set 'rule_overrides={\"-1\": bp, \"4.shortcut\": frsf}' --set 'model.layers.3={type: resblock, out: 8, rule: kp}'",
@@ -350,7 +341,7 @@ TEST(oracle_rule_overrides) {
 /* Moskovitz et al.'s normalizations: W held at its initial norm, B scaled
  * to W's norm after every step. */
 TEST(oracle_rule_norms) {
-    static const Case c[] = {{"mlp", 3, "--set rule=fa", NULL}, {"mlp_bn", 3, "--set rule=usf", NULL}, {"conv", 3, "--set rule=frsf", NULL},
+    static const OracleCase c[] = {{"mlp", 3, "--set rule=fa", NULL}, {"mlp_bn", 3, "--set rule=usf", NULL}, {"conv", 3, "--set rule=frsf", NULL},
                              {"resnet", 3, "--set rule=kp", NULL}};
     RUN("norms", c, "--set feedback.norm_feedback=true --set feedback.fixed_weight_norm=true");
 }
@@ -393,7 +384,7 @@ TEST(oracle_rules_detects_mismatch) {
     static const char *const what[] = {"fa's B in the backward pass", "DFA's D", "the error at a weight layer's output", "an activation",
                                        "kp's B after the steps", "usf's B after the steps"};
     enum { NC = sizeof what / sizeof what[0] };
-    static const Case base = {"conv", 2, "--set rule=fa --set 'rule_overrides={\"0\": usf, \"2\": dfa, \"3\": kp}'", "usf,fa,dfa,kp"};
+    static const OracleCase base = {"conv", 2, "--set rule=fa --set 'rule_overrides={\"0\": usf, \"2\": dfa, \"3\": kp}'", "usf,fa,dfa,kp"};
     char dir[1024], cmd[8192], got[256];
     if (!have_torch()) return;
     CHECK(probe(&base, "mismatch", NULL, dir, sizeof dir) == 0);
@@ -426,7 +417,7 @@ TEST(oracle_rules_detects_mismatch) {
 TEST(oracle_rule_wm_detects_mismatch) {
     static const char *const what[] = {"wm's mirror step 1% too large", "one tap of a conv's mirror step 10% off", "a wrong noise seed", "a wrong decay"};
     enum { NC = sizeof what / sizeof what[0] };
-    static const Case base = {"conv", 1, "--set rule=wm", "wm,wm,wm,wm"};
+    static const OracleCase base = {"conv", 1, "--set rule=wm", "wm,wm,wm,wm"};
     char dir[1024], cmd[8192], got[256];
     if (!have_torch()) return;
     CHECK(probe(&base, "wm-mismatch", NULL, dir, sizeof dir) == 0);
