@@ -219,19 +219,26 @@ static json_t *optimizer_json(const AsymOptSpec *o) {
                      (double)o->beta1, "beta2", (double)o->beta2, "eps", (double)o->eps, "manhattan", o->manhattan);
 }
 
-/* The options rules declare (Rule.keys), under each rule's name: numbers,
- * or the word chosen. */
-static void rule_keys_json(json_t *o, const AsymFeedbackSpec *fo) {
+/* Whether some weight layer of net has rule r. */
+static int rule_used(AsymNet *net, int r) {
+    for (int i = 0; i < asym_net_n_weight_layers(net); i++)
+        if ((int)net_weight_layer(net, i)->fb->rule == r) return 1;
+    return 0;
+}
+
+/* The options the network's rules declare (Rule.keys), under each rule's
+ * name: numbers, or the word chosen. */
+static void rule_keys_json(json_t *o, AsymNet *net, const AsymFeedbackSpec *fo) {
     for (int r = 1; r <= asym_rule_count(); r++) {
         const RuleKey *keys = rule_get((AsymRule)r)->keys;
-        json_t *opts = keys ? json_object() : NULL;
+        json_t *opts = keys && rule_used(net, r) ? json_object() : NULL;
         for (int k = 0; keys && keys[k].name; k++)
             json_object_set_new(opts, keys[k].name, keys[k].choices ? json_string(keys[k].choices[(int)fo->rule_opt[r][k]]) : json_real(fo->rule_opt[r][k]));
         if (opts) json_object_set_new(o, asym_rule_name(r), opts);
     }
 }
 
-static json_t *feedback_json(const AsymFeedbackSpec *fo) {
+static json_t *feedback_json(AsymNet *net, const AsymFeedbackSpec *fo) {
     static const char *const INIT_NAMES[] = {"?", "torch", "xavier_uniform", "xavier_normal", "he_uniform", "he_normal"};
     static const char *const NOISE_NAMES[] = {"?", "uniform", "normal", "orthogonal"};
     json_t *scale = fo->scale > 0 ? json_real(fo->scale) : json_string(fo->scale_he ? "he" : "xavier");
@@ -239,7 +246,7 @@ static json_t *feedback_json(const AsymFeedbackSpec *fo) {
                      "norm_feedback", fo->norm_feedback, "fixed_weight_norm", fo->fixed_weight_norm, "init", INIT_NAMES[fo->init >= 1 && fo->init <= 5 ? fo->init : 0],
                      "gain", (double)fo->init_gain, "scale", scale, "wm", "noise", NOISE_NAMES[fo->wm_noise >= 1 && fo->wm_noise <= 3 ? fo->wm_noise : 0], "std",
                      (double)fo->wm_std, "lr", (double)fo->wm_lr, "decay", (double)fo->wm_decay, "steps", fo->wm_steps, "batch", fo->wm_batch, "presweep", fo->wm_presweep);
-    if (o) rule_keys_json(o, fo);
+    if (o) rule_keys_json(o, net, fo);
     return o;
 }
 
@@ -312,7 +319,7 @@ static int write_manifest(const Probe *p) {
         json_object_set_new(o, "layers", layers_json(&ex->net));
         json_object_set_new(o, "optimizer", optimizer_json(&ex->opt));
         json_object_set_new(o, "steps", json_integer(p->steps));
-        json_object_set_new(o, "feedback_options", feedback_json(net_feedback_options(p->net)));
+        json_object_set_new(o, "feedback_options", feedback_json(p->net, net_feedback_options(p->net)));
         tensors_json(o, p->net);
         json_object_set_new(o, "weight_layers", weight_layers_json(p));
     }
