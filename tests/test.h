@@ -95,6 +95,17 @@ void test_run_free(E2eRun *r);
 double test_layer_value(const E2eRun *r, int i, const char *key);
 int test_n_layers(const E2eRun *r);
 double test_summary_item(const E2eRun *r, const char *key, int i);
+/* a tanh MLP, 784-256-256-10 on Fashion-MNIST, 2 epochs of batch 64, SGD
+ * with momentum 0.9 at lr 0.01 (test_e2e.c) */
+const char *e2e_mlp_cfg(void);
+
+/* MPI (tests/test_mpi.c): the MPI build and mpirun, or NULL with the test
+ * marked skipped; a 64-32-4 MLP config on synthetic data (100 steps); the
+ * largest relative difference of the per-step losses of cfg trained on one
+ * process and on two ranks (set2: their extra arguments). */
+const char *mpi_bin(void);
+const char *mpi_mlp_cfg(const char *name, int bn);
+double mpi_curve_gap(const char *cfg, const char *tag, const char *set2);
 
 #define TEST(name)                                                          \
     static void name(void);                                                 \

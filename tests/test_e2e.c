@@ -64,7 +64,7 @@ TEST(e2e_kp_lenet) {
 
 /* A tanh MLP (784-256-256-10), two epochs: fa and dfa must train the
  * hidden layers, not only the last one. */
-static const char *mlp_cfg(void) {
+const char *e2e_mlp_cfg(void) {
     static char path[600];
     snprintf(path, sizeof path, "%s/e2e_mlp.yaml", test_tmpdir());
     test_write_file(path, "name: e2e-mlp\nepochs: 2\nbatch_size: 64\n"
@@ -77,7 +77,7 @@ static const char *mlp_cfg(void) {
 
 TEST(e2e_random_feedback_mlp) {
     if (!test_have_fmnist()) return;
-    const char *cfg = mlp_cfg();
+    const char *cfg = e2e_mlp_cfg();
     E2eRun bp, frozen, fa, dfa;
     CHECK(test_train(&bp, "mlp_bp", cfg, "--set rule=bp") == 0);
     /* the baseline: hidden layers frozen at their random start */

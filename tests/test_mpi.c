@@ -26,7 +26,7 @@ static char mpi_out[65536];
 #define MPI_ENV "OMP_NUM_THREADS=1 OMPI_MCA_btl_vader_single_copy_mechanism=none"
 
 /* The MPI build and mpirun, or NULL with the test marked skipped. */
-static const char *mpi_bin(void) {
+const char *mpi_bin(void) {
     const char *bin = getenv("ASYM_MPI_BIN");
     if (!bin || !*bin || access(bin, X_OK) != 0) {
         test_skip("no MPI build (make check builds one where mpicc and mpirun are installed: libopenmpi-dev, openmpi-bin)");
@@ -55,7 +55,7 @@ static int mpi_run(int np, const char *fmt, ...) {
 
 /* A 64-32-4 MLP (with batch norm when bn) on 3200 synthetic 8x8 images:
  * 100 steps of 32 images per epoch. */
-static const char *mlp_cfg(const char *name, int bn) {
+const char *mpi_mlp_cfg(const char *name, int bn) {
     static char path[2][512];
     char *p = path[bn != 0];
     snprintf(p, sizeof path[0], "%s/%s.yaml", test_tmpdir(), name);
@@ -87,7 +87,7 @@ static int read_steps(const char *dir, double *loss, int max) {
 
 /* Trains cfg on one process and on two ranks; the largest relative
  * difference of their per-step losses over 100 steps. */
-static double curve_gap(const char *cfg, const char *tag, const char *set2) {
+double mpi_curve_gap(const char *cfg, const char *tag, const char *set2) {
     char one[512], two[512];
     double a[200], b[200];
     snprintf(one, sizeof one, "%s/%s-1", test_tmpdir(), tag);
@@ -107,7 +107,7 @@ static double curve_gap(const char *cfg, const char *tag, const char *set2) {
 
 TEST(mpi_two_ranks_match_single_process) {
     if (!mpi_bin()) return;
-    double gap = curve_gap(mlp_cfg("mpi-mlp", 0), "plain", "");
+    double gap = mpi_curve_gap(mpi_mlp_cfg("mpi-mlp", 0), "plain", "");
     CHECK_MSG(gap <= 1e-5, "two ranks differ from one process by %.3g relative", gap);
     /* rank 0 alone prints and writes */
     char *first = strstr(mpi_out, "final test error");
@@ -123,7 +123,7 @@ TEST(mpi_two_ranks_match_single_process) {
 
 TEST(mpi_sync_batchnorm_matches_single_process) {
     if (!mpi_bin()) return;
-    double gap = curve_gap(mlp_cfg("mpi-mlp-bn", 1), "syncbn", "--set model.sync_bn=true");
+    double gap = mpi_curve_gap(mpi_mlp_cfg("mpi-mlp-bn", 1), "syncbn", "--set model.sync_bn=true");
     CHECK_MSG(gap <= 1e-4, "two ranks with synchronized batch norm differ from one process by %.3g relative", gap);
 }
 
@@ -131,7 +131,7 @@ TEST(mpi_rank_check_catches_altered_rank) {
     if (!mpi_bin()) return;
     char dir[512];
     snprintf(dir, sizeof dir, "%s/perturbed", test_tmpdir());
-    int rc = mpi_run(2, "train '%s' --set debug.perturb_rank=1 --set debug.perturb_step=5 --set dist.check_every=10 --out '%s'", mlp_cfg("mpi-mlp", 0), dir);
+    int rc = mpi_run(2, "train '%s' --set debug.perturb_rank=1 --set debug.perturb_step=5 --set dist.check_every=10 --out '%s'", mpi_mlp_cfg("mpi-mlp", 0), dir);
     CHECK_MSG(rc != 0, "a run whose rank 1 was altered succeeded:\n%s", mpi_out);
     CHECK_MSG(strstr(mpi_out, "models differ after epoch 1, step 10: rank 1's"), "no rank-check message:\n%s", mpi_out);
     CHECK(!test_exists(dir, "summary.json"));
@@ -151,7 +151,7 @@ TEST(mpi_dead_rank_ends_job) {
              "[ $found = 1 ] || { kill $MP; echo 'rank 1 not found'; exit; }\n"
              "s=$(date +%%s); wait $MP; rc=$?; e=$(date +%%s)\n"
              "echo \"rc=$rc seconds=$((e - s))\"\n",
-             test_srcdir(), geteuid() == 0 ? "--allow-run-as-root" : "", getenv("ASYM_MPI_BIN"), mlp_cfg("mpi-mlp", 0), dir, dir, dir);
+             test_srcdir(), geteuid() == 0 ? "--allow-run-as-root" : "", getenv("ASYM_MPI_BIN"), mpi_mlp_cfg("mpi-mlp", 0), dir, dir, dir);
     char path[600];
     snprintf(path, sizeof path, "%s/kill.sh", test_tmpdir());
     test_write_file(path, script);
@@ -175,7 +175,7 @@ TEST(mpi_dead_rank_ends_job) {
 TEST(mpi_resume_needs_same_ranks) {
     if (!mpi_bin()) return;
     char dir[512], whole[512];
-    const char *cfg = mlp_cfg("mpi-mlp", 0);
+    const char *cfg = mpi_mlp_cfg("mpi-mlp", 0);
     snprintf(dir, sizeof dir, "%s/resumed", test_tmpdir());
     snprintf(whole, sizeof whole, "%s/whole", test_tmpdir());
     CHECK_MSG(mpi_run(2, "train '%s' --set data.random.n=640 --out '%s'", cfg, dir) == 0, "%s", mpi_out);
@@ -193,7 +193,7 @@ TEST(mpi_sweep_spreads_runs_over_ranks) {
     if (!mpi_bin()) return;
     char dir[512];
     snprintf(dir, sizeof dir, "%s/sweep", test_tmpdir());
-    int rc = mpi_run(2, "sweep '%s' --rules bp,fa --lr-mult 1,0.1 --set data.random.n=320 --set log_steps=false --out '%s'", mlp_cfg("mpi-mlp", 0), dir);
+    int rc = mpi_run(2, "sweep '%s' --rules bp,fa --lr-mult 1,0.1 --set data.random.n=320 --set log_steps=false --out '%s'", mpi_mlp_cfg("mpi-mlp", 0), dir);
     CHECK_MSG(rc == 0, "sweep failed:\n%s", mpi_out);
     const char *runs[] = {"bp/lr_x1", "bp/lr_x0.1", "fa/lr_x1", "fa/lr_x0.1"};
     for (int i = 0; i < 4; i++) {
@@ -215,7 +215,7 @@ TEST(mpi_plain_build_refuses_mpirun) {
     char dir[512];
     snprintf(dir, sizeof dir, "%s/plain-under-mpirun", test_tmpdir());
     int rc = test_sh(mpi_out, sizeof mpi_out, "cd '%s' && timeout 120 mpirun -np 2 --oversubscribe %s '%s' train '%s' --out '%s' 2>&1",
-                     test_srcdir(), geteuid() == 0 ? "--allow-run-as-root" : "", plain, mlp_cfg("mpi-mlp", 0), dir);
+                     test_srcdir(), geteuid() == 0 ? "--allow-run-as-root" : "", plain, mpi_mlp_cfg("mpi-mlp", 0), dir);
     CHECK_MSG(rc > 0, "the plain build trained under mpirun:\n%s", mpi_out);
     CHECK_MSG(strstr(mpi_out, "built without MPI"), "no message:\n%s", mpi_out);
     CHECK(!test_exists(dir, "summary.json"));
@@ -250,7 +250,7 @@ TEST(mpi_config_keys) {
  * checkpoint and ends as the uninterrupted run's does. */
 TEST(steps_log_resume) {
     char whole[512], part[512], path[600];
-    const char *cfg = mlp_cfg("steps", 0);
+    const char *cfg = mpi_mlp_cfg("steps", 0);
     snprintf(whole, sizeof whole, "%s/steps-whole", test_tmpdir());
     snprintf(part, sizeof part, "%s/steps-part", test_tmpdir());
     CHECK_MSG(test_cli("train '%s' --set data.random.n=320 --set epochs=2 --out '%s' --quiet", cfg, whole) == 0, "%s", test_out);

@@ -88,6 +88,7 @@ static int read_feedback(const Cfg *c, CfgNode *root, AsymNetSpec *s) {
     if (cfg_get_bool(c, m, "feedback", "norm_feedback", 0, &f->norm_feedback)) return ASYM_ERR;
     if (cfg_get_bool(c, m, "feedback", "fixed_weight_norm", 0, &f->fixed_weight_norm)) return ASYM_ERR;
     GET_FLOAT(m, "feedback", "clip_dx", 0.0, 0.0, 1e30, f->clip_dx);
+    GET_FLOAT(m, "feedback", "sparsity", 0.0, 0.0, 1.0, f->sparsity);
     static const char *const DFA[] = {"dense", "conv", NULL};
     const char *dfa;
     if (cfg_get_str(c, m, "feedback", "dfa", "dense", DFA, &dfa)) return ASYM_ERR;

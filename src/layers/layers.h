@@ -75,6 +75,7 @@ typedef struct AsymFeedbackSpec {
     int norm_feedback;      /* Moskovitz et al.: scale B to W's norm after every change */
     int fixed_weight_norm;  /* Moskovitz et al.: keep each layer's |W| at its initial value */
     float clip_dx;          /* > 0: clip each weight layer's input gradient to this L2 norm per batch */
+    float sparsity;         /* fraction of every B's entries held at zero by a fixed random mask (0: dense) */
     int dfa_conv;           /* dfa: a block that feeds a convolution gets BioTorch's D (a random classes x C x k x k
                                kernel taken back through that convolution from a constant error map); 0: dense random D */
     /* weight mirrors */

@@ -104,6 +104,7 @@ int asym_net_n_params(const AsymNet *net) { return net->ctx.n_params; }
 int asym_net_n_feedback(const AsymNet *net) { return net->ctx.n_feedback; }
 AsymParam *asym_net_feedback(AsymNet *net, int i) { return i >= 0 && i < net->ctx.n_feedback ? net->ctx.feedback[i] : NULL; }
 void asym_net_feedback_update(AsymNet *net) { feedback_after_step(&net->ctx); }
+void net_feedback_before_step(AsymNet *net) { feedback_before_step(&net->ctx); }
 int asym_net_wm_fallbacks(const AsymNet *net) { return feedback_wm_fallbacks(&net->ctx); }
 AsymParam *asym_net_param(AsymNet *net, int i) { return i >= 0 && i < net->ctx.n_params ? net->ctx.params[i] : NULL; }
 int asym_net_n_buffers(const AsymNet *net) { return net->ctx.n_buffers; }

@@ -69,6 +69,8 @@ Layer *net_weight_layer(const AsymNet *net, int i);
 /* The dropout masks' stream, and the options of the feedback rules. */
 AsymRng *net_rng(AsymNet *net);
 const AsymFeedbackSpec *net_feedback_options(const AsymNet *net);
+/* The rules' work before an optimizer step (feedback_before_step). */
+void net_feedback_before_step(AsymNet *net);
 
 /* How one step runs: the Pass every layer sees, and what the step itself
  * does with it. Modes are arguments: a measurement makes its own (exact,

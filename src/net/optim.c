@@ -98,8 +98,10 @@ static void update(AsymOptim *o, AsymParam *p, size_t off, float lr) {
     else sgd_update(&o->spec, p, o->m + off, plr, o->t == 1);
 }
 
-/* Parameters, then the feedback matrices that share a gradient (kp). */
+/* Parameters, then the feedback matrices that have a gradient (kp, urfb:
+ * W's; pfa's R: its own, set here before the step). */
 void asym_optim_step(AsymOptim *o, float lr) {
+    net_feedback_before_step(o->net);
     o->t++;
     size_t off = 0;
     for (int i = 0; i < asym_net_n_params(o->net); i++) {

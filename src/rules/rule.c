@@ -1,8 +1,10 @@
 /* rule.c: the driver of the feedback rules (rules.h). Every weight layer's
  * input-gradient half takes its B (Layer.B, set here) in place of W; what
- * each rule does to that matrix is in its own file (bp.c, fa.c, dfa.c, usf.c, frsf.c, brsf.c, kp.c, wm.c, sdfa.c, drtp.c, dkp.c).
+ * each rule does to that matrix is in its own file, one per rule on the
+ * table (table.c).
  * Here: what every rule shares, a generator stream per weight layer, B's
- * creation, per-layer rule overrides, and Moskovitz et al.'s
+ * creation, per-layer rule overrides, sparse feedback (a fixed mask on
+ * B), and Moskovitz et al.'s
  * normalizations (B scaled to |W|; |W| held at its initial value). */
 #include "rules/rules.h"
 
@@ -83,12 +85,35 @@ static int nested(const Layer *l) { return strchr(l->name, '.') != NULL; }
 
 static void feedback_free(Feedback *fb) {
     if (!fb) return;
+    free(fb->mask);
+    free(fb->Rg);
     free(fb->M);
     free(fb->sign);
     free(fb->dfa_dy);
     free(fb->direct_in);
     free(fb->direct_g);
     free(fb);
+}
+
+void rule_mask_apply(Layer *l) {
+    const float *m = l->fb->mask;
+    float *B = l->fb->B->w;
+    size_t n = l->fb->B->n;
+    if (!m) return;
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) B[i] *= m[i];
+}
+
+float *rule_pattern(AsymRng *rng, size_t n, size_t count, float v) {
+    int *idx = asym_calloc(n, sizeof(int));
+    float *out = idx ? asym_falloc(n) : NULL;
+    if (out) {
+        for (size_t j = 0; j < n; j++) idx[j] = (int)j, out[j] = 1.0f;
+        rng_shuffle(rng, idx, (int)n);
+        for (size_t j = 0; j < count; j++) out[idx[j]] = v;
+    }
+    free(idx);
+    return out;
 }
 
 /* One weight layer's feedback: its rule, stream, B and the rule's init. */
@@ -108,7 +133,11 @@ static int setup_layer(Layer *l, AsymRule r, AsymRng *rng, size_t *floats, size_
     if (!(fb->B = ctx_feedback(ctx, l->name, "B", l->W->ndim, l->W->shape))) return ASYM_ERR;
     fb->B->fan_in = l->W->fan_in, fb->B->fan_out = l->W->fan_out;
     l->B = fb->B;
+    fb->sparsity = ctx->fb.sparsity;
     if (def->init && def->init(l, floats, doubles)) return ASYM_ERR;
+    /* sparse feedback: exactly round(s n) entries held at zero */
+    if (fb->sparsity > 0 && !(fb->mask = rule_pattern(&fb->rng, fb->B->n, (size_t)llround((double)fb->sparsity * fb->B->n), 0.0f))) return ASYM_ERR;
+    rule_mask_apply(l);
     if (ctx->fb.norm_feedback) rule_scale_to(fb->B->w, l->W->n, fb->w0norm);
     return ASYM_OK;
 }
@@ -165,8 +194,16 @@ int feedback_setup(NetCtx *ctx, Seq *top, const AsymNetSpec *spec, AsymRng *rng)
     for (int i = 0; i < ctx->n_weight_layers; i++) {
         Layer *l = ctx->weight_layers[i];
         if (l->fb->def->start) l->fb->def->start(l);
+        if (l->fb->B) rule_mask_apply(l);
     }
     return ASYM_OK;
+}
+
+void feedback_before_step(NetCtx *ctx) {
+    for (int i = 0; i < ctx->n_weight_layers; i++) {
+        Layer *l = ctx->weight_layers[i];
+        if (l->fb && l->fb->def->before_step) l->fb->def->before_step(l);
+    }
 }
 
 void feedback_after_step(NetCtx *ctx) {
@@ -176,12 +213,17 @@ void feedback_after_step(NetCtx *ctx) {
         Feedback *fb = l->fb;
         if (o->fixed_weight_norm) rule_scale_to(l->W->w, l->W->n, fb->w0norm);
         if (fb->def->after_step) fb->def->after_step(l);
+        if (fb->B) rule_mask_apply(l);
         if (o->norm_feedback && fb->B) rule_scale_to(fb->B->w, fb->B->n, vec_norm(l->W->w, l->W->n));
     }
 }
 
 void feedback_follow_weights(Layer *l, int b_loaded) {
     if (l->fb->def->follow_weights) l->fb->def->follow_weights(l, b_loaded);
+    if (l->fb->B && l->fb->mask) {
+        rule_mask_apply(l);
+        if (l->fb->def->follow_weights && l->ctx->fb.norm_feedback) rule_scale_to(l->fb->B->w, l->fb->B->n, vec_norm(l->W->w, l->W->n));
+    }
 }
 
 int feedback_wm_fallbacks(const NetCtx *ctx) {

@@ -74,6 +74,14 @@ struct Feedback {
     int wm_n;            /* noise inputs per mirror step */
     uint32_t wm_seed;    /* the noise seed of the latest mirror step (probes record it) */
     int wm_fallbacks;    /* orthogonal noise blocks left plain (Cholesky failed) */
+    /* sparse feedback: the fraction of B's entries held at zero (a rule's
+     * init may set its own; the driver draws the mask after init) and the
+     * mask, 1 where B is kept, 0 where held at zero (NULL: dense B) */
+    float sparsity;
+    float *mask;
+    /* pfa: B = F R, F fixed (out, mid), R learned (mid, in...), R's gradient */
+    AsymParam *F, *R;
+    float *Rg;
 };
 
 /* What a rule does, each hook optional (NULL: nothing). The driver
@@ -96,6 +104,9 @@ struct Rule {
     int (*init)(Layer *l, size_t *floats, size_t *doubles);
     /* once every layer is set up, before training (the mirror pre-sweep) */
     void (*start)(Layer *l);
+    /* before every optimizer step, once the gradients are final (averaged
+     * over ranks): the gradient of a learned feedback factor */
+    void (*before_step)(Layer *l);
     /* after every optimizer step */
     void (*after_step)(Layer *l);
     /* RULE_OWN_GRAD: in a training step's backward pass, after the layer's
@@ -122,6 +133,11 @@ float rule_option(const Layer *l, int k);
  * distribution for a tensor shaped like W, and its bound (or std, *normal). */
 double rule_init_bound(const AsymFeedbackSpec *o, const AsymParam *W, int *normal);
 void rule_fill_random(const AsymFeedbackSpec *o, const AsymParam *W, float *out, size_t n, AsymRng *rng);
+/* n ones with `count` of them, a random choice drawn from rng (a shuffle
+ * of all n), set to v; NULL when out of memory. */
+float *rule_pattern(AsymRng *rng, size_t n, size_t count, float v);
+/* B times the layer's sparse-feedback mask (nothing without one). */
+void rule_mask_apply(Layer *l);
 /* v scaled to norm target (unchanged when 0) */
 void rule_scale_to(float *v, size_t n, double target);
 static inline float rule_sign(float v) { return (float)((v > 0) - (v < 0)); }
@@ -174,8 +190,10 @@ const float *direct_project(Layer *l, int N, const float *s);
  * allocates and initializes what the rules need; runs the weight-mirror
  * pre-sweep. Called once the network's tensors have storage. */
 int feedback_setup(NetCtx *ctx, Seq *top, const AsymNetSpec *spec, AsymRng *rng);
+/* Before every optimizer step (asym_optim_step): learned factors' gradients. */
+void feedback_before_step(NetCtx *ctx);
 /* After every optimizer step: sign rules follow W, brsf redraws, weight
- * mirrors run, normalizations apply. */
+ * mirrors run, sparse feedback's mask applies, normalizations apply. */
 void feedback_after_step(NetCtx *ctx);
 /* After W was loaded from elsewhere: a sign-concordant B takes the loaded
  * W's signs, keeping its magnitudes (frsf, brsf: those of a loaded B when

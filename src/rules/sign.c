@@ -20,16 +20,7 @@ int sign_init(Layer *l, int with_M) {
     }
     if (o->concordance < 1.0f) {
         /* exactly round(p n) entries keep W's sign, the rest take the opposite one */
-        int *idx = asym_calloc(n, sizeof(int));
-        if (!idx || !(fb->sign = asym_falloc(n))) {
-            free(idx);
-            return ASYM_ERR;
-        }
-        for (size_t j = 0; j < n; j++) idx[j] = (int)j, fb->sign[j] = 1.0f;
-        rng_shuffle(&fb->rng, idx, (int)n);
-        size_t flip = n - (size_t)llround((double)o->concordance * n);
-        for (size_t j = 0; j < flip; j++) fb->sign[idx[j]] = -1.0f;
-        free(idx);
+        if (!(fb->sign = rule_pattern(&fb->rng, n, n - (size_t)llround((double)o->concordance * n), -1.0f))) return ASYM_ERR;
     }
     return ASYM_OK;
 }

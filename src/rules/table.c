@@ -7,7 +7,7 @@
 #include <string.h>
 
 extern const Rule RULE_BP, RULE_FA, RULE_DFA, RULE_USF, RULE_BRSF, RULE_FRSF, RULE_KP, RULE_WM, RULE_SA, RULE_AA, RULE_IA;
-extern const Rule RULE_SDFA, RULE_DRTP, RULE_DKP;
+extern const Rule RULE_SDFA, RULE_DRTP, RULE_DKP, RULE_URFB, RULE_PFA;
 
 /* Numbered from 1 (0: a layer without its own rule), in the order of the
  * AsymRule names the seed rules keep; a new rule is one more line. */
@@ -27,6 +27,8 @@ static const Rule *const TABLE[] = {
     &RULE_SDFA,
     &RULE_DRTP,
     &RULE_DKP,
+    &RULE_URFB,
+    &RULE_PFA,
 };
 enum { N_TABLE = (int)(sizeof TABLE / sizeof TABLE[0]) };
 _Static_assert((int)N_TABLE <= (int)ASYM_MAX_RULES, "AsymFeedbackSpec.rule_opt holds ASYM_MAX_RULES rules");

@@ -880,6 +880,7 @@ class Rules:
             if di >= len(self.fbs) or (di >= 0 and r not in DIRECT_RULES):
                 raise ManifestError("weight layer %s (rule %s): dfa index %d" % (w["name"], r, di))
             self.W0.append(load(d, ps[w["weight"]]["value"]))
+        lp_init(self, man, d)
         # DFA blocks from the layer list: a top-level fc or conv with rule dfa,
         # other than the last one, through the layers up to (not including)
         # the next fc, conv or resblock
@@ -978,6 +979,7 @@ class Rules:
                         b = mirror_keep(o) * b + est
                         self.fallbacks += kept
                     B.copy_(torch.from_numpy(b.astype(np.float32)))
+                lp_after_step(self, k, w, B)
                 if o["feedback.norm_feedback"] and B is not None:
                     nb = float(torch.linalg.vector_norm(B.double()))
                     if nb > 0:
@@ -1151,7 +1153,7 @@ def check_feedback_first(rep, rules, man, net_outs):
     p = np.float32(o["feedback.concordance"])
     for k, w in enumerate(rules.wl):
         r, name = w["rule"], w["name"]
-        if r in SIGN_RULES:
+        if r in SIGN_RULES and rules.masks[k] is None:  # sparse feedback: check_sparse
             B0, W0 = rules.F0[w["feedback"]], rules.W0[k]
             n = B0.size
             agree = int(np.sum(sgn(B0) * sgn(W0) > 0))
@@ -1234,6 +1236,8 @@ def check_feedback_after(rep, rules, man, d, steps, Bs_torch, params_torch):
             check_mirror(rep, rules, k, w, fname, B0, Ba, W_after, steps, Bs_torch)
         elif r in KUNIN_RULES:
             kunin_after(rep, fname, r, B0, Ba, Bs_torch, k)
+        elif r in LEARNED_RULES:
+            check_learned_after(rep, rules, k, w, fname, B0, Ba, W_after, Bs_torch, params_torch, man, d)
 
 
 def check_mirror(rep, rules, k, w, fname, B0, Ba, W_after, steps, Bs_torch):
@@ -1260,6 +1264,8 @@ def check_mirror(rep, rules, k, w, fname, B0, Ba, W_after, steps, Bs_torch):
             est, nk = mirror_estimate(rules.mods[k], W_after, w["mirror"]["n"], seed, o)
             want = keep * want + est
             kept += nk
+        if rules.masks[k] is not None:
+            want = want * rules.masks[k]
         if o["feedback.norm_feedback"]:
             want = want * (np.linalg.norm(W_after.astype(np.float64)) / np.linalg.norm(want))
         if kept:
@@ -1274,6 +1280,172 @@ def check_mirror(rep, rules, k, w, fname, B0, Ba, W_after, steps, Bs_torch):
     base = keep ** len(flat) * B0.astype(np.float64)
     rep.compare("after %s (wm, %s)" % (fname, how), Ba, want)
     rep.compare("mirror %s (wm, %d seeds)" % (fname, len(flat)), Ba.astype(np.float64) - base, want - base, scaled="step", nontrivial=len(flat) > 0)
+
+# ---- learned and product feedback (urfb, pfa), sparse feedback ------------
+#
+# urfb (Amit 2019): B is trained by the optimizer with W's gradient and its
+# own state, without weight decay, so W - B stays W0 - B0 when the weight
+# decay is 0. pfa (Li & Benna 2024): B = F R with F (out, mid) fixed and R
+# (mid, in...) trained by the optimizer (weight decay included) with the
+# gradient F^T dW; B is recomputed after every step. Sparse feedback
+# (feedback.sparsity, or feedback.urfb.sparsity for urfb layers): exactly
+# round(s n) entries of B held at zero, the same ones after every change;
+# the mask is read from the probe's B0 (its zero entries).
+
+LEARNED_RULES = ("urfb", "pfa")
+RULES = RULES + LEARNED_RULES
+B_RULES = B_RULES + LEARNED_RULES
+OPTION_DEFAULTS.update({"feedback.sparsity": 0.0, "feedback.urfb.sparsity": 0.0, "feedback.pfa.expansion": 10.0})
+
+
+def layer_sparsity(opts, rule):
+    if rule == "urfb" and opts["feedback.urfb.sparsity"] > 0:
+        return opts["feedback.urfb.sparsity"]
+    return opts["feedback.sparsity"]
+
+
+def lp_init(rules, man, d):
+    """Per weight layer: the sparse-feedback mask (None when dense) and
+    pfa's factors F and R (initial and after the steps) from the probe."""
+    byname = {f["name"]: i for i, f in enumerate(rules.fbs)}
+    rules.masks, rules.factors = [], []
+    for w in rules.wl:
+        fi = w["feedback"]
+        s = layer_sparsity(rules.opts, w["rule"])
+        rules.masks.append((rules.F0[fi] != 0).astype(np.float32) if fi >= 0 and s > 0 else None)
+        if w["rule"] == "pfa":
+            iF, iR = byname.get(w["name"] + ".F"), byname.get(w["name"] + ".R")
+            if iF is None or iR is None:
+                raise ManifestError("weight layer %s (pfa): no feedback %s.F and %s.R" % (w["name"], w["name"], w["name"]))
+            rules.factors.append((iF, iR))
+        else:
+            rules.factors.append(None)
+
+
+def pfa_product(F, R, out_shape):
+    return (F @ R.reshape(R.shape[0], -1)).reshape(out_shape)
+
+
+class LearnedFeedback:
+    """The tensors the optimizer trains besides the parameters and kp's B:
+    urfb's B (no weight decay) and pfa's R (with it), and their gradients."""
+
+    def __init__(self, rules, Bs):
+        self.rules, self.Bs = rules, Bs
+        self.undecayed, self.decayed, self.urfb, self.pfa = [], [], [], []
+        for k, (w, m, B) in enumerate(zip(rules.wl, rules.mods, Bs)):
+            if w["rule"] == "urfb":
+                self.urfb.append((m.weight, B))
+                self.undecayed.append(B)
+            elif w["rule"] == "pfa":
+                iF, iR = rules.factors[k]
+                F = torch.from_numpy(rules.F0[iF].astype(np.float32))
+                R = torch.from_numpy(rules.F0[iR].astype(np.float32)).clone()
+                self.pfa.append((k, m.weight, F, R))
+                self.decayed.append(R)
+        rules.learned = self
+
+    def set_grads(self):
+        for W, B in self.urfb:
+            B.grad = W.grad.clone()
+        for _, W, F, R in self.pfa:
+            R.grad = (F.t() @ W.grad.reshape(W.shape[0], -1)).reshape(R.shape)
+
+    def R_after(self, k):
+        for j, _, _, R in self.pfa:
+            if j == k:
+                return R.detach()
+        return None
+
+
+def lp_after_step(rules, k, w, B):
+    """After the optimizer step, before feedback.norm_feedback: pfa's B = F R,
+    then the sparse-feedback mask."""
+    if B is None:
+        return
+    if w["rule"] == "pfa" and getattr(rules, "learned", None) is not None:
+        for j, _, F, R in rules.learned.pfa:
+            if j == k:
+                B.copy_(pfa_product(F, R, B.shape))
+    if rules.masks[k] is not None:
+        B.mul_(torch.from_numpy(rules.masks[k]))
+
+
+def check_sparse(rep, rules, man, d, after=False):
+    """Exactly round(s n) entries of B at zero, and after the steps the same
+    ones (a learned B's other entries moved)."""
+    for k, w in enumerate(rules.wl):
+        mask = rules.masks[k]
+        if mask is None:
+            continue
+        fi = w["feedback"]
+        name = rules.fbs[fi]["name"]
+        s = layer_sparsity(rules.opts, w["rule"])
+        if not after:
+            zero = int(mask.size - mask.sum())
+            want = round_half_away(float(np.float32(s)) * mask.size)
+            rep.check("sparsity %s (%s)" % (name, w["rule"]), zero == want,
+                      "%d of %d entries of B at zero, expected %d (sparsity %g)" % (zero, mask.size, want, s))
+        else:
+            Ba = rules.Fa[fi]
+            held = bool(np.all(Ba[mask == 0] == 0))
+            rep.check("sparse after %s (%s)" % (name, w["rule"]), held,
+                      "%d entries of the mask nonzero after the steps" % int(np.sum(Ba[mask == 0] != 0)))
+
+
+def check_learned_after(rep, rules, k, w, fname, B0, Ba, W_after, Bs_torch, params_torch, man, d):
+    """urfb: B after the steps against the torch run, and W - B unchanged
+    (weight decay 0) or as torch's; pfa: R after the steps against the torch
+    run, F unchanged, and B = F R from asymbp's own factors."""
+    r = w["rule"]
+    ps = man["params"]
+    if Bs_torch is None:
+        rep.note("%s: %s's B after the steps not compared (the steps are not reproducible)" % (fname, r))
+        return
+    theirs = Bs_torch[k].numpy()
+    rep.compare("after %s (%s)" % (fname, r), Ba, theirs)
+    rep.compare("step %s (%s)" % (fname, r), Ba.astype(np.float64) - B0, theirs.astype(np.float64) - B0, scaled="step")
+    if r == "urfb":
+        W0 = rules.W0[k].astype(np.float64)
+        live = rules.masks[k] if rules.masks[k] is not None else np.ones_like(B0)
+        if man["optimizer"]["weight_decay"] == 0:
+            # W - B = W0 - B0 on every entry B keeps: urfb's defining property
+            rep.compare("after %s - %s (urfb, = W0 - B0)" % (ps[w["weight"]]["name"], fname),
+                        (W_after.astype(np.float64) - Ba) * live, (W0 - B0) * live)
+        elif params_torch is not None:
+            rep.compare("after %s - %s (urfb)" % (ps[w["weight"]]["name"], fname), W_after.astype(np.float64) - Ba,
+                        params_torch[w["weight"]].astype(np.float64) - theirs.astype(np.float64))
+    else:
+        iF, iR = rules.factors[k]
+        R_theirs = rules.learned.R_after(k).numpy() if getattr(rules, "learned", None) else None
+        rep.compare("after %s (pfa, fixed)" % rules.fbs[iF]["name"], rules.Fa[iF], rules.F0[iF])
+        if R_theirs is not None:
+            R0 = rules.F0[iR].astype(np.float64)
+            rep.compare("after %s (pfa)" % rules.fbs[iR]["name"], rules.Fa[iR], R_theirs)
+            rep.compare("step %s (pfa)" % rules.fbs[iR]["name"], rules.Fa[iR].astype(np.float64) - R0, R_theirs.astype(np.float64) - R0, scaled="step")
+        want = pfa_product(rules.Fa[iF].astype(np.float64), rules.Fa[iR].astype(np.float64), Ba.shape)
+        if rules.masks[k] is not None:
+            want = want * rules.masks[k]
+        if rules.opts["feedback.norm_feedback"]:
+            want = want * (np.linalg.norm(W_after.astype(np.float64)) / np.linalg.norm(want))
+        rep.compare("after %s = F R (pfa)" % fname, Ba, want)
+
+
+def check_pfa_first(rep, rules):
+    """pfa's B in the first backward pass is the product of its factors."""
+    for k, w in enumerate(rules.wl):
+        if w["rule"] != "pfa":
+            continue
+        iF, iR = rules.factors[k]
+        B0 = rules.F0[w["feedback"]]
+        want = pfa_product(rules.F0[iF].astype(np.float64), rules.F0[iR].astype(np.float64), B0.shape)
+        if rules.masks[k] is not None:
+            want = want * rules.masks[k]
+        if rules.opts["feedback.norm_feedback"]:
+            want = want * (np.linalg.norm(rules.W0[k].astype(np.float64)) / np.linalg.norm(want))
+        rep.compare("%s = F R (pfa)" % rules.fbs[w["feedback"]]["name"], B0, want)
+
+# ---- end of learned and product feedback ----------------------------------
 
 
 def run(man, d, args):
@@ -1329,6 +1501,8 @@ def run(man, d, args):
             rep.compare("error %s (%s)" % (w["name"], w["rule"]), ours, theirs, scaled="grad", nontrivial=True)
         check_feedback_first(rep, rules, man, outs)
         kunin_first(rep, rules, man, d)
+        check_sparse(rep, rules, man, d)
+        check_pfa_first(rep, rules)
         if opts["feedback.clip_dx"] > 0:
             # nothing clipped: the probe does not test clipping
             rep.check("clip_dx", counter[0] > 0, "%d of %d input gradients clipped to norm %g" %
@@ -1346,8 +1520,11 @@ def run(man, d, args):
         kp = [(m.weight, B) for w, m, B in zip(rules.wl, rules.mods, Bs) if w["rule"] == "kp"] if rules else []
         kun = kunin_trained(rules, Bs)
         dkp = dkp_projections(projs)
-        trained = list(net.params) + [B for _, B in kp] + [p.D for p in dkp]
-        opt = make_optimizer(man, trained)
+        learned = LearnedFeedback(rules, Bs) if rules else None
+        trained = list(net.params) + [B for _, B in kp] + [p.D for p in dkp] + (learned.decayed if learned else [])
+        undecayed = learned.undecayed if learned else []
+        opt = make_optimizer(man, trained if not undecayed else [{"params": trained}, {"params": undecayed, "weight_decay": 0.0}])
+        trained = trained + undecayed
         if kun:
             opt.add_param_group({"params": [B for _, _, B in kun], "weight_decay": 0.0})
         ambiguous = 0
@@ -1360,6 +1537,8 @@ def run(man, d, args):
                 B.grad = W.grad.clone()  # kp: B gets W's gradient, its own decay and momentum
             kunin_set_grads(man, kun)
             dkp_gradients(dkp)
+            if learned:
+                learned.set_grads()
             if opts["optimizer.manhattan"]:
                 for t in trained:
                     if t.grad is not None:
@@ -1386,6 +1565,7 @@ def run(man, d, args):
             rules.dkp_after = {p.k: p.D.detach().numpy() for p in dkp} if reproducible else None
             check_feedback_after(rep, rules, man, d, steps, [B.detach() if B is not None else None for B in Bs] if reproducible else None,
                                  [t.detach().numpy() for t in net.params] if reproducible else None)
+            check_sparse(rep, rules, man, d, after=True)
 
     for ok, r in rep.rows:
         if rep.verbose or not ok:
