@@ -16,7 +16,6 @@
  * CIFAR-10 configs). */
 #include "rules/rules.h"
 
-#include <cblas.h>
 #include <math.h>
 
 static const RuleKey KEYS[] = {{"expansion", 10.0f, 0.01f, 1000.0f, NULL}, {NULL, 0, 0, 0, NULL}};
@@ -28,7 +27,7 @@ static int rest_of(const Layer *l) { return (int)(l->W->n / (size_t)l->W->shape[
 static void pfa_product(Layer *l) {
     Feedback *fb = l->fb;
     int out = l->W->shape[0], rest = rest_of(l), mid = fb->F->shape[1];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out, rest, mid, 1.0f, fb->F->w, mid, fb->R->w, rest, 0.0f, fb->B->w, rest);
+    gemm(0, 0, out, rest, mid, 1.0f, fb->F->w, mid, fb->R->w, rest, 0.0f, fb->B->w, rest);
 }
 
 static int pfa_init(Layer *l, size_t *floats, size_t *doubles) {
@@ -62,7 +61,7 @@ static int pfa_init(Layer *l, size_t *floats, size_t *doubles) {
 static void pfa_before_step(Layer *l) {
     Feedback *fb = l->fb;
     int out = l->W->shape[0], rest = rest_of(l), mid = fb->F->shape[1];
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, mid, rest, out, 1.0f, fb->F->w, mid, l->W->g, rest, 0.0f, fb->Rg, rest);
+    gemm(1, 0, mid, rest, out, 1.0f, fb->F->w, mid, l->W->g, rest, 0.0f, fb->Rg, rest);
 }
 
 const Rule RULE_PFA = {.name = "pfa", .flags = RULE_OWN_B, .keys = KEYS, .init = pfa_init, .before_step = pfa_before_step, .after_step = pfa_product};
