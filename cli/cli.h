@@ -44,6 +44,8 @@ int cli_load_experiment(const char *path, const char *const *sets, int n_sets, A
 int cli_load_args(const CliArgs *a, const char *const *more, int n, AsymConfig **cfg, AsymExperiment **ex);
 /* Frees what cli_load_experiment loaded. */
 void cli_free_experiment(AsymConfig *cfg, AsymExperiment *ex);
+/* What the commands print and act on: asym_experiment_info by value. */
+AsymExperimentInfo cli_info(const AsymExperiment *ex);
 /* Parses a comma-separated rule list; prints the error and returns -1. */
 int cli_rule_list(const char *list, const char *cmd, char (*rules)[16], int max);
 /* What a finished run folder holds: rule, data set, and the best error over

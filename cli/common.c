@@ -63,6 +63,12 @@ int cli_load_args(const CliArgs *a, const char *const *more, int n, AsymConfig *
     return cli_load_experiment(a->positional, sets, k, cfg, ex);
 }
 
+AsymExperimentInfo cli_info(const AsymExperiment *ex) {
+    AsymExperimentInfo info;
+    asym_experiment_info(ex, &info);
+    return info;
+}
+
 void cli_free_experiment(AsymConfig *cfg, AsymExperiment *ex) {
     asym_experiment_close(ex);
     asym_config_free(cfg);

@@ -74,8 +74,7 @@ static int info_config(const char *path, const char **sets, int n_sets) {
     int rc = cli_load_experiment(path, sets, n_sets, &cfg, &ex);
     if (rc) return rc;
     /* The statistics of the pixels as read: no padding, no normalization. */
-    AsymExperimentInfo info;
-    asym_experiment_info(ex, &info);
+    AsymExperimentInfo info = cli_info(ex);
     AsymDataset tr, va, te;
     char **names = NULL;
     int n_names = 0;

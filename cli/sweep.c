@@ -120,8 +120,7 @@ int cmd_sweep(const CliArgs *a) {
     if (rc) return rc;
     /* the learning rate as written (a float would print 0.100000001) */
     const char *lr_text = asym_config_get(cfg, "optimizer.lr");
-    AsymExperimentInfo info;
-    asym_experiment_info(ex, &info);
+    AsymExperimentInfo info = cli_info(ex);
     double base = lr_text ? strtod(lr_text, NULL) : info.lr;
     char out[1024];
     if (a->out) snprintf(out, sizeof out, "%s", a->out);

@@ -293,8 +293,7 @@ static int resume_run(const CliArgs *a, int *agreed) {
     snprintf(path, sizeof path, "%s/summary.json", dir);
     remove(path);
     remove_stale_tmp(dir);
-    AsymExperimentInfo info;
-    asym_experiment_info(ex, &info);
+    AsymExperimentInfo info = cli_info(ex);
     if (have_ck) version_note(dir, info.threads);
     if (!a->quiet) {
         if (!have_ck) printf("asymbp: %s holds no checkpoint yet: training from the start\n", dir);
@@ -356,8 +355,7 @@ int cmd_train(const CliArgs *a) {
         return rc;
     }
     char out[1024], from[1024];
-    AsymExperimentInfo info;
-    asym_experiment_info(ex, &info);
+    AsymExperimentInfo info = cli_info(ex);
     if (a->out) snprintf(out, sizeof out, "%s", a->out);
     else snprintf(out, sizeof out, "runs/%s", info.name);
     /* a run trained again from its config.yaml */
@@ -395,8 +393,7 @@ int cmd_eval(const CliArgs *a) {
     if (rc) return rc;
     AsymDataset train, val, test;
     AsymNet *net = NULL;
-    AsymExperimentInfo info;
-    asym_experiment_info(ex, &info);
+    AsymExperimentInfo info = cli_info(ex);
     if (asym_experiment_net(ex, &net) || asym_net_load(net, weights) || asym_experiment_data(ex, 1, &train, &val, &test)) {
         rc = cli_fail(1, asym_last_error());
     } else {
