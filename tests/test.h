@@ -75,6 +75,10 @@ int test_manifest_rules(const char *dir, char *out, size_t n);
  * the resolved rules and runs torch_oracle.py once on all of them with the
  * group options; fails the test unless every probe agrees. */
 void test_oracle_group(const char *group, const OracleCase *cases, int n, const char *opts);
+/* A version-1 checkpoint of count records (the bytes records, n) into b
+ * (24 + n + 4 bytes), its length field and CRC right: what gets past the
+ * checksum to the record parser. Its length. */
+size_t test_forge_checkpoint(uint8_t *b, uint32_t count, const void *records, size_t n);
 char *test_read_file(const char *path);   /* malloc'ed, NUL-terminated; NULL if unreadable */
 char *test_read_file_n(const char *path, size_t *len);   /* the same, and its length */
 

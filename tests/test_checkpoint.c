@@ -549,20 +549,6 @@ TEST(ckpt_bit_flips_and_truncation_detected) {
     asym_config_free(cfg);
 }
 
-/* A checkpoint of the given record bytes, with a right length and CRC:
- * what gets past the checksum to the record parser. */
-static size_t forge(uint8_t *b, uint32_t count, const void *records, size_t n) {
-    uint32_t version = 1;
-    uint64_t len = 24 + n + 4;
-    memcpy(b, "ASYMCKPT", 8);
-    memcpy(b + 8, &version, 4);
-    memcpy(b + 12, &count, 4);
-    memcpy(b + 16, &len, 8);
-    memcpy(b + 24, records, n);
-    uint32_t crc = (uint32_t)crc32(crc32(0, NULL, 0), b, (uInt)(24 + n));
-    memcpy(b + 24 + n, &crc, 4);
-    return (size_t)len;
-}
 
 TEST(ckpt_hostile_records_refused) {
     /* records: u16 name length, name, u8 type, u8 ndim, u64 dims, data */
@@ -589,7 +575,7 @@ TEST(ckpt_hostile_records_refused) {
     snprintf(path, sizeof path, "%s/forged.bin", test_tmpdir());
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint8_t b[256];
-        size_t n = forge(b, cases[i].count, cases[i].bytes, cases[i].n);
+        size_t n = test_forge_checkpoint(b, cases[i].count, cases[i].bytes, cases[i].n);
         CHECK(write_bytes(path, b, n) == 0);
         AsymCheckpoint *ck;
         CHECK_MSG(asym_checkpoint_open(&ck, path) != 0, "case %zu accepted", i);
@@ -597,7 +583,7 @@ TEST(ckpt_hostile_records_refused) {
     }
     /* and a well-formed one is read back */
     uint8_t b[256];
-    size_t n = forge(b, 2, "\x05\x00" "epoch\x04\x00\x07\x00\x00\x00\x00\x00\x00\x00\x06\x00" "config\x06\x01\x02\x00\x00\x00\x00\x00\x00\x00" "a:", 37);
+    size_t n = test_forge_checkpoint(b, 2, "\x05\x00" "epoch\x04\x00\x07\x00\x00\x00\x00\x00\x00\x00\x06\x00" "config\x06\x01\x02\x00\x00\x00\x00\x00\x00\x00" "a:", 37);
     CHECK(write_bytes(path, b, n) == 0);
     AsymCheckpoint *ck;
     int64_t epoch;

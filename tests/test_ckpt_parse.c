@@ -14,17 +14,8 @@
 /* A checkpoint of version 1 with count records (the bytes rec, n), its
  * length field and CRC right, into a malloc'ed buffer of *len bytes. */
 static uint8_t *forge(uint32_t count, const char *rec, size_t n, size_t *len) {
-    uint32_t version = 1;
-    uint64_t total = 24 + n + 4;
-    uint8_t *b = malloc(total);
-    memcpy(b, "ASYMCKPT", 8);
-    memcpy(b + 8, &version, 4);
-    memcpy(b + 12, &count, 4);
-    memcpy(b + 16, &total, 8);
-    memcpy(b + 24, rec, n);
-    uint32_t crc = (uint32_t)crc32(crc32(0, NULL, 0), b, (uInt)(24 + n));
-    memcpy(b + 24 + n, &crc, 4);
-    *len = (size_t)total;
+    uint8_t *b = malloc(24 + n + 4);
+    *len = test_forge_checkpoint(b, count, rec, n);
     return b;
 }
 

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <jansson.h>
 #include <math.h>
@@ -319,4 +320,17 @@ int test_n_layers(const E2eRun *r) { return (int)json_array_size(json_object_get
 double test_summary_item(const E2eRun *r, const char *key, int i) {
     json_t *v = json_array_get(json_object_get(r->summary, key), (size_t)i);
     return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+size_t test_forge_checkpoint(uint8_t *b, uint32_t count, const void *records, size_t n) {
+    uint32_t version = 1;
+    uint64_t len = 24 + n + 4;
+    memcpy(b, "ASYMCKPT", 8);
+    memcpy(b + 8, &version, 4);
+    memcpy(b + 12, &count, 4);
+    memcpy(b + 16, &len, 8);
+    memcpy(b + 24, records, n);
+    uint32_t crc = (uint32_t)crc32(crc32(0, NULL, 0), b, (uInt)(24 + n));
+    memcpy(b + 24 + n, &crc, 4);
+    return (size_t)len;
 }
