@@ -2,7 +2,7 @@
  * (shared/peer/peer_torch.py) on the networks of docs/PERFORMANCE.md, and
  * OpenBLAS's sgemm on the same machine in the same run.
  *
- *   bench [--nets mlp,lenet,cnn,resnet20] [--rules bp,fa,...] [--threads T]
+ *   bench [--nets mlp,lenet,cnn,resnet20] [--rules bp,fa,...: default all] [--threads T]
  *         [--steps S] [--rounds R] [--repeat K] [--wm-batch N]
  *         [--peer PATH] [--python PY] [--no-peer]
  *   bench --one NET RULE [--threads T] [--steps S] [--rounds R] [--warmup W]
@@ -55,12 +55,27 @@ static const NetInfo NETS[] = {
 };
 #define N_NETS (int)(sizeof NETS / sizeof NETS[0])
 
-static const char *const RULES[] = {"bp", "fa", "dfa", "usf", "brsf", "frsf", "kp", "wm"};
-#define N_RULES (int)(sizeof RULES / sizeof RULES[0])
-/* Largest allowed cost over bp, per rule (same order). */
-static const double RULE_LIMIT[] = {0, 0.05, 0.10, 0.05, 0.10, 0.05, 0.05, 0.15};
-/* Rules the peer implements. */
-static int peer_has(const char *rule) { return strcmp(rule, "dfa") && strcmp(rule, "wm"); }
+/* Every rule, with the largest cost over bp it may have (the targets of
+ * docs/PERFORMANCE.md), whether the peer implements it (if not, its row is
+ * compared with the peer's bp) and whether it is a direct rule (defined for
+ * chains of layers, not residual blocks: docs/RULES.md). The second wave's
+ * limits: urfb updates B as kp does; sa, aa, ia add a local loss on B with
+ * a pass of their own, as wm's mirror step does; the direct rules replace
+ * the backward pass as dfa does; pfa at its default expansion 10 keeps and
+ * trains a feedback matrix R ten times W's size and forms B = F R each step. */
+typedef struct RuleInfo {
+    const char *name;
+    double limit;
+    int peer, direct;
+} RuleInfo;
+static const RuleInfo RULE_INFO[] = {
+    {"bp", 0, 1, 0},      {"fa", 0.05, 1, 0},   {"dfa", 0.10, 0, 1},  {"usf", 0.05, 1, 0},   {"brsf", 0.10, 1, 0},  {"frsf", 0.05, 1, 0},
+    {"kp", 0.05, 1, 0},   {"wm", 0.15, 0, 0},   {"urfb", 0.05, 0, 0}, {"sa", 0.30, 0, 0},    {"aa", 0.30, 0, 0},    {"ia", 0.30, 0, 0},
+    {"sdfa", 0.10, 0, 1}, {"drtp", 0.10, 0, 1}, {"dkp", 0.10, 0, 1},  {"pfa", 1.00, 0, 0},
+};
+#define N_RULES (int)(sizeof RULE_INFO / sizeof RULE_INFO[0])
+#define RULE_NAME(r) RULE_INFO[r].name
+static int peer_has(int r) { return RULE_INFO[r].peer; }
 
 static const NetInfo *net_info(const char *name) {
     for (int i = 0; i < N_NETS; i++)
@@ -408,7 +423,7 @@ static int pass_fail(int *fails, int ok, const char *what) {
 }
 
 int main(int argc, char **argv) {
-    const char *one_net = NULL, *one_rule = NULL, *nets = "mlp,lenet,cnn,resnet20", *rules = "bp,fa,dfa,usf,brsf,frsf,kp,wm";
+    const char *one_net = NULL, *one_rule = NULL, *nets = "mlp,lenet,cnn,resnet20", *rules = NULL;
     const char *peer_path = "../shared/peer/peer_torch.py", *python = "/usr/bin/python3";
     int threads = 0, steps = 0, rounds = 3, warmup = 3, sgemm = 0, no_peer = 0, repeat = 3, wm_batch = -1;
     for (int i = 1; i < argc; i++) {
@@ -437,6 +452,9 @@ int main(int argc, char **argv) {
     }
     if (rounds < 1) rounds = 1;
     if (repeat < 1) repeat = 1;
+    char all[256] = "";
+    for (int r = 0; r < N_RULES; r++) snprintf(all + strlen(all), sizeof all - strlen(all), "%s%s", r ? "," : "", RULE_NAME(r));
+    if (!rules) rules = all;
     if (one_net) return run_one(one_net, one_rule, threads, steps, rounds, warmup, wm_batch);
     if (sgemm) return run_sgemm(threads);
 
@@ -479,10 +497,10 @@ int main(int argc, char **argv) {
         int run[N_RULES], scaling = info->scaling && threads >= 2 && in_list(rules, "bp");
         for (int r = 0; r < N_RULES; r++) {
             us_lo[r] = them_lo[r] = INFINITY;
-            run[r] = in_list(rules, RULES[r]) && !(info->residual && !strcmp(RULES[r], "dfa"));
+            run[r] = in_list(rules, RULE_NAME(r)) && !(info->residual && RULE_INFO[r].direct);
         }
         printf("\n%s, batch %d, %d steps per round", info->name, info->batch, S);
-        if (run[N_RULES - 1]) printf(", wm: %d noise inputs per mirror step%s", wmb, wmb ? "" : " (the library's default)");
+        if (in_list(rules, "wm")) printf(", wm: %d noise inputs per mirror step%s", wmb, wmb ? "" : " (the library's default)");
         printf("\n");
         fflush(stdout);
         /* K passes over the rules, each starting one rule further on and
@@ -495,10 +513,10 @@ int main(int argc, char **argv) {
                 if (!run[r]) continue;
                 for (int side = 0; side < 2; side++) {
                     if ((side ^ (k & 1)) == 0) {
-                        Result u = ours(self, info->name, RULES[r], threads, S, rounds, wmb);
+                        Result u = ours(self, info->name, RULE_NAME(r), threads, S, rounds, wmb);
                         keep_best(&us[r], &us_lo[r], u);
-                    } else if (have_peer && peer_has(RULES[r])) {
-                        Result t = peer(python, peer_path, info, RULES[r], threads, S, rounds);
+                    } else if (have_peer && peer_has(r)) {
+                        Result t = peer(python, peer_path, info, RULE_NAME(r), threads, S, rounds);
                         keep_best(&them[r], &them_lo[r], t);
                     }
                 }
@@ -512,12 +530,12 @@ int main(int argc, char **argv) {
         printf("  %-5s %10s %6s %9s %8s | %10s %6s %8s | %7s %8s\n", "rule", "images/s", "spread", "GFLOP/s", "peak MB", "peer im/s", "spread", "peer MB", "x peer",
                "over bp");
         for (int r = 0; r < N_RULES; r++) {
-            if (!in_list(rules, RULES[r])) continue;
+            if (!in_list(rules, RULE_NAME(r))) continue;
             if (!run[r]) {
-                printf("  %-5s (not run: dfa is defined for chains of layers, not residual blocks)\n", RULES[r]);
+                printf("  %-5s (not run: a direct rule is defined for chains of layers, not residual blocks)\n", RULE_NAME(r));
                 continue;
             }
-            printf("  %-5s ", RULES[r]);
+            printf("  %-5s ", RULE_NAME(r));
             if (us[r].ok) printf("%10.1f %5.1f%% %9.2f %8.1f | ", us[r].ips, spread(&us[r], us_lo[r]), us[r].gflops, us[r].rss);
             else printf("%10s %6s %9s %8s | ", "failed", "", "", "");
             if (them[r].ok) printf("%10.1f %5.1f%% %8.1f | %7.2f ", them[r].ips, spread(&them[r], them_lo[r]), them[r].rss, us[r].ok ? us[r].ips / them[r].ips : NAN);
@@ -531,21 +549,21 @@ int main(int argc, char **argv) {
         char what[256];
         for (int r = 0; r < N_RULES; r++) {
             if (!us[r].ok || !them[r].ok) continue;
-            snprintf(what, sizeof what, "%s %s: %.2fx the peer (target %.1fx)", info->name, RULES[r], us[r].ips / them[r].ips, info->target);
+            snprintf(what, sizeof what, "%s %s: %.2fx the peer (target %.1fx)", info->name, RULE_NAME(r), us[r].ips / them[r].ips, info->target);
             pass_fail(&fails, us[r].ips >= info->target * them[r].ips, what);
         }
         for (int r = 0; r < N_RULES; r++) {
             if (!us[r].ok) continue;
             const Result *ref = them[r].ok ? &them[r] : them[0].ok ? &them[0] : NULL;
             if (!ref) continue;
-            snprintf(what, sizeof what, "%s %s: peak memory %.0f MB, peer%s %.0f MB", info->name, RULES[r], us[r].rss, them[r].ok ? "" : " (bp)", ref->rss);
+            snprintf(what, sizeof what, "%s %s: peak memory %.0f MB, peer%s %.0f MB", info->name, RULE_NAME(r), us[r].rss, them[r].ok ? "" : " (bp)", ref->rss);
             pass_fail(&fails, us[r].rss <= ref->rss, what);
         }
         for (int r = 1; r < N_RULES; r++) {
             if (!us[r].ok || !us[0].ok) continue;
             double over = us[0].ips / us[r].ips - 1.0;
-            snprintf(what, sizeof what, "%s %s: %+.1f%% over bp (at most %.0f%%)", info->name, RULES[r], 100 * over, 100 * RULE_LIMIT[r]);
-            pass_fail(&fails, over <= RULE_LIMIT[r], what);
+            snprintf(what, sizeof what, "%s %s: %+.1f%% over bp (at most %.0f%%)", info->name, RULE_NAME(r), 100 * over, 100 * RULE_INFO[r].limit);
+            pass_fail(&fails, over <= RULE_INFO[r].limit, what);
         }
         if (!strcmp(info->name, "mlp") && us[0].ok && isfinite(sg_mlp)) {
             snprintf(what, sizeof what, "mlp bp: %.1f effective GFLOP/s = %.0f%% of sgemm at its shapes (target 60%%)", us[0].gflops, 100 * us[0].gflops / sg_mlp);
