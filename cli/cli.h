@@ -2,6 +2,8 @@
 #ifndef ASYM_CLI_H
 #define ASYM_CLI_H
 
+#include <stdio.h>
+
 #include "asymbp.h"
 
 #define CLI_MAX_SETS 64
@@ -36,6 +38,12 @@ int cli_fail(int code, const char *what);
 int cli_failf(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* mkdir -p; prints the error and returns 1 on failure. */
 int cli_mkdir_p(const char *dir);
+/* The whole of a file, NUL-terminated and malloc'ed; NULL (errno set) when
+ * it cannot be read. */
+char *cli_read_text(const char *path);
+/* Closes f, which was written: nonzero (errno set) when a write to it
+ * failed, at the close or before (a full disk). */
+int cli_close_written(FILE *f);
 /* Loads CONFIG, applies the --set overrides sets, resolves the experiment;
  * prints the error and returns 2 on failure (nothing to free then). */
 int cli_load_experiment(const char *path, const char *const *sets, int n_sets, AsymConfig **cfg, AsymExperiment **ex);
@@ -60,11 +68,32 @@ typedef struct CliRunResult {
  * printed, when its log.jsonl cannot be read or holds a line that is not a
  * JSON object. */
 int cli_run_result(const char *run, CliRunResult *r);
+/* Calls fn on each line of run/log.jsonl (an epoch's JSON object) in order,
+ * stopping at a nonzero result, which it returns; -1, with the message
+ * printed (file and line), when the file cannot be read or a line is not a
+ * JSON object. */
+struct json_t;
+typedef int (*CliLogFn)(void *ctx, const struct json_t *epoch);
+int cli_read_log(const char *run, CliLogFn fn, void *ctx);
 
 /* table.c: prints the results table of sweeps, runs or folders of runs, a
  * column per data set (by_dir: per DIR); with out non-NULL also writes
  * out/table.md and out/table.csv. */
 int cli_table(const char *const *dirs, int n, const char *out, int by_dir);
+/* The same table as cells, the header row first. */
+typedef struct CliGrid {
+    char cell[64][12][48];
+    int rows, cols;
+} CliGrid;
+int cli_table_grid(const char *const *dirs, int n, int by_dir, CliGrid *g);
+/* Calls fn on every finished run (summary.json) under dir, itself a run, a
+ * folder of runs or a sweep, in name order, with what cli_run_result read
+ * (its label: the rule, a folder of runs' folder name, a sweep's
+ * RULE[@KEY=V]; column, when not NULL, for the data set) and its
+ * learning-rate multiplier (a sweep's lr_xMULT, NaN elsewhere); stops at
+ * fn's nonzero result and returns it, or 1 with the message printed. */
+typedef int (*CliRunFn)(void *ctx, const char *run, const CliRunResult *r, double mult);
+int cli_walk_runs(const char *dir, const char *column, CliRunFn fn, void *ctx);
 /* train.c: the training progress display shared by train, compare and
  * sweep, continuing the run in out from its checkpoint when resume is set.
  * SIGINT and SIGTERM stop the run after the step under way with a
