@@ -30,6 +30,7 @@ int cmd_export(int argc, char **argv);
 int cmd_sweep(const CliArgs *a);
 int cmd_table(int argc, char **argv);
 int cmd_angles(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 /* common.c: what the subcommands share. */
 /* Prints "asymbp: what" to stderr and returns code. */
@@ -100,5 +101,52 @@ int cli_walk_runs(const char *dir, const char *column, CliRunFn fn, void *ctx);
  * checkpoint; the result is then 128 + the signal (sum->interrupted), 1 for
  * a failed run. */
 int cli_train_go(const AsymExperiment *ex, const char *out, int quiet, int resume, AsymSummary *sum);
+
+/* vega.c: Vega 5, which draws the plots of `asymbp report`, and their
+ * specifications. */
+#define VEGA_MAX_FILES 32
+typedef struct VegaLib {
+    char *text[VEGA_MAX_FILES]; /* Vega's files, in the order they load */
+    int single;                 /* one file, vega.min.js, not Debian's modules */
+} VegaLib;
+/* Reads Vega's files ($ASYMBP_VEGA, or Debian's libjs-vega); 1, with a
+ * line naming the missing file and the package, when it cannot. */
+int vega_open(VegaLib *lib);
+void vega_close(VegaLib *lib);
+/* The <script> elements that define the global `vega` (parse, View). */
+void vega_write_library(FILE *f, const VegaLib *lib);
+/* v as a JavaScript expression that is safe inside <script>. */
+int vega_write_json(FILE *f, const struct json_t *v);
+/* A plot of values (taken): objects {s: series, k: kind, x, y} drawn as a
+ * line per series and kind, with a colour legend of the series and, with
+ * dash, a line-style legend of the kinds. */
+typedef struct VegaChart {
+    const char *title, *x_title, *y_title; /* axis titles with their units */
+    const char *legend, *dash;             /* the legends' titles; dash NULL: no kinds */
+    int x_log, x_epochs, y_zero;           /* log x scale; whole-number x ticks; y from 0 */
+    int n_series;                          /* more than 10: 20 colours */
+} VegaChart;
+struct json_t *vega_chart(const VegaChart *c, struct json_t *values);
+
+/* report.c: the runs of `asymbp report`; report_page.c writes the page. */
+#define REPORT_MAX_ARGS 64
+typedef struct ReportRun {
+    char label[192];            /* its name in the legends */
+    char key[64];               /* its table row: the rule, a folder's run's name, a sweep's RULE[@KEY=V] */
+    char path[1024], rule[16], data[64];
+    double mult, lr, best_err;  /* sweep multiplier, optimizer.lr, the table's best error (NaN: none) */
+    int group, drawn;           /* the argument it came from; whether it is in the per-epoch plots */
+    struct json_t *epochs;      /* log.jsonl's objects */
+    struct json_t *summary;     /* summary.json, NULL while the run is under way */
+    char *config;               /* config.yaml, or NULL */
+} ReportRun;
+typedef struct Report {
+    ReportRun *runs;
+    int n, cap;
+    const char *const *args;    /* the folders named, n_args of them */
+    int n_args;
+    char folder[REPORT_MAX_ARGS]; /* argument i is a folder of runs (sweep, compare) */
+} Report;
+int report_write(FILE *f, const Report *rp, const VegaLib *lib);
 
 #endif
