@@ -123,7 +123,8 @@ int vega_write_json(FILE *f, const struct json_t *v);
 typedef struct VegaChart {
     const char *title, *x_title, *y_title; /* axis titles with their units */
     const char *legend, *dash;             /* the legends' titles; dash NULL: no kinds */
-    int x_log, x_epochs, y_zero;           /* log x scale; whole-number x ticks; y from 0 */
+    int x_log, x_epochs;                   /* log x scale; whole-number x ticks */
+    double y_span;                         /* the least span of the y axis (flat curves stay flat) */
     int n_series;                          /* more than 10: 20 colours */
 } VegaChart;
 struct json_t *vega_chart(const VegaChart *c, struct json_t *values);

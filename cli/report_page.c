@@ -165,8 +165,8 @@ static json_t *split_values(const Report *rp, const char *suffix, double scale) 
 }
 
 static void write_curves(FILE *f, const Report *rp, json_t *specs) {
-    VegaChart err = {"Error", "epoch", "error (%)", "run", "set", 0, 1, 0, n_drawn(rp)};
-    VegaChart loss = {"Loss", "epoch", "loss (mean per image, nats)", "run", "set", 0, 1, 0, n_drawn(rp)};
+    VegaChart err = {"Error", "epoch", "error (%)", "run", "set", 0, 1, 1, n_drawn(rp)};
+    VegaChart loss = {"Loss", "epoch", "loss (mean per image, nats)", "run", "set", 0, 1, 0.01, n_drawn(rp)};
     fputs("<h2>Error and loss</h2>\n<div class=\"plots\">\n", f);
     put_plot(f, specs, &err, split_values(rp, "_err", 100));
     put_plot(f, specs, &loss, split_values(rp, "_loss", 1));
@@ -227,6 +227,7 @@ static json_t *layer_values(const Report *rp, const char *name, const char *metr
 }
 
 static void write_alignment(FILE *f, const Report *rp, json_t *specs) {
+    static const double SPAN[] = {1, 1, 0.01};
     static const char *const METRICS[][4] = {
         {"angle", "B-W angle", "angle (degrees)", "The angle between the feedback matrix B and the weights W (0 for backpropagation, "
                                                   "whose B is W), from the start (epoch 0)."},
@@ -245,7 +246,7 @@ static void write_alignment(FILE *f, const Report *rp, json_t *specs) {
         for (int l = 0; l < L.n; l++) {
             char title[128];
             snprintf(title, sizeof title, "%s, layer %s (weight layer %d of %d)", METRICS[m][1], L.name[l], l + 1, L.n);
-            VegaChart c = {title, "epoch", METRICS[m][2], "run", NULL, 0, 1, 0, n_drawn(rp)};
+            VegaChart c = {title, "epoch", METRICS[m][2], "run", NULL, 0, 1, SPAN[m], n_drawn(rp)};
             put_plot(f, specs, &c, layer_values(rp, L.name[l], METRICS[m][0]));
         }
         fputs("</div>\n", f);
@@ -290,8 +291,8 @@ static void write_lr_plot(FILE *f, const Report *rp, int g, json_t *specs) {
         json_decref(values);
         return;
     }
-    VegaChart c = {"Best error against learning rate", "learning rate (log scale)", val ? "best validation error (%)" : "best test error (%)", "run",
-                   NULL, 1, 0, 0, rows};
+    VegaChart c = {"Best error against learning rate", "learning rate (log scale)", val ? "best validation error (%)" : "best test error (%)", "rule",
+                   NULL, 1, 0, 1, rows};
     fputs("<div class=\"plots\">\n", f);
     put_plot(f, specs, &c, values);
     fputs("</div>\n", f);
@@ -328,11 +329,22 @@ static void write_configs(FILE *f, const Report *rp) {
     }
 }
 
-/* Draws every plot; the page says "ok" when all are drawn. */
+/* Draws every plot; the page says "ok" when all are drawn. Vega logs what
+ * goes wrong inside a plot (a bad specification, a missing transform) and
+ * draws on; its logger here marks the page failed as well. */
 static const char *const RENDER =
     "<script>\n"
+    "function asymbpLogger() {\n"
+    "  var log = vega.logger(vega.Warn), error = log.error;\n"
+    "  log.error = function () {\n"
+    "    asymbpFailed(Array.prototype.slice.call(arguments).join(' '));\n"
+    "    return error.apply(log, arguments);\n"
+    "  };\n"
+    "  return log;\n"
+    "}\n"
     "Promise.all(ASYMBP_PLOTS.map(function (spec, i) {\n"
-    "  return new vega.View(vega.parse(spec), {renderer: 'svg', container: '#plot-' + i, hover: true}).runAsync();\n"
+    "  var options = {renderer: 'svg', container: '#plot-' + i, hover: true, logger: asymbpLogger()};\n"
+    "  return new vega.View(vega.parse(spec), options).runAsync();\n"
     "})).then(function () {\n"
     "  if (document.body.getAttribute('data-report') !== 'loading') return;\n"
     "  document.body.setAttribute('data-plots', String(ASYMBP_PLOTS.length));\n"

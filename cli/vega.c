@@ -15,6 +15,7 @@
  * single-file build's own entry point does. */
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,7 +99,8 @@ void vega_write_library(FILE *f, const VegaLib *lib) {
     /* what the single-file build's entry point does for these modules */
     fputs("<script>var vega = (function (m) {\n"
           "  Object.assign(m['vega-dataflow'].transforms, m['vega-transforms'], m['vega-view-transforms'], m['vega-encode']);\n"
-          "  return {parse: m['vega-parser'].parse, View: m['vega-view'].View, version: m['vega-view'].version};\n"
+          "  var util = m['vega-util'];\n"
+          "  return {parse: m['vega-parser'].parse, View: m['vega-view'].View, version: m['vega-view'].version, logger: util.logger, Warn: util.Warn};\n"
           "})(asymbpModules);</script>\n",
           f);
 }
@@ -121,16 +123,33 @@ int vega_write_json(FILE *f, const json_t *v) {
 static void x_scale(json_t *spec, const VegaChart *c) {
     json_t *scale = json_pack("{s:s, s:s, s:{s:s, s:s}, s:s, s:b}", "name", "x", "type", c->x_log ? "log" : "linear", "domain", "data", "points", "field",
                               "x", "range", "width", "nice", !c->x_log);
-    json_t *axis = json_pack("{s:s, s:s, s:s, s:s}", "orient", "bottom", "scale", "x", "title", c->x_title, "format", c->x_epochs ? "d" : "~g");
+    json_t *axis = json_pack("{s:s, s:s, s:s, s:s, s:s}", "orient", "bottom", "scale", "x", "title", c->x_title, "format", c->x_epochs ? "d" : "~g",
+                             "labelOverlap", "greedy");
     if (c->x_epochs) json_object_set_new(axis, "tickMinStep", json_integer(1));
     if (!c->x_log) json_object_set_new(scale, "zero", json_false());
     json_array_append_new(json_object_get(spec, "scales"), scale);
     json_array_append_new(json_object_get(spec, "axes"), axis);
 }
 
-static void y_scale(json_t *spec, const VegaChart *c) {
-    json_array_append_new(json_object_get(spec, "scales"), json_pack("{s:s, s:s, s:{s:s, s:s}, s:s, s:b, s:b}", "name", "y", "type", "linear", "domain", "data",
-                                                                     "points", "field", "y", "range", "height", "nice", 1, "zero", c->y_zero));
+/* The y scale spans the values, and at least c->y_span, centred on them
+ * (not below 0 when they are not): a curve that stays within rounding of
+ * one value is drawn flat, not as noise blown up to the plot's height. */
+static void y_scale(json_t *spec, const VegaChart *c, const json_t *values) {
+    double lo = INFINITY, hi = -INFINITY;
+    const json_t *v;
+    size_t i;
+    json_array_foreach(values, i, v) {
+        double y = json_number_value(json_object_get(v, "y"));
+        lo = y < lo ? y : lo, hi = y > hi ? y : hi;
+    }
+    json_t *scale = json_pack("{s:s, s:s, s:{s:s, s:s}, s:s, s:b, s:b}", "name", "y", "type", "linear", "domain", "data", "points", "field", "y", "range",
+                              "height", "nice", 1, "zero", 0);
+    if (hi - lo < c->y_span) {
+        double from = (lo + hi - c->y_span) / 2;
+        if (lo >= 0 && from < 0) from = 0;
+        json_object_set_new(scale, "domain", json_pack("[f, f]", from, from + c->y_span));
+    }
+    json_array_append_new(json_object_get(spec, "scales"), scale);
     json_array_append_new(json_object_get(spec, "axes"),
                           json_pack("{s:s, s:s, s:s, s:b, s:i}", "orient", "left", "scale", "y", "title", c->y_title, "grid", 1, "tickCount", 6));
 }
@@ -175,7 +194,7 @@ json_t *vega_chart(const VegaChart *c, json_t *values) {
                              "axes", "legends", "marks");
     if (!spec) return NULL;
     x_scale(spec, c);
-    y_scale(spec, c);
+    y_scale(spec, c, values);
     series_scales(spec, c);
     marks(spec, c);
     return spec;
