@@ -91,6 +91,39 @@ int cli_rule_list(const char *list, const char *cmd, char (*rules)[16], int max)
     return n;
 }
 
+char *cli_read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *text = NULL;
+    size_t n = 0, cap = 0, got;
+    do {
+        if (n + 65536 + 1 > cap) {
+            char *t = realloc(text, cap = 2 * cap + 65536 + 1);
+            if (!t) break;
+            text = t;
+        }
+        got = fread(text + n, 1, 65536, f);
+        n += got;
+    } while (got > 0);
+    int bad = ferror(f) || !text || n + 1 > cap;
+    fclose(f);
+    if (bad) {
+        free(text);
+        if (!errno) errno = EIO;
+        return NULL;
+    }
+    text[n] = 0;
+    return text;
+}
+
+int cli_close_written(FILE *f) {
+    errno = 0;
+    int bad = fflush(f) != 0 || ferror(f), err = errno;
+    if (fclose(f) != 0 && !bad) bad = 1, err = errno;
+    errno = err ? err : EIO;
+    return bad;
+}
+
 /* The data set a run used, from its config.yaml: the data folder's name
  * (fashion-mnist, cifar-10-batches-bin, ...) or the format. */
 static void data_label(const char *run, char *out, size_t n) {
@@ -115,6 +148,41 @@ static void data_label(const char *run, char *out, size_t n) {
     asym_config_free(cfg);
 }
 
+int cli_read_log(const char *run, CliLogFn fn, void *ctx) {
+    char path[1200];
+    json_error_t jerr;
+    snprintf(path, sizeof path, "%s/log.jsonl", run);
+    FILE *f = fopen(path, "r");
+    if (!f) return cli_failf(-1, "%s: cannot read: %s", path, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    int rc = 0;
+    for (long no = 1; !rc && getline(&line, &cap, f) >= 0; no++) {
+        json_t *e = json_loads(line, 0, &jerr);
+        if (!json_is_object(e)) rc = cli_failf(-1, "%s:%ld: not a JSON object: %s", path, no, e ? "another JSON value" : jerr.text);
+        else rc = fn(ctx, e);
+        json_decref(e);
+    }
+    if (!rc && ferror(f)) rc = cli_failf(-1, "%s: cannot read: %s", path, strerror(errno));
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+/* One epoch of cli_run_result: the best error so far. */
+static int best_of(void *ctx, const json_t *e) {
+    CliRunResult *r = ctx;
+    json_t *val = json_object_get(e, "val_err"), *test = json_object_get(e, "test_err");
+    if (val) r->validation = 1;
+    json_t *m = r->validation ? val : test;
+    if (json_is_number(m) && !(json_number_value(m) >= r->best_err)) {
+        r->best_err = json_number_value(m);
+        r->epoch = (int)json_integer_value(json_object_get(e, "epoch"));
+    }
+    r->epochs++;
+    return 0;
+}
+
 int cli_run_result(const char *run, CliRunResult *r) {
     char path[1200];
     json_error_t jerr;
@@ -129,32 +197,7 @@ int cli_run_result(const char *run, CliRunResult *r) {
     r->seconds = json_number_value(json_object_get(s, "seconds"));
     r->diverged = json_is_true(json_object_get(s, "diverged"));
     json_decref(s);
-    snprintf(path, sizeof path, "%s/log.jsonl", run);
-    FILE *f = fopen(path, "r");
-    if (!f) return cli_failf(-1, "%s: cannot read: %s", path, strerror(errno));
-    char *line = NULL;
-    size_t cap = 0;
-    int rc = 1;
-    for (long no = 1; getline(&line, &cap, f) >= 0; no++) {
-        json_t *e = json_loads(line, 0, &jerr);
-        if (!json_is_object(e)) {
-            rc = cli_failf(-1, "%s:%ld: not a JSON object: %s", path, no, e ? "another JSON value" : jerr.text);
-            json_decref(e);
-            break;
-        }
-        json_t *val = json_object_get(e, "val_err"), *test = json_object_get(e, "test_err");
-        if (val) r->validation = 1;
-        json_t *m = r->validation ? val : test;
-        if (json_is_number(m) && !(json_number_value(m) >= r->best_err)) {
-            r->best_err = json_number_value(m);
-            r->epoch = (int)json_integer_value(json_object_get(e, "epoch"));
-        }
-        r->epochs++;
-        json_decref(e);
-    }
-    if (rc == 1 && ferror(f)) rc = cli_failf(-1, "%s: cannot read: %s", path, strerror(errno));
-    free(line);
-    fclose(f);
-    if (rc == 1) data_label(run, r->data, sizeof r->data);
-    return rc;
+    if (cli_read_log(run, best_of, r)) return -1;
+    data_label(run, r->data, sizeof r->data);
+    return 1;
 }

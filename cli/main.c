@@ -4,6 +4,7 @@
  *   eval RUN_DIR [--set KEY=VALUE]... [--weights FILE]
  *   probe CONFIG [--set KEY=VALUE]... [--weights FILE] [--batch N] [--steps K] --out DIR
  *   export CHECKPOINT|RUN_DIR OUT_DIR
+ *   report DIR... --out FILE.html
  * Only this layer prints and chooses exit codes: 0 success, 1 failure of the
  * run (bad data, divergence), 2 bad usage or configuration, 128 + the signal
  * for a run stopped by SIGINT or SIGTERM (its checkpoint continues it).
@@ -36,6 +37,8 @@ static void usage(FILE *f) {
             "                                                       every rule at every learning-rate multiplier; resumes; a table\n"
             "  asymbp table DIR... [--columns data|dir] [--out DIR] results table of sweeps and runs (terminal, table.md, table.csv)\n"
             "  asymbp angles RUN_DIR [--every N]                   the B-W angle of every layer over training, from the log\n"
+            "  asymbp report DIR... --out FILE.html                one page (opens offline) plotting runs, sweeps, compares: errors, losses,\n"
+            "                                                       every layer's alignment against epoch, error against learning rate\n"
             "  asymbp data info PATH                               a data set on disk: format, images, classes, size, mean/std\n"
             "  asymbp version                                      this build: commit, flags, compiler, BLAS, convolutions, threads (a run's version.json)\n"
             "  mpirun -np N asymbp train|sweep ...                 data-parallel training, or a sweep's runs spread over ranks\n"
@@ -109,6 +112,7 @@ static int run(int argc, char **argv) {
     if (!strcmp(argv[1], "data")) return cmd_data(argc - 2, argv + 2);
     if (!strcmp(argv[1], "table")) return cmd_table(argc - 2, argv + 2);
     if (!strcmp(argv[1], "angles")) return cmd_angles(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "report")) return cmd_report(argc - 2, argv + 2);
     if (!strcmp(argv[1], "export")) return cmd_export(argc - 2, argv + 2);
     CliArgs a;
     int rc = cli_parse(argc - 2, argv + 2, &a);

@@ -78,7 +78,7 @@ static double folder_mult(const char *name) {
     return !strncmp(name, "lr_x", 4) ? strtod(name + 4, NULL) : NAN;
 }
 
-static int collect_dir(Table *t, const char *dir, int depth, const char *column) {
+static int walk(const char *dir, int depth, const char *column, CliRunFn fn, void *ctx) {
     CliRunResult r;
     if (is_file(dir, "summary.json")) {
         int got = cli_run_result(dir, &r);
@@ -96,7 +96,7 @@ static int collect_dir(Table *t, const char *dir, int depth, const char *column)
             /* a run in a folder of runs is named by its folder (kp, kp_no_decay, ...) */
             snprintf(r.label, sizeof r.label, "%.63s", base + 1);
         }
-        return add_result(t, &r, mult);
+        return fn(ctx, dir, &r, mult);
     }
     if (depth == 2) return 0;
     DIR *d = opendir(dir);
@@ -112,10 +112,14 @@ static int collect_dir(Table *t, const char *dir, int depth, const char *column)
         char sub[1400];
         struct stat st;
         snprintf(sub, sizeof sub, "%s/%.255s", dir, names[i]);
-        if (stat(sub, &st) == 0 && S_ISDIR(st.st_mode) && collect_dir(t, sub, depth + 1, column)) return 1;
+        if (stat(sub, &st) == 0 && S_ISDIR(st.st_mode) && walk(sub, depth + 1, column, fn, ctx)) return 1;
     }
     return 0;
 }
+
+int cli_walk_runs(const char *dir, const char *column, CliRunFn fn, void *ctx) { return walk(dir, 0, column, fn, ctx); }
+
+static int add_run(void *t, const char *run, const CliRunResult *r, double mult) { return add_result(t, r, mult); }
 
 static const Row *find_row(const Table *t, const char *rule, const char *data) {
     for (int i = 0; i < t->n; i++)
@@ -151,11 +155,7 @@ static void fmt_mult(char *buf, size_t n, const Row *r) {
     else snprintf(buf, n, "-");
 }
 
-/* One table in the cells of a grid: header row then a row per rule. */
-typedef struct Grid {
-    char cell[64][12][48];
-    int rows, cols;
-} Grid;
+typedef CliGrid Grid;
 
 static void build_grid(const Table *t, Grid *g) {
     const char *order[64];
@@ -223,23 +223,13 @@ static void print_grid(FILE *f, const Grid *g, int markdown) {
     }
 }
 
-/* Closes f, written to path: nonzero (errno set) when a write to it failed,
- * at the close or before. */
-static int close_written(FILE *f) {
-    errno = 0;
-    int bad = fflush(f) != 0 || ferror(f), err = errno;
-    if (fclose(f) != 0 && !bad) bad = 1, err = errno;
-    errno = err ? err : EIO;
-    return bad;
-}
-
 static int write_files(const Table *t, const Grid *g, const char *dir) {
     char path[1200];
     snprintf(path, sizeof path, "%s/table.md", dir);
     FILE *f = fopen(path, "w");
     if (!f) goto fail;
     print_grid(f, g, 1);
-    if (close_written(f)) goto fail;
+    if (cli_close_written(f)) goto fail;
     snprintf(path, sizeof path, "%s/table.csv", dir);
     if (!(f = fopen(path, "w"))) goto fail;
     fprintf(f, "rule,data,metric,best_err,lr_mult,epoch,runs,diverged,seconds\n");
@@ -256,30 +246,45 @@ static int write_files(const Table *t, const Grid *g, const char *dir) {
             else fprintf(f, ",");
             fprintf(f, "%d,%d,%d,%.3f\n", isfinite(r->best_err) ? r->epoch : 0, r->runs, r->diverged, r->seconds);
         }
-    if (close_written(f)) goto fail;
+    if (cli_close_written(f)) goto fail;
     return 0;
 fail:
     return cli_failf(1, "%s: write failed: %s", path, strerror(errno));
 }
 
-int cli_table(const char *const *dirs, int n, const char *out, int by_dir) {
-    Table t = {0};
-    Grid *g = malloc(sizeof *g);
-    int rc = !g;
+/* The runs under dirs into t; 1, with the message printed, when one cannot
+ * be read or there is none. */
+static int collect(Table *t, const char *const *dirs, int n, int by_dir) {
+    int rc = 0;
     for (int i = 0; i < n && !rc; i++) {
         char column[64];
         const char *end = dirs[i] + strlen(dirs[i]), *p;
         while (end > dirs[i] + 1 && end[-1] == '/') end--;
         for (p = end; p > dirs[i] && p[-1] != '/'; p--) {}
         snprintf(column, sizeof column, "%.*s", (int)(end - p), p);
-        rc = collect_dir(&t, dirs[i], 0, by_dir ? column : NULL);
+        rc = cli_walk_runs(dirs[i], by_dir ? column : NULL, add_run, t);
     }
-    if (!rc && t.n == 0) {
+    if (!rc && t->n == 0) {
         fprintf(stderr, "asymbp: table: no finished runs (summary.json) under");
         for (int i = 0; i < n; i++) fprintf(stderr, " %s", dirs[i]);
         fprintf(stderr, "\n");
         rc = 1;
     }
+    return rc;
+}
+
+int cli_table_grid(const char *const *dirs, int n, int by_dir, CliGrid *g) {
+    Table t = {0};
+    int rc = collect(&t, dirs, n, by_dir);
+    if (!rc) build_grid(&t, g);
+    free(t.rows);
+    return rc;
+}
+
+int cli_table(const char *const *dirs, int n, const char *out, int by_dir) {
+    Table t = {0};
+    Grid *g = malloc(sizeof *g);
+    int rc = !g || collect(&t, dirs, n, by_dir);
     if (!rc) {
         build_grid(&t, g);
         print_grid(stdout, g, 0);
