@@ -191,9 +191,12 @@ bench: deps
 # make install [PREFIX=/usr/local] [DESTDIR=...]: the command; libasymbp.so.VERSION
 # (soname libasymbp.so.MAJOR, exporting the public header's calls alone) and libasymbp.a;
 # include/asymbp.h; asymbp.pc for pkg-config; the man page asymbp(1); the
-# configs and examples under share/asymbp. make uninstall removes them.
+# configs and examples under share/asymbp; the Python package under PYTHONDIR
+# (Debian's dist-packages of the prefix), told where the library was installed.
+# make uninstall removes them.
 PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
+PYTHONDIR ?= $(PREFIX)/lib/python3/dist-packages
 VERSION := $(shell sed -n 's/^\#define ASYM_VERSION "\(.*\)"/\1/p' include/asymbp.h)
 SONAME  := libasymbp.so.$(firstword $(subst ., ,$(VERSION)))
 PIC_OBJ := $(LIB_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/gen/tensorboard.pb-c.o
@@ -211,10 +214,14 @@ $(BUILD)/asymbp.map: include/asymbp.h
 	{ echo '{ global:'; grep -oE '\basym_[a-z0-9_]+\(' $< | tr -d '(' | sort -u | sed 's/$$/;/'; echo 'local: *; };'; } >$@
 $(BUILD)/libasymbp.so.$(VERSION): $(PIC_OBJ) $(BUILD)/asymbp.map
 	$(CC) $(CFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--version-script,$(BUILD)/asymbp.map -o $@ $(PIC_OBJ) $(LDLIBS)
-$(BUILD)/asymbp.pc: Makefile include/asymbp.h
-	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$${prefix}/include' '' 'Name: asymbp' \
+# rewritten whenever PREFIX or LIBDIR differ from the last install's (FORCE;
+# the file is replaced only when its text changes)
+$(BUILD)/asymbp.pc: FORCE
+	@mkdir -p $(BUILD)
+	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$${prefix}/include' '' 'Name: asymbp' \
 		'Description: training deep networks without weight transport' 'Version: $(VERSION)' \
-		'Libs: -L$${libdir} -lasymbp' 'Libs.private: $(LDLIBS)' 'Cflags: -I$${includedir}' >$@
+		'Libs: -L$${libdir} -lasymbp' 'Libs.private: $(LDLIBS)' 'Cflags: -I$${includedir}' >$@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv -f $@.tmp $@
 
 INSTALLED = bin/asymbp lib/libasymbp.so.$(VERSION) lib/$(SONAME) lib/libasymbp.so lib/libasymbp.a include/asymbp.h lib/pkgconfig/asymbp.pc \
 	share/man/man1/asymbp.1
@@ -230,10 +237,14 @@ install: $(BUILD)/asymbp $(BUILD)/libasymbp.a $(BUILD)/libasymbp.so.$(VERSION) $
 	install -m 644 $(BUILD)/asymbp.pc $(DESTDIR)$(LIBDIR)/pkgconfig/asymbp.pc
 	install -m 644 docs/asymbp.1 $(DESTDIR)$(PREFIX)/share/man/man1/asymbp.1
 	cp -R configs examples $(DESTDIR)$(PREFIX)/share/asymbp/
+	install -d $(DESTDIR)$(PYTHONDIR)/asymbp
+	install -m 644 python/asymbp/*.py $(DESTDIR)$(PYTHONDIR)/asymbp/
+	printf '%s\n' '"""Where make install put the library the package loads."""' \
+		'PATHS = {"libdir": "$(LIBDIR)", "includedir": "$(PREFIX)/include"}' >$(DESTDIR)$(PYTHONDIR)/asymbp/_installed.py
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/,$(filter-out lib/%,$(INSTALLED))) $(addprefix $(DESTDIR)$(LIBDIR)/,$(patsubst lib/%,%,$(filter lib/%,$(INSTALLED))))
-	rm -rf $(DESTDIR)$(PREFIX)/share/asymbp
+	rm -rf $(DESTDIR)$(PREFIX)/share/asymbp $(DESTDIR)$(PYTHONDIR)/asymbp
 
 clean:
 	rm -rf build build-asan build-mpi build-vg build-dnnl build-dnnl-winograd

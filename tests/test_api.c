@@ -104,7 +104,9 @@ TEST(api_data_read_by_path) {
 
 /* make install into a fresh prefix, then what a user does: pkg-config
  * builds examples/own_loop against the installed header and shared
- * library, which exports the public calls alone; make uninstall. */
+ * library, which exports the public calls alone; the installed Python
+ * package, outside the source tree and without pkg-config's path, loads
+ * the installed library and trains; make uninstall. */
 TEST(api_install_pkg_config) {
     const char *bin = getenv("ASYM_BIN") ? getenv("ASYM_BIN") : "build/asymbp";
     char pfx[1024], out[8192], cfg[1100];
@@ -125,6 +127,18 @@ TEST(api_install_pkg_config) {
     CHECK(strstr(out, "asym_experiment_open\n") && strstr(out, "asym_train\n") && !strstr(out, "asym_net_create") && !strstr(out, "rng_seed"));
     CHECK(test_sh(out, sizeof out, "head -1 %s/share/man/man1/asymbp.1; ls %s/share/asymbp/configs/fmnist/lenet.yaml %s/bin/asymbp %s/lib/libasymbp.a", pfx, pfx, pfx, pfx) == 0 &&
           !strncmp(out, ".TH ASYMBP 1", 12));
+    if (test_sh(out, sizeof out, "'%s' -c 'import cffi, numpy' 2>&1", test_python())) {
+        TEST_NO_ORACLE("%s lacks cffi or numpy (python3-cffi, python3-numpy): %s", test_python(), out);
+    } else {
+        rc = test_sh(out, sizeof out, "cd / && env -u PKG_CONFIG_PATH -u ASYMBP_LIB -u ASYMBP_INCLUDE PYTHONPATH=%s/lib/python3/dist-packages '%s' -c '"
+                     "import asymbp\nr = asymbp.train(\"%s\", sets={\"epochs\": 2})\n"
+                     "print(asymbp.__file__, asymbp.library_path, len(r[\"epochs\"]), r[\"epochs\"][-1][\"epoch\"])' 2>&1",
+                     pfx, test_python(), cfg);
+        printf("    installed package: %s", out);
+        char want[2200];
+        snprintf(want, sizeof want, "%s/lib/python3/dist-packages/asymbp/__init__.py %s/lib/libasymbp.so 2 2\n", pfx, pfx);
+        CHECK_MSG(rc == 0 && !strcmp(out, want), "expected '%s'", want);
+    }
     CHECK(test_sh(out, sizeof out, "cd %s && make -s uninstall PREFIX=%s BUILD=$(basename $(dirname %s)) 2>&1 && find %s ! -type d", test_srcdir(), pfx, bin, pfx) == 0);
     CHECK(out[0] == 0);
 }

@@ -42,9 +42,16 @@ def _pkg_config(var):
 
 
 def _find(env, tree_glob, installed_dir, name):
-    """$env, else the source tree's file, else the installed one (pkg-config)."""
+    """$env; else, for the package make install put beside the library,
+    that library; else the source tree's file; else the installed one that
+    pkg-config names."""
     if os.environ.get(env):
         return os.environ[env]
+    try:
+        from ._installed import PATHS
+        return os.path.join(PATHS[installed_dir], name)
+    except ImportError:
+        pass
     found = sorted(glob.glob(os.path.join(_TREE, tree_glob)))
     if found:
         return found[-1]
@@ -74,7 +81,9 @@ def _declarations(header):
 
 _ffi = FFI()
 _ffi.cdef(_declarations(_find("ASYMBP_INCLUDE", "include/asymbp.h", "includedir", "asymbp.h")))
-_lib = _ffi.dlopen(_find("ASYMBP_LIB", "build/libasymbp.so.*", "libdir", "libasymbp.so"))
+library_path = _find("ASYMBP_LIB", "build/libasymbp.so.*", "libdir", "libasymbp.so")
+"""The shared library this package loaded."""
+_lib = _ffi.dlopen(library_path)
 
 
 def _check(rc):
