@@ -192,11 +192,13 @@ bench: deps
 # (soname libasymbp.so.MAJOR, exporting the public header's calls alone) and libasymbp.a;
 # include/asymbp.h; asymbp.pc for pkg-config; the man page asymbp(1); the
 # configs and examples under share/asymbp; the Python package under PYTHONDIR
-# (Debian's dist-packages of the prefix), told where the library was installed.
-# make uninstall removes them.
+# (where Debian's python3 looks: /usr/lib/python3/dist-packages for /usr,
+# PREFIX/lib/python3.X/dist-packages otherwise), told where the library was
+# installed. make uninstall removes them.
 PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
-PYTHONDIR ?= $(PREFIX)/lib/python3/dist-packages
+PYVER   := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+PYTHONDIR ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/python3/dist-packages,$(PREFIX)/lib/python$(PYVER)/dist-packages)
 VERSION := $(shell sed -n 's/^\#define ASYM_VERSION "\(.*\)"/\1/p' include/asymbp.h)
 SONAME  := libasymbp.so.$(firstword $(subst ., ,$(VERSION)))
 PIC_OBJ := $(LIB_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/gen/tensorboard.pb-c.o
