@@ -2,8 +2,8 @@
  * the files are, and how images are prepared (class subset and per-class
  * sampling as in Liao, Leibo and Poggio (2016), resizing and grayscale,
  * padding, normalization, limits, validation split, augmentation), read
- * into an AsymDataSpec that data/ then loads. docs/DATA.md is the reference for the
- * keys and the files each format expects. */
+ * into an AsymDataSpec that data/ then loads. docs/DATA.md is the
+ * reference for the keys and the files each format expects. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
