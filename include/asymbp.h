@@ -111,7 +111,8 @@ typedef struct AsymExperimentInfo {
 /* What a caller may want to print or act on. */
 void asym_experiment_info(const AsymExperiment *ex, AsymExperimentInfo *info);
 /* Train (minus the validation split), validation and test sets; prepared:
- * padded and normalized as training sees them, else as read. */
+ * padded and normalized as training sees them (with data.augment, every
+ * set through the evaluation transform), else as read. */
 int asym_experiment_data(const AsymExperiment *ex, int prepared, AsymDataset *train, AsymDataset *val, AsymDataset *test);
 /* Class names in label order after the experiment's class subset. */
 int asym_experiment_names(const AsymExperiment *ex, char ***names, int *n);

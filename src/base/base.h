@@ -36,6 +36,10 @@ uint32_t rng_below(AsymRng *r, uint32_t n); /* uniform integer in [0, n) */
 void rng_shuffle(AsymRng *r, int *a, int n);
 /* An independent stream derived from r without advancing the caller twice. */
 AsymRng rng_split(AsymRng *r);
+/* A generator that is a pure function of (seed, a, b), drawn from no
+ * stream: counter-based choices (a sample's augmentation in an epoch) come
+ * out the same in any order, thread or rank. */
+AsymRng rng_keyed(uint64_t seed, uint64_t a, uint64_t b);
 
 /* Wall clock in seconds. */
 double asym_now(void);

@@ -109,6 +109,19 @@ AsymRng rng_split(AsymRng *r) {
     return c;
 }
 
+/* Each key is folded in through splitmix64's finalizer, so that nearby
+ * (a, b) pairs give unrelated states. */
+AsymRng rng_keyed(uint64_t seed, uint64_t a, uint64_t b) {
+    uint64_t x = seed;
+    uint64_t h = splitmix64(&x);
+    x = h ^ a;
+    h = splitmix64(&x);
+    x = h ^ b;
+    AsymRng r;
+    rng_seed(&r, splitmix64(&x));
+    return r;
+}
+
 double asym_now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);

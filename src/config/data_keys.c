@@ -1,9 +1,9 @@
 /* data_keys.c: the `data` section of an experiment: which format, where
  * the files are, and how images are prepared (class subset and per-class
  * sampling as in Liao, Leibo and Poggio (2016), resizing and grayscale,
- * padding, normalization, limits, validation split), read into an
- * AsymDataSpec that data/ then loads. docs/DATA.md is the reference for the
- * keys and the files each format expects. */
+ * padding, normalization, limits, validation split, augmentation), read
+ * into an AsymDataSpec that data/ then loads. docs/DATA.md is the
+ * reference for the keys and the files each format expects. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -99,6 +99,100 @@ static int read_options(const Cfg *c, CfgNode *d, AsymDataOptions *o) {
     return read_cache(c, d, o) || read_exclude(c, d, o) ? ASYM_ERR : ASYM_OK;
 }
 
+/* data.augment's sizes: one side (a square) or [height, width]. */
+static int read_sides(const Cfg *c, CfgNode *a, const char *key, int *h, int *w) {
+    int v[2] = {0, 0}, n = 0;
+    char path[64];
+    snprintf(path, sizeof path, "data.augment.%s", key);
+    if (cfg_get_int_list(c, a, "data.augment", key, v, 2, &n)) return ASYM_ERR;
+    if (!n && cfg_child(a, key)) return cfg_error(c, cfg_child(a, key), path, "expected [height, width] or one side");
+    if (n == 1) v[1] = v[0];
+    for (int i = 0; i < n; i++)
+        if (v[i] < 1 || v[i] > 4096) return cfg_error(c, cfg_child(a, key), path, "sides must be 1 to 4096 pixels");
+    *h = v[0], *w = v[1];
+    return ASYM_OK;
+}
+
+/* A range [lo, hi] of positive numbers (hi <= max when max > 0); def when absent. */
+static int read_range(const Cfg *c, CfgNode *a, const char *key, const double def[2], double max, double out[2]) {
+    CfgNode *n = cfg_child(a, key);
+    char path[64];
+    snprintf(path, sizeof path, "data.augment.%s", key);
+    out[0] = def[0], out[1] = def[1];
+    if (!n) return ASYM_OK;
+    if (n->kind != CFG_SEQ || n->n_items != 2) return cfg_error(c, n, path, "expected [low, high]");
+    for (int i = 0; i < 2; i++) {
+        float v;
+        if (scalar_number(c, n->items[i], path, 1, &v)) return ASYM_ERR;
+        out[i] = v;
+    }
+    if (out[0] > out[1]) return cfg_error(c, n, path, "low %g is above high %g", out[0], out[1]);
+    if (max > 0 && out[1] > max) return cfg_error(c, n, path, "high %g is above %g", out[1], max);
+    return ASYM_OK;
+}
+
+/* data.augment.hflip: true (probability 0.5), false, or a probability. */
+static int read_hflip(const Cfg *c, CfgNode *a, float *p) {
+    CfgNode *n = cfg_child(a, "hflip");
+    *p = 0;
+    if (!n) return ASYM_OK;
+    if (n->kind == CFG_SCALAR && (!strcasecmp(n->value, "true") || !strcasecmp(n->value, "false"))) {
+        *p = !strcasecmp(n->value, "true") ? 0.5f : 0;
+        return ASYM_OK;
+    }
+    double v;
+    if (cfg_get_float(c, a, "data.augment", "hflip", 0, 0, 1, &v)) return ASYM_ERR;
+    *p = (float)v;
+    return ASYM_OK;
+}
+
+/* The keys that need another one: what is named without what it shapes. */
+static int check_augment_keys(const Cfg *c, CfgNode *a, const AugmentSpec *s) {
+    if (cfg_child(a, "crop_pad") && !s->crop_h) return cfg_error(c, cfg_child(a, "crop_pad"), "data.augment.crop_pad", "needs data.augment.crop");
+    if (cfg_child(a, "fill") && !s->crop_pad) return cfg_error(c, cfg_child(a, "fill"), "data.augment.fill", "needs data.augment.crop_pad");
+    static const char *const rrc_keys[] = {"scale", "ratio"};
+    for (int i = 0; i < 2; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "data.augment.%s", rrc_keys[i]);
+        if (cfg_child(a, rrc_keys[i]) && !s->rrc_h) return cfg_error(c, cfg_child(a, rrc_keys[i]), path, "needs data.augment.random_resized_crop");
+    }
+    if (s->crop_h && s->rrc_h)
+        return cfg_error(c, cfg_child(a, "random_resized_crop"), "data.augment.random_resized_crop", "give crop or random_resized_crop, not both");
+    return ASYM_OK;
+}
+
+/* data.augment: the training images' random transforms and the evaluation
+ * transform (augment.c); every one off unless given. */
+static int read_augment(const Cfg *c, CfgNode *d, AugmentSpec *s) {
+    static const double SCALE[2] = {0.08, 1.0}, RATIO[2] = {3.0 / 4.0, 4.0 / 3.0};
+    CfgNode *a = cfg_child(d, "augment");
+    memset(s, 0, sizeof *s);
+    if (!a) return ASYM_OK;
+    if (a->kind != CFG_MAP) return cfg_error(c, a, "data.augment", "expected a map");
+    if (read_sides(c, a, "crop", &s->crop_h, &s->crop_w)) return ASYM_ERR;
+    GET_INT(a, "data.augment", "crop_pad", 0, 0, 1024, s->crop_pad);
+    GET_FLOAT(a, "data.augment", "fill", 0, -1e6, 1e6, s->fill);
+    if (read_hflip(c, a, &s->hflip) || read_sides(c, a, "random_resized_crop", &s->rrc_h, &s->rrc_w)) return ASYM_ERR;
+    if (read_range(c, a, "scale", SCALE, 1, s->scale) || read_range(c, a, "ratio", RATIO, 0, s->ratio)) return ASYM_ERR;
+    GET_INT(a, "data.augment", "eval_resize", 0, 0, 4096, s->eval_resize);
+    if (read_sides(c, a, "eval_crop", &s->eval_crop_h, &s->eval_crop_w)) return ASYM_ERR;
+    return check_augment_keys(c, a, s);
+}
+
+/* The augmentation's sizes against the images' (ex resolved without it):
+ * a crop larger than the padded image, an evaluation size that is not the
+ * training one, blamed on the key that sets it. */
+static int check_augment(const Cfg *c, CfgNode *d, const AsymDataSpec *ex, const AugmentSpec *s) {
+    int oh, ow;
+    const char *key;
+    if (!augment_on(s) || !augment_shape(s, ex->h, ex->w, &oh, &ow, &key)) return ASYM_OK;
+    CfgNode *a = cfg_child(d, "augment"), *n = cfg_child(a, key);
+    char path[64], why[512];
+    snprintf(path, sizeof path, "data.augment.%s", key);
+    snprintf(why, sizeof why, "%s", asym_last_error());
+    return cfg_error(c, n ? n : a, path, "%s", why);
+}
+
 /* The format ("auto" detected) against the options given, then the model
  * input the data will have; where: the node data.path errors point at. */
 static int check_format(const Cfg *c, CfgNode *d, CfgNode *where, AsymDataSpec *ex) {
@@ -116,8 +210,13 @@ static int check_format(const Cfg *c, CfgNode *d, CfgNode *where, AsymDataSpec *
     if ((f->flags & DATA_DRAWN) && (o->train_per_class || o->test_per_class || o->classes_subset || o->grayscale))
         return cfg_error(c, d, "data", "format %s takes no sampling or grayscale options", f->name);
     int pooled = 0;
+    AugmentSpec aug = ex->aug;
+    memset(&ex->aug, 0, sizeof ex->aug);
     if ((f->pooled && f->pooled(ex->path, &pooled)) || asym_data_spec_resolve(ex))
         return cfg_error(c, where, "data.path", "%s", asym_last_error());
+    if (check_augment(c, d, ex, &aug)) return ASYM_ERR;
+    ex->aug = aug;
+    if (augment_on(&aug) && asym_data_spec_resolve(ex)) return cfg_error(c, where, "data.path", "%s", asym_last_error());
     if (pooled && !o->train_per_class && !o->test_per_class)
         return cfg_error(c, where, "data.path",
                          "%s has no train/test split: set data.test_per_class (and data.train_per_class) to draw one", ex->path);
@@ -168,6 +267,6 @@ int data_read_config(const Cfg *c, CfgNode *root, AsymDataSpec *ex) {
     GET_INT(r, "data.random", "h", 32, 1, 4096, ex->random_h);
     GET_INT(r, "data.random", "w", 32, 1, 4096, ex->random_w);
     GET_INT(r, "data.random", "classes", 10, 2, 1 << 20, ex->random_classes);
-    if (read_options(c, d, &ex->opt)) return ASYM_ERR;
+    if (read_options(c, d, &ex->opt) || read_augment(c, d, &ex->aug)) return ASYM_ERR;
     return check_format(c, d, pnode ? pnode : d, ex);
 }

@@ -10,6 +10,22 @@
 
 #include "base/base.h"
 
+/* Augmentation of the training images (the `data.augment` keys; zero
+ * everywhere: none) and the evaluation transform that gives the test and
+ * validation images the same size (augment.c, docs/DATA.md). Sizes are
+ * height, width in pixels. */
+typedef struct AugmentSpec {
+    int crop_h, crop_w;          /* random crop of the image padded by crop_pad (0: none) */
+    int crop_pad;                /* padding on each side before the crop */
+    float fill;                  /* the padding's pixel value, before normalization */
+    float hflip;                 /* probability of a horizontal flip */
+    int rrc_h, rrc_w;            /* random-resized crop to this size (0: none) */
+    double scale[2], ratio[2];   /* its area fraction and aspect-ratio (w / h) ranges */
+    int eval_resize;             /* evaluation: shorter side resized to this (0: none) */
+    int eval_crop_h, eval_crop_w; /* then a centre crop (0: none) */
+    int in_h, in_w;              /* the stored images (after data.pad): set by asym_data_spec_resolve */
+} AugmentSpec;
+
 /* Where the data comes from and how it is prepared (the `data` section). */
 typedef struct AsymDataSpec {
     char format[16];        /* "idx" or "random" */
@@ -20,13 +36,84 @@ typedef struct AsymDataSpec {
     float mean[4], std[4];
     int train_limit, test_limit, val_size;
     int random_n, random_c, random_h, random_w, random_classes;
-    int c, h, w, classes;   /* the model's input (after padding) and classes */
+    int c, h, w, classes;   /* the model's input (after padding and augmentation) and classes */
     AsymDataOptions opt;    /* the readers' options (asymbp.h) */
+    AugmentSpec aug;
 } AsymDataSpec;
 
 /* Loads the data sets described by spec: train (minus a seeded validation
- * split of val_size images), val, test; padded and normalized. */
+ * split of val_size images), val, test; padded and normalized. With
+ * augmentation (augment_on), train holds the stored images, padded but
+ * neither augmented nor normalized (augment_train makes each batch's), and
+ * val and test went through the evaluation transform, then normalization. */
 int asym_data_load(const AsymDataSpec *spec, uint64_t seed, AsymDataset *train, AsymDataset *val, AsymDataset *test);
+/* The per-channel mean and std (train->c entries) normalization uses:
+ * data.mean/std, or the training set's (a constant channel's std is 1). */
+void data_norm_values(const AsymDataSpec *spec, const AsymDataset *train, float *mean, float *std);
+
+/* ---- augmentation (augment.c) ---- */
+
+/* Whether spec asks for a random training transform; for an evaluation one. */
+int augment_on(const AugmentSpec *a);
+int augment_eval_on(const AugmentSpec *a);
+/* The training and evaluation output of images of h x w, which must agree
+ * (the model takes both); on failure, a message and in *key the
+ * data.augment key to blame ("crop", "eval_crop", ...). */
+int augment_shape(const AugmentSpec *a, int h, int w, int *oh, int *ow, const char **key);
+/* The evaluation transform's output for images of h x w (a centre crop
+ * larger than the image fails). */
+int augment_eval_shape(const AugmentSpec *a, int h, int w, int *oh, int *ow);
+
+/* One sample's random choices: a box (i, j) top-left, bh x bw, in the
+ * image's coordinates (the pad-crop's may reach outside by crop_pad) and a
+ * flip. Pure in (seed, epoch, index). */
+typedef struct AugmentDraw {
+    int i, j, bh, bw;
+    int flip;
+} AugmentDraw;
+AugmentDraw augment_draw(const AugmentSpec *a, int h, int w, uint64_t seed, uint64_t epoch, uint64_t index);
+/* torchvision's RandomResizedCrop.get_params on r: up to 10 boxes of area
+ * in scale * h * w and log-uniform aspect ratio, then the centre crop. */
+void augment_rrc_box(AsymRng *r, int h, int w, const double scale[2], const double ratio[2], int *i, int *j, int *bh, int *bw);
+/* torchvision's centre-crop offset of size n in an image of size, which
+ * rounds half to even as Python's round(). */
+int augment_centre(int size, int n);
+/* out (c, oh, ow) = the box (i, j, oh, ow) of x (c, h, w), pixels outside
+ * x set to fill, mirrored left-right when flip. */
+void augment_crop(float *out, const float *x, int c, int h, int w, int i, int j, int oh, int ow, float fill, int flip);
+/* out (c, oh, ow) = the box (i, j, bh, bw) of x (c, h, w), which must lie
+ * inside x, resized bilinearly (torch's interpolate with
+ * align_corners=False, no antialiasing: torchvision's resize of a tensor),
+ * mirrored when flip. */
+void augment_resized_crop(float *out, const float *x, int c, int h, int w, int i, int j, int bh, int bw, int oh, int ow, int flip);
+/* The evaluation transform: shorter side resized (eval_resize), then the
+ * centre crop (eval_crop), x (c, h, w) into out (c, oh, ow) as
+ * augment_shape gives them. */
+void augment_eval(const AugmentSpec *a, float *out, const float *x, int c, int h, int w);
+/* Every image of d through augment_eval (d replaced; nothing when the
+ * spec has no evaluation transform). */
+int augment_eval_set(const AugmentSpec *a, AsymDataset *d);
+
+/* A training set's augmentation, ready to run: the spec, the sizes in and
+ * out, the seed, and the normalization that follows, as torchvision's
+ * ToTensor and Normalize would (NULL mean: none). */
+typedef struct Augment {
+    AugmentSpec spec;
+    int c, h, w, oh, ow;
+    uint64_t seed;
+    float *mean, *std;     /* (c) */
+} Augment;
+/* For the stored training images train of spec (asym_data_load's). */
+int augment_init(Augment *a, const AsymDataSpec *spec, const AsymDataset *train, uint64_t seed);
+void augment_free(Augment *a);
+/* out (c, oh, ow): sample index (its place in the training set) of epoch
+ * (0-based), from its stored image x (c, h, w), normalized. */
+void augment_train(const Augment *a, float *out, const float *x, uint64_t epoch, uint64_t index);
+/* The same image through the evaluation transform, normalized. */
+void augment_eval_one(const Augment *a, float *out, const float *x);
+/* The stored training images of spec (asym_data_load's train) as
+ * evaluation sees them: the evaluation transform, then normalization. */
+int augment_prepare_set(const AsymDataSpec *spec, AsymDataset *train);
 
 /* ---- the readers: one per format (each file's top comment gives the
  * layout it reads), and the transforms; pixels are scaled to [0, 1] ---- */

@@ -218,5 +218,14 @@ int asym_data_spec_resolve(AsymDataSpec *s) {
     s->h = h + 2 * s->pad;
     s->w = w + 2 * s->pad;
     s->classes = classes;
+    if (augment_on(&s->aug)) {
+        const char *key;
+        char why[512];
+        s->aug.in_h = s->h, s->aug.in_w = s->w;
+        if (augment_shape(&s->aug, s->aug.in_h, s->aug.in_w, &s->h, &s->w, &key)) {
+            snprintf(why, sizeof why, "%s", asym_last_error());
+            return asym_fail("%s: data.augment.%s: %s", s->path, key, why);
+        }
+    }
     return ASYM_OK;
 }

@@ -1,7 +1,8 @@
 /* load.c: the three sets a data spec describes: its format's splits, the
  * class subset and per-class sampling of Liao, Leibo and Poggio (2016),
- * grayscale, resizing, limits, the validation split, padding and
- * normalization; and the class names. The spec's format is resolved
+ * grayscale, resizing, limits, the validation split, padding, the
+ * evaluation transform of augmentation (augment.c) and normalization; and
+ * the class names. The spec's format is resolved
  * already (asym_data_spec_resolve); formats.c says what each one does. */
 #include <stdlib.h>
 #include <string.h>
@@ -97,17 +98,33 @@ static int load_read(const AsymDataSpec *s, uint64_t sample_seed, AsymDataset *t
 
 /* The images must be what the spec resolved: the model is built for them. */
 static int check_shape(const AsymDataSpec *ex, const AsymDataset *train, const AsymDataset *test) {
-    if (train->c != ex->c || train->h + 2 * ex->pad != ex->h || train->w + 2 * ex->pad != ex->w || test->c != train->c ||
-        test->h != train->h || test->w != train->w)
+    /* with augmentation the model takes its output; the images are its input */
+    int aug = augment_on(&ex->aug), h = aug ? ex->aug.in_h : ex->h, w = aug ? ex->aug.in_w : ex->w;
+    if (train->c != ex->c || train->h + 2 * ex->pad != h || train->w + 2 * ex->pad != w || test->c != train->c || test->h != train->h ||
+        test->w != train->w)
         return asym_fail("%s: images are %dx%dx%d, the model expects %dx%dx%d before padding by %d", ex->path, train->c, train->h, train->w,
-                         ex->c, ex->h - 2 * ex->pad, ex->w - 2 * ex->pad, ex->pad);
+                         ex->c, h - 2 * ex->pad, w - 2 * ex->pad, ex->pad);
     if (train->classes > ex->classes || test->classes > ex->classes)
         return asym_fail("%s: labels go up to %d, the model has %d classes", ex->path,
                          (train->classes > test->classes ? train->classes : test->classes) - 1, ex->classes);
     return ASYM_OK;
 }
 
-/* Per-channel mean and std: given, or the training set's. */
+void data_norm_values(const AsymDataSpec *ex, const AsymDataset *train, float *mean, float *std) {
+    if (ex->norm_given) {
+        for (int i = 0; i < train->c; i++) mean[i] = ex->mean[i < ex->norm_given ? i : 0], std[i] = ex->std[i < ex->norm_given ? i : 0];
+        return;
+    }
+    asym_dataset_stats(train, mean, std);
+    /* A constant channel (a feature that never varies, a blank padding
+     * column) would divide by zero: leave it unscaled. */
+    for (int i = 0; i < train->c; i++)
+        if (!(std[i] > 0)) std[i] = 1;
+}
+
+/* Per-channel mean and std, given or the training set's, applied to the
+ * three sets; with augmentation the training images stay as stored
+ * (augment_train normalizes each one it makes). */
 static int normalize_sets(const AsymDataSpec *ex, AsymDataset *train, AsymDataset *val, AsymDataset *test) {
     /* Feature sets have one "channel" per feature: more than 4. */
     float *mean = asym_calloc((size_t)train->c, sizeof *mean), *std = asym_calloc((size_t)train->c, sizeof *std);
@@ -116,16 +133,8 @@ static int normalize_sets(const AsymDataSpec *ex, AsymDataset *train, AsymDatase
         free(std);
         return ASYM_ERR;
     }
-    if (ex->norm_given) {
-        for (int i = 0; i < train->c; i++) mean[i] = ex->mean[i < ex->norm_given ? i : 0], std[i] = ex->std[i < ex->norm_given ? i : 0];
-    } else {
-        asym_dataset_stats(train, mean, std);
-        /* A constant channel (a feature that never varies, a blank padding
-         * column) would divide by zero: leave it unscaled. */
-        for (int i = 0; i < train->c; i++)
-            if (!(std[i] > 0)) std[i] = 1;
-    }
-    asym_dataset_normalize(train, mean, std);
+    data_norm_values(ex, train, mean, std);
+    if (!augment_on(&ex->aug)) asym_dataset_normalize(train, mean, std);
     asym_dataset_normalize(test, mean, std);
     if (val->n) asym_dataset_normalize(val, mean, std);
     free(mean);
@@ -149,6 +158,8 @@ int asym_data_load(const AsymDataSpec *ex, uint64_t seed, AsymDataset *train, As
     if (ex->val_size && asym_dataset_split(train, val, ex->val_size, seed ^ 0x5eed)) goto fail;
     if (ex->pad && (asym_dataset_pad(train, ex->pad) || asym_dataset_pad(test, ex->pad) || (val->n && asym_dataset_pad(val, ex->pad))))
         goto fail;
+    /* the evaluation transform before normalization, as torchvision's order */
+    if (augment_on(&ex->aug) && (augment_eval_set(&ex->aug, test) || augment_eval_set(&ex->aug, val))) goto fail;
     if ((ex->normalize || ex->norm_given) && normalize_sets(ex, train, val, test)) goto fail;
     return ASYM_OK;
 fail:

@@ -1,17 +1,27 @@
 /* eval.c: test and validation error, on one process or spread over the
  * ranks, and the summary numbers of an alignment measurement. */
 #include <math.h>
+#include <string.h>
 
 #include "train/train.h"
 
 int asym_experiment_data(const AsymExperiment *ex, int prepared, AsymDataset *train, AsymDataset *val, AsymDataset *test) {
     AsymDataSpec s = ex->data;
-    if (!prepared) { /* the pixels as read: no padding, no normalization */
+    if (!prepared) { /* the pixels as read: no padding, augmentation or normalization */
+        if (augment_on(&s.aug)) s.h = s.aug.in_h, s.w = s.aug.in_w;
+        memset(&s.aug, 0, sizeof s.aug);
         s.h -= 2 * s.pad;
         s.w -= 2 * s.pad;
         s.pad = s.normalize = s.norm_given = 0;
     }
-    return asym_data_load(&s, ex->seed, train, val, test);
+    /* with augmentation, training images as evaluation sees them: no draw is "the" one */
+    if (asym_data_load(&s, ex->seed, train, val, test) || augment_prepare_set(&s, train)) {
+        asym_dataset_free(train);
+        asym_dataset_free(val);
+        asym_dataset_free(test);
+        return ASYM_ERR;
+    }
+    return ASYM_OK;
 }
 
 int asym_experiment_names(const AsymExperiment *ex, char ***names, int *n) {

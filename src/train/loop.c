@@ -1,9 +1,11 @@
 /* loop.c: the epochs of a run. Each epoch shuffles the training set with
  * the seeded generator and trains on its mini-batches, one step each in
- * the step's mode (under MPI, this rank's share of the batch); the guard
- * follows every step. After the epoch: running statistics recomputed when
- * asked, evaluation, alignment, a line of log.jsonl and a checkpoint. A
- * run stopped inside an epoch continues its order and sums. */
+ * the step's mode (under MPI, this rank's share of the batch); with
+ * data.augment each sample is made afresh from its stored image
+ * (augment.c). The guard follows every step. After the epoch: running
+ * statistics recomputed when asked, evaluation, alignment, a line of
+ * log.jsonl and a checkpoint. A run stopped inside an epoch continues its
+ * order and sums. */
 #include <math.h>
 #include <string.h>
 
@@ -20,16 +22,27 @@ typedef struct Epoch {
 
 enum { GO_ON = 0, STOP = 1 };
 
-/* Copies mini-batch b of the epoch's order into xb, yb; returns its size. */
-static int gather_batch(Run *r, int b) {
+/* The size of mini-batch b. */
+static int batch_n(const Run *r, int b) { return r->train.n - b * r->B < r->B ? r->train.n - b * r->B : r->B; }
+
+/* Rows lo .. lo + n of mini-batch b of epoch ep's order into xb, yb:
+ * copied, or made by the augmentation from the sample's place in the
+ * training set (the same on every rank, in every order). */
+static void gather_rows(Run *r, int b, int ep, int lo, int n) {
     const AsymDataset *d = &r->train;
-    int N = d->n - b * r->B < r->B ? d->n - b * r->B : r->B;
-    for (int i = 0; i < N; i++) {
-        int j = r->perm[b * r->B + i];
-        memcpy(r->xb + i * r->in, d->x + j * r->in, sizeof(float) * r->in);
-        r->yb[i] = d->y[j];
+    const int *idx = r->perm + (size_t)b * r->B + lo;
+    if (!r->aug.oh) {
+        for (int i = 0; i < n; i++) {
+            memcpy(r->xb + (lo + i) * r->in, d->x + idx[i] * r->in, sizeof(float) * r->in);
+            r->yb[lo + i] = d->y[idx[i]];
+        }
+        return;
     }
-    return N;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        augment_train(&r->aug, r->xb + (lo + i) * r->in, d->x + idx[i] * r->in_src, (uint64_t)ep, (uint64_t)idx[i]);
+        r->yb[lo + i] = d->y[idx[i]];
+    }
 }
 
 static int stop_asked(const AsymTrainHooks *hooks) { return hooks && hooks->stop && hooks->stop(hooks->user); }
@@ -59,11 +72,12 @@ static float sum_over_ranks(Run *r, float loss, int *hits, int N, int n, double 
 
 /* The forward and backward pass of batch b and the gradients' sum over
  * ranks; the batch's mean loss, *hits and *N (its size). */
-static float forward_backward(Run *r, int b, int *N, int *hits, int *stop) {
+static float forward_backward(Run *r, int ep, int b, int *N, int *hits, int *stop) {
     int lo, n;
     double weight;
-    *N = gather_batch(r, b);
+    *N = batch_n(r, b);
     StepMode m = share_mode(r->net, *N, r->ex->sync_bn, &r->comm, &lo, &n, &weight);
+    gather_rows(r, b, ep, lo, n);
     asym_net_zero_grad(r->net);
     net_forward(r->net, r->xb + lo * r->in, n, &m);
     dist_grad_begin(r->dg, &m);
@@ -88,7 +102,7 @@ static void report_batch(Run *r, const Epoch *e, int b, int N, float loss) {
 static int train_step(Run *r, Epoch *e, int b) {
     const AsymExperiment *ex = r->ex;
     int N, hits, stop, epoch = e->ep + 1;
-    float loss = forward_backward(r, b, &N, &hits, &stop);
+    float loss = forward_backward(r, e->ep, b, &N, &hits, &stop);
     if (!isfinite(loss)) {
         diverged(r, epoch, b + 1, "loss");
         asym_fail("diverged: the training loss is %s at epoch %d, step %d", isnan(loss) ? "NaN" : "Inf", epoch, b + 1);
@@ -128,12 +142,13 @@ static int train_step(Run *r, Epoch *e, int b) {
 
 /* model.bn_batches: batch norm's running statistics recomputed in
  * training mode over the first batches of the epoch's order. */
-static void recompute_stats(Run *r) {
+static void recompute_stats(Run *r, int ep) {
     const AsymExperiment *ex = r->ex;
     for (int b = 0; b < ex->bn_batches && b < r->batches; b++) {
-        int N = gather_batch(r, b), lo, n;
+        int N = batch_n(r, b), lo, n;
         double weight;
         StepMode m = share_mode(r->net, N, ex->sync_bn, NULL, &lo, &n, &weight);
+        gather_rows(r, b, ep, lo, n);
         m.pass.momentum = b == 0 ? 1.0f : ex->bn_alpha;
         net_forward(r->net, r->xb + lo * r->in, n, &m);
     }
@@ -172,7 +187,7 @@ static int end_epoch(Run *r, const Epoch *e) {
     st.train_loss = e->loss_sum / r->train.n;
     st.train_err = (double)e->wrong / r->train.n;
     if (evaluate(r, e, &st) == STOP) return STOP;
-    if (r->writer) asym_net_alignment(r->net, r->train.x, r->train.y, r->probe_n, r->align);
+    if (r->writer) asym_net_alignment(r->net, r->probe_x, r->train.y, r->probe_n, r->align);
     st.align = r->align;
     st.n_align = r->L;
     st.mean_angle = eval_mean_angle(r->align, r->L);
@@ -211,7 +226,7 @@ int run_epochs(Run *r) {
         for (; b < r->batches && rc == GO_ON; b++) rc = train_step(r, &e, b);
         if (ex->trap_fp) guard_fp_traps(0);
         if (rc == GO_ON) {
-            recompute_stats(r);
+            recompute_stats(r, ep);
             rc = end_epoch(r, &e);
         }
         if (rc != GO_ON) return rc == STOP ? ASYM_OK : ASYM_ERR;

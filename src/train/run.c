@@ -80,7 +80,8 @@ int run_checkpoint(Run *r) {
 /* The experiment's data on every rank; when any rank fails, every rank
  * fails with nothing loaded. */
 static int load_data(Run *r) {
-    int rc = asym_experiment_data(r->ex, 1, &r->train, &r->val, &r->test);
+    /* with data.augment, train holds the stored images each batch is made from */
+    int rc = asym_data_load(&r->ex->data, r->ex->seed, &r->train, &r->val, &r->test);
     if (!asym_dist_agree(rc)) return ASYM_OK;
     if (!rc) {
         asym_dataset_free(&r->train);
@@ -88,6 +89,18 @@ static int load_data(Run *r) {
         asym_dataset_free(&r->test);
     }
     return ASYM_ERR;
+}
+
+/* The images alignment is measured on: the first training ones, through
+ * the evaluation transform when augmenting (a fixed batch, not a draw). */
+static int probe_batch(Run *r) {
+    r->probe_x = r->train.x;
+    if (!r->aug.oh) return ASYM_OK;
+    r->probe_buf = asym_falloc((size_t)(r->probe_n ? r->probe_n : 1) * r->in);
+    if (asym_dist_agree(!r->probe_buf)) return ASYM_ERR;
+    for (int i = 0; i < r->probe_n; i++) augment_eval_one(&r->aug, r->probe_buf + i * r->in, r->train.x + i * r->in_src);
+    r->probe_x = r->probe_buf;
+    return ASYM_OK;
 }
 
 /* The network, the optimizer and the loop's buffers; the alignment before
@@ -107,7 +120,8 @@ static int build(Run *r, int resume, AsymRng *rng) {
     r->dg = dist_grad_new(r->net, ex->dist_overlap, (size_t)1 << 18, &r->comm);
     if (asym_dist_agree(!r->align || !r->xb || !r->yb || !r->perm || !r->shared || !r->dg)) return ASYM_ERR;
     r->initial = r->align + (L ? L : 1);
-    if (!resume && r->writer) asym_net_alignment(r->net, r->train.x, r->train.y, r->probe_n, r->initial);
+    if (probe_batch(r)) return ASYM_ERR;
+    if (!resume && r->writer) asym_net_alignment(r->net, r->probe_x, r->train.y, r->probe_n, r->initial);
     for (int i = 0; i < r->train.n; i++) r->perm[i] = i;
     r->batches = (r->train.n + r->B - 1) / r->B;
     return ASYM_OK;
@@ -121,7 +135,11 @@ static int start(Run *r, int resume) {
     rng_seed(&rng, ex->seed);
     r->order = rng_split(&rng);
     r->B = ex->batch_size;
-    r->in = (size_t)r->train.c * r->train.h * r->train.w;
+    r->in = r->in_src = (size_t)r->train.c * r->train.h * r->train.w;
+    if (augment_on(&ex->data.aug)) {
+        if (asym_dist_agree(augment_init(&r->aug, &ex->data, &r->train, ex->seed))) return ASYM_ERR;
+        r->in = (size_t)r->train.c * r->aug.oh * r->aug.ow;
+    }
     if (build(r, resume, &rng)) return ASYM_ERR;
     r->t_start = asym_now();
     r->sum->best_test_err = 2.0;
@@ -181,6 +199,8 @@ static void run_free(Run *r) {
     free(r->config);
     free(r->version);
     free(r->align);
+    free(r->probe_buf);
+    augment_free(&r->aug);
     free(r->xb);
     free(r->yb);
     free(r->perm);

@@ -73,7 +73,11 @@ typedef struct Run {
     AsymOptim *opt;
     int P, rank, writer;         /* data-parallel: ranks, this one's; rank 0 alone writes */
     int B, L, batches, probe_n;  /* batch size, weight layers, batches per epoch, alignment batch */
-    size_t in;                   /* floats per image */
+    size_t in;                   /* floats per image the model takes */
+    Augment aug;                 /* data.augment: the training images' (augmenting: oh > 0) */
+    size_t in_src;               /* floats per stored training image */
+    float *probe_x;              /* (probe_n, in) the alignment batch: train.x, or probe_buf */
+    float *probe_buf;            /* augmenting: the first training images as evaluation sees them */
     float *xb;                   /* (B, in) the batch under way */
     int32_t *yb;
     int *perm;                   /* the epoch's data order */
