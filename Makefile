@@ -150,6 +150,8 @@ valgrind: deps
 demo: deps
 	@$(MAKE) --no-print-directory $(BUILD)/asymbp
 	$(BUILD)/asymbp train configs/fmnist/lenet.yaml --set epochs=$(or $(EPOCHS),3) --out runs/demo
+	$(BUILD)/asymbp report runs/demo --out runs/demo/report.html
+	@echo "curves and per-layer angles: open runs/demo/report.html in a browser"
 
 # The reproductions measured in docs/RESULTS.md: BioTorch's Fashion-MNIST
 # LeNet column (8 rules x 100 epochs) and Liao et al.'s sweeps. Hours on a
