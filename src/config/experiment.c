@@ -278,7 +278,7 @@ static int build_arch(const Cfg *c, const ArchPlan *pl, AsymNetSpec *s) {
     if (!pl->arch) return ASYM_OK;
     if (!strcmp(pl->arch, "mlp")) rc = asym_arch_mlp(s, pl->hidden, pl->n_hidden, pl->bn, pl->act);
     else if (!strcmp(pl->arch, "lenet")) rc = asym_arch_lenet(s);
-    else if (pl->depth == 18 || pl->depth == 34 || pl->depth >= 50) rc = asym_arch_resnet_imagenet(s, pl->depth);
+    else if (pl->depth == 18 || pl->depth == 34 || pl->depth == 50 || pl->depth == 101 || pl->depth == 152) rc = asym_arch_resnet_imagenet(s, pl->depth);
     else rc = asym_arch_resnet_cifar(s, pl->depth, pl->shortcut);
     if (rc) {
         char msg[512];
