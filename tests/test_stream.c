@@ -338,15 +338,18 @@ TEST(stream_resnet18_mpi_two_ranks) {
     snprintf(b, sizeof b, "%s/steps.jsonl", two);
     char *s1 = test_read_file(a), *s2 = test_read_file(b);
     CHECK(s1 && s2);
-    double worst = 0;
+    double worst = 0, first = 1;
     int n = 0;
     for (char *p = s1, *q = s2; (p = strstr(p, "\"loss\": ")) && (q = strstr(q, "\"loss\": ")); p += 8, q += 8, n++) {
         double x = atof(p + 8), y = atof(q + 8), d = fabs(x - y) / fabs(x);
         worst = d > worst ? d : worst;
+        if (!n) first = d;
     }
     free(s1), free(s2);
-    printf("    two ranks against one process over %d steps: worst relative loss difference %.2e\n", n, worst);
-    CHECK_MSG(n == 6 && worst < 1e-3, "%d steps, difference %g", n, worst);
+    /* the first step sees the same images (its loss agrees to rounding);
+     * ResNet-18 at batch 8 then amplifies the sums' different order */
+    printf("    two ranks against one process over %d steps: first step %.2e, worst %.2e relative\n", n, first, worst);
+    CHECK_MSG(n == 6 && first < 1e-6 && worst < 5e-2, "%d steps, first %g, worst %g", n, first, worst);
     snprintf(a, sizeof a, "%s/log.jsonl", two);
     char *log = test_read_file(a);
     CHECK(log);
