@@ -23,7 +23,7 @@ BLASLIB := /usr/lib/x86_64-linux-gnu/openblas-openmp
 OPT     ?= -O2 -march=x86-64-v2
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -Iinclude -Isrc -I$(BUILD)/gen -I$(BLASINC) $(MPI_CFLAGS) $(DNNL_CFLAGS) $(EXTRA_CFLAGS)
-LDLIBS  := $(DNNL_LIBS) -L$(BLASLIB) -Wl,-rpath,$(BLASLIB) -lopenblas -lyaml -ljansson -lprotobuf-c -lmatio -lstb -lz -lm -fopenmp $(EXTRA_LDFLAGS)
+LDLIBS  := $(DNNL_LIBS) -L$(BLASLIB) -Wl,-rpath,$(BLASLIB) -lopenblas -lyaml -ljansson -lprotobuf-c -lmatio -lstb -ljpeg -lz -lm -fopenmp -pthread $(EXTRA_LDFLAGS)
 PYTHON  ?= /usr/bin/python3
 
 LIB_SRC  := $(filter-out $(if $(filter 1,$(DNNL)),,src/layers/conv2d_dnnl.c),$(wildcard src/*/*.c))

@@ -74,10 +74,20 @@ static void on_epoch(void *user, const AsymEpochStats *st) {
     if (p->tty) fprintf(stderr, "\r\033[K");
     printf("epoch %3d  lr %-8.3g train loss %.4f err %6.2f%%  test loss %.4f err %6.2f%%", st->epoch, st->lr, st->train_loss, 100 * st->train_err,
            st->test_loss, 100 * st->test_err);
+    if (st->test_err5 >= 0) printf(" top-5 %6.2f%%", 100 * st->test_err5);
     if (st->val_err >= 0) printf("  val err %6.2f%%", 100 * st->val_err);
+    if (st->val_err5 >= 0) printf(" top-5 %6.2f%%", 100 * st->val_err5);
+    if (st->skipped_files) printf("  %ld skipped", st->skipped_files);
     if (st->mean_angle == st->mean_angle) printf("  angle %.1f", st->mean_angle);
     printf("  %.1fs %.0f img/s\n", st->seconds, st->images_per_s);
     fflush(stdout);
+}
+
+/* A file skipped, an index cache rebuilt: on stderr, once each. */
+static void on_note(void *user, const char *line) {
+    Progress *p = user;
+    if (p->tty) fprintf(stderr, "\r\033[K");
+    fprintf(stderr, "asymbp: note: %s\n", line);
 }
 
 static volatile sig_atomic_t stop_signal;
@@ -110,7 +120,7 @@ static void on_fpe(int sig, siginfo_t *si, void *uctx) {
 int cli_train_go(const AsymExperiment *ex, const char *out, int quiet, int resume, AsymSummary *sum) {
     Progress prog = {.tty = isatty(2), .quiet = quiet, .out = out};
     asym_experiment_info(ex, &prog.ex);
-    AsymTrainHooks hooks = {.user = &prog, .on_start = on_start, .on_batch = on_batch, .on_epoch = on_epoch, .stop = stop_hook};
+    AsymTrainHooks hooks = {.user = &prog, .on_start = on_start, .on_batch = on_batch, .on_epoch = on_epoch, .stop = stop_hook, .on_note = on_note};
     struct sigaction sa, fpe, old_int, old_term, old_fpe;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;

@@ -14,7 +14,7 @@ LIB_SRC := $(wildcard src/base/*.c src/io/*.c src/data/*.c)
 # has no such source here and is fuzzed through our checks in front of it.
 LIB_OBJ := $(LIB_SRC:%.c=$(FB)/%.o) $(FB)/fuzz/stb_impl.o
 TARGETS := $(patsubst fuzz/%.c,$(FB)/%,$(wildcard fuzz/fuzz_*.c))
-LIBS    := -lmatio -lz -lm
+LIBS    := -lmatio -ljpeg -lz -lm -pthread
 
 all: $(TARGETS) $(FB)/seeds
 

@@ -137,6 +137,44 @@ static void image_seeds(void) {
     }
 }
 
+/* fuzz_stream: a JPEG with a box selector, and a tar of KEY.jpg + KEY.cls. */
+static void stream_seeds(void) {
+    uint8_t px[16 * 24 * 3];
+    for (int i = 0; i < (int)sizeof px; i++) px[i] = (uint8_t)(i * 7);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/stream.tmp", root);
+    size_t n;
+    uint8_t *b = stbi_write_jpg(path, 24, 16, 3, px, 80) ? slurp(path, &n) : NULL;
+    if (!b) {
+        fprintf(stderr, "seeds: stream jpeg failed\n");
+        exit(1);
+    }
+    uint8_t sel[7] = {1, 3, 5, 200, 180, 2, 2};
+    put_joined("stream", "jpeg", sel, 7, b, n, NULL, 0);
+    /* two ustar members, each a 512-byte header then the data padded to 512 */
+    static uint8_t tar[512 * 6];
+    const char *names[2] = {"k.jpg", "k.cls"};
+    size_t sizes[2] = {n < 512 ? n : 512, 1}, at = 0;
+    for (int m = 0; m < 2; m++) {
+        uint8_t *h = tar + at;
+        snprintf((char *)h, 100, "%s", names[m]);
+        snprintf((char *)h + 100, 8, "0000644");
+        snprintf((char *)h + 124, 12, "%011o", (unsigned)sizes[m]);
+        memcpy(h + 257, "ustar", 6);
+        h[156] = '0';
+        memset(h + 148, ' ', 8);
+        unsigned sum = 0;
+        for (int i = 0; i < 512; i++) sum += h[i];
+        snprintf((char *)h + 148, 8, "%06o", sum);
+        memcpy(tar + at + 512, m ? (const uint8_t *)"3" : b, sizes[m]);
+        at += 1024;
+    }
+    uint8_t even[1] = {0};
+    put_joined("stream", "tar", even, 1, tar, sizeof tar, NULL, 0);
+    free(b);
+    remove(path);
+}
+
 /* A .npy file of raw data with any descr, into buf; returns its size. */
 static size_t npy(uint8_t *buf, const char *descr, const char *shape, const void *data, size_t bytes) {
     char hdr[128];
@@ -242,6 +280,7 @@ int main(int argc, char **argv) {
     stl_seeds();
     svhn_seeds();
     image_seeds();
+    stream_seeds();
     npy_seeds();
     cache_seeds();
     checkpoint_seeds();

@@ -138,6 +138,8 @@ typedef struct AsymEpochStats {
     int n_align;
     double mean_angle;           /* over layers that have B (NaN if none) */
     int wm_fallbacks;            /* orthogonal mirror-noise blocks left plain so far */
+    double test_err5, val_err5;  /* top-5 errors with more than 10 classes; else -1 */
+    long skipped_files;          /* streamed data: samples replaced this epoch (unreadable files) */
 } AsymEpochStats;
 
 /* Callbacks of a run; each may be NULL. stop is polled after every step
@@ -148,6 +150,8 @@ typedef struct AsymTrainHooks {
     void (*on_batch)(void *user, int epoch, int epochs, int batch, int batches, float loss, double images_per_s, double eta_s);
     void (*on_epoch)(void *user, const AsymEpochStats *st);
     int (*stop)(void *user);
+    /* a line worth showing: a file skipped, an index cache rebuilt */
+    void (*on_note)(void *user, const char *line);
 } AsymTrainHooks;
 
 typedef struct AsymSummary {
@@ -162,6 +166,7 @@ typedef struct AsymSummary {
     int interrupted;                           /* hooks->stop ended the run early */
     int stop_epoch, stop_step;                 /* where it stopped (step 0: after the epoch) */
     char diverged_in[48];                      /* "loss", "test loss" or a tensor ("3.W") */
+    double final_test_err5;                    /* top-5, with more than 10 classes; else -1 */
 } AsymSummary;
 
 /* Trains; with out_dir, writes version.json, log.jsonl, summary.json,

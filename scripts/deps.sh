@@ -3,7 +3,7 @@
 # As root it installs what is missing with apt-get; otherwise it names the
 # missing packages and fails.
 set -e
-PKGS="build-essential libopenblas-openmp-dev libdnnl-dev libyaml-dev libjansson-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3-protobuf python3-crc32c zlib1g-dev libmatio-dev libstb-dev clang libclang-rt-dev dataset-fashion-mnist python3 python3-numpy python3-torch python3-torchvision python3-cffi pkg-config libopenmpi-dev openmpi-bin valgrind libjs-vega chromium"
+PKGS="build-essential libopenblas-openmp-dev libdnnl-dev libyaml-dev libjansson-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3-protobuf python3-crc32c zlib1g-dev libmatio-dev libstb-dev libjpeg62-turbo-dev python3-pil clang libclang-rt-dev dataset-fashion-mnist python3 python3-numpy python3-torch python3-torchvision python3-cffi pkg-config libopenmpi-dev openmpi-bin valgrind libjs-vega chromium"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -1037,7 +1037,7 @@ TEST(readers_config_keys) {
         {"  format: cifar10\n  path: %s\n  mean: [0.5]\n  std: [0.2]\n", "the images have 3 channels, got 1 means"},
         {"  format: folder\n  path: %s\n", "cannot tell|no class folders"},
         {"  format: auto\n  path: %s/none\n", "none: no such file or folder"},
-        {"  format: jpeg\n  path: %s\n", "expected one of idx, random, cifar10, cifar100, stl10, svhn, folder, npy, auto, got 'jpeg'"},
+        {"  format: jpeg\n  path: %s\n", "expected one of idx, random, cifar10, cifar100, stl10, svhn, folder, imagenet, npy, auto, got 'jpeg'"},
         {"  format: cifar10\n  path: %s\n  cache: [1]\n", "key 'data.cache': expected true, false or a folder"},
         {"  format: cifar10\n  path: %s\n  sample_seed: -1\n", "data.sample_seed"},
     };
@@ -1098,7 +1098,7 @@ TEST(readers_detect_formats) {
     /* an unknown format is refused, naming the known ones */
     snprintf(s.format, sizeof s.format, "jpeg");
     CHECK(asym_data_spec_resolve(&s) == ASYM_ERR &&
-          err_has("data format 'jpeg' unknown (known: idx, random, cifar10, cifar100, stl10, svhn, folder, npy, and auto)", NULL));
+          err_has("data format 'jpeg' unknown (known: idx, random, cifar10, cifar100, stl10, svhn, folder, imagenet, npy, and auto)", NULL));
     AsymDataset tr, te;
     int pooled;
     CHECK(asym_data_load_splits(&s, &tr, &te, &pooled) == ASYM_ERR && err_has("data format 'jpeg' unknown (known: idx,", NULL) &&

@@ -99,6 +99,80 @@ static int read_options(const Cfg *c, CfgNode *d, AsymDataOptions *o) {
     return read_cache(c, d, o) || read_exclude(c, d, o) ? ASYM_ERR : ASYM_OK;
 }
 
+/* A path key of format imagenet: relative ones under data.path. */
+static int read_rel_path(const Cfg *c, CfgNode *d, const char *key, const char *root, char *out, size_t cap) {
+    CfgNode *n = cfg_child(d, key);
+    char path[64];
+    snprintf(path, sizeof path, "data.%s", key);
+    out[0] = 0;
+    if (!n) return ASYM_OK;
+    n->used = 1;
+    if (n->kind != CFG_SCALAR || !*n->value) return cfg_error(c, n, path, "expected a file name");
+    int l = n->value[0] == '/' ? snprintf(out, cap, "%s", n->value) : snprintf(out, cap, "%s/%s", root, n->value);
+    if (l < 0 || (size_t)l >= cap) return cfg_error(c, n, path, "path too long");
+    return ASYM_OK;
+}
+
+/* data.train_shards, data.val_shards: one pattern or a list, kept one per line. */
+static int read_shards(const Cfg *c, CfgNode *d, const char *key, char *out, size_t cap) {
+    CfgNode *n = cfg_child(d, key);
+    char path[64];
+    snprintf(path, sizeof path, "data.%s", key);
+    out[0] = 0;
+    if (!n) return ASYM_OK;
+    n->used = 1;
+    if (n->kind == CFG_MAP) return cfg_error(c, n, path, "expected a shard pattern or a list of shards");
+    CfgNode *const *el = n->kind == CFG_SEQ ? n->items : &n;
+    int count = n->kind == CFG_SEQ ? n->n_items : 1;
+    size_t len = 0;
+    for (int i = 0; i < count; i++) {
+        el[i]->used = 1;
+        if (el[i]->kind != CFG_SCALAR || !*el[i]->value || strchr(el[i]->value, '\n')) return cfg_error(c, el[i], path, "expected a shard file name");
+        size_t l = strlen(el[i]->value);
+        if (len + l + 2 > cap) return cfg_error(c, n, path, "list too long");
+        memcpy(out + len, el[i]->value, l);
+        len += l;
+        out[len++] = '\n';
+        out[len] = 0;
+    }
+    if (!len) return cfg_error(c, n, path, "no shards");
+    return ASYM_OK;
+}
+
+/* data.cache_dir: a folder, false (no cache), or by default the user's
+ * cache folder (XDG_CACHE_HOME or ~/.cache, then asymbp). */
+static int read_cache_dir(const Cfg *c, CfgNode *d, char *out, size_t cap) {
+    CfgNode *n = cfg_child(d, "cache_dir");
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    out[0] = 0;
+    if (n) {
+        n->used = 1;
+        if (n->kind != CFG_SCALAR || !*n->value) return cfg_error(c, n, "data.cache_dir", "expected a folder or false");
+        if (!strcasecmp(n->value, "false") || !strcasecmp(n->value, "no") || !strcasecmp(n->value, "off")) return ASYM_OK;
+        if ((size_t)snprintf(out, cap, "%s", n->value) >= cap) return cfg_error(c, n, "data.cache_dir", "path too long");
+        return ASYM_OK;
+    }
+    if (xdg && *xdg) snprintf(out, cap, "%s/asymbp", xdg);
+    else if (home && *home) snprintf(out, cap, "%s/.cache/asymbp", home);
+    return ASYM_OK;
+}
+
+/* The keys of the streamed format (data/imagenet.c). */
+static int read_stream(const Cfg *c, CfgNode *d, const char *root, StreamSpec *s) {
+    memset(s, 0, sizeof *s);
+    if (read_rel_path(c, d, "val_labels", root, s->val_labels, sizeof s->val_labels)) return ASYM_ERR;
+    if (read_shards(c, d, "train_shards", s->train_shards, sizeof s->train_shards)) return ASYM_ERR;
+    if (read_shards(c, d, "val_shards", s->val_shards, sizeof s->val_shards)) return ASYM_ERR;
+    if (!!s->train_shards[0] != !!s->val_shards[0])
+        return cfg_error(c, d, "data.train_shards", "give both data.train_shards and data.val_shards, or neither");
+    if (s->val_labels[0] && s->val_shards[0]) return cfg_error(c, cfg_child(d, "val_labels"), "data.val_labels", "applies to a val folder, not shards");
+    GET_INT(d, "data", "workers", 0, 0, 256, s->workers);
+    long v;
+    if (cfg_get_int(c, d, "data", "max_bad_files", -1, -1, 1L << 40, &v)) return ASYM_ERR;
+    s->max_bad = v;
+    return read_cache_dir(c, d, s->cache_dir, sizeof s->cache_dir);
+}
+
 /* data.augment's sizes: one side (a square) or [height, width]. */
 static int read_sides(const Cfg *c, CfgNode *a, const char *key, int *h, int *w) {
     int v[2] = {0, 0}, n = 0;
@@ -207,8 +281,11 @@ static int check_format(const Cfg *c, CfgNode *d, CfgNode *where, AsymDataSpec *
             return cfg_error(c, d->items[i], path, "applies to format %s only (this is %s)", owner, f->name);
         }
     }
-    if ((f->flags & DATA_DRAWN) && (o->train_per_class || o->test_per_class || o->classes_subset || o->grayscale))
+    if ((f->flags & (DATA_DRAWN | DATA_STREAMED)) && (o->train_per_class || o->test_per_class || o->classes_subset || o->grayscale))
         return cfg_error(c, d, "data", "format %s takes no sampling or grayscale options", f->name);
+    if ((f->flags & DATA_STREAMED) && (!ex->aug.rrc_h || !ex->aug.eval_crop_h || ex->aug.crop_h || ex->val_size || ex->pad || o->resize))
+        return cfg_error(c, d, "data", "format %s needs data.augment.random_resized_crop and eval_crop (its JPEGs differ in size) "
+                         "and takes no crop, pad, size or val_size", f->name);
     int pooled = 0;
     AugmentSpec aug = ex->aug;
     memset(&ex->aug, 0, sizeof ex->aug);
@@ -267,6 +344,6 @@ int data_read_config(const Cfg *c, CfgNode *root, AsymDataSpec *ex) {
     GET_INT(r, "data.random", "h", 32, 1, 4096, ex->random_h);
     GET_INT(r, "data.random", "w", 32, 1, 4096, ex->random_w);
     GET_INT(r, "data.random", "classes", 10, 2, 1 << 20, ex->random_classes);
-    if (read_options(c, d, &ex->opt) || read_augment(c, d, &ex->aug)) return ASYM_ERR;
+    if (read_options(c, d, &ex->opt) || read_augment(c, d, &ex->aug) || read_stream(c, d, ex->path, &ex->stream)) return ASYM_ERR;
     return check_format(c, d, pnode ? pnode : d, ex);
 }

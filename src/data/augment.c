@@ -155,11 +155,8 @@ static void lerp_at(int n, int in, int out, int *i0, int *i1, float *l0, float *
     *l0 = 1.0f - *l1;
 }
 
-/* Rows oi.. and columns oj.. (oh x ow of them) of the box (i, j, bh, bw)
- * of x resized to fh x fw, into out; mirrored when flip. The evaluation
- * transform takes its centre crop as such a window. */
-static void bilinear_window(float *out, const float *x, int c, int h, int w, int i, int j, int bh, int bw, int fh, int fw, int oi, int oj,
-                            int oh, int ow, int flip) {
+void augment_window(float *out, const float *x, int c, int h, int w, int i, int j, int bh, int bw, int fh, int fw, int oi, int oj,
+                    int oh, int ow, int flip) {
     for (int y = 0; y < oh; y++) {
         int y0, y1;
         float a0, a1;
@@ -177,7 +174,7 @@ static void bilinear_window(float *out, const float *x, int c, int h, int w, int
 }
 
 void augment_resized_crop(float *out, const float *x, int c, int h, int w, int i, int j, int bh, int bw, int oh, int ow, int flip) {
-    bilinear_window(out, x, c, h, w, i, j, bh, bw, oh, ow, 0, 0, oh, ow, flip);
+    augment_window(out, x, c, h, w, i, j, bh, bw, oh, ow, 0, 0, oh, ow, flip);
 }
 
 void augment_eval(const AugmentSpec *a, float *out, const float *x, int c, int h, int w) {
@@ -186,7 +183,7 @@ void augment_eval(const AugmentSpec *a, float *out, const float *x, int c, int h
     augment_eval_shape(&r, h, w, &rh, &rw);
     augment_eval_shape(a, h, w, &oh, &ow);
     int ci = augment_centre(rh, oh), cj = augment_centre(rw, ow);
-    if (a->eval_resize) bilinear_window(out, x, c, h, w, 0, 0, h, w, rh, rw, ci, cj, oh, ow, 0);
+    if (a->eval_resize) augment_window(out, x, c, h, w, 0, 0, h, w, rh, rw, ci, cj, oh, ow, 0);
     else augment_crop(out, x, c, h, w, ci, cj, oh, ow, 0, 0);
 }
 

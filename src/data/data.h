@@ -7,6 +7,7 @@
 #define ASYM_DATA_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "base/base.h"
 
@@ -26,6 +27,15 @@ typedef struct AugmentSpec {
     int in_h, in_w;              /* the stored images (after data.pad): set by asym_data_spec_resolve */
 } AugmentSpec;
 
+/* The streamed format's own keys (format imagenet, docs/DATA.md). */
+typedef struct StreamSpec {
+    char train_shards[1024], val_shards[1024]; /* tar shard patterns or paths, one per line ("": class folders) */
+    char val_labels[1024];  /* a flat PATH/val: one class name per image in name order ("": class folders) */
+    char cache_dir[1024];   /* where the index is kept ("": rebuilt every run) */
+    int workers;            /* decoding threads (0: the default, stream_default_workers) */
+    long max_bad;           /* unreadable files allowed (-1: 0.1% of the set, at least 10) */
+} StreamSpec;
+
 /* Where the data comes from and how it is prepared (the `data` section). */
 typedef struct AsymDataSpec {
     char format[16];        /* "idx" or "random" */
@@ -39,6 +49,7 @@ typedef struct AsymDataSpec {
     int c, h, w, classes;   /* the model's input (after padding and augmentation) and classes */
     AsymDataOptions opt;    /* the readers' options (asymbp.h) */
     AugmentSpec aug;
+    StreamSpec stream;
 } AsymDataSpec;
 
 /* Loads the data sets described by spec: train (minus a seeded validation
@@ -47,6 +58,8 @@ typedef struct AsymDataSpec {
  * neither augmented nor normalized (augment_train makes each batch's), and
  * val and test went through the evaluation transform, then normalization. */
 int asym_data_load(const AsymDataSpec *spec, uint64_t seed, AsymDataset *train, AsymDataset *val, AsymDataset *test);
+/* Whether spec's format is streamed (stream_data_open instead). */
+int data_streamed(const AsymDataSpec *spec);
 /* The per-channel mean and std (train->c entries) normalization uses:
  * data.mean/std, or the training set's (a constant channel's std is 1). */
 void data_norm_values(const AsymDataSpec *spec, const AsymDataset *train, float *mean, float *std);
@@ -86,6 +99,11 @@ void augment_crop(float *out, const float *x, int c, int h, int w, int i, int j,
  * align_corners=False, no antialiasing: torchvision's resize of a tensor),
  * mirrored when flip. */
 void augment_resized_crop(float *out, const float *x, int c, int h, int w, int i, int j, int bh, int bw, int oh, int ow, int flip);
+/* Rows oi.. and columns oj.. (oh x ow of them) of the box (i, j, bh, bw)
+ * of x (c, h, w) resized to fh x fw, into out; mirrored when flip. The
+ * evaluation transform takes its centre crop as such a window. */
+void augment_window(float *out, const float *x, int c, int h, int w, int i, int j, int bh, int bw, int fh, int fw, int oi, int oj,
+                    int oh, int ow, int flip);
 /* The evaluation transform: shorter side resized (eval_resize), then the
  * centre crop (eval_crop), x (c, h, w) into out (c, oh, ow) as
  * augment_shape gives them. */
@@ -166,18 +184,122 @@ int asym_data_load_splits(const AsymDataSpec *spec, AsymDataset *train, AsymData
  * or "0", "1", ...; free with asym_data_names_free. */
 int asym_data_class_names(const AsymDataSpec *spec, uint64_t seed, char ***names, int *n);
 
+/* ---- streamed image sets: format imagenet (imagenet.c, index.c, tar.c,
+ * jpeg.c, sample.c, stream.c) ---- */
+
+/* One split's images: sample i is bytes off .. off + size of files[file[i]]
+ * (size 0: the whole file), labelled y[i]. */
+typedef struct ImageIndex {
+    int n, classes, n_files;
+    char **names;            /* (classes) class names */
+    char **files;            /* (n_files) image files or tar shards */
+    uint32_t *file;          /* (n) */
+    uint64_t *off, *size;    /* (n) */
+    int32_t *y;              /* (n) */
+    uint64_t stamp;          /* of the listing it came from */
+} ImageIndex;
+/* The index of the training (train) or validation split of s, from
+ * s->stream.cache_dir when the cache there matches the listing, else
+ * built (and cached). classes_from (the training index, for val): the
+ * classes val's folder names and labels are matched to. note receives a
+ * line to show when a cache was refused or not written ("": none). */
+int image_index_build(const AsymDataSpec *s, int train, const ImageIndex *classes_from, ImageIndex *ix, char *note, size_t cap);
+void image_index_free(ImageIndex *ix);
+/* The cache file (index.c): written atomically; read back only when its
+ * stamp is stamp and every field checks out. */
+int image_index_write(const char *path, const ImageIndex *ix);
+int image_index_read(const char *path, uint64_t stamp, ImageIndex *ix);
+
+/* A tar member: name, its data's offset and size in the open file f. */
+typedef int (*TarMember)(void *user, FILE *f, const char *name, uint64_t off, uint64_t size);
+/* Calls cb for every regular file of the tar file path, in order. */
+int tar_scan(const char *path, TarMember cb, void *user);
+int tar_read_member(FILE *f, const char *path, uint64_t off, uint64_t size, uint8_t *buf);
+
+/* A decoded part of an image: h x w RGB pixels (rows stride bytes apart)
+ * holding the box bh x bw at (bi, bj), decoded at 1/scale. */
+typedef struct JpegRegion {
+    uint8_t *rgb;
+    int h, w, stride, scale;
+    int bi, bj, bh, bw;
+} JpegRegion;
+int jpeg_is_jpeg(const uint8_t *buf, size_t len);
+/* The size of a JPEG in memory from its header; name is used in messages. */
+int jpeg_header(const char *name, const uint8_t *buf, size_t len, int *h, int *w);
+/* The box (i, j, bh, bw) of the JPEG buf, to be resized to need_h x
+ * need_w (0: decode at full scale), decoded at the largest DCT scale that
+ * keeps it at least that size, only its rows and (whole iMCU) columns. */
+int jpeg_decode_box(const char *name, const uint8_t *buf, size_t len, int i, int j, int bh, int bw, int need_h, int need_w, JpegRegion *r);
+void jpeg_region_free(JpegRegion *r);
+/* The region's box as (3, bh, bw) floats in [0, 1]. */
+void jpeg_region_floats(const JpegRegion *r, float *out);
+
+/* How a streamed split's samples are made (sample.c). */
+typedef struct SampleMaker {
+    const ImageIndex *ix;
+    AugmentSpec spec;
+    int oh, ow;           /* the model's input */
+    uint64_t seed;
+    float mean[3], std[3];
+    int normalize;
+} SampleMaker;
+/* Sample index of the split as training (train: the random-resized crop
+ * and flip drawn from (seed, epoch, index)) or evaluation sees it, into
+ * out (3, oh, ow), normalized. On failure a message naming the file. */
+int sample_make(const SampleMaker *m, int train, uint64_t epoch, int index, float *out);
+
+/* The prefetcher (stream.c): worker threads make the rows of the jobs of
+ * an epoch (a job: rows start .. start + n of the epoch's order) into a
+ * ring of fixed size, ahead of the consumer. A sample that cannot be made
+ * is replaced by the next one of the index that can (its label too), and
+ * reported once. */
+typedef struct Stream Stream;
+typedef struct StreamJob {
+    int start, n;
+} StreamJob;
+/* The default worker count: cores left beside train_threads, at least 1. */
+int stream_default_workers(int train_threads);
+int stream_create(Stream **s, const SampleMaker *m, int workers, int batch);
+void stream_free(Stream *s);
+/* Starts an epoch's jobs (copied); order (the index's n entries, kept by
+ * the caller until the next begin) or NULL: the index order. */
+int stream_begin(Stream *s, int train, uint64_t epoch, const int *order, const StreamJob *jobs, int n_jobs);
+/* The next job's rows into x (n, 3, oh, ow) and y; *bad receives the
+ * number of its rows replaced. A message for each file not reported
+ * before goes to note (may be NULL). */
+int stream_next(Stream *s, float *x, int32_t *y, int *bad, void (*note)(void *, const char *), void *user);
+/* Distinct files found unreadable so far. */
+long stream_bad_files(const Stream *s);
+
+/* A streamed data set (format imagenet): the indexes of train and val
+ * (the test set) and how their samples are made; note: what to show of
+ * the index caches. */
+typedef struct StreamData {
+    ImageIndex train, val;
+    SampleMaker train_m, val_m;
+    char note[2][700];
+} StreamData;
+int stream_data_open(const AsymDataSpec *s, uint64_t seed, StreamData *d);
+void stream_data_free(StreamData *d);
+/* A data set of ix's labels alone (x NULL) with the model's shape. */
+int stream_data_labels(const ImageIndex *ix, int c, int h, int w, AsymDataset *d);
+/* DataFormat.shape and .class_names of imagenet. */
+int imagenet_shape(const AsymDataSpec *s, int *c, int *h, int *w, int *classes);
+int imagenet_names(const AsymDataSpec *s, char ***names, int *n);
+
 /* ---- the formats (formats.c, the only list of them) ---- */
 
 /* DataFormat.flags: needs no data.path (a default one, or none); drawn,
  * not read (no sampling or grayscale); decoded at data.size (nothing to
- * resize after); feature vectors (data.size refused). */
-enum { DATA_PATHLESS = 1, DATA_DRAWN = 2, DATA_SIZED = 4, DATA_FEATURES = 8 };
+ * resize after); feature vectors (data.size refused); streamed during
+ * training, never loaded whole (asym_data_load refuses it). */
+enum { DATA_PATHLESS = 1, DATA_DRAWN = 2, DATA_SIZED = 4, DATA_FEATURES = 8, DATA_STREAMED = 16 };
 
 /* A data format. Its functions return nonzero on failure, with a message. */
 typedef struct DataFormat {
     const char *name;
     int flags;
-    const char *keys[3];            /* the data keys of this format alone */
+    const char *keys[8];            /* the data keys of this format alone */
     const char *marks[5];           /* files whose presence in a folder tells the format */
     const char *suffix;             /* how a single file holding the set ends */
     int (*detect)(const char *dir); /* tried once no format's marks are found */
@@ -270,6 +392,10 @@ int folder_decode(const FolderList *l, const uint8_t *mark, uint8_t which, const
 /* One encoded image (JPEG, PNG, ...) in memory to c x h x w floats in [0, 1]
  * (fuzzing and tests); name is used in messages. */
 int folder_decode_image(const char *name, const uint8_t *buf, size_t len, int h, int w, int gray, float *out);
+/* One encoded image, checked as folder_decode checks it, to h x w pixels
+ * of c interleaved channels (free with folder_pixels_free). */
+int folder_load_pixels(const char *name, const uint8_t *buf, size_t len, int c, uint8_t **pixels, int *h, int *w);
+void folder_pixels_free(uint8_t *pixels);
 /* Reads a cache file written by folder_decode: n images of c x h x w with
  * the given key; *pix receives n*c*h*w bytes. Any mismatch is an error. */
 int folder_cache_read(const char *path, uint64_t key, int n, int c, int h, int w, uint8_t **pix);

@@ -319,9 +319,9 @@ static int other_format(const uint8_t *buf, size_t len) {
     return (len >= 4 && !memcmp(buf, "8BPS", 4)) || (len >= 4 && !memcmp(buf, "\x53\x80\xf6\x34", 4)) || (len >= 2 && !memcmp(buf, "#?", 2));
 }
 
-/* One encoded image to c x h x w bytes (CHW). */
-static int decode8(const char *name, const uint8_t *buf, size_t len, int h, int w, int gray, uint8_t *out) {
-    int x, y, comp, c = gray ? 1 : 3;
+int folder_load_pixels(const char *name, const uint8_t *buf, size_t len, int c, uint8_t **pixels, int *h, int *w) {
+    int x, y, comp;
+    *pixels = NULL;
     if (len > MAX_FILE_BYTES || len > INT_MAX) return asym_fail("%s: %zu bytes, larger than an image file may be", name, len);
     if (other_format(buf, len)) return asym_fail("%s: a PSD, PIC or HDR file, not JPEG, PNG, BMP, GIF, PNM or TGA", name);
     /* before stbi_info, which already parses JPEG Huffman tables */
@@ -345,6 +345,17 @@ static int decode8(const char *name, const uint8_t *buf, size_t len, int h, int 
         stbi_image_free(img);
         return asym_fail("%s: image header says %d x %d but decodes to %d x %d", name, x, y, dx, dy);
     }
+    *pixels = img, *h = dy, *w = dx;
+    return ASYM_OK;
+}
+
+void folder_pixels_free(uint8_t *pixels) { stbi_image_free(pixels); }
+
+/* One encoded image to c x h x w bytes (CHW). */
+static int decode8(const char *name, const uint8_t *buf, size_t len, int h, int w, int gray, uint8_t *out) {
+    int c = gray ? 1 : 3, dx, dy;
+    uint8_t *img;
+    if (folder_load_pixels(name, buf, len, c, &img, &dy, &dx)) return ASYM_ERR;
     uint8_t *rs = NULL;
     const uint8_t *src = img;
     if (dx != w || dy != h) {

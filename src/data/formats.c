@@ -128,6 +128,9 @@ static const DataFormat FORMATS[] = {
      .pooled = svhn_pooled, .read = asym_dataset_load_svhn},
     {.name = "folder", .flags = DATA_SIZED, .keys = {"cache", "exclude"}, .detect = folder_detect, .shape = folder_shape,
      .pooled = folder_pooled, .splits = folder_splits, .load = folder_load, .class_names = folder_names},
+    {.name = "imagenet", .flags = DATA_SIZED | DATA_STREAMED,
+     .keys = {"val_labels", "train_shards", "val_shards", "cache_dir", "workers", "max_bad_files"}, .shape = imagenet_shape,
+     .class_names = imagenet_names},
     {.name = "npy", .flags = DATA_FEATURES, .keys = {"classes"}, .marks = {"train_x.npy", "x.npy"}, .shape = npy_shape,
      .pooled = npy_pooled, .splits = npy_splits},
 };

@@ -142,6 +142,11 @@ static int normalize_sets(const AsymDataSpec *ex, AsymDataset *train, AsymDatase
     return ASYM_OK;
 }
 
+int data_streamed(const AsymDataSpec *spec) {
+    const DataFormat *f = data_format_find(spec->format);
+    return f && (f->flags & DATA_STREAMED);
+}
+
 int asym_data_load(const AsymDataSpec *ex, uint64_t seed, AsymDataset *train, AsymDataset *val, AsymDataset *test) {
     memset(train, 0, sizeof *train);
     memset(val, 0, sizeof *val);
@@ -149,6 +154,8 @@ int asym_data_load(const AsymDataSpec *ex, uint64_t seed, AsymDataset *train, As
     const AsymDataOptions *o = &ex->opt;
     uint64_t sseed = o->sample_seed_given ? o->sample_seed : seed;
     const DataFormat *f = data_format_find(ex->format);
+    if (f && (f->flags & DATA_STREAMED))
+        return asym_fail("%s: format %s is streamed while training and is not loaded whole", ex->path, f->name);
     int rc = !f || (f->load ? f->load(ex, seed, sseed, train, test) : load_read(ex, sseed, train, test));
     if (!rc && o->resize && !(f->flags & DATA_SIZED))
         rc = asym_dataset_resize(train, o->size_h, o->size_w) || asym_dataset_resize(test, o->size_h, o->size_w);

@@ -52,6 +52,8 @@ void dist_grad_end(DistGrad *d);
  * ranks when sync_bn (its traffic added to count unless NULL). A batch
  * smaller than the rank count is computed whole by every rank, each
  * weighted 1/P. */
+/* This rank's rows lo .. lo + n of a batch of N (share_mode's). */
+void share_rows(int N, int *lo, int *n);
 StepMode share_mode(AsymNet *net, int N, int sync_bn, DistCount *count, int *lo, int *n, double *weight);
 /* Floats of every batch-norm running statistic. */
 size_t share_buffer_floats(AsymNet *net);

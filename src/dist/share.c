@@ -19,6 +19,11 @@ static double batch_share(int N, int rank, int P, int *lo, int *n) {
 /* Pass.reduce of synchronized batch norm */
 static void sum_stats(void *count, double *v, size_t n) { dist_sum_f64(v, n, count); }
 
+void share_rows(int N, int *lo, int *n) {
+    *lo = 0, *n = N;
+    if (dist_size() > 1) batch_share(N, dist_rank(), dist_size(), lo, n);
+}
+
 StepMode share_mode(AsymNet *net, int N, int sync_bn, DistCount *count, int *lo, int *n, double *weight) {
     StepMode m = net_mode(net, 1);
     int P = dist_size();

@@ -182,6 +182,8 @@ void asym_net_keep_input_grad(AsymNet *net, int on) {
 const float *asym_net_input_grad(const AsymNet *net) { return net->dx; }
 const float *asym_net_logits_grad(const AsymNet *net) { return net->dlogits; }
 
+int net_classes(const AsymNet *net) { return net->classes; }
+
 /* ---- weights on disk ----
  * "ASYMNET1", uint32 count, then per tensor: uint32 name length, name,
  * uint64 float count, floats (little-endian); then the CRC-32 of all that. */

@@ -91,4 +91,7 @@ const float *net_forward(AsymNet *net, const float *x, int N, const StepMode *m)
  * with a mode, also the backward pass, adding into the gradients. */
 float net_backward(AsymNet *net, const int32_t *y, int N, const StepMode *m, int *correct);
 
+/* The number of classes (logits per sample). */
+int net_classes(const AsymNet *net);
+
 #endif

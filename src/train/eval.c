@@ -1,6 +1,7 @@
 /* eval.c: test and validation error, on one process or spread over the
  * ranks, and the summary numbers of an alignment measurement. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "train/train.h"
@@ -38,40 +39,103 @@ int asym_experiment_optim(const AsymExperiment *ex, AsymNet *net, AsymOptim **op
 
 float asym_experiment_lr(const AsymExperiment *ex, int epoch) { return asym_sched_lr(&ex->sched, ex->opt.lr, epoch, ex->epochs); }
 
-int asym_evaluate(AsymNet *net, const AsymDataset *d, int batch, double *loss, double *err) {
-    double total = 0;
-    long wrong = 0;
-    size_t in = (size_t)d->c * d->h * d->w;
-    for (int i = 0; i < d->n; i += batch) {
-        int N = d->n - i < batch ? d->n - i : batch, hits;
-        asym_net_forward(net, d->x + i * in, N, 0);
-        total += (double)asym_net_loss(net, d->y + i, N, 0, &hits) * N;
-        wrong += N - hits;
+/* Samples of a batch whose label is not among the 5 highest logits (ties
+ * counted in its favour); logits (N, K). */
+static long top5_misses(const float *logits, const int32_t *y, int N, int K) {
+    long miss = 0;
+    for (int i = 0; i < N; i++) {
+        const float *z = logits + (size_t)i * K;
+        float t = z[y[i]];
+        int above = t == t ? 0 : 5;
+        for (int k = 0; k < K && above < 5; k++) above += z[k] > t;
+        miss += above >= 5;
     }
-    *loss = d->n ? total / d->n : 0;
-    *err = d->n ? (double)wrong / d->n : 0;
+    return miss;
+}
+
+/* One batch's sums into v: loss times N, wrong, and top-5 wrong (with
+ * more than 10 classes). */
+static void eval_batch(AsymNet *net, const float *x, const int32_t *y, int N, double *v) {
+    int hits;
+    const float *logits = asym_net_forward(net, x, N, 0);
+    if (net_classes(net) > 10) v[2] += (double)top5_misses(logits, y, N, net_classes(net));
+    v[0] += (double)asym_net_loss(net, y, N, 0, &hits) * N;
+    v[1] += N - hits;
+}
+
+/* The sums over d's batches (v zeroed first). */
+static void eval_sums(AsymNet *net, const AsymDataset *d, int batch, double *v) {
+    size_t in = (size_t)d->c * d->h * d->w;
+    v[0] = v[1] = v[2] = 0;
+    for (int i = 0; i < d->n; i += batch) eval_batch(net, d->x + i * in, d->y + i, d->n - i < batch ? d->n - i : batch, v);
+}
+
+int asym_evaluate(AsymNet *net, const AsymDataset *d, int batch, double *loss, double *err) {
+    double v[3];
+    eval_sums(net, d, batch, v);
+    *loss = d->n ? v[0] / d->n : 0;
+    *err = d->n ? v[1] / d->n : 0;
     return ASYM_OK;
 }
 
-void eval_all(AsymNet *net, const AsymDataset *d, int batch, double *loss, double *err) {
+/* This rank's batches b0 .. b1 of nb (all on one process). */
+static void rank_batches(int nb, int *b0, int *b1) {
     int P = dist_size(), rank = dist_rank();
-    if (P == 1) {
-        asym_evaluate(net, d, batch, loss, err);
+    *b0 = (int)((long)nb * rank / P), *b1 = (int)((long)nb * (rank + 1) / P);
+}
+
+/* The results from the sums over n samples: top-5 only past 10 classes. */
+static void eval_results(const AsymNet *net, const double *v, int n, double *loss, double *err, double *err5) {
+    *loss = n ? v[0] / n : 0;
+    *err = n ? v[1] / n : 0;
+    *err5 = net_classes(net) > 10 ? (n ? v[2] / n : 0) : -1;
+}
+
+void eval_all(AsymNet *net, const AsymDataset *d, int batch, double *loss, double *err, double *err5) {
+    double v[3];
+    if (dist_size() == 1) {
+        eval_sums(net, d, batch, v);
+        eval_results(net, v, d->n, loss, err, err5);
         return;
     }
     size_t in = (size_t)d->c * d->h * d->w;
-    int nb = (d->n + batch - 1) / batch, b0 = (int)((long)nb * rank / P), b1 = (int)((long)nb * (rank + 1) / P);
+    int b0, b1;
+    rank_batches((d->n + batch - 1) / batch, &b0, &b1);
     AsymDataset part = *d;
     part.x = d->x + (size_t)b0 * batch * in;
     part.y = d->y + (size_t)b0 * batch;
     int end = b1 * batch < d->n ? b1 * batch : d->n;
     part.n = end > b0 * batch ? end - b0 * batch : 0;
-    double v[2] = {0, 0}, l = 0, e = 0;
-    if (part.n > 0) asym_evaluate(net, &part, batch, &l, &e);
-    v[0] = l * part.n, v[1] = e * part.n;
-    dist_sum_f64(v, 2, NULL);
-    *loss = d->n ? v[0] / d->n : 0;
-    *err = d->n ? v[1] / d->n : 0;
+    double l = 0, e = 0, s[3] = {0, 0, 0};
+    /* through the means, as before top-5 was counted: the same bits */
+    if (part.n > 0) {
+        eval_sums(net, &part, batch, s);
+        l = s[0] / part.n, e = s[1] / part.n;
+    }
+    v[0] = l * part.n, v[1] = e * part.n, v[2] = s[2];
+    dist_sum_f64(v, 3, NULL);
+    eval_results(net, v, d->n, loss, err, err5);
+}
+
+int eval_stream(AsymNet *net, Stream *st, int n, int batch, float *x, int32_t *y, double *loss, double *err, double *err5, long *bad,
+                void (*note)(void *, const char *), void *user) {
+    int nb = (n + batch - 1) / batch, b0, b1, rc = ASYM_OK;
+    rank_batches(nb, &b0, &b1);
+    StreamJob *jobs = asym_calloc((size_t)(b1 > b0 ? b1 - b0 : 1), sizeof *jobs);
+    double v[3] = {0, 0, 0};
+    if (!jobs) rc = ASYM_ERR;
+    for (int b = b0; !rc && b < b1; b++) jobs[b - b0] = (StreamJob){b * batch, n - b * batch < batch ? n - b * batch : batch};
+    if (!rc) rc = stream_begin(st, 0, 0, NULL, jobs, b1 - b0);
+    for (int b = b0; !rc && b < b1; b++) {
+        int k;
+        rc = stream_next(st, x, y, &k, note, user);
+        *bad += k;
+        if (!rc) eval_batch(net, x, y, jobs[b - b0].n, v);
+    }
+    free(jobs);
+    if (dist_size() > 1) dist_sum_f64(v, 3, NULL);
+    eval_results(net, v, n, loss, err, err5);
+    return rc;
 }
 
 double eval_mean_angle(const AsymAlignment *a, int n) {

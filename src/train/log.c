@@ -40,10 +40,13 @@ int log_epoch(Log *l, const AsymEpochStats *st, int has_val) {
     json_t *layers = json_array();
     json_t *o = json_pack("{s:i, s:o, s:o, s:o, s:o, s:o}", "epoch", st->epoch, "lr", g6(st->lr), "train_loss", g6(st->train_loss), "train_err", g6(st->train_err),
                           "test_loss", g6(st->test_loss), "test_err", g6(st->test_err));
+    if (st->test_err5 >= 0) json_object_set_new(o, "test_err5", g6(st->test_err5));
     if (has_val) json_object_update_new(o, json_pack("{s:o, s:o}", "val_loss", g6(st->val_loss), "val_err", g6(st->val_err)));
+    if (has_val && st->val_err5 >= 0) json_object_set_new(o, "val_err5", g6(st->val_err5));
     json_object_update_new(o, json_pack("{s:o, s:o, s:o}", "seconds", log_num(st->seconds, "%.3f"), "images_per_s", log_num(st->images_per_s, "%.1f"), "mean_angle",
                                         g6(st->mean_angle)));
     if (st->wm_fallbacks) json_object_set_new(o, "wm_fallbacks", json_integer(st->wm_fallbacks));
+    if (st->skipped_files) json_object_set_new(o, "skipped_files", json_integer(st->skipped_files));
     for (int i = 0; i < st->n_align; i++) {
         const AsymAlignment *a = &st->align[i];
         json_array_append_new(layers, json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "name", a->name, "rule", asym_rule_name(a->rule), "angle", g6(a->angle),
@@ -76,6 +79,7 @@ static json_t *summary(const AsymExperiment *ex, const AsymSummary *s, const Asy
     if (!o) return NULL;
     if (s->diverged)
         json_object_update_new(o, json_pack("{s:s, s:i, s:i}", "diverged_in", s->diverged_in, "diverged_epoch", s->stop_epoch, "diverged_step", s->stop_step));
+    if (s->final_test_err5 >= 0) json_object_set_new(o, "final_test_err5", log_num(s->final_test_err5, "%.6f"));
     if (isfinite(s->final_mean_angle)) json_object_set_new(o, "final_mean_angle", log_num(s->final_mean_angle, "%.4f"));
     json_object_set_new(o, "initial_angles", angle_list(initial, n));
     if (s->epochs > 0) json_object_set_new(o, "final_angles", angle_list(final, n));

@@ -7,6 +7,7 @@
  * log.jsonl and a checkpoint. A run stopped inside an epoch continues its
  * order and sums. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "train/train.h"
@@ -28,21 +29,43 @@ static int batch_n(const Run *r, int b) { return r->train.n - b * r->B < r->B ? 
 /* Rows lo .. lo + n of mini-batch b of epoch ep's order into xb, yb:
  * copied, or made by the augmentation from the sample's place in the
  * training set (the same on every rank, in every order). */
-static void gather_rows(Run *r, int b, int ep, int lo, int n) {
+static int gather_rows(Run *r, int b, int ep, int lo, int n) {
     const AsymDataset *d = &r->train;
+    if (r->train_s) {
+        int bad, rc = stream_next(r->train_s, r->xb + lo * r->in, r->yb + lo, &bad, run_note, r);
+        r->skipped += bad;
+        return rc;
+    }
     const int *idx = r->perm + (size_t)b * r->B + lo;
     if (!r->aug.oh) {
         for (int i = 0; i < n; i++) {
             memcpy(r->xb + (lo + i) * r->in, d->x + idx[i] * r->in, sizeof(float) * r->in);
             r->yb[lo + i] = d->y[idx[i]];
         }
-        return;
+        return ASYM_OK;
     }
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++) {
         augment_train(&r->aug, r->xb + (lo + i) * r->in, d->x + idx[i] * r->in_src, (uint64_t)ep, (uint64_t)idx[i]);
         r->yb[lo + i] = d->y[idx[i]];
     }
+    return ASYM_OK;
+}
+
+/* Streamed data: the batches first .. last - 1 of epoch ep's order (this
+ * rank's rows of each) for the prefetcher to make. */
+static int stream_batches(Run *r, int ep, int first, int last) {
+    if (!r->train_s) return ASYM_OK;
+    StreamJob *jobs = asym_calloc((size_t)(last > first ? last - first : 1), sizeof *jobs);
+    if (!jobs) return ASYM_ERR;
+    for (int b = first; b < last; b++) {
+        int lo, n;
+        share_rows(batch_n(r, b), &lo, &n);
+        jobs[b - first] = (StreamJob){b * r->B + lo, n};
+    }
+    int rc = stream_begin(r->train_s, 1, (uint64_t)ep, r->perm, jobs, last - first);
+    free(jobs);
+    return rc;
 }
 
 static int stop_asked(const AsymTrainHooks *hooks) { return hooks && hooks->stop && hooks->stop(hooks->user); }
@@ -72,12 +95,12 @@ static float sum_over_ranks(Run *r, float loss, int *hits, int N, int n, double 
 
 /* The forward and backward pass of batch b and the gradients' sum over
  * ranks; the batch's mean loss, *hits and *N (its size). */
-static float forward_backward(Run *r, int ep, int b, int *N, int *hits, int *stop) {
+static float forward_backward(Run *r, int ep, int b, int *N, int *hits, int *stop, int *failed) {
     int lo, n;
     double weight;
     *N = batch_n(r, b);
     StepMode m = share_mode(r->net, *N, r->ex->sync_bn, &r->comm, &lo, &n, &weight);
-    gather_rows(r, b, ep, lo, n);
+    *failed = gather_rows(r, b, ep, lo, n);
     asym_net_zero_grad(r->net);
     net_forward(r->net, r->xb + lo * r->in, n, &m);
     dist_grad_begin(r->dg, &m);
@@ -101,8 +124,9 @@ static void report_batch(Run *r, const Epoch *e, int b, int N, float loss) {
  * summary), or ASYM_ERR when a check or a checkpoint failed. */
 static int train_step(Run *r, Epoch *e, int b) {
     const AsymExperiment *ex = r->ex;
-    int N, hits, stop, epoch = e->ep + 1;
-    float loss = forward_backward(r, e->ep, b, &N, &hits, &stop);
+    int N, hits, stop, epoch = e->ep + 1, failed;
+    float loss = forward_backward(r, e->ep, b, &N, &hits, &stop, &failed);
+    if (failed) return ASYM_ERR;
     if (!isfinite(loss)) {
         diverged(r, epoch, b + 1, "loss");
         asym_fail("diverged: the training loss is %s at epoch %d, step %d", isnan(loss) ? "NaN" : "Inf", epoch, b + 1);
@@ -142,25 +166,33 @@ static int train_step(Run *r, Epoch *e, int b) {
 
 /* model.bn_batches: batch norm's running statistics recomputed in
  * training mode over the first batches of the epoch's order. */
-static void recompute_stats(Run *r, int ep) {
+static int recompute_stats(Run *r, int ep) {
     const AsymExperiment *ex = r->ex;
-    for (int b = 0; b < ex->bn_batches && b < r->batches; b++) {
+    int nb = ex->bn_batches < r->batches ? ex->bn_batches : r->batches;
+    if (nb > 0 && stream_batches(r, ep, 0, nb)) return ASYM_ERR;
+    for (int b = 0; b < nb; b++) {
         int N = batch_n(r, b), lo, n;
         double weight;
         StepMode m = share_mode(r->net, N, ex->sync_bn, NULL, &lo, &n, &weight);
-        gather_rows(r, b, ep, lo, n);
+        if (gather_rows(r, b, ep, lo, n)) return ASYM_ERR;
         m.pass.momentum = b == 0 ? 1.0f : ex->bn_alpha;
         net_forward(r->net, r->xb + lo * r->in, n, &m);
     }
     if (r->avg_buffers && ex->bn_batches > 0) share_step_sums(r->net, r->shared, 1, NULL);
+    return ASYM_OK;
 }
 
 /* The test (and validation) error after epoch e into st and the summary;
  * STOP when the test loss diverged. */
 static int evaluate(Run *r, const Epoch *e, AsymEpochStats *st) {
     AsymSummary *sum = r->sum;
-    eval_all(r->net, &r->test, r->B, &st->test_loss, &st->test_err);
-    if (r->val.n) eval_all(r->net, &r->val, r->B, &st->val_loss, &st->val_err);
+    if (r->test_s) {
+        if (eval_stream(r->net, r->test_s, r->test.n, r->B, r->xb, r->yb, &st->test_loss, &st->test_err, &st->test_err5, &r->skipped, run_note, r))
+            return ASYM_ERR;
+    } else {
+        eval_all(r->net, &r->test, r->B, &st->test_loss, &st->test_err, &st->test_err5);
+    }
+    if (r->val.n) eval_all(r->net, &r->val, r->B, &st->val_loss, &st->val_err, &st->val_err5);
     if (!isfinite(st->test_loss)) {
         diverged(r, e->ep + 1, 0, "test loss");
         asym_fail("diverged: the test loss is %s after epoch %d", isnan(st->test_loss) ? "NaN" : "Inf", e->ep + 1);
@@ -168,6 +200,7 @@ static int evaluate(Run *r, const Epoch *e, AsymEpochStats *st) {
     }
     sum->epochs = e->ep + 1;
     sum->final_test_err = st->test_err;
+    sum->final_test_err5 = st->test_err5;
     if (st->test_err < sum->best_test_err) sum->best_test_err = st->test_err, sum->best_epoch = e->ep + 1;
     if (r->val.n && (sum->best_val_epoch == 0 || st->val_err < sum->best_val_err)) {
         sum->best_val_err = st->val_err;
@@ -177,16 +210,34 @@ static int evaluate(Run *r, const Epoch *e, AsymEpochStats *st) {
     return GO_ON;
 }
 
+/* Streamed data: the samples replaced this epoch over the ranks into st,
+ * and data.max_bad_files against the distinct files found unreadable
+ * (checked once per epoch, on every rank alike). */
+static int skipped_files(Run *r, const Epoch *e, AsymEpochStats *st) {
+    if (!r->sd) return ASYM_OK;
+    double v[2] = {(double)r->skipped, (double)(stream_bad_files(r->train_s) + stream_bad_files(r->test_s))};
+    if (r->P > 1) dist_sum_f64(v, 2, NULL);
+    st->skipped_files = (long)v[0];
+    long limit = r->ex->data.stream.max_bad, n = r->sd->train.n + r->sd->val.n;
+    if (limit < 0) limit = n / 1000 > 10 ? n / 1000 : 10;
+    if ((long)v[1] > limit)
+        return asym_fail("%ld unreadable files by epoch %d, more than data.max_bad_files (%ld); the last: %s", (long)v[1], e->ep + 1, limit,
+                         r->last_bad[0] ? r->last_bad : "on another rank");
+    return ASYM_OK;
+}
+
 /* After epoch e's batches: evaluation, alignment, the log line, the
  * ranks' check, the checkpoint and a stop request. */
 static int end_epoch(Run *r, const Epoch *e) {
-    AsymEpochStats st = {.epoch = e->ep + 1, .lr = e->lr, .val_loss = -1, .val_err = -1};
+    AsymEpochStats st = {.epoch = e->ep + 1, .lr = e->lr, .val_loss = -1, .val_err = -1, .test_err5 = -1, .val_err5 = -1};
     st.seconds = asym_now() - e->t0;
     r->train_time += st.seconds;
     st.images_per_s = r->train.n / (st.seconds > 1e-9 ? st.seconds : 1e-9);
     st.train_loss = e->loss_sum / r->train.n;
     st.train_err = (double)e->wrong / r->train.n;
-    if (evaluate(r, e, &st) == STOP) return STOP;
+    int ev = evaluate(r, e, &st);
+    if (ev != GO_ON) return ev;
+    if (skipped_files(r, e, &st)) return ASYM_ERR;
     if (r->writer) asym_net_alignment(r->net, r->probe_x, r->train.y, r->probe_n, r->align);
     st.align = r->align;
     st.n_align = r->L;
@@ -219,16 +270,15 @@ int run_epochs(Run *r) {
         Epoch e = {.ep = ep, .lr = asym_sched_lr(&ex->sched, ex->opt.lr, ep, ex->epochs)};
         int b = ep == r->start_ep ? r->start_b : 0, rc = GO_ON;
         if (b == 0) rng_shuffle(&r->order, r->perm, r->train.n);
+        r->skipped = 0;
+        if (stream_batches(r, ep, b, r->batches)) return ASYM_ERR;
         e.t0 = asym_now() - (b ? r->rs.epoch_seconds : 0);
         e.loss_sum = b ? r->rs.loss_sum : 0;
         e.wrong = b ? r->rs.wrong : 0;
         if (ex->trap_fp) guard_fp_traps(1);
         for (; b < r->batches && rc == GO_ON; b++) rc = train_step(r, &e, b);
         if (ex->trap_fp) guard_fp_traps(0);
-        if (rc == GO_ON) {
-            recompute_stats(r, ep);
-            rc = end_epoch(r, &e);
-        }
+        if (rc == GO_ON) rc = recompute_stats(r, ep) ? ASYM_ERR : end_epoch(r, &e);
         if (rc != GO_ON) return rc == STOP ? ASYM_OK : ASYM_ERR;
     }
     return ASYM_OK;

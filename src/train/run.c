@@ -77,11 +77,27 @@ int run_checkpoint(Run *r) {
     return asym_dist_agree(r->writer ? save_checkpoint(r) : 0);
 }
 
+void run_note(void *user, const char *line) {
+    Run *r = user;
+    snprintf(r->last_bad, sizeof r->last_bad, "%s", line);
+    if (r->hooks && r->hooks->on_note) r->hooks->on_note(r->hooks->user, line);
+}
+
+/* A streamed data set: its indexes, and train and test holding their
+ * labels alone (the images are made batch by batch). */
+static int load_streamed(Run *r) {
+    const AsymDataSpec *s = &r->ex->data;
+    if (!(r->sd = asym_calloc(1, sizeof *r->sd)) || stream_data_open(s, r->ex->seed, r->sd)) return ASYM_ERR;
+    for (int i = 0; i < 2; i++)
+        if (r->sd->note[i][0] && r->writer && r->hooks && r->hooks->on_note) r->hooks->on_note(r->hooks->user, r->sd->note[i]);
+    return stream_data_labels(&r->sd->train, s->c, s->h, s->w, &r->train) || stream_data_labels(&r->sd->val, s->c, s->h, s->w, &r->test);
+}
+
 /* The experiment's data on every rank; when any rank fails, every rank
  * fails with nothing loaded. */
 static int load_data(Run *r) {
     /* with data.augment, train holds the stored images each batch is made from */
-    int rc = asym_data_load(&r->ex->data, r->ex->seed, &r->train, &r->val, &r->test);
+    int rc = data_streamed(&r->ex->data) ? load_streamed(r) : asym_data_load(&r->ex->data, r->ex->seed, &r->train, &r->val, &r->test);
     if (!asym_dist_agree(rc)) return ASYM_OK;
     if (!rc) {
         asym_dataset_free(&r->train);
@@ -91,10 +107,30 @@ static int load_data(Run *r) {
     return ASYM_ERR;
 }
 
+/* A streamed set's alignment batch: its first training images through the
+ * evaluation transform (an unreadable one left zero). */
+static int probe_streamed(Run *r) {
+    r->probe_buf = asym_falloc((size_t)(r->probe_n ? r->probe_n : 1) * r->in);
+    if (asym_dist_agree(!r->probe_buf)) return ASYM_ERR;
+    for (int i = 0; i < r->probe_n; i++)
+        if (sample_make(&r->sd->train_m, 0, 0, i, r->probe_buf + i * r->in)) memset(r->probe_buf + i * r->in, 0, sizeof(float) * r->in);
+    r->probe_x = r->probe_buf;
+    return ASYM_OK;
+}
+
+/* Streamed data: the prefetchers of train and test, data.workers threads
+ * each (the test one idles while training runs and the other way round). */
+static int start_streams(Run *r) {
+    const StreamSpec *o = &r->ex->data.stream;
+    int w = o->workers ? o->workers : stream_default_workers(omp_get_max_threads());
+    return asym_dist_agree(stream_create(&r->train_s, &r->sd->train_m, w, r->B) || stream_create(&r->test_s, &r->sd->val_m, w, r->B));
+}
+
 /* The images alignment is measured on: the first training ones, through
  * the evaluation transform when augmenting (a fixed batch, not a draw). */
 static int probe_batch(Run *r) {
     r->probe_x = r->train.x;
+    if (r->sd) return probe_streamed(r);
     if (!r->aug.oh) return ASYM_OK;
     r->probe_buf = asym_falloc((size_t)(r->probe_n ? r->probe_n : 1) * r->in);
     if (asym_dist_agree(!r->probe_buf)) return ASYM_ERR;
@@ -136,13 +172,15 @@ static int start(Run *r, int resume) {
     r->order = rng_split(&rng);
     r->B = ex->batch_size;
     r->in = r->in_src = (size_t)r->train.c * r->train.h * r->train.w;
-    if (augment_on(&ex->data.aug)) {
+    if (r->sd && start_streams(r)) return ASYM_ERR;
+    if (augment_on(&ex->data.aug) && !r->sd) {
         if (asym_dist_agree(augment_init(&r->aug, &ex->data, &r->train, ex->seed))) return ASYM_ERR;
         r->in = (size_t)r->train.c * r->aug.oh * r->aug.ow;
     }
     if (build(r, resume, &rng)) return ASYM_ERR;
     r->t_start = asym_now();
     r->sum->best_test_err = 2.0;
+    r->sum->final_test_err5 = -1;
     r->rs = (RunState){.batch_size = r->B, .threads = omp_get_max_threads(), .perm = r->perm, .n_train = r->train.n, .n_val = r->val.n,
                        .n_test = r->test.n, .initial = r->initial, .last = r->align, .n_layers = r->L, .sum = *r->sum, .ranks = r->P};
     RunState *rs = &r->rs;
@@ -191,6 +229,10 @@ static int finish(Run *r) {
 }
 
 static void run_free(Run *r) {
+    stream_free(r->train_s);
+    stream_free(r->test_s);
+    if (r->sd) stream_data_free(r->sd);
+    free(r->sd);
     if (r->log.f) fclose(r->log.f);
     tb_close(r->log.tb);
     if (r->steps.f) fclose(r->steps.f);

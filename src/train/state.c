@@ -326,7 +326,8 @@ uint32_t state_data_crc(const AsymDataset *train, const AsymDataset *val, const 
     for (int i = 0; i < 3; i++) {
         const AsymDataset *d = sets[i];
         if (!d->n) continue;
-        c = crc32_z(c, (const Bytef *)d->x, sizeof(float) * (size_t)d->n * d->c * d->h * d->w);
+        /* streamed sets hold labels alone */
+        if (d->x) c = crc32_z(c, (const Bytef *)d->x, sizeof(float) * (size_t)d->n * d->c * d->h * d->w);
         c = crc32_z(c, (const Bytef *)d->y, sizeof(int32_t) * (size_t)d->n);
     }
     return (uint32_t)c;

@@ -95,7 +95,14 @@ typedef struct Run {
     double t_start, train_time;  /* wall clock at the start; seconds spent training */
     long images;                 /* images trained on */
     int start_ep, start_b;       /* where a resumed run continues */
+    StreamData *sd;              /* a streamed data set (format imagenet), or NULL */
+    Stream *train_s, *test_s;    /* its prefetchers */
+    long skipped;                /* samples replaced in the epoch under way (this rank's) */
+    char last_bad[1024];         /* the last unreadable file's message */
 } Run;
+
+/* run.c: a line for hooks->on_note (user: the Run) */
+void run_note(void *user, const char *line);
 
 /* run.c: the run's state after step (rs's epoch counters set by the
  * caller) into checkpoint.bin, by rank 0; every rank gets the result. */
@@ -135,8 +142,13 @@ int guard_tensors(AsymNet *net, char *what, size_t n, char *name, size_t name_n)
 /* debug.trap_fp: floating-point traps on or off in every thread */
 void guard_fp_traps(int on);
 
-/* eval.c: asym_evaluate with the batches spread over the ranks */
-void eval_all(AsymNet *net, const AsymDataset *d, int batch, double *loss, double *err);
+/* eval.c: asym_evaluate with the batches spread over the ranks; err5:
+ * the top-5 error with more than 10 classes, else -1 */
+void eval_all(AsymNet *net, const AsymDataset *d, int batch, double *loss, double *err, double *err5);
+/* The same over the n samples of a streamed split, made by st into x, y
+ * (batch rows each); *bad counts the samples replaced. */
+int eval_stream(AsymNet *net, Stream *st, int n, int batch, float *x, int32_t *y, double *loss, double *err, double *err5, long *bad,
+                void (*note)(void *, const char *), void *user);
 /* the mean B-W angle over the layers that have a B (NaN if none) */
 double eval_mean_angle(const AsymAlignment *a, int n);
 
