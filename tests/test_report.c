@@ -16,11 +16,22 @@
 
 #include "test.h"
 
+/* The tests' own folder under the runner's temporary folder: other tests
+ * write folders named sweep or missing there too. */
+static const char *rdir(void) {
+    static char dir[512];
+    if (!*dir) {
+        snprintf(dir, sizeof dir, "%s/report", test_tmpdir());
+        mkdir(dir, 0755);
+    }
+    return dir;
+}
+
 /* A fa MLP with two weight layers on 256 random images: three epochs in
  * well under a second. */
 static const char *report_cfg(void) {
     static char path[512];
-    snprintf(path, sizeof path, "%s/report.yaml", test_tmpdir());
+    snprintf(path, sizeof path, "%s/report.yaml", rdir());
     test_write_file(path, "name: report\nseed: 5\nepochs: 3\nbatch_size: 32\nrule: fa\n"
                           "data:\n  format: random\n  random: {n: 256, c: 1, h: 8, w: 8, classes: 4}\n"
                           "model:\n  layers:\n    - flatten\n    - {type: fc, out: 16}\n    - relu\n    - {type: fc, out: 4}\n"
@@ -30,7 +41,7 @@ static const char *report_cfg(void) {
 
 /* Trains report_cfg with extra into <tmp>/name; 0 on success. */
 static int train(const char *name, const char *extra, char *dir, size_t n) {
-    snprintf(dir, n, "%s/%s", test_tmpdir(), name);
+    snprintf(dir, n, "%s/%s", rdir(), name);
     int rc = test_cli("train '%s' %s --out '%s' --quiet", report_cfg(), extra, dir);
     if (rc) printf("    train %s failed (%d):\n%s", name, rc, test_out);
     return rc;
@@ -47,10 +58,10 @@ static int one_line(int rc, const char *want) {
 TEST(report_bad_input) {
     char run[512], page[600], empty[600], path[700];
     CHECK(train("bad_run", "", run, sizeof run) == 0);
-    snprintf(page, sizeof page, "%s/bad.html", test_tmpdir());
-    snprintf(empty, sizeof empty, "%s/no_log", test_tmpdir());
+    snprintf(page, sizeof page, "%s/bad.html", rdir());
+    snprintf(empty, sizeof empty, "%s/no_log", rdir());
     CHECK(mkdir(empty, 0755) == 0);
-    CHECK(one_line(test_cli("report '%s/missing' --out '%s'", test_tmpdir(), page), "missing: No such file or directory"));
+    CHECK(one_line(test_cli("report '%s/missing' --out '%s'", rdir(), page), "missing: No such file or directory"));
     CHECK(one_line(test_cli("report '%s' --out '%s'", empty, page), "no_log: no log.jsonl"));
     CHECK(one_line(test_cli("report '%s'", run), "usage: asymbp report"));
     /* no Vega: the file and the package named */
@@ -82,7 +93,7 @@ static int look(const char *page, const char *args, const char *out) {
     snprintf(cmd, sizeof cmd,
              "timeout 120 chromium --headless --no-sandbox --disable-gpu --no-first-run --user-data-dir='%s/chromium' "
              "--virtual-time-budget=20000 --hide-scrollbars %s 'file://%s' >'%s' 2>/dev/null",
-             test_tmpdir(), args, page, out);
+             rdir(), args, page, out);
     return test_system(cmd);
 }
 
@@ -136,13 +147,13 @@ static int screenshot_pixels(const char *png, int *ink, int *colour) {
  * rules at two learning rates, on one page. */
 static int make_page(char *page, size_t n) {
     char run[512], odd[600], sweep[600];
-    snprintf(odd, sizeof odd, "%s/<!--<script>'\"&", test_tmpdir());
-    snprintf(sweep, sizeof sweep, "%s/sweep", test_tmpdir());
-    snprintf(page, n, "%s/page.html", test_tmpdir());
+    snprintf(odd, sizeof odd, "%s/<!--<script>'\"&", rdir());
+    snprintf(sweep, sizeof sweep, "%s/sweep", rdir());
+    snprintf(page, n, "%s/page.html", rdir());
     if (train("odd", "", run, sizeof run) || rename(run, odd) || train("bp", "--set rule=bp", run, sizeof run)) return 1;
     int rc = test_cli("sweep '%s' --rules bp,fa --lr-mult 1,0.1 --out '%s' --quiet", report_cfg(), sweep);
     if (rc) return printf("    sweep failed (%d):\n%s", rc, test_out), 1;
-    rc = test_cli("report '%s' %s/'<!--<script>'\\''\"&' '%s' --out '%s'", run, test_tmpdir(), sweep, page);
+    rc = test_cli("report '%s' %s/'<!--<script>'\\''\"&' '%s' --out '%s'", run, rdir(), sweep, page);
     if (rc || !strstr(test_out, "report of 6 runs")) return printf("    report failed (%d):\n%s", rc, test_out), 1;
     return 0;
 }
@@ -151,8 +162,8 @@ TEST(report_page_draws_in_chromium) {
     char page[600], dom[600], png[600], status[64], plots[64], why[256];
     CHECK(make_page(page, sizeof page) == 0);
     if (!chromium()) return;
-    snprintf(dom, sizeof dom, "%s/page.dom.html", test_tmpdir());
-    snprintf(png, sizeof png, "%s/page.png", test_tmpdir());
+    snprintf(dom, sizeof dom, "%s/page.dom.html", rdir());
+    snprintf(png, sizeof png, "%s/page.png", rdir());
     CHECK_MSG(look(page, "--dump-dom", dom) == 0, "chromium --dump-dom %s failed", page);
     char *text = test_read_file(dom);
     CHECK(text);
@@ -172,6 +183,6 @@ TEST(report_page_draws_in_chromium) {
     CHECK(screenshot_pixels(png, &ink, &colour));
     CHECK_MSG(ink > 20000 && colour > 1500, "the screenshot looks blank: %d pixels not white, %d coloured", ink, colour);
     char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s/chromium'", test_tmpdir());
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/chromium'", rdir());
     test_system(cmd);
 }
