@@ -79,7 +79,9 @@ static void on_epoch(void *user, const AsymEpochStats *st) {
     if (st->val_err5 >= 0) printf(" top-5 %6.2f%%", 100 * st->val_err5);
     if (st->skipped_files) printf("  %ld skipped", st->skipped_files);
     if (st->mean_angle == st->mean_angle) printf("  angle %.1f", st->mean_angle);
-    printf("  %.1fs %.0f img/s\n", st->seconds, st->images_per_s);
+    printf("  %.1fs %.0f img/s", st->seconds, st->images_per_s);
+    if (st->data_wait_s >= 0 && st->seconds > 0) printf(" (%.0f%% waiting for data)", 100 * st->data_wait_s / st->seconds);
+    printf("\n");
     fflush(stdout);
 }
 

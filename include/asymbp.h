@@ -140,6 +140,8 @@ typedef struct AsymEpochStats {
     int wm_fallbacks;            /* orthogonal mirror-noise blocks left plain so far */
     double test_err5, val_err5;  /* top-5 errors with more than 10 classes; else -1 */
     long skipped_files;          /* streamed data: samples replaced this epoch (unreadable files) */
+    double data_wait_s;          /* streamed data: seconds of the epoch's training spent waiting for
+                                    decoded batches (rank 0's); else -1 */
 } AsymEpochStats;
 
 /* Callbacks of a run; each may be NULL. stop is polled after every step

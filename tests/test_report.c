@@ -19,7 +19,7 @@
 /* The tests' own folder under the runner's temporary folder: other tests
  * write folders named sweep or missing there too. */
 static const char *rdir(void) {
-    static char dir[512];
+    static char dir[300];
     if (!*dir) {
         snprintf(dir, sizeof dir, "%s/report", test_tmpdir());
         mkdir(dir, 0755);

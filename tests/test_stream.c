@@ -306,6 +306,7 @@ TEST(stream_resnet18_workers_bitwise) {
     snprintf(d3, sizeof d3, "%s/stream-w3", test_tmpdir());
     CHECK_MSG(test_cli("train '%s' --out '%s' --set data.workers=1", cfg, d1) == 0, "%s", test_out);
     CHECK_MSG(strstr(test_out, "note: ") && strstr(test_out, "_truncated.JPEG"), "the truncated file is not named:\n%s", test_out);
+    CHECK_MSG(strstr(test_out, "% waiting for data)"), "the console does not show the time spent waiting for data:\n%s", test_out);
     CHECK(test_cli("train '%s' --out '%s' --set data.workers=3 --quiet", cfg, d3) == 0);
     snprintf(a, sizeof a, "%s/model.bin", d1);
     snprintf(b, sizeof b, "%s/model.bin", d3);
@@ -313,9 +314,13 @@ TEST(stream_resnet18_workers_bitwise) {
     snprintf(a, sizeof a, "%s/log.jsonl", d1);
     char *log = test_read_file(a);
     CHECK(log);
+    /* the wait for data: logged, and within the epoch */
+    const char *w = strstr(log, "\"data_wait_s\": "), *sec = strstr(log, "\"seconds\": ");
+    int waited = w && sec && atof(w + 14) >= 0 && atof(w + 14) <= atof(sec + 11);
     int ok = strstr(log, "\"test_err5\"") && strstr(log, "\"skipped_files\": 1");
     free(log);
     CHECK_MSG(ok, "log.jsonl lacks test_err5 or skipped_files");
+    CHECK_MSG(waited, "log.jsonl lacks data_wait_s, or it exceeds the epoch's seconds");
     /* no unreadable file allowed: the run fails naming it */
     CHECK(test_cli("train '%s' --out '%s/stream-strict' --set data.max_bad_files=0 --set data.train_limit=8 --quiet", cfg, test_tmpdir()) != 0);
     CHECK_MSG(strstr(test_out, "max_bad_files") && strstr(test_out, "_truncated.JPEG"), "%s", test_out);

@@ -157,6 +157,11 @@ def _num(v):
     return None if v != v or v in (float("inf"), float("-inf")) else float(v)
 
 
+def _opt(v):
+    """A measure the library marks absent with a negative value: None."""
+    return None if v < 0 else float(v)
+
+
 def _epoch_dict(st):
     layers = []
     for i in range(st.n_align):
@@ -166,7 +171,9 @@ def _epoch_dict(st):
                        "grad_angle": _num(a.grad_angle)})
     return {"epoch": st.epoch, "lr": float(st.lr), "train_loss": _num(st.train_loss), "train_err": _num(st.train_err), "test_loss": _num(st.test_loss),
             "test_err": _num(st.test_err), "val_loss": _num(st.val_loss), "val_err": _num(st.val_err), "seconds": st.seconds,
-            "images_per_s": st.images_per_s, "mean_angle": _num(st.mean_angle), "layers": layers}
+            "images_per_s": st.images_per_s, "mean_angle": _num(st.mean_angle), "layers": layers,
+            "test_err5": _opt(st.test_err5), "val_err5": _opt(st.val_err5), "skipped_files": st.skipped_files,
+            "data_wait_s": _opt(st.data_wait_s)}
 
 
 def _summary_dict(s):

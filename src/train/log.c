@@ -47,6 +47,7 @@ int log_epoch(Log *l, const AsymEpochStats *st, int has_val) {
                                         g6(st->mean_angle)));
     if (st->wm_fallbacks) json_object_set_new(o, "wm_fallbacks", json_integer(st->wm_fallbacks));
     if (st->skipped_files) json_object_set_new(o, "skipped_files", json_integer(st->skipped_files));
+    if (st->data_wait_s >= 0) json_object_set_new(o, "data_wait_s", log_num(st->data_wait_s, "%.3f"));
     for (int i = 0; i < st->n_align; i++) {
         const AsymAlignment *a = &st->align[i];
         json_array_append_new(layers, json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "name", a->name, "rule", asym_rule_name(a->rule), "angle", g6(a->angle),

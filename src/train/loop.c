@@ -32,7 +32,9 @@ static int batch_n(const Run *r, int b) { return r->train.n - b * r->B < r->B ? 
 static int gather_rows(Run *r, int b, int ep, int lo, int n) {
     const AsymDataset *d = &r->train;
     if (r->train_s) {
+        double t = asym_now();
         int bad, rc = stream_next(r->train_s, r->xb + lo * r->in, r->yb + lo, &bad, run_note, r);
+        r->data_wait += asym_now() - t;
         r->skipped += bad;
         return rc;
     }
@@ -233,6 +235,7 @@ static int end_epoch(Run *r, const Epoch *e) {
     st.seconds = asym_now() - e->t0;
     r->train_time += st.seconds;
     st.images_per_s = r->train.n / (st.seconds > 1e-9 ? st.seconds : 1e-9);
+    st.data_wait_s = r->train_s ? r->data_wait : -1;
     st.train_loss = e->loss_sum / r->train.n;
     st.train_err = (double)e->wrong / r->train.n;
     int ev = evaluate(r, e, &st);
@@ -270,7 +273,7 @@ int run_epochs(Run *r) {
         Epoch e = {.ep = ep, .lr = asym_sched_lr(&ex->sched, ex->opt.lr, ep, ex->epochs)};
         int b = ep == r->start_ep ? r->start_b : 0, rc = GO_ON;
         if (b == 0) rng_shuffle(&r->order, r->perm, r->train.n);
-        r->skipped = 0;
+        r->skipped = 0, r->data_wait = 0;
         if (stream_batches(r, ep, b, r->batches)) return ASYM_ERR;
         e.t0 = asym_now() - (b ? r->rs.epoch_seconds : 0);
         e.loss_sum = b ? r->rs.loss_sum : 0;

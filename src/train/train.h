@@ -98,6 +98,7 @@ typedef struct Run {
     StreamData *sd;              /* a streamed data set (format imagenet), or NULL */
     Stream *train_s, *test_s;    /* its prefetchers */
     long skipped;                /* samples replaced in the epoch under way (this rank's) */
+    double data_wait;            /* seconds of it spent waiting for the prefetcher (this rank's) */
     char last_bad[1024];         /* the last unreadable file's message */
 } Run;
 
