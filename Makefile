@@ -182,13 +182,22 @@ repro-liao-small: deps
 # (when python3-torch is installed) and OpenBLAS's sgemm; see
 # docs/PERFORMANCE.md. BENCH_ARGS passes options (--nets mlp,cnn --rules bp,fa
 # --threads 1 --no-peer ...). Not a test: nothing here depends on timing.
+# Then ResNet-18 at 224x224 against torchvision's (bench/peer_imagenet.py):
+# the ImageNet recipes' rules at batch 32, bp at 64 and 256 (fewer, longer
+# rounds); BENCH_IMAGENET=0 leaves it out (about 20 minutes on 2 cores).
 PEER ?= ../shared/peer/peer_torch.py
+BENCH_IMAGENET ?= 1
 $(BUILD)/asymbp-bench: $(BUILD)/bench/bench.o $(BUILD)/libasymbp.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/asymbp-bench
 	$(BUILD)/asymbp-bench --peer $(PEER) --python $(PYTHON) $(BENCH_ARGS)
+	@if [ "$(BENCH_IMAGENET)" = 1 ]; then set -e; \
+	  $(BUILD)/asymbp-bench --python $(PYTHON) --nets resnet18 --rules bp,fa,usf,kp,wm --batch 32; \
+	  $(BUILD)/asymbp-bench --python $(PYTHON) --nets resnet18 --rules bp --batch 64; \
+	  $(BUILD)/asymbp-bench --python $(PYTHON) --nets resnet18 --rules bp --batch 256 --steps 1 --rounds 2 --repeat 2; \
+	fi
 
 # make install [PREFIX=/usr/local] [DESTDIR=...]: the command; libasymbp.so.VERSION
 # (soname libasymbp.so.MAJOR, exporting the public header's calls alone) and libasymbp.a;

@@ -2,11 +2,11 @@
  * (shared/peer/peer_torch.py) on the networks of docs/PERFORMANCE.md, and
  * OpenBLAS's sgemm on the same machine in the same run.
  *
- *   bench [--nets mlp,lenet,cnn,resnet20] [--rules bp,fa,...: default all] [--threads T]
- *         [--steps S] [--rounds R] [--repeat K] [--wm-batch N]
- *         [--peer PATH] [--python PY] [--no-peer]
+ *   bench [--nets mlp,lenet,cnn,resnet20,resnet18,resnet50] [--rules bp,fa,...: default all]
+ *         [--threads T] [--steps S] [--rounds R] [--repeat K] [--wm-batch N] [--batch B]
+ *         [--peer PATH] [--peer-imagenet PATH] [--python PY] [--no-peer]
  *   bench --one NET RULE [--threads T] [--steps S] [--rounds R] [--warmup W]
- *         [--wm-batch N]
+ *         [--wm-batch N] [--batch B]
  *   bench --sgemm [--threads T]
  *
  * Without --one or --sgemm it is the driver: every measurement runs in a
@@ -23,7 +23,12 @@
  * Effective GFLOP/s counts 3x the forward FLOPs of
  * the weight layers (forward, weight gradient, input gradient), whatever
  * the rule. The driver prints one table per network, the ratios to the peer
- * and to bp, and PASS/FAIL against the targets of docs/PERFORMANCE.md. */
+ * and to bp, and PASS/FAIL against the targets of docs/PERFORMANCE.md.
+ *
+ * The ImageNet networks (resnet18, resnet50: 224x224, 1000 classes, not in
+ * the default --nets) train on random images held in memory, S batches of
+ * them, against bench/peer_imagenet.py (torchvision's models, bp only: the
+ * other rules are compared with its bp); --batch sets the batch size. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -45,13 +50,16 @@ typedef struct NetInfo {
     double target;      /* images/s at least this many times the peer's */
     int scaling;        /* 1 -> 2 threads is checked on this network */
     int residual;       /* residual blocks: no dfa (defined for chains of layers, docs/RULES.md) */
+    int imagenet;       /* 224x224, 1000 classes, random data; the ImageNet peer */
 } NetInfo;
 
 static const NetInfo NETS[] = {
-    {"mlp", 100, 40, 5.0, 1, 0},
-    {"lenet", 64, 80, 10.0, 0, 0},
-    {"cnn", 100, 12, 2.0, 1, 0},
-    {"resnet20", 128, 6, 1.5, 0, 1},
+    {"mlp", 100, 40, 5.0, 1, 0, 0},
+    {"lenet", 64, 80, 10.0, 0, 0, 0},
+    {"cnn", 100, 12, 2.0, 1, 0, 0},
+    {"resnet20", 128, 6, 1.5, 0, 1, 0},
+    {"resnet18", 32, 2, 1.5, 1, 1, 1},
+    {"resnet50", 32, 1, 1.5, 0, 1, 1},
 };
 #define N_NETS (int)(sizeof NETS / sizeof NETS[0])
 
@@ -75,7 +83,7 @@ static const RuleInfo RULE_INFO[] = {
 };
 #define N_RULES (int)(sizeof RULE_INFO / sizeof RULE_INFO[0])
 #define RULE_NAME(r) RULE_INFO[r].name
-static int peer_has(int r) { return RULE_INFO[r].peer; }
+static int peer_has(int r, const NetInfo *ni) { return r == 0 || (RULE_INFO[r].peer && !ni->imagenet); }
 
 static const NetInfo *net_info(const char *name) {
     for (int i = 0; i < N_NETS; i++)
@@ -145,7 +153,11 @@ static int build_spec(const char *net, AsymNetSpec *s) {
         s->in_c = 3, s->in_h = s->in_w = 32;
         return asym_arch_resnet_cifar(s, 20, ASYM_SHORTCUT_A);
     }
-    fprintf(stderr, "bench: unknown network '%s' (mlp, lenet, cnn, resnet20)\n", net);
+    if (!strcmp(net, "resnet18") || !strcmp(net, "resnet50")) {
+        s->in_c = 3, s->in_h = s->in_w = 224, s->classes = 1000;
+        return asym_arch_resnet_imagenet(s, atoi(net + 6));
+    }
+    fprintf(stderr, "bench: unknown network '%s' (mlp, lenet, cnn, resnet20, resnet18, resnet50)\n", net);
     return ASYM_ERR;
 }
 
@@ -171,11 +183,15 @@ static double forward_macs(const AsymNetSpec *s) {
             if (l->k == 0) h = w = 1;
             else st = l->stride ? l->stride : l->k, h = (h + 2 * l->pad - l->k) / st + 1, w = (w + 2 * l->pad - l->k) / st + 1;
             break;
-        case ASYM_RESBLOCK: /* basic block: two 3x3 convolutions; option A shortcut */
+        case ASYM_RESBLOCK: { /* basic: two 3x3 convolutions; bottleneck: 1x1, 3x3 (strided), 1x1 of width out / 4 */
+            int h0 = h, w0 = w, mid = l->out / 4;
             h = (h - 1) / st + 1, w = (w - 1) / st + 1;
-            macs += (double)l->out * h * w * 9 * (c + l->out);
+            if (l->bottleneck) macs += (double)h0 * w0 * c * mid + (double)h * w * mid * (9.0 * mid + l->out);
+            else macs += (double)l->out * h * w * 9 * (c + l->out);
+            if (l->shortcut == ASYM_SHORTCUT_B && (st != 1 || c != l->out)) macs += (double)h * w * c * l->out; /* 1x1 projection */
             c = l->out;
             break;
+        }
         default: break;
         }
     }
@@ -184,7 +200,14 @@ static double forward_macs(const AsymNetSpec *s) {
 
 /* ---- one measurement (a child process) ---- */
 
-static int load_data(const char *net, AsymDataset *train, AsymDataset *test, int *real) {
+static int load_data(const NetInfo *ni, int n, AsymDataset *train, AsymDataset *test, int *real) {
+    const char *net = ni->name;
+    if (ni->imagenet) {
+        /* as peer_imagenet.py: the timed batches' random images, no more (224x224 floats are 600 kB each) */
+        *real = 0;
+        memset(test, 0, sizeof *test);
+        return asym_dataset_random(train, n, 3, 224, 224, 1000, 1);
+    }
     if (!strcmp(net, "resnet20") || access(FMNIST "/train-images-idx3-ubyte.gz", R_OK)) {
         /* the peer's --data random: 10000 Gaussian 3x32x32 images (MNIST-shaped here when the data set is missing) */
         int rn = !strcmp(net, "resnet20");
@@ -202,7 +225,7 @@ static int load_data(const char *net, AsymDataset *train, AsymDataset *test, int
     return ASYM_OK;
 }
 
-static int run_one(const char *net_name, const char *rule, int threads, int steps, int rounds, int warmup, int wm_batch) {
+static int run_one(const char *net_name, const char *rule, int threads, int steps, int rounds, int warmup, int wm_batch, int batch) {
     const NetInfo *ni = net_info(net_name);
     AsymNetSpec spec;
     if (!ni || build_spec(net_name, &spec)) return 2;
@@ -222,11 +245,11 @@ static int run_one(const char *net_name, const char *rule, int threads, int step
     set_threads(threads);
     AsymDataset train, test;
     int real;
-    if (load_data(net_name, &train, &test, &real)) {
+    int B = batch > 0 ? batch : ni->batch;
+    if (load_data(ni, steps * B, &train, &test, &real)) {
         fprintf(stderr, "bench: %s\n", asym_last_error());
         return 1;
     }
-    int B = ni->batch;
     size_t in = (size_t)train.c * train.h * train.w;
     int n = steps * B < train.n ? steps * B : train.n;
     AsymRng rng;
@@ -369,20 +392,22 @@ static int run_child(const char *cmd, const char *key, char *line, size_t cap) {
     return found && rc == 0;
 }
 
-static Result ours(const char *self, const char *net, const char *rule, int threads, int steps, int rounds, int wm_batch) {
+static Result ours(const char *self, const char *net, const char *rule, int threads, int steps, int rounds, int wm_batch, int batch) {
     char cmd[2048], line[4096];
     Result r = {0};
-    snprintf(cmd, sizeof cmd, "'%s' --one %s %s --threads %d --steps %d --rounds %d --wm-batch %d", self, net, rule, threads, steps, rounds, wm_batch);
+    /* one warm-up step on the ImageNet networks (seconds each), three on the others */
+    snprintf(cmd, sizeof cmd, "'%s' --one %s %s --threads %d --steps %d --rounds %d --wm-batch %d --batch %d --warmup %d", self, net, rule, threads, steps, rounds,
+             wm_batch, batch, net_info(net)->imagenet ? 1 : 3);
     if (run_child(cmd, "images_per_s", line, sizeof line)) r.ok = 1, r.ips = json_get(line, "images_per_s"), r.gflops = json_get(line, "gflops"), r.rss = json_get(line, "peak_rss_mb");
     return r;
 }
 
-static Result peer(const char *python, const char *path, const NetInfo *ni, const char *rule, int threads, int steps, int rounds) {
+static Result peer(const char *python, const char *path, const NetInfo *ni, const char *rule, int threads, int steps, int rounds, int batch) {
     char cmd[4096], line[4096];
     Result r = {0};
-    int random = !strcmp(ni->name, "resnet20");
+    int random = !strcmp(ni->name, "resnet20") || ni->imagenet;
     snprintf(cmd, sizeof cmd, "'%s' '%s' --model %s --rule %s --data %s --batch %d --limit %d --epochs %d --threads %d", python, path, ni->name, rule,
-             random ? "random" : "fmnist", ni->batch, steps * ni->batch, rounds + 1, threads);
+             random ? "random" : "fmnist", batch, steps * batch, rounds + 1, threads);
     if (run_child(cmd, "images_per_s", line, sizeof line)) r.ok = 1, r.ips = json_get(line, "images_per_s"), r.rss = json_get(line, "peak_rss_mb");
     return r;
 }
@@ -424,8 +449,8 @@ static int pass_fail(int *fails, int ok, const char *what) {
 
 int main(int argc, char **argv) {
     const char *one_net = NULL, *one_rule = NULL, *nets = "mlp,lenet,cnn,resnet20", *rules = NULL;
-    const char *peer_path = "../shared/peer/peer_torch.py", *python = "/usr/bin/python3";
-    int threads = 0, steps = 0, rounds = 3, warmup = 3, sgemm = 0, no_peer = 0, repeat = 3, wm_batch = -1;
+    const char *peer_path = "../shared/peer/peer_torch.py", *peer_imagenet = "bench/peer_imagenet.py", *python = "/usr/bin/python3";
+    int threads = 0, steps = 0, rounds = 3, warmup = 3, sgemm = 0, no_peer = 0, repeat = 3, wm_batch = -1, batch = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
@@ -435,6 +460,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--nets") && more) nets = argv[++i];
         else if (!strcmp(a, "--rules") && more) rules = argv[++i];
         else if (!strcmp(a, "--peer") && more) peer_path = argv[++i];
+        else if (!strcmp(a, "--peer-imagenet") && more) peer_imagenet = argv[++i];
+        else if (!strcmp(a, "--batch") && more) batch = atoi(argv[++i]);
         else if (!strcmp(a, "--python") && more) python = argv[++i];
         else if (!strcmp(a, "--threads") && more) threads = atoi(argv[++i]);
         else if (!strcmp(a, "--steps") && more) steps = atoi(argv[++i]);
@@ -443,9 +470,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--repeat") && more) repeat = atoi(argv[++i]);
         else if (!strcmp(a, "--wm-batch") && more) wm_batch = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench [--nets LIST] [--rules LIST] [--threads T] [--steps S] [--rounds R] [--repeat K] [--wm-batch N]\n"
-                            "             [--peer PATH] [--python PY] [--no-peer]\n"
-                            "       bench --one NET RULE [--threads T] [--steps S] [--rounds R] [--warmup W] [--wm-batch N]\n"
+            fprintf(stderr, "usage: bench [--nets LIST] [--rules LIST] [--threads T] [--steps S] [--rounds R] [--repeat K] [--wm-batch N] [--batch B]\n"
+                            "             [--peer PATH] [--peer-imagenet PATH] [--python PY] [--no-peer]\n"
+                            "       bench --one NET RULE [--threads T] [--steps S] [--rounds R] [--warmup W] [--wm-batch N] [--batch B]\n"
                             "       bench --sgemm [--threads T]\n");
             return 2;
         }
@@ -455,7 +482,7 @@ int main(int argc, char **argv) {
     char all[256] = "";
     for (int r = 0; r < N_RULES; r++) snprintf(all + strlen(all), sizeof all - strlen(all), "%s%s", r ? "," : "", RULE_NAME(r));
     if (!rules) rules = all;
-    if (one_net) return run_one(one_net, one_rule, threads, steps, rounds, warmup, wm_batch);
+    if (one_net) return run_one(one_net, one_rule, threads, steps, rounds, warmup, wm_batch, batch);
     if (sgemm) return run_sgemm(threads);
 
     char self[1024];
@@ -491,7 +518,9 @@ int main(int argc, char **argv) {
     for (int ni = 0; ni < N_NETS; ni++) {
         const NetInfo *info = &NETS[ni];
         if (!in_list(nets, info->name)) continue;
-        int S = steps > 0 ? steps : info->steps, wmb = wm_batch < 0 ? info->batch : wm_batch;
+        int B = batch > 0 ? batch : info->batch, S = steps > 0 ? steps : info->steps, wmb = wm_batch < 0 ? B : wm_batch;
+        const char *their = info->imagenet ? peer_imagenet : peer_path;
+        int peer_ok = have_peer && access(their, R_OK) == 0;
         Result us[N_RULES] = {{0}}, them[N_RULES] = {{0}}, one = {0};
         double us_lo[N_RULES], them_lo[N_RULES];
         int run[N_RULES], scaling = info->scaling && threads >= 2 && in_list(rules, "bp");
@@ -499,7 +528,7 @@ int main(int argc, char **argv) {
             us_lo[r] = them_lo[r] = INFINITY;
             run[r] = in_list(rules, RULE_NAME(r)) && !(info->residual && RULE_INFO[r].direct);
         }
-        printf("\n%s, batch %d, %d steps per round", info->name, info->batch, S);
+        printf("\n%s, batch %d, %d steps per round", info->name, B, S);
         if (in_list(rules, "wm")) printf(", wm: %d noise inputs per mirror step%s", wmb, wmb ? "" : " (the library's default)");
         printf("\n");
         fflush(stdout);
@@ -513,17 +542,17 @@ int main(int argc, char **argv) {
                 if (!run[r]) continue;
                 for (int side = 0; side < 2; side++) {
                     if ((side ^ (k & 1)) == 0) {
-                        Result u = ours(self, info->name, RULE_NAME(r), threads, S, rounds, wmb);
+                        Result u = ours(self, info->name, RULE_NAME(r), threads, S, rounds, wmb, B);
                         keep_best(&us[r], &us_lo[r], u);
-                    } else if (have_peer && peer_has(r)) {
-                        Result t = peer(python, peer_path, info, RULE_NAME(r), threads, S, rounds);
+                    } else if (peer_ok && peer_has(r, info)) {
+                        Result t = peer(python, their, info, RULE_NAME(r), threads, S, rounds, B);
                         keep_best(&them[r], &them_lo[r], t);
                     }
                 }
             }
             if (scaling) {
                 double lo = INFINITY;
-                keep_best(&one, &lo, ours(self, info->name, "bp", 1, S, rounds, wmb));
+                keep_best(&one, &lo, ours(self, info->name, "bp", 1, S, rounds, wmb, B));
             }
         }
         if (tty) fprintf(stderr, "\r%*s\r", 24, "");
