@@ -180,8 +180,9 @@ struct Layer {
     const float *(*direct_error)(Layer *l, int N, const Pass *p);
     /* a layer whose rule trains B on a loss of its own: called after the
      * layer's backward in training passes (not exact ones) with its input
-     * x (N, in), adds that loss's gradient into B->g */
-    void (*feedback_grad)(Layer *l, const float *x, int N, const Pass *p);
+     * x (N, in) and output y (N, out: W x + b) of the forward pass, adds
+     * that loss's gradient into B->g */
+    void (*feedback_grad)(Layer *l, const float *x, const float *y, int N, const Pass *p);
     void *impl;         /* kind-specific state */
     char name[40];      /* parameter-name prefix, e.g. "3" or "4.main.1" */
     int spec_rule;      /* the rule its spec asked for (0: the network's) */

@@ -11,11 +11,12 @@
 static const RuleKey KEYS[] = {{"alpha", 2e-3f, 0, 1e6f, NULL}, {"beta", 1e-3f, 0, 1e6f, NULL}, {"gamma", 1e-3f, 0, 1e6f, NULL},
                                {"input", 0, 0, 2, KUNIN_INPUTS}, {"std", 1, 0, 1e6f, NULL}, {NULL}};
 
-static void ia_grad(Layer *l, const float *x, int N, const Pass *p) {
+static void ia_grad(Layer *l, const float *data, const float *y, int N, const Pass *p) {
     float s = kunin_scale(p);
-    x = kunin_input(l, x, N, 3, p);
-    kunin_amp(l, x, N, s * rule_option(l, 0));
-    if (rule_option(l, 1) != 0) kunin_null(l, x, N, s * rule_option(l, 1));
+    const float *x = kunin_input(l, data, N, 3, p);
+    float *wx = kunin_wx(l, x, data, y, N);
+    kunin_amp(l, x, wx, N, s * rule_option(l, 0));
+    if (rule_option(l, 1) != 0) kunin_null(l, wx, N, s * rule_option(l, 1));
     kunin_decay(l, s * rule_option(l, 2));
 }
 

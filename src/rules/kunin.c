@@ -75,27 +75,43 @@ void kunin_self(Layer *l, float c) {
     for (size_t i = 0; i < l->W->n; i++) g[i] -= c * W[i];
 }
 
-/* d/dB E|Bx|^2 = 2 E[(Bx) x^T] */
-void kunin_sparse(Layer *l, const float *x, int N, float c) {
-    float *y = scratch_out(l, 1);
+/* W x (N, out) into scratch: for the data, the forward pass's output y
+ * less the bias (no second pass through W); for noise, projected. */
+float *kunin_wx(Layer *l, const float *x, const float *data, const float *y, int N) {
+    float *z = scratch_out(l, 0);
+    if (x != data || !y) {
+        project(l, l->W->w, x, z, N);
+        return z;
+    }
+    size_t per = (size_t)l->out.h * l->out.w, n = (size_t)N * shape_size(l->out);
+    const float *b = l->b ? l->b->w : NULL;
+    for (size_t i = 0; i < n; i++) z[i] = b ? y[i] - b[(i / per) % (size_t)l->out.c] : y[i];
+    return z;
+}
+
+/* sparse and amp: d/dB (cs E|Bx|^2 - ca E[(Bx).(Wx)]) = E[(2 cs Bx - ca Wx) x^T],
+ * one weight-gradient call for both */
+void kunin_sparse_amp(Layer *l, const float *x, const float *wx, int N, float cs, float ca) {
+    float *y = scratch_out(l, 1), ks = 2.0f * cs / (float)N, ka = -ca / (float)N;
+    size_t n = (size_t)N * shape_size(l->out);
     project(l, l->fb->B->w, x, y, N);
-    scale(y, (size_t)N * shape_size(l->out), 2.0f * c / (float)N);
+    for (size_t i = 0; i < n; i++) y[i] = ks * y[i] + ka * wx[i];
     l->ops->backward_weight(l, x, y, N, l->fb->B->g, NULL);
 }
 
 /* d/dB -E[(Bx).(Wx)] = -E[(Wx) x^T] */
-void kunin_amp(Layer *l, const float *x, int N, float c) {
-    float *y = scratch_out(l, 0);
-    project(l, l->W->w, x, y, N);
-    scale(y, (size_t)N * shape_size(l->out), -c / (float)N);
+void kunin_amp(Layer *l, const float *x, const float *wx, int N, float c) {
+    float *y = scratch_out(l, 1), k = -c / (float)N;
+    size_t n = (size_t)N * shape_size(l->out);
+    for (size_t i = 0; i < n; i++) y[i] = k * wx[i];
     l->ops->backward_weight(l, x, y, N, l->fb->B->g, NULL);
 }
 
-/* d/dB E|B^T z|^2, z = Wx: 2 E[z u^T], u = B^T z (the input gradient of z) */
-void kunin_null(Layer *l, const float *x, int N, float c) {
-    float *z = scratch_out(l, 0), *u = scratch_in(l, 1);
-    project(l, l->W->w, x, z, N);
-    l->ops->backward_input(l, l->fb->B->w, z, u, N);
-    scale(z, (size_t)N * shape_size(l->out), 2.0f * c / (float)N);
-    l->ops->backward_weight(l, u, z, N, l->fb->B->g, NULL);
+/* d/dB E|B^T z|^2, z = Wx: 2 E[z u^T], u = B^T z (the input gradient of z);
+ * scales wx in place */
+void kunin_null(Layer *l, float *wx, int N, float c) {
+    float *u = scratch_in(l, 1);
+    l->ops->backward_input(l, l->fb->B->w, wx, u, N);
+    scale(wx, (size_t)N * shape_size(l->out), 2.0f * c / (float)N);
+    l->ops->backward_weight(l, u, wx, N, l->fb->B->g, NULL);
 }

@@ -112,8 +112,9 @@ struct Rule {
     /* RULE_OWN_GRAD: in a training step's backward pass, after the layer's
      * (Layer.feedback_grad): adds the gradient of the rule's loss R(W, B, x)
      * for the layer's input x (N, in) into B->g, times p->grad_scale when
-     * set (a rank's share of the batch: the ranks' sum is the batch's) */
-    void (*grad)(Layer *l, const float *x, int N, const Pass *p);
+     * set (a rank's share of the batch: the ranks' sum is the batch's); y
+     * (N, out) is the forward pass's output W x + b */
+    void (*grad)(Layer *l, const float *x, const float *y, int N, const Pass *p);
     /* after W was loaded from elsewhere (feedback_follow_weights) */
     void (*follow_weights)(Layer *l, int b_loaded);
     /* RULE_DIRECT: the projection of the output error into the block of
@@ -175,9 +176,13 @@ float kunin_scale(const Pass *p);
 const float *kunin_input(Layer *l, const float *x, int N, int input, const Pass *p);
 void kunin_decay(Layer *l, float c);
 void kunin_self(Layer *l, float c);
-void kunin_sparse(Layer *l, const float *x, int N, float c);
-void kunin_amp(Layer *l, const float *x, int N, float c);
-void kunin_null(Layer *l, const float *x, int N, float c);
+/* W x for R's input x: from the forward output y (W x + b) when x is the
+ * layer's own input data, else by a pass through W; in scratch the
+ * primitives below may overwrite */
+float *kunin_wx(Layer *l, const float *x, const float *data, const float *y, int N);
+void kunin_sparse_amp(Layer *l, const float *x, const float *wx, int N, float cs, float ca);
+void kunin_amp(Layer *l, const float *x, const float *wx, int N, float c);
+void kunin_null(Layer *l, float *wx, int N, float c);
 /* What the direct rules share (direct.c, for dfa, sdfa, drtp, dkp): the
  * block of top's layer i (up to the next weight layer or residual block)
  * and its projection D (classes, block output), drawn from rng: dense, or
