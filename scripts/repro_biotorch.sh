@@ -15,8 +15,9 @@ OUT=${1:-runs/biotorch}
 [ $# -gt 0 ] && shift
 RULES=${*:-bp kp usf frsf brsf fa dfa wm}
 mkdir -p "$OUT"
-for s in $SEEDS; do
-  for r in $RULES; do
+# rule by rule, in the order given, so that each rule's row completes early
+for r in $RULES; do
+  for s in $SEEDS; do
     [ -f "$OUT/$r/seed$s/summary.json" ] && continue
     echo "$r $s"
   done
