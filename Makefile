@@ -186,9 +186,17 @@ PEER ?= ../shared/peer/peer_torch.py
 $(BUILD)/asymbp-bench: $(BUILD)/bench/bench.o $(BUILD)/libasymbp.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+# Then the streamed JPEG loader against torchvision's ImageFolder DataLoader
+# (bench/loader.c, bench/loader_torch.py; python3-torchvision and
+# python3-pil) on a synthetic set made once under $(BUILD)/bench-imagenet.
+# LOADER_ARGS passes options (--workers 1,2,4 --per-class 128 --repeat 5 ...).
+$(BUILD)/asymbp-bench-loader: $(BUILD)/bench/loader.o $(BUILD)/libasymbp.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
 bench: deps
-	@$(MAKE) --no-print-directory $(BUILD)/asymbp-bench
+	@$(MAKE) --no-print-directory $(BUILD)/asymbp-bench $(BUILD)/asymbp-bench-loader
 	$(BUILD)/asymbp-bench --peer $(PEER) --python $(PYTHON) $(BENCH_ARGS)
+	$(BUILD)/asymbp-bench-loader --data $(BUILD)/bench-imagenet --python $(PYTHON) $(LOADER_ARGS)
 
 # make install [PREFIX=/usr/local] [DESTDIR=...]: the command; libasymbp.so.VERSION
 # (soname libasymbp.so.MAJOR, exporting the public header's calls alone) and libasymbp.a;
