@@ -23,7 +23,8 @@
  * Effective GFLOP/s counts 3x the forward FLOPs of
  * the weight layers (forward, weight gradient, input gradient), whatever
  * the rule. The driver prints one table per network, the ratios to the peer
- * and to bp, and PASS/FAIL against the targets of docs/PERFORMANCE.md. */
+ * and to bp, and PASS/FAIL against the targets of docs/PERFORMANCE.md.
+ * `make bench` runs the loader benchmark (loader.c) after it. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>

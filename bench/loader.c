@@ -337,7 +337,7 @@ static int drive(const Opts *o, const char *self) {
 }
 
 int main(int argc, char **argv) {
-    Opts o = {.data = "build/bench-imagenet", .python = "/usr/bin/python3", .srcdir = ".", .workers = "1,2", .classes = 8, .per_class = 64, .epochs = 2,
+    Opts o = {.data = "build/bench-imagenet", .python = "/usr/bin/python3", .srcdir = ".", .workers = "1,2", .classes = 8, .per_class = 64, .epochs = 3,
               .repeat = 3};
     int one = 0, ceiling = 0;
     for (int i = 1; i < argc; i++) {

@@ -24,7 +24,7 @@ def main():
     ap.add_argument("root")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--cpus", type=int, default=0, help="cores to run on (0: as many as workers)")
-    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch", type=int, default=64)
     a = ap.parse_args()
     try:
