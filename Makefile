@@ -190,9 +190,17 @@ BENCH_IMAGENET ?= 1
 $(BUILD)/asymbp-bench: $(BUILD)/bench/bench.o $(BUILD)/libasymbp.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+# Then the streamed JPEG loader against torchvision's ImageFolder DataLoader
+# (bench/loader.c, bench/loader_torch.py; python3-torchvision and
+# python3-pil) on a synthetic set made once under $(BUILD)/bench-imagenet.
+# LOADER_ARGS passes options (--workers 1,2,4 --per-class 128 --repeat 5 ...).
+$(BUILD)/asymbp-bench-loader: $(BUILD)/bench/loader.o $(BUILD)/libasymbp.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
 bench: deps
-	@$(MAKE) --no-print-directory $(BUILD)/asymbp-bench
+	@$(MAKE) --no-print-directory $(BUILD)/asymbp-bench $(BUILD)/asymbp-bench-loader
 	$(BUILD)/asymbp-bench --peer $(PEER) --python $(PYTHON) $(BENCH_ARGS)
+	$(BUILD)/asymbp-bench-loader --data $(BUILD)/bench-imagenet --python $(PYTHON) $(LOADER_ARGS)
 	@if [ "$(BENCH_IMAGENET)" = 1 ]; then set -e; \
 	  $(BUILD)/asymbp-bench --python $(PYTHON) --nets resnet18 --rules bp,fa,usf,kp,wm --batch 32; \
 	  $(BUILD)/asymbp-bench --python $(PYTHON) --nets resnet18 --rules bp --batch 64; \

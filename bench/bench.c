@@ -28,7 +28,8 @@
  * The ImageNet networks (resnet18, resnet50: 224x224, 1000 classes, not in
  * the default --nets) train on random images held in memory, S batches of
  * them, against bench/peer_imagenet.py (torchvision's models, bp only: the
- * other rules are compared with its bp); --batch sets the batch size. */
+ * other rules are compared with its bp); --batch sets the batch size.
+ * `make bench` also runs the loader benchmark (loader.c). */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
