@@ -173,6 +173,78 @@ void augment_window(float *out, const float *x, int c, int h, int w, int i, int 
     }
 }
 
+/* The rows an 8-bit window resize reads, each passed horizontally once:
+ * per output column q, b0 v(x0) + b1 v(x1) with v = u8 / 255, the inner
+ * sums augment_window makes (so the same floats), for all 3 channels. Two
+ * slots: an output row blends rows y0 and y1 = y0 or y0 + 1, and y0 only
+ * grows with the output row. */
+typedef struct RowPass {
+    const uint8_t *rgb;
+    size_t stride;
+    int ow;
+    const int *x0, *x1; /* byte offsets of the source pixels in a row */
+    const float *b0, *b1, *v;
+    float *buf[2];
+    int row[2];
+} RowPass;
+
+/* Row y of the box passed horizontally into a slot that does not hold
+ * row keep: (3, ow) floats. */
+static const float *row_pass(RowPass *p, int y, int keep) {
+    for (int s = 0; s < 2; s++)
+        if (p->row[s] == y) return p->buf[s];
+    int s = p->row[0] == keep;
+    const uint8_t *row = p->rgb + (size_t)y * p->stride;
+    for (int k = 0; k < 3; k++) {
+        float *h = p->buf[s] + (size_t)k * p->ow;
+        for (int q = 0; q < p->ow; q++) h[q] = p->b0[q] * p->v[row[p->x0[q] + k]] + p->b1[q] * p->v[row[p->x1[q] + k]];
+    }
+    p->row[s] = y;
+    return p->buf[s];
+}
+
+/* One output row of a channel: a0 h0 + a1 h1, normalized when s (else
+ * as is), the order of operations augment_window and normalize use. */
+static void row_blend(float *restrict o, const float *restrict h0, const float *restrict h1, int n, float a0, float a1, const float *m,
+                      const float *s) {
+    if (!s) {
+        for (int q = 0; q < n; q++) o[q] = a0 * h0[q] + a1 * h1[q];
+        return;
+    }
+    float mk = *m, sk = *s;
+    for (int q = 0; q < n; q++) o[q] = (a0 * h0[q] + a1 * h1[q] - mk) / sk;
+}
+
+int augment_window_rgb(float *out, const uint8_t *rgb, size_t stride, int bh, int bw, int fh, int fw, int oi, int oj, int oh, int ow,
+                       int flip, const float *mean, const float *std) {
+    float v[256];
+    for (int q = 0; q < 256; q++) v[q] = (float)q / 255.0f;
+    int *xi = malloc(sizeof(int) * 2 * (size_t)ow);
+    float *f = malloc(sizeof(float) * 8 * (size_t)ow);
+    if (!xi || !f) {
+        free(xi);
+        free(f);
+        return asym_fail("out of memory resizing to %d x %d", oh, ow);
+    }
+    RowPass p = {rgb, stride, ow, xi, xi + ow, f, f + ow, v, {f + 2 * ow, f + 5 * ow}, {-1, -1}};
+    for (int q = 0; q < ow; q++) {
+        lerp_at(oj + (flip ? ow - 1 - q : q), bw, fw, &xi[q], &xi[ow + q], &f[q], &f[ow + q]);
+        xi[q] *= 3, xi[ow + q] *= 3;
+    }
+    for (int y = 0; y < oh; y++) {
+        int y0, y1;
+        float a0, a1;
+        lerp_at(oi + y, bh, fh, &y0, &y1, &a0, &a1);
+        const float *h0 = row_pass(&p, y0, y1), *h1 = row_pass(&p, y1, y0);
+        for (int k = 0; k < 3; k++)
+            row_blend(out + ((size_t)k * oh + y) * ow, h0 + (size_t)k * ow, h1 + (size_t)k * ow, ow, a0, a1, mean ? mean + k : NULL,
+                      mean ? std + k : NULL);
+    }
+    free(xi);
+    free(f);
+    return ASYM_OK;
+}
+
 void augment_resized_crop(float *out, const float *x, int c, int h, int w, int i, int j, int bh, int bw, int oh, int ow, int flip) {
     augment_window(out, x, c, h, w, i, j, bh, bw, oh, ow, 0, 0, oh, ow, flip);
 }

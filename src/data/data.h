@@ -104,6 +104,13 @@ void augment_resized_crop(float *out, const float *x, int c, int h, int w, int i
  * evaluation transform takes its centre crop as such a window. */
 void augment_window(float *out, const float *x, int c, int h, int w, int i, int j, int bh, int bw, int fh, int fw, int oi, int oj,
                     int oh, int ow, int flip);
+/* augment_window of a box of 8-bit RGB (bh rows stride bytes apart, 3
+ * interleaved channels) read as u8 / 255, into out (3, oh, ow), then
+ * (x - mean) / std per channel unless mean is NULL: bit for bit what
+ * converting the box to floats, augment_window and normalizing give, at
+ * one horizontal pass per source row read. Fails only out of memory. */
+int augment_window_rgb(float *out, const uint8_t *rgb, size_t stride, int bh, int bw, int fh, int fw, int oi, int oj, int oh, int ow,
+                       int flip, const float *mean, const float *std);
 /* The evaluation transform: shorter side resized (eval_resize), then the
  * centre crop (eval_crop), x (c, h, w) into out (c, oh, ow) as
  * augment_shape gives them. */

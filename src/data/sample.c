@@ -95,21 +95,36 @@ static int decode(const char *name, const uint8_t *buf, size_t len, const Sample
     return jpeg_decode_box(name, buf, len, w->i, w->j, w->bh, w->bw, w->need_h, w->need_w, r);
 }
 
-/* The decoded box through the geometry into out (3, oh, ow). */
-static void transform(const SampleMaker *m, int train, const JpegRegion *r, const Want *w, const float *box, float *out) {
-    if (train) {
-        augment_resized_crop(out, box, 3, r->bh, r->bw, 0, 0, r->bh, r->bw, m->oh, m->ow, w->flip);
-    } else if (m->spec.eval_resize) {
-        /* the resized size comes from the original image, the pixels from the (scaled) decode */
-        augment_window(out, box, 3, r->bh, r->bw, 0, 0, r->bh, r->bw, w->need_h, w->need_w, augment_centre(w->need_h, m->oh),
-                       augment_centre(w->need_w, m->ow), m->oh, m->ow, 0);
-    } else {
-        memcpy(out, box, sizeof(float) * 3 * m->oh * m->ow);
-    }
-    if (!m->normalize) return;
-    size_t hw = (size_t)m->oh * m->ow;
+/* The box of r as is (the evaluation's centre crop, no resize) into out
+ * (3, bh, bw): u8 / 255, then normalized when mean is given. */
+static void region_copy(const JpegRegion *r, const float *mean, const float *std, float *out) {
+    size_t hw = (size_t)r->bh * r->bw;
+    float v[256];
+    for (int q = 0; q < 256; q++) v[q] = (float)q / 255.0f;
     for (int k = 0; k < 3; k++)
-        for (size_t q = 0; q < hw; q++) out[k * hw + q] = (out[k * hw + q] - m->mean[k]) / m->std[k];
+        for (int y = 0; y < r->bh; y++) {
+            const uint8_t *p = r->rgb + (size_t)(r->bi + y) * r->stride + (size_t)r->bj * 3 + k;
+            float *o = out + k * hw + (size_t)y * r->bw;
+            if (!mean)
+                for (int x = 0; x < r->bw; x++) o[x] = v[p[3 * x]];
+            else
+                for (int x = 0; x < r->bw; x++) o[x] = (v[p[3 * x]] - mean[k]) / std[k];
+        }
+}
+
+/* The decoded box through the geometry and the normalization into out
+ * (3, oh, ow), straight from its 8-bit pixels: the floats that converting
+ * the box (jpeg_region_floats), augment_window and normalizing give. */
+static int transform(const SampleMaker *m, int train, const JpegRegion *r, const Want *w, float *out) {
+    const float *mean = m->normalize ? m->mean : NULL, *std = m->normalize ? m->std : NULL;
+    const uint8_t *box = r->rgb + (size_t)r->bi * r->stride + (size_t)r->bj * 3;
+    if (train) return augment_window_rgb(out, box, (size_t)r->stride, r->bh, r->bw, m->oh, m->ow, 0, 0, m->oh, m->ow, w->flip, mean, std);
+    /* the resized size comes from the original image, the pixels from the (scaled) decode */
+    if (m->spec.eval_resize)
+        return augment_window_rgb(out, box, (size_t)r->stride, r->bh, r->bw, w->need_h, w->need_w, augment_centre(w->need_h, m->oh),
+                                  augment_centre(w->need_w, m->ow), m->oh, m->ow, 0, mean, std);
+    region_copy(r, mean, std, out);
+    return ASYM_OK;
 }
 
 int sample_make(const SampleMaker *m, int train, uint64_t epoch, int index, float *out) {
@@ -122,14 +137,7 @@ int sample_make(const SampleMaker *m, int train, uint64_t epoch, int index, floa
     int rc = decode(name, buf, len, m, train, epoch, index, &r, &w);
     free(buf);
     if (rc) return ASYM_ERR;
-    float *box = malloc(sizeof(float) * 3 * (size_t)r.bh * r.bw);
-    if (!box) {
-        jpeg_region_free(&r);
-        return asym_fail("%s: out of memory", name);
-    }
-    jpeg_region_floats(&r, box);
-    transform(m, train, &r, &w, box, out);
-    free(box);
+    rc = transform(m, train, &r, &w, out);
     jpeg_region_free(&r);
-    return ASYM_OK;
+    return rc ? asym_fail("%s: %s", name, asym_last_error()) : ASYM_OK;
 }
