@@ -195,23 +195,31 @@ static const float *row_pass(RowPass *p, int y, int keep) {
         if (p->row[s] == y) return p->buf[s];
     int s = p->row[0] == keep;
     const uint8_t *row = p->rgb + (size_t)y * p->stride;
-    for (int k = 0; k < 3; k++) {
-        float *h = p->buf[s] + (size_t)k * p->ow;
-        for (int q = 0; q < p->ow; q++) h[q] = p->b0[q] * p->v[row[p->x0[q] + k]] + p->b1[q] * p->v[row[p->x1[q] + k]];
+    const float *v = p->v;
+    float *h0 = p->buf[s], *h1 = h0 + p->ow, *h2 = h1 + p->ow;
+    for (int q = 0; q < p->ow; q++) {
+        const uint8_t *u = row + p->x0[q], *w = row + p->x1[q];
+        float b0 = p->b0[q], b1 = p->b1[q];
+        h0[q] = b0 * v[u[0]] + b1 * v[w[0]];
+        h1[q] = b0 * v[u[1]] + b1 * v[w[1]];
+        h2[q] = b0 * v[u[2]] + b1 * v[w[2]];
     }
     p->row[s] = y;
     return p->buf[s];
 }
 
 /* One output row of a channel: a0 h0 + a1 h1, normalized when s (else
- * as is), the order of operations augment_window and normalize use. */
+ * as is), the order of operations augment_window and normalize use;
+ * element by element, so vectorizing it changes no bit. */
 static void row_blend(float *restrict o, const float *restrict h0, const float *restrict h1, int n, float a0, float a1, const float *m,
                       const float *s) {
     if (!s) {
+#pragma omp simd
         for (int q = 0; q < n; q++) o[q] = a0 * h0[q] + a1 * h1[q];
         return;
     }
     float mk = *m, sk = *s;
+#pragma omp simd
     for (int q = 0; q < n; q++) o[q] = (a0 * h0[q] + a1 * h1[q] - mk) / sk;
 }
 
