@@ -237,6 +237,15 @@ int jpeg_header(const char *name, const uint8_t *buf, size_t len, int *h, int *w
  * need_w (0: decode at full scale), decoded at the largest DCT scale that
  * keeps it at least that size, only its rows and (whole iMCU) columns. */
 int jpeg_decode_box(const char *name, const uint8_t *buf, size_t len, int i, int j, int bh, int bw, int need_h, int need_w, JpegRegion *r);
+/* A box and the size it is resized to, as jpeg_decode_box takes them. */
+typedef struct JpegBox {
+    int i, j, bh, bw, need_h, need_w;
+} JpegBox;
+/* The box to decode of an image of h x w, or a failure (with its message). */
+typedef int (*JpegBoxOf)(void *user, int h, int w, JpegBox *b);
+/* jpeg_header then jpeg_decode_box of the box box_of gives for the size
+ * found, with the header read once: the same checks, messages and pixels. */
+int jpeg_decode_fit(const char *name, const uint8_t *buf, size_t len, JpegBoxOf box_of, void *user, JpegRegion *r);
 void jpeg_region_free(JpegRegion *r);
 /* The region's box as (3, bh, bw) floats in [0, 1]. */
 void jpeg_region_floats(const JpegRegion *r, float *out);

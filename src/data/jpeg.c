@@ -61,8 +61,9 @@ static int jpeg_complete(const uint8_t *buf, size_t len) {
         }
         size_t seg = (size_t)buf[at + 2] << 8 | buf[at + 3];
         if (m == 0xDA) {
-            for (size_t q = at + 2 + seg; q + 1 < len; q++)
-                if (buf[q] == 0xFF && buf[q + 1] == 0xD9) return 1;
+            /* searched from the end, where a whole file has it */
+            for (size_t q = len - 1, from = at + 2 + seg; q > from; q--)
+                if (buf[q - 1] == 0xFF && buf[q] == 0xD9) return 1;
             return 0;
         }
         at += 2 + seg;
@@ -131,9 +132,13 @@ int jpeg_header(const char *name, const uint8_t *buf, size_t len, int *h, int *w
     return ASYM_OK;
 }
 
-int jpeg_decode_box(const char *name, const uint8_t *buf, size_t len, int i, int j, int bh, int bw, int need_h, int need_w, JpegRegion *r) {
+/* The header read once, the box asked of box_of, then decoded: what
+ * jpeg_decode_box and jpeg_decode_fit share. A libjpeg error while the
+ * header is read is reported as head, a later one as a corrupt JPEG. */
+static int decode(const char *name, const uint8_t *buf, size_t len, const char *head, JpegBoxOf box_of, void *user, JpegRegion *r) {
     struct jpeg_decompress_struct ci;
     JpegErr err;
+    const char *volatile what = head;
     memset(r, 0, sizeof *r);
     ci.err = jpeg_std_error(&err.pub);
     err.pub.error_exit = on_error;
@@ -141,24 +146,30 @@ int jpeg_decode_box(const char *name, const uint8_t *buf, size_t len, int i, int
     if (setjmp(err.jump)) {
         jpeg_destroy_decompress(&ci);
         jpeg_region_free(r);
-        return asym_fail("%s: corrupt JPEG: %s", name, err.msg);
+        return asym_fail("%s: %s: %s", name, what, err.msg);
     }
     jpeg_create_decompress(&ci);
     jpeg_mem_src(&ci, buf, (unsigned long)len);
     jpeg_read_header(&ci, TRUE);
+    what = "corrupt JPEG";
     int H = (int)ci.image_height, W = (int)ci.image_width;
-    if (i < 0 || j < 0 || bh < 1 || bw < 1 || i + bh > H || j + bw > W) {
+    JpegBox b;
+    if (H < 1 || W < 1 || box_of(user, H, W, &b)) {
         jpeg_destroy_decompress(&ci);
-        return asym_fail("%s: box %d x %d at (%d, %d) outside the %d x %d image", name, bh, bw, i, j, H, W);
+        return H < 1 || W < 1 ? asym_fail("%s: a JPEG of %d x %d pixels", name, W, H) : ASYM_ERR;
+    }
+    if (b.i < 0 || b.j < 0 || b.bh < 1 || b.bw < 1 || b.i + b.bh > H || b.j + b.bw > W) {
+        jpeg_destroy_decompress(&ci);
+        return asym_fail("%s: box %d x %d at (%d, %d) outside the %d x %d image", name, b.bh, b.bw, b.i, b.j, H, W);
     }
     int cmyk = ci.jpeg_color_space == JCS_CMYK || ci.jpeg_color_space == JCS_YCCK;
     ci.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
     ci.scale_num = 1;
-    ci.scale_denom = (unsigned)pick_scale(bh, bw, need_h, need_w);
+    ci.scale_denom = (unsigned)pick_scale(b.bh, b.bw, b.need_h, b.need_w);
     jpeg_calc_output_dimensions(&ci);
     int d = (int)ci.scale_denom, Hs = (int)ci.output_height, Ws = (int)ci.output_width;
     /* the box on the scaled grid: rounded outwards, inside the image */
-    int si = i / d, sj = j / d, ei = (i + bh + d - 1) / d, ej = (j + bw + d - 1) / d;
+    int si = b.i / d, sj = b.j / d, ei = (b.i + b.bh + d - 1) / d, ej = (b.j + b.bw + d - 1) / d;
     if (ei > Hs) ei = Hs;
     if (ej > Ws) ej = Ws;
     r->scale = d;
@@ -172,6 +183,23 @@ int jpeg_decode_box(const char *name, const uint8_t *buf, size_t len, int i, int
     jpeg_abort_decompress(&ci);
     jpeg_destroy_decompress(&ci);
     return ASYM_OK;
+}
+
+/* jpeg_decode_box's box, whatever the image's size. */
+static int given_box(void *user, int h, int w, JpegBox *b) {
+    *b = *(const JpegBox *)user;
+    return ASYM_OK;
+}
+
+int jpeg_decode_box(const char *name, const uint8_t *buf, size_t len, int i, int j, int bh, int bw, int need_h, int need_w, JpegRegion *r) {
+    JpegBox b = {i, j, bh, bw, need_h, need_w};
+    return decode(name, buf, len, "corrupt JPEG", given_box, &b, r);
+}
+
+int jpeg_decode_fit(const char *name, const uint8_t *buf, size_t len, JpegBoxOf box_of, void *user, JpegRegion *r) {
+    memset(r, 0, sizeof *r);
+    if (!jpeg_complete(buf, len)) return asym_fail("%s: truncated JPEG (no end-of-image marker after the scan)", name);
+    return decode(name, buf, len, "not a readable JPEG", box_of, user, r);
 }
 
 void jpeg_region_free(JpegRegion *r) {

@@ -1,11 +1,12 @@
 /* sample.c: one sample of a streamed split, from its bytes to the model's
  * input. Training: the random-resized-crop box and the flip are drawn
  * (augment_draw, keyed by seed, epoch and index) on the image's size as
- * its header gives it; only what covers the box is decoded (jpeg.c), then
- * resized with augment.c's bilinear. Evaluation: the shorter side resized
+ * its header gives it (read once: jpeg_decode_fit); only what covers the
+ * box is decoded (jpeg.c), then resized with augment.c's bilinear straight
+ * from the 8-bit pixels, normalized as each value is written. Evaluation: the shorter side resized
  * to eval_resize and the centre crop (the whole image decoded, at a DCT
  * scale that keeps it at least the resized size), or the centre crop
- * alone (only its rows decoded). Then normalization. A file that is not a
+ * alone (only its rows decoded). A file that is not a
  * JPEG goes through folder.c's checked decoder, whole. */
 #include <fcntl.h>
 #include <stdlib.h>
@@ -84,15 +85,34 @@ static int decode_other(const char *name, const uint8_t *buf, size_t len, const 
     return ASYM_OK;
 }
 
+/* What want_of needs besides the image's size, and where it puts the
+ * answer: the context of fit_box. */
+typedef struct Fit {
+    const char *name;
+    const SampleMaker *m;
+    int train, index;
+    uint64_t epoch;
+    Want *w;
+} Fit;
+
+/* The box to decode of a JPEG of H x W, once its header is read: an
+ * evaluation image smaller than the centre crop fails. */
+static int fit_box(void *user, int H, int W, JpegBox *b) {
+    const Fit *f = user;
+    const SampleMaker *m = f->m;
+    if (W < m->ow && !f->train && !m->spec.eval_resize) return asym_fail("%s: %d x %d, smaller than the centre crop", f->name, W, H);
+    if (H < m->oh && !f->train && !m->spec.eval_resize) return asym_fail("%s: %d x %d, smaller than the centre crop", f->name, W, H);
+    Want *w = f->w;
+    *w = want_of(m, f->train, f->epoch, f->index, H, W);
+    *b = (JpegBox){w->i, w->j, w->bh, w->bw, w->need_h, w->need_w};
+    return ASYM_OK;
+}
+
 static int decode(const char *name, const uint8_t *buf, size_t len, const SampleMaker *m, int train, uint64_t epoch, int index,
                   JpegRegion *r, Want *w) {
-    int H, W;
     if (!jpeg_is_jpeg(buf, len)) return decode_other(name, buf, len, m, train, epoch, index, r, w);
-    if (jpeg_header(name, buf, len, &H, &W)) return ASYM_ERR;
-    if (W < m->ow && !train && !m->spec.eval_resize) return asym_fail("%s: %d x %d, smaller than the centre crop", name, W, H);
-    if (H < m->oh && !train && !m->spec.eval_resize) return asym_fail("%s: %d x %d, smaller than the centre crop", name, W, H);
-    *w = want_of(m, train, epoch, index, H, W);
-    return jpeg_decode_box(name, buf, len, w->i, w->j, w->bh, w->bw, w->need_h, w->need_w, r);
+    Fit f = {name, m, train, index, epoch, w};
+    return jpeg_decode_fit(name, buf, len, fit_box, &f, r);
 }
 
 /* The box of r as is (the evaluation's centre crop, no resize) into out
