@@ -3,11 +3,11 @@
  * (augment_draw, keyed by seed, epoch and index) on the image's size as
  * its header gives it (read once: jpeg_decode_fit); only what covers the
  * box is decoded (jpeg.c), then resized with augment.c's bilinear straight
- * from the 8-bit pixels, normalized as each value is written. Evaluation: the shorter side resized
- * to eval_resize and the centre crop (the whole image decoded, at a DCT
- * scale that keeps it at least the resized size), or the centre crop
- * alone (only its rows decoded). A file that is not a
- * JPEG goes through folder.c's checked decoder, whole. */
+ * from the 8-bit pixels. Evaluation: the shorter side resized to
+ * eval_resize and the centre crop (the whole image decoded, at a DCT scale
+ * that keeps it at least the resized size), or the centre crop alone
+ * (only its rows decoded). Normalization as each value is written. A file
+ * that is not a JPEG goes through folder.c's checked decoder, whole. */
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
