@@ -497,7 +497,7 @@ int main(int argc, char **argv) {
         snprintf(cmd, sizeof cmd, "'%s' -c 'import torch; print(\"images_per_s\", torch.__version__)' 2>/dev/null", python);
         have_peer = run_child(cmd, "images_per_s", line, sizeof line);
     }
-    printf("asymbp %s bench: %d threads, %d rounds of S steps after %d warm-up steps; fastest round of %d runs (spread: how much slower the slowest was)\n",
+    printf("asymbp %s bench: %d threads, %d rounds of S steps after %d warm-up steps (1 on the ImageNet networks); fastest round of %d runs (spread: how much slower the slowest was)\n",
            ASYM_VERSION, threads, rounds, warmup, repeat);
     printf("convolutions: %s\n", asym_conv_backend());
     describe_machine();

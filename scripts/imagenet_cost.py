@@ -31,7 +31,9 @@ def allreduce_s(nbytes, n, bw, lat):
 
 
 def human(s):
-    """Seconds as hours or days, whichever reads better."""
+    """Seconds as minutes, hours or days, whichever reads better."""
+    if s < 3600:
+        return f"{s / 60:.0f} min"
     return f"{s / 3600:.1f} h" if s < 72 * 3600 else f"{s / 86400:.1f} days"
 
 
@@ -44,8 +46,10 @@ def main():
     ap.add_argument("--batch", type=int, default=256, help="the global batch")
     ap.add_argument("--train-images", type=int, default=1281167)
     ap.add_argument("--val-images", type=int, default=50000)
-    ap.add_argument("--ranks", default="1,8,32,64,256")
+    ap.add_argument("--ranks", default="1,8,32,64,128")
     a = ap.parse_args()
+    if any(int(r) > a.batch for r in a.ranks.split(",")):
+        raise SystemExit(f"imagenet_cost.py: more ranks than images in a global batch of {a.batch}")
     steps = -(-a.train_images // a.batch)
     nbytes = 4.0 * a.params
     print(f"| ranks | compute per epoch | {' | '.join('allreduce per epoch, ' + l[0] for l in LINKS)} | "

@@ -83,9 +83,18 @@ float *kunin_wx(Layer *l, const float *x, const float *data, const float *y, int
         project(l, l->W->w, x, z, N);
         return z;
     }
-    size_t per = (size_t)l->out.h * l->out.w, n = (size_t)N * shape_size(l->out);
-    const float *b = l->b ? l->b->w : NULL;
-    for (size_t i = 0; i < n; i++) z[i] = b ? y[i] - b[(i / per) % (size_t)l->out.c] : y[i];
+    size_t per = (size_t)l->out.h * l->out.w, C = (size_t)l->out.c;
+    if (!l->b) {
+        memcpy(z, y, sizeof(float) * (size_t)N * C * per);
+        return z;
+    }
+    /* one (sample, channel) plane at a time: a contiguous run less one bias */
+    for (size_t s = 0; s < (size_t)N * C; s++) {
+        float bias = l->b->w[s % C];
+        const float *ys = y + s * per;
+        float *zs = z + s * per;
+        for (size_t i = 0; i < per; i++) zs[i] = ys[i] - bias;
+    }
     return z;
 }
 
