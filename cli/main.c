@@ -99,6 +99,8 @@ static int cmd_version(void) {
             else if (json_is_integer(value)) printf("%s: %lld\n", key, (long long)json_integer_value(value));
         }
     json_decref(v);
+    const char *policy = getenv("OMP_WAIT_POLICY"), *spin = getenv("GOMP_SPINCOUNT");
+    printf("openmp wait policy: %s%s%s\n", policy ? policy : "the runtime's default", spin ? ", GOMP_SPINCOUNT=" : "", spin ? spin : "");
     printf("version.json: %s\n", text);
     return 0;
 }
@@ -133,7 +135,23 @@ static int run(int argc, char **argv) {
  * over them. Rank 0 alone prints, except in a sweep, where each rank
  * reports its own runs; errors are agreed between ranks, so rank 0's
  * message names the rank that failed. */
+/* OpenMP threads that wait by spinning (libgomp's default) collapse a run
+ * when other processes share the cores: a thread spins at a barrier while
+ * the partner it waits for is descheduled (LeNet-5 with two threads beside
+ * two busy processes: about 600 images/s spinning, 9,500 sleeping;
+ * docs/PERFORMANCE.md). The runtime reads its wait policy once, when it is
+ * loaded, so the command starts itself again with OMP_WAIT_POLICY=passive
+ * unless the environment chose a policy (OMP_WAIT_POLICY or
+ * GOMP_SPINCOUNT). */
+static void passive_threads(char **argv) {
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1)) return;
+    execv("/proc/self/exe", argv);
+    unsetenv("OMP_WAIT_POLICY"); /* not started again: the policy stays the runtime's */
+}
+
 int main(int argc, char **argv) {
+    passive_threads(argv);
     if (asym_dist_init(&argc, &argv)) return cli_fail(1, asym_last_error());
     if (asym_dist_rank() > 0 && !(argc > 1 && !strcmp(argv[1], "sweep"))) {
         FILE *out = freopen("/dev/null", "w", stdout), *err = freopen("/dev/null", "w", stderr);

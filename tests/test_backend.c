@@ -129,3 +129,15 @@ TEST(backend_same_bits_same_threads) {
         else if (across) printf("    conv N%d C%d %dx%d O%d k%d: the weight gradient differs between one and two threads\n", c[0], c[1], c[2], c[2], c[3], c[4]);
     }
 }
+
+/* The command sleeps its waiting OpenMP threads unless the environment
+ * chose a wait policy: it starts itself again with OMP_WAIT_POLICY=passive
+ * (cli/main.c), which `asymbp version` reports. */
+TEST(cli_threads_wait_passively) {
+    int rc = test_sh(test_out, sizeof test_out, "env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT '%s' version 2>&1", test_asym_bin());
+    CHECK_MSG(rc == 0 && strstr(test_out, "openmp wait policy: passive\n"), "without a policy in the environment:\n%s", test_out);
+    rc = test_sh(test_out, sizeof test_out, "env -u GOMP_SPINCOUNT OMP_WAIT_POLICY=active '%s' version 2>&1", test_asym_bin());
+    CHECK_MSG(rc == 0 && strstr(test_out, "openmp wait policy: active\n"), "with OMP_WAIT_POLICY=active:\n%s", test_out);
+    rc = test_sh(test_out, sizeof test_out, "env -u OMP_WAIT_POLICY GOMP_SPINCOUNT=1000 '%s' version 2>&1", test_asym_bin());
+    CHECK_MSG(rc == 0 && strstr(test_out, "the runtime's default, GOMP_SPINCOUNT=1000\n"), "with GOMP_SPINCOUNT=1000:\n%s", test_out);
+}

@@ -21,7 +21,15 @@ import subprocess
 import tempfile
 import threading
 
-import numpy as np
+# OpenMP threads that spin while they wait collapse a run on shared cores
+# (docs/PERFORMANCE.md, "A shared machine"); the runtime reads its wait
+# policy when first loaded, so it is set here, before anything loads it,
+# unless the environment chose one. (When torch was imported first, its
+# runtime is loaded already and keeps its policy.)
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ["OMP_WAIT_POLICY"] = "passive"
+
+import numpy as np  # noqa: E402
 from cffi import FFI
 
 __all__ = ["Error", "Config", "train", "train_iter", "probe", "load_model", "Model", "rules", "version"]
