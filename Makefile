@@ -187,14 +187,14 @@ repro-liao-small: deps
 # rounds); BENCH_IMAGENET=0 leaves it out (about 20 minutes on 2 cores).
 PEER ?= ../shared/peer/peer_torch.py
 BENCH_IMAGENET ?= 1
-$(BUILD)/asymbp-bench: $(BUILD)/bench/bench.o $(BUILD)/libasymbp.a
+$(BUILD)/asymbp-bench: $(BUILD)/bench/bench.o $(BUILD)/bench/machine.o $(BUILD)/libasymbp.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # Then the streamed JPEG loader against torchvision's ImageFolder DataLoader
 # (bench/loader.c, bench/loader_torch.py; python3-torchvision and
 # python3-pil) on a synthetic set made once under $(BUILD)/bench-imagenet.
 # LOADER_ARGS passes options (--workers 1,2,4 --per-class 128 --repeat 5 ...).
-$(BUILD)/asymbp-bench-loader: $(BUILD)/bench/loader.o $(BUILD)/libasymbp.a
+$(BUILD)/asymbp-bench-loader: $(BUILD)/bench/loader.o $(BUILD)/bench/machine.o $(BUILD)/libasymbp.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 bench: deps

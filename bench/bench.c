@@ -42,6 +42,7 @@
 
 #include "asymbp.h"
 #include "train/train.h"
+#include "machine.h"
 
 #define FMNIST "/usr/share/datasets/fashion-mnist"
 
@@ -413,27 +414,6 @@ static Result peer(const char *python, const char *path, const NetInfo *ni, cons
     return r;
 }
 
-/* The processor, its core count and the load: timings taken beside other
- * busy processes are not comparable (OpenMP threads wait at barriers for
- * descheduled ones). */
-static void describe_machine(void) {
-    char line[512], model[256] = "?";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
-            snprintf(model, sizeof model, "%s", strchr(line, ':') + 2);
-            model[strcspn(model, "\n")] = 0;
-            break;
-        }
-    if (f) fclose(f);
-    double load = -1;
-    f = fopen("/proc/loadavg", "r");
-    if (f && fscanf(f, "%lf", &load) != 1) load = -1;
-    if (f) fclose(f);
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    printf("machine: %s, %ld cores, load average %.2f\n", model, cores, load);
-    if (load > 0.5) printf("warning: the machine is busy (load %.2f before starting): these timings are distorted\n", load);
-}
 
 static int in_list(const char *list, const char *name) {
     size_t n = strlen(name);

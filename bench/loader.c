@@ -38,6 +38,7 @@
 
 #include "asymbp.h"
 #include "data/data.h"
+#include "machine.h"
 
 enum { BATCH = 64, SIDE = 224, MAX_W = 8, ROOT_CAP = 900 };
 
@@ -253,24 +254,6 @@ static int have_torchvision(const Opts *o) {
     return 0;
 }
 
-/* The processor, the cores and the load before starting (bench.c's). */
-static void describe_machine(void) {
-    char line[512], model[256] = "?";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
-            snprintf(model, sizeof model, "%s", strchr(line, ':') + 2);
-            model[strcspn(model, "\n")] = 0;
-            break;
-        }
-    if (f) fclose(f);
-    double load = -1;
-    f = fopen("/proc/loadavg", "r");
-    if (f && fscanf(f, "%lf", &load) != 1) load = -1;
-    if (f) fclose(f);
-    printf("machine: %s, %ld cores, load average %.2f\n", model, sysconf(_SC_NPROCESSORS_ONLN), load);
-    if (load > 0.5) printf("warning: the machine is busy (load %.2f before starting): these timings are distorted\n", load);
-}
 
 /* The worker counts of the comma-separated list s (at most MAX_W). */
 static int parse_workers(const char *s, int *w) {
