@@ -185,8 +185,11 @@ repro-liao-small: deps
 # Then ResNet-18 at 224x224 against torchvision's (bench/peer_imagenet.py):
 # the ImageNet recipes' rules at batch 32, bp at 64 and 256 (fewer, longer
 # rounds); BENCH_IMAGENET=0 leaves it out (about 20 minutes on 2 cores).
+# Between the two: LeNet-5 and the MLP, bp, asymbp and the peer, beside
+# BENCH_LOAD busy processes (default: one per core), a shared machine.
 PEER ?= ../shared/peer/peer_torch.py
 BENCH_IMAGENET ?= 1
+BENCH_LOAD ?= $(shell nproc)
 $(BUILD)/asymbp-bench: $(BUILD)/bench/bench.o $(BUILD)/bench/machine.o $(BUILD)/libasymbp.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -200,6 +203,7 @@ $(BUILD)/asymbp-bench-loader: $(BUILD)/bench/loader.o $(BUILD)/bench/machine.o $
 bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/asymbp-bench $(BUILD)/asymbp-bench-loader
 	$(BUILD)/asymbp-bench --peer $(PEER) --python $(PYTHON) $(BENCH_ARGS)
+	$(BUILD)/asymbp-bench --peer $(PEER) --python $(PYTHON) --nets lenet,mlp --rules bp --load $(BENCH_LOAD)
 	$(BUILD)/asymbp-bench-loader --data $(BUILD)/bench-imagenet --python $(PYTHON) $(LOADER_ARGS)
 	@if [ "$(BENCH_IMAGENET)" = 1 ]; then set -e; \
 	  $(BUILD)/asymbp-bench --python $(PYTHON) --nets resnet18 --rules bp,fa,usf,kp,wm --batch 32; \

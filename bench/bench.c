@@ -4,7 +4,7 @@
  *
  *   bench [--nets mlp,lenet,cnn,resnet20,resnet18,resnet50] [--rules bp,fa,...: default all]
  *         [--threads T] [--steps S] [--rounds R] [--repeat K] [--wm-batch N] [--batch B]
- *         [--peer PATH] [--peer-imagenet PATH] [--python PY] [--no-peer]
+ *         [--peer PATH] [--peer-imagenet PATH] [--python PY] [--no-peer] [--load K]
  *   bench --one NET RULE [--threads T] [--steps S] [--rounds R] [--warmup W]
  *         [--wm-batch N] [--batch B]
  *   bench --sgemm [--threads T]
@@ -29,13 +29,16 @@
  * the default --nets) train on random images held in memory, S batches of
  * them, against bench/peer_imagenet.py (torchvision's models, bp only: the
  * other rules are compared with its bp); --batch sets the batch size.
+ * --load K runs everything beside K busy processes (a shared machine).
  * `make bench` also runs the loader benchmark (loader.c). */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <cblas.h>
@@ -50,16 +53,16 @@ typedef struct NetInfo {
     const char *name;   /* our name, also the peer's --model */
     int batch, steps;   /* batch size; steps per timed round */
     double target;      /* images/s at least this many times the peer's */
-    int scaling;        /* 1 -> 2 threads is checked on this network */
+    int scaling;        /* bp on 1 thread is reported beside T threads on this network */
     int residual;       /* residual blocks: no dfa (defined for chains of layers, docs/RULES.md) */
     int imagenet;       /* 224x224, 1000 classes, random data; the ImageNet peer */
 } NetInfo;
 
 static const NetInfo NETS[] = {
-    {"mlp", 100, 40, 5.0, 1, 0, 0},
-    {"lenet", 64, 80, 10.0, 0, 0, 0},
+    {"mlp", 100, 40, 1.5, 1, 0, 0},
+    {"lenet", 64, 80, 5.0, 1, 0, 0},
     {"cnn", 100, 12, 2.0, 1, 0, 0},
-    {"resnet20", 128, 6, 1.5, 0, 1, 0},
+    {"resnet20", 128, 6, 2.0, 1, 1, 0},
     {"resnet18", 32, 2, 1.5, 1, 1, 1},
     {"resnet50", 32, 1, 1.5, 0, 1, 1},
 };
@@ -79,8 +82,8 @@ typedef struct RuleInfo {
     int peer, direct;
 } RuleInfo;
 static const RuleInfo RULE_INFO[] = {
-    {"bp", 0, 1, 0},      {"fa", 0.05, 1, 0},   {"dfa", 0.10, 0, 1},  {"usf", 0.05, 1, 0},   {"brsf", 0.10, 1, 0},  {"frsf", 0.05, 1, 0},
-    {"kp", 0.05, 1, 0},   {"wm", 0.15, 0, 0},   {"urfb", 0.05, 0, 0}, {"sa", 0.30, 0, 0},    {"aa", 0.30, 0, 0},    {"ia", 0.30, 0, 0},
+    {"bp", 0, 1, 0},      {"fa", 0.05, 1, 0},   {"dfa", 0.00, 0, 1},  {"usf", 0.05, 1, 0},   {"brsf", 0.10, 1, 0},  {"frsf", 0.10, 1, 0},
+    {"kp", 0.05, 1, 0},   {"wm", 0.30, 0, 0},   {"urfb", 0.05, 0, 0}, {"sa", 0.30, 0, 0},    {"aa", 0.30, 0, 0},    {"ia", 0.30, 0, 0},
     {"sdfa", 0.10, 0, 1}, {"drtp", 0.10, 0, 1}, {"dkp", 0.10, 0, 1},  {"pfa", 1.00, 0, 0},
 };
 #define N_RULES (int)(sizeof RULE_INFO / sizeof RULE_INFO[0])
@@ -415,6 +418,37 @@ static Result peer(const char *python, const char *path, const NetInfo *ni, cons
 }
 
 
+/* --load K: the load generator. K processes that keep one core busy each
+ * (a floating-point loop, no memory traffic), started before the first run
+ * and killed after the last, so that asymbp and the peer both run on a
+ * machine whose cores other work wants (docs/PERFORMANCE.md, "A shared
+ * machine"). */
+#define MAX_LOAD 64
+static pid_t load_pid[MAX_LOAD];
+static int n_load;
+
+static void load_stop(void) {
+    for (int i = 0; i < n_load; i++) kill(load_pid[i], SIGKILL);
+    for (int i = 0; i < n_load; i++) waitpid(load_pid[i], NULL, 0);
+    n_load = 0;
+}
+
+static int load_start(int k) {
+    fflush(stdout), fflush(stderr);
+    for (; n_load < k && n_load < MAX_LOAD; n_load++) {
+        pid_t pid = fork();
+        if (pid < 0) return -1;
+        if (pid == 0) {
+            fclose(stdout); /* a reader of the driver's output sees its end when the driver ends */
+            volatile double x = 1.0;
+            for (;;) x = x * 1.0000001 + 1e-9;
+        }
+        load_pid[n_load] = pid;
+    }
+    atexit(load_stop);
+    return 0;
+}
+
 static int in_list(const char *list, const char *name) {
     size_t n = strlen(name);
     for (const char *p = list; (p = strstr(p, name)); p += n)
@@ -431,7 +465,7 @@ static int pass_fail(int *fails, int ok, const char *what) {
 int main(int argc, char **argv) {
     const char *one_net = NULL, *one_rule = NULL, *nets = "mlp,lenet,cnn,resnet20", *rules = NULL;
     const char *peer_path = "../shared/peer/peer_torch.py", *peer_imagenet = "bench/peer_imagenet.py", *python = "/usr/bin/python3";
-    int threads = 0, steps = 0, rounds = 3, warmup = 3, sgemm = 0, no_peer = 0, repeat = 3, wm_batch = -1, batch = 0;
+    int threads = 0, steps = 0, rounds = 3, warmup = 3, sgemm = 0, no_peer = 0, repeat = 3, wm_batch = -1, batch = 0, load = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
@@ -450,9 +484,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--warmup") && more) warmup = atoi(argv[++i]);
         else if (!strcmp(a, "--repeat") && more) repeat = atoi(argv[++i]);
         else if (!strcmp(a, "--wm-batch") && more) wm_batch = atoi(argv[++i]);
+        else if (!strcmp(a, "--load") && more) load = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: bench [--nets LIST] [--rules LIST] [--threads T] [--steps S] [--rounds R] [--repeat K] [--wm-batch N] [--batch B]\n"
-                            "             [--peer PATH] [--peer-imagenet PATH] [--python PY] [--no-peer]\n"
+                            "             [--peer PATH] [--peer-imagenet PATH] [--python PY] [--no-peer] [--load K]\n"
                             "       bench --one NET RULE [--threads T] [--steps S] [--rounds R] [--warmup W] [--wm-batch N] [--batch B]\n"
                             "       bench --sgemm [--threads T]\n");
             return 2;
@@ -486,6 +521,10 @@ int main(int argc, char **argv) {
         printf("peer: %s %s (PyTorch %s)\n", python, peer_path, line + 13);
     }
     else printf("peer: not run (%s)\n", no_peer ? "--no-peer" : "python3-torch or the peer script is missing");
+    if (load > 0) {
+        if (load > MAX_LOAD || load_start(load)) return fprintf(stderr, "bench: cannot start %d load processes\n", load), 1;
+        printf("load: %d busy processes beside every run (one floating-point loop each)\n", load);
+    }
 
     snprintf(cmd, sizeof cmd, "'%s' --sgemm --threads %d", self, threads);
     double sg_sq = NAN, sg_mlp = NAN;
@@ -576,12 +615,8 @@ int main(int argc, char **argv) {
             pass_fail(&fails, over <= RULE_INFO[r].limit, what);
         }
         if (!strcmp(info->name, "mlp") && us[0].ok && isfinite(sg_mlp)) {
-            snprintf(what, sizeof what, "mlp bp: %.1f effective GFLOP/s = %.0f%% of sgemm at its shapes (target 60%%)", us[0].gflops, 100 * us[0].gflops / sg_mlp);
-            pass_fail(&fails, us[0].gflops >= 0.6 * sg_mlp, what);
-        }
-        if (one.ok && us[0].ok) {
-            snprintf(what, sizeof what, "%s bp: x%.2f from 1 to %d threads (target x1.7)", info->name, us[0].ips / one.ips, threads);
-            pass_fail(&fails, us[0].ips >= 1.7 * one.ips, what);
+            snprintf(what, sizeof what, "mlp bp: %.1f effective GFLOP/s = %.0f%% of sgemm at its shapes (target 80%%)", us[0].gflops, 100 * us[0].gflops / sg_mlp);
+            pass_fail(&fails, us[0].gflops >= 0.8 * sg_mlp, what);
         }
     }
     printf("\n%d target%s missed\n", fails, fails == 1 ? "" : "s");
