@@ -6,14 +6,30 @@ BUILD   ?= build-mpi
 CC      := mpicc
 MPI_CFLAGS := -DASYM_MPI
 endif
-# make DNNL=1: convolutions on oneDNN (Debian libdnnl-dev; src/layers/conv2d_dnnl.c,
-# docs/PERFORMANCE.md) into build-dnnl; DNNL_LAYOUT=plain keeps the plain
-# nchw layout instead of oneDNN's own; DNNL_ALGO=winograd (into
-# build-dnnl-winograd) runs 3x3 stride-1 layers of 32+ channels on oneDNN's
-# Winograd kernels. The plain build has no oneDNN.
-ifeq ($(DNNL),1)
-BUILD   ?= build-dnnl$(if $(filter winograd,$(DNNL_ALGO)),-winograd)
-DNNL_CFLAGS := -DASYM_DNNL $(if $(filter plain,$(DNNL_LAYOUT)),-DASYM_DNNL_PLAIN) $(if $(filter winograd,$(DNNL_ALGO)),-DASYM_DNNL_WINOGRAD)
+# Convolutions: CONV picks the path a build compiles in.
+#   dnnl-winograd  oneDNN (Debian libdnnl-dev, which `make deps` installs),
+#                  Winograd F(4x4, 3x3) for 3x3 stride-1 layers of 32+
+#                  channels, direct convolution for the rest: the fastest
+#                  path measured (docs/PERFORMANCE.md). The default where
+#                  oneDNN is installed.
+#   dnnl           oneDNN, direct convolutions only (what PyTorch's CPU path runs)
+#   dnnl-plain     oneDNN direct on plain nchw tensors (slower; for comparison)
+#   im2col         the portable path: im2col + OpenBLAS, no oneDNN. The
+#                  default where oneDNN is not installed.
+# The default goes into build/, a CONV named on the command line into
+# build-CONV (build-im2col, build-dnnl, ...). `asymbp version` names the path.
+HAVE_DNNL := $(shell test -r /usr/include/oneapi/dnnl/dnnl.h && echo 1)
+CONV_DEFAULT := $(if $(HAVE_DNNL),dnnl-winograd,im2col)
+ifeq ($(origin CONV),undefined)
+CONV    := $(CONV_DEFAULT)
+else
+BUILD   ?= build-$(CONV)
+endif
+ifeq ($(filter $(CONV),dnnl-winograd dnnl dnnl-plain im2col),)
+$(error CONV=$(CONV): one of dnnl-winograd, dnnl, dnnl-plain, im2col)
+endif
+ifneq ($(filter dnnl%,$(CONV)),)
+DNNL_CFLAGS := -DASYM_DNNL $(if $(filter dnnl-plain,$(CONV)),-DASYM_DNNL_PLAIN) $(if $(filter dnnl-winograd,$(CONV)),-DASYM_DNNL_WINOGRAD)
 DNNL_LIBS   := -ldnnl
 endif
 CC      ?= cc
@@ -26,7 +42,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -
 LDLIBS  := $(DNNL_LIBS) -L$(BLASLIB) -Wl,-rpath,$(BLASLIB) -lopenblas -lyaml -ljansson -lprotobuf-c -lmatio -lstb -ljpeg -lz -lm -fopenmp -pthread $(EXTRA_LDFLAGS)
 PYTHON  ?= /usr/bin/python3
 
-LIB_SRC  := $(filter-out $(if $(filter 1,$(DNNL)),,src/layers/conv2d_dnnl.c),$(wildcard src/*/*.c))
+LIB_SRC  := $(filter-out $(if $(DNNL_LIBS),,src/layers/conv2d_dnnl.c),$(wildcard src/*/*.c))
 CLI_SRC  := $(wildcard cli/*.c)
 TEST_SRC := $(wildcard tests/*.c)
 # protobuf-c's code for TensorBoard's messages (proto/tensorboard.proto), made in $(BUILD)/gen
@@ -35,17 +51,17 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(GEN_SRC:.c=.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: install uninstall all deps check test demo asan valgrind clean bench fuzz repro repro-biotorch repro-liao repro-liao-small
+.PHONY: install uninstall all deps check check-all test demo asan valgrind clean bench fuzz repro repro-biotorch repro-liao repro-liao-small
 all: $(BUILD)/asymbp $(BUILD)/libasymbp.a
 
-$(BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h tests/*.h cli/*.h)
+$(BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h tests/*.h cli/*.h) $(BUILD)/cflags.id
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p $(BUILD)/gen
 	protoc-c --c_out=$(BUILD)/gen -Iproto $<
-$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
+$(BUILD)/gen/%.o: $(BUILD)/gen/%.c $(BUILD)/cflags.id
 	$(CC) $(CFLAGS) -c $< -o $@
 $(BUILD)/src/train/tboard.o: $(BUILD)/gen/tensorboard.pb-c.h
 
@@ -76,6 +92,10 @@ $(BUILD)/src/train/version.o: CFLAGS += -DASYM_COMMIT='"$(ASYM_COMMIT)"' -DASYM_
 $(BUILD)/src/train/version.o: $(BUILD)/version.id
 $(BUILD)/version.id: FORCE
 	@mkdir -p $(BUILD); echo '$(ASYM_COMMIT) $(ASYM_FLAGS)' | cmp -s - $@ || echo '$(ASYM_COMMIT) $(ASYM_FLAGS)' >$@
+# Every object depends on the compiler and the flags that change code
+# ($(BUILD)/cflags.id): a build folder never mixes objects of two CONV paths.
+$(BUILD)/cflags.id: FORCE
+	@mkdir -p $(BUILD); echo '$(CC) $(ASYM_FLAGS)' | cmp -s - $@ || echo '$(CC) $(ASYM_FLAGS)' >$@
 FORCE:
 
 deps:
@@ -83,41 +103,48 @@ deps:
 
 # The test suite: unit, finite-difference, PyTorch-oracle and short real runs.
 # Where mpicc and mpirun are installed it also builds the MPI binary
-# (MPI_BUILD) for the mpirun tests of tests/test_mpi.c, which skip otherwise;
-# `make MPI=1 check` runs the whole suite on the MPI build.
+# (MPI_BUILD, the same CONV) for the mpirun tests of tests/test_mpi.c, which
+# skip otherwise; `make MPI=1 check` runs the whole suite on the MPI build.
+# `check` installs what is missing first (deps), then runs check-all in a
+# second make, which sees what deps installed (oneDNN decides CONV).
 MPI_BUILD ?= build-mpi
-HAVE_MPI  := $(shell command -v mpicc >/dev/null 2>&1 && command -v mpirun >/dev/null 2>&1 && echo 1)
-MPI_BIN   := $(if $(HAVE_MPI),$(CURDIR)/$(if $(filter 1,$(MPI)),$(BUILD),$(MPI_BUILD))/asymbp)
-# Where oneDNN is installed (libdnnl-dev) it also builds the oneDNN backend
-# (DNNL_BUILD), and again with DNNL_ALGO=winograd (DNNL_BUILD-winograd), and
-# runs the convolution-related tests on both (DNNL_TESTS:
-# parts of names as in TESTS, ^NAME for names that begin with NAME; not
-# when TESTS picks tests); `make DNNL=1 check` runs the whole suite there.
-DNNL_BUILD ?= build-dnnl
-DNNL_TESTS ?= ^kernel_conv ^layer_ ^grad_ ^oracle ^rule_ ^backend
-HAVE_DNNL  := $(shell test -r /usr/include/oneapi/dnnl/dnnl.h && echo 1)
-# The oneDNN subset runs first, so that the last line is the whole suite's.
-# Then the fuzzers and the golden outputs (scripts/golden.sh --check: the
-# bits of a fixed set of short runs, on every build made here).
+HAVE_MPI  = $(shell command -v mpicc >/dev/null 2>&1 && command -v mpirun >/dev/null 2>&1 && echo 1)
+MPI_BIN   = $(if $(HAVE_MPI),$(CURDIR)/$(if $(filter 1,$(MPI)),$(BUILD),$(MPI_BUILD))/asymbp)
+# The default build (oneDNN with Winograd) runs the whole suite; the other
+# convolution paths, each in its own build, run the convolution-related
+# tests (CONV_TESTS: parts of names as in TESTS, ^NAME for names that begin
+# with NAME): the portable im2col path (CONV=im2col) and oneDNN's direct
+# convolutions (CONV=dnnl), which the Winograd build also runs on its small
+# layers. Not when TESTS picks tests, or for MPI=1 or a CONV of one's own;
+# `make CONV=im2col check` runs the whole suite on the portable build.
+CONV_TESTS ?= ^kernel_conv ^layer_ ^grad_ ^oracle ^rule_ ^backend
+CONV_OTHERS := $(if $(filter dnnl-winograd,$(CONV)),$(if $(filter command line,$(origin CONV)),,im2col dnnl))
+TEST_ENV = ASYM_SRCDIR=$(CURDIR) ASYMBP_PYTHON=$(PYTHON) ASYM_REQUIRE_ORACLES=1 OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive
+# The other paths' subsets run first, so that the last line is the whole
+# suite's. Then the fuzzers and the golden outputs (scripts/golden.sh
+# --check: the bits of a fixed set of short runs, on every build made here).
 # OpenMP threads sleep when idle (OMP_WAIT_POLICY=passive): on a machine busy
 # with other work, spinning threads of two-thread runs slow each other down
 # many times over (a LeNet test took 642 s beside two training runs).
 check: deps
+	@$(MAKE) --no-print-directory check-all
+
+check-all:
 	@$(MAKE) --no-print-directory $(BUILD)/asymbp $(BUILD)/test_runner $(BUILD)/examples/own_loop $(BUILD)/libasymbp.so.$(VERSION)
-	$(if $(HAVE_MPI),$(if $(filter 1,$(MPI)),,@$(MAKE) --no-print-directory MPI=1 DNNL= BUILD=$(MPI_BUILD) $(MPI_BUILD)/asymbp))
-ifeq ($(filter 1,$(DNNL) $(MPI))$(TESTS),)
-ifeq ($(HAVE_DNNL),1)
-	@$(MAKE) --no-print-directory DNNL=1 BUILD=$(DNNL_BUILD) $(DNNL_BUILD)/asymbp $(DNNL_BUILD)/test_runner
-	ASYM_SRCDIR=$(CURDIR) ASYM_BIN=$(CURDIR)/$(DNNL_BUILD)/asymbp ASYMBP_PYTHON=$(PYTHON) ASYM_REQUIRE_ORACLES=1 OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive $(DNNL_BUILD)/test_runner $(DNNL_TESTS)
-	@$(MAKE) --no-print-directory DNNL=1 DNNL_ALGO=winograd BUILD=$(DNNL_BUILD)-winograd $(DNNL_BUILD)-winograd/asymbp $(DNNL_BUILD)-winograd/test_runner
-	ASYM_SRCDIR=$(CURDIR) ASYM_BIN=$(CURDIR)/$(DNNL_BUILD)-winograd/asymbp ASYMBP_PYTHON=$(PYTHON) ASYM_REQUIRE_ORACLES=1 OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive $(DNNL_BUILD)-winograd/test_runner $(DNNL_TESTS)
-endif
+	$(if $(HAVE_MPI),$(if $(filter 1,$(MPI)),,@$(MAKE) --no-print-directory MPI=1 BUILD=$(MPI_BUILD) $(MPI_BUILD)/asymbp))
+ifeq ($(filter 1,$(MPI))$(TESTS),)
+	@set -e; for c in $(CONV_OTHERS); do \
+	  $(MAKE) --no-print-directory CONV=$$c build-$$c/asymbp build-$$c/test_runner; \
+	  echo "convolution path $$c: build-$$c/test_runner $(CONV_TESTS)"; \
+	  $(TEST_ENV) ASYM_BIN=$(CURDIR)/build-$$c/asymbp build-$$c/test_runner $(CONV_TESTS); \
+	done
 endif
 	$(if $(TESTS),,@FUZZ_RUNS=$(or $(FUZZ_RUNS),4000) FUZZ_SECONDS=4 FB=$(BUILD)/fuzz sh fuzz/run.sh)
-ifeq ($(filter 1,$(DNNL) $(MPI))$(TESTS),)
-	ASYMBP=$(BUILD)/asymbp MPI_BIN=$(MPI_BIN) DNNL_BIN=$(if $(HAVE_DNNL),$(DNNL_BUILD)/asymbp) ASYMBP_PYTHON=$(PYTHON) sh scripts/golden.sh --check
+ifeq ($(filter 1,$(MPI))$(TESTS),)
+	ASYMBP=$(BUILD)/asymbp MPI_BIN=$(MPI_BIN) $(foreach c,$(CONV_OTHERS),$(if $(filter im2col,$(c)),IM2COL_BIN,DNNL_BIN)=build-$(c)/asymbp) \
+		ASYMBP_PYTHON=$(PYTHON) sh scripts/golden.sh --check
 endif
-	ASYM_SRCDIR=$(CURDIR) ASYM_BIN=$(CURDIR)/$(BUILD)/asymbp ASYM_MPI_BIN=$(MPI_BIN) ASYMBP_PYTHON=$(PYTHON) ASYM_REQUIRE_ORACLES=1 OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive $(BUILD)/test_runner $(TESTS)
+	$(TEST_ENV) ASYM_BIN=$(CURDIR)/$(BUILD)/asymbp ASYM_MPI_BIN=$(MPI_BIN) $(BUILD)/test_runner $(TESTS)
 
 test: check
 
@@ -229,7 +256,7 @@ $(BUILD)/pic/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -c $< -o $@
 $(BUILD)/pic/src/train/tboard.o: $(BUILD)/gen/tensorboard.pb-c.h
-$(BUILD)/pic/%.o: %.c $(wildcard include/*.h src/*/*.h)
+$(BUILD)/pic/%.o: %.c $(wildcard include/*.h src/*/*.h) $(BUILD)/cflags.id
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -c $< -o $@
 $(BUILD)/pic/src/train/version.o: CFLAGS += -DASYM_COMMIT='"$(ASYM_COMMIT)"' -DASYM_FLAGS='"$(ASYM_FLAGS)"'
@@ -272,4 +299,4 @@ uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/share/asymbp $(DESTDIR)$(PYTHONDIR)/asymbp
 
 clean:
-	rm -rf build build-asan build-mpi build-vg build-dnnl build-dnnl-winograd
+	rm -rf build build-asan build-mpi build-vg build-im2col build-dnnl build-dnnl-winograd build-dnnl-plain

@@ -29,8 +29,8 @@ $(FB)/fuzz_%: fuzz/fuzz_%.c $(LIB_OBJ) fuzz/fuzz.h
 # architectures and the feedback defaults, hence the network code: every
 # library source but the training loop, its logs (version.json's among
 # them, and TensorBoard's events) and the probe (OpenMP stays off, its pragmas ignored; no jansson),
-# with OpenBLAS and libyaml; not the optional oneDNN backend
-# (src/layers/conv2d_dnnl.c, make DNNL=1).
+# with OpenBLAS and libyaml; not the oneDNN backend
+# (src/layers/conv2d_dnnl.c): the fuzzers read data, they convolve nothing.
 NET_SRC := $(filter-out $(addprefix src/train/,run.c loop.c log.c probe.c version.c tboard.c) src/layers/conv2d_dnnl.c $(LIB_SRC),$(wildcard src/*/*.c))
 NET_OBJ := $(NET_SRC:%.c=$(FB)/%.o)
 $(FB)/fuzz_config: fuzz/fuzz_config.c $(LIB_OBJ) $(NET_OBJ) fuzz/fuzz.h

@@ -7,9 +7,10 @@
 # MLP, the demo's config, Liao's batch-norm conv net with Batch Manhattan,
 # dfa with convolutional D, weight mirrors with each noise, ResNet-20 with
 # rule overrides, a net with dropout and Adam (tests/golden/*.yaml), a run
-# resumed from its checkpoint, and a probe dump; where MPI_BIN (an MPI
-# build) is set, 2 ranks; where DNNL_BIN (a oneDNN build) is set, its
-# convolutions. Every run is one epoch on 2000 training and 500 test images
+# resumed from its checkpoint, and a probe dump, all on ASYMBP (the default
+# build: oneDNN with Winograd); where MPI_BIN (an MPI build) is set, 2
+# ranks; where IM2COL_BIN (make CONV=im2col) and DNNL_BIN (make CONV=dnnl:
+# direct convolutions only) are set, their convolutions. Every run is one epoch on 2000 training and 500 test images
 # of Fashion-MNIST (ResNet-20: 512 random images), 2 threads.
 # A run is hashed by its model.bin, steps.jsonl (the loss of every step),
 # log.jsonl and summary.json without timings and version (numbers compared
@@ -67,6 +68,7 @@ train() {
 }
 
 : >"$W/hashes"
+RESNET="configs/cifar10/resnet20.yaml --set data.format=random --set data.random.n=512"
 # (weight mirrors: a pre-sweep of 100 steps, not 3000, to keep it short)
 for r in bp fa dfa usf frsf brsf kp wm; do
   pre=; [ $r = wm ] && pre="--set feedback.wm.presweep=100"
@@ -78,7 +80,7 @@ train liao-bm "$ASYMBP" configs/liao/fmnist_conv_bn.yaml --set rule=frsf --set o
 train dfa-conv "$ASYMBP" configs/biotorch/fmnist_lenet_dfa.yaml --set feedback.dfa=conv
 train wm-orthogonal "$ASYMBP" configs/akrout/fmnist_fc500_wm.yaml --set feedback.wm.noise=orthogonal
 train wm-normal "$ASYMBP" configs/akrout/fmnist_fc500_wm.yaml --set feedback.wm.presweep=100 --set feedback.wm.noise=normal --set feedback.wm.steps=2
-train resnet20 "$ASYMBP" configs/cifar10/resnet20.yaml --set data.format=random --set data.random.n=512 --set rule=kp --set rule_overrides.0=fa --set 'rule_overrides.-1=bp'
+train resnet20 "$ASYMBP" $RESNET --set rule=kp --set rule_overrides.0=fa --set 'rule_overrides.-1=bp'
 train dropout-adam "$ASYMBP" tests/golden/dropout_adam.yaml
 # a run of 2 epochs, stopped after the first and resumed
 train resumed "$ASYMBP" configs/biotorch/fmnist_lenet_kp.yaml --set epochs=1
@@ -101,9 +103,15 @@ if [ -n "${MPI_BIN:-}" ]; then
     hash_run "$name" "$W/$name"
   done
 fi
+# the other convolution paths (make check builds them): the portable one
+# and oneDNN's direct convolutions, on a net of small and of 32+ channels
+if [ -n "${IM2COL_BIN:-}" ]; then
+  train im2col-lenet-bp "$IM2COL_BIN" configs/biotorch/fmnist_lenet_bp.yaml
+  train im2col-resnet20 "$IM2COL_BIN" $RESNET --set rule=kp --set rule_overrides.0=fa --set 'rule_overrides.-1=bp'
+fi
 if [ -n "${DNNL_BIN:-}" ]; then
   train dnnl-lenet-bp "$DNNL_BIN" configs/biotorch/fmnist_lenet_bp.yaml
-  train dnnl-resnet20 "$DNNL_BIN" configs/cifar10/resnet20.yaml --set data.format=random --set data.random.n=512
+  train dnnl-resnet20 "$DNNL_BIN" $RESNET
 fi
 
 if [ "$MODE" = --record ]; then

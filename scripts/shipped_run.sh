@@ -7,7 +7,8 @@
 # asks for the same bits. Numerics that change on purpose (a new kernel, a
 # new summation order) change them: run this at the commit that changes
 # them, and commit the new folder with the change.
-# OpenBLAS's kernels are fixed to its Haswell ones (OPENBLAS_CORETYPE), so
+# OpenBLAS's kernels are fixed to its Haswell ones (OPENBLAS_CORETYPE) and
+# oneDNN's to AVX2 (ONEDNN_MAX_CPU_ISA), so
 # that the bits do not depend on which x86-64 processor with AVX2 runs it.
 #   scripts/shipped_run.sh [ASYMBP]
 set -eu
@@ -15,7 +16,7 @@ ASYMBP=${1:-build/asymbp}
 DIR=docs/results/reproduce
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-OPENBLAS_CORETYPE=Haswell OMP_WAIT_POLICY=passive "$ASYMBP" train configs/biotorch/fmnist_lenet_bp.yaml \
+OPENBLAS_CORETYPE=Haswell ONEDNN_MAX_CPU_ISA=AVX2 OMP_WAIT_POLICY=passive "$ASYMBP" train configs/biotorch/fmnist_lenet_bp.yaml \
   --set name=reproduce --set epochs=3 --set data.train_limit=10000 --set data.test_limit=2000 \
   --set threads=1 --set log_steps=true --out "$TMP/run"
 rm -rf "$DIR"

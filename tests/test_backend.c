@@ -1,7 +1,7 @@
-/* test_backend.c: the convolution backend of a build. The oneDNN build
- * (make DNNL=1) must run its convolutions on oneDNN and say so, in the
- * library (asym_conv_backend) and in `asymbp --version`; the default build
- * must say im2col. Then what each backend guarantees about threads: the
+/* test_backend.c: the convolution backend of a build. A oneDNN build (the
+ * default, and every CONV=dnnl*) must run its convolutions on oneDNN and
+ * say so, in the library (asym_conv_backend) and in `asymbp --version`;
+ * the portable build (make CONV=im2col) must say im2col. Then what each backend guarantees about threads: the
  * same floats run after run on the same threads, and which passes also
  * give the same floats on another number of threads. */
 #include <omp.h>

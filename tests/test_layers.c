@@ -87,8 +87,8 @@ static const ConvCase CONV_CASES[] = {
      * unpadded stride 1 (rows of W positions) */
     {3, 2, 6, 7, 3, 5, 1, 2, 1}, {2, 2, 4, 4, 3, 7, 1, 3, 0}, {37, 2, 6, 6, 3, 5, 1, 0, 1}, {21, 3, 5, 4, 2, 3, 1, 1, 1},
     {19, 2, 7, 7, 3, 1, 1, 0, 1}, {3, 2, 7, 8, 4, 3, 1, 0, 1},
-    /* 3x3 stride 1 with 32+ channels: Winograd in the oneDNN build with
-     * DNNL_ALGO=winograd (40 channels: not a multiple of its 16) */
+    /* 3x3 stride 1 with 32+ channels: Winograd in the default build
+     * (40 channels: not a multiple of oneDNN's 16) */
     {4, 32, 8, 8, 32, 3, 1, 1, 1}, {3, 40, 6, 7, 48, 3, 1, 1, 0},
 };
 #define N_CONV ((int)(sizeof CONV_CASES / sizeof CONV_CASES[0]))

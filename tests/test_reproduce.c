@@ -64,10 +64,10 @@ TEST(shipped_run_reproduces) {
         return;
     }
 
-    /* OpenBLAS's Haswell kernels, as scripts/shipped_run.sh made it with */
+    /* OpenBLAS's Haswell kernels and oneDNN's AVX2 ones, as scripts/shipped_run.sh made it with */
     const char *dir = test_tmpdir();
     int rc = test_sh(out, sizeof out,
-                     "cd '%s' && OPENBLAS_CORETYPE=Haswell '%s' train " SHIPPED "/config.yaml --out '%s/rerun' 2>&1",
+                     "cd '%s' && OPENBLAS_CORETYPE=Haswell ONEDNN_MAX_CPU_ISA=AVX2 '%s' train " SHIPPED "/config.yaml --out '%s/rerun' 2>&1",
                      test_srcdir(), bin, dir);
     CHECK_MSG(rc == 0, "training %s/config.yaml failed: %s", SHIPPED, out);
 

@@ -25,7 +25,7 @@
  * the input and col2im one contiguous add, at the cost of W - OW discarded
  * columns per row.
  *
- * Built with oneDNN (make DNNL=1), every convolution but the dense case runs
+ * Built with oneDNN (the default build; not make CONV=im2col), every convolution but the dense case runs
  * on oneDNN's primitives instead (conv2d_dnnl.c), B still passed where W
  * would be; the im2col path stays for what oneDNN declines. */
 #include <string.h>

@@ -1,4 +1,4 @@
-/* conv2d_dnnl.c: the convolution on oneDNN's primitives (make DNNL=1; the
+/* conv2d_dnnl.c: the convolution on oneDNN's primitives (the default build, CONV=dnnl*; the
  * Debian package libdnnl-dev, oneDNN 2.6, C API). The three passes, with
  * the engine's two-halves backward kept as it is (conv2d_dnnl.h):
  *   forward          y = conv(x, W) + b                 convolution_forward
@@ -12,11 +12,11 @@
  * with format_tag_any and picks its own layout (nChw16c and blocked
  * weights for its JIT kernels); the tensors are reordered into it and out
  * of it inside every call, through buffers in the network's workspace. With
- * ASYM_DNNL_PLAIN (make DNNL=1 DNNL_LAYOUT=plain) the primitives take the
+ * ASYM_DNNL_PLAIN (make CONV=dnnl-plain) the primitives take the
  * plain tensors as they are. docs/PERFORMANCE.md measures both.
  *
- * Algorithm. Direct convolution, except with ASYM_DNNL_WINOGRAD (make DNNL=1
- * DNNL_ALGO=winograd): then 3x3 stride-1 layers with at least 32 input and
+ * Algorithm. Direct convolution, except with ASYM_DNNL_WINOGRAD (make, the
+ * default CONV=dnnl-winograd): then 3x3 stride-1 layers with at least 32 input and
  * 32 output channels use oneDNN's Winograd F(4x4, 3x3) kernels in all three
  * passes, where they measured 1.6x (32 channels) to 2x (64) faster than
  * direct on ResNet-20; with 16 channels or 3 they were slower. A layer whose

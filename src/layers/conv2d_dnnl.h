@@ -1,4 +1,4 @@
-/* conv2d_dnnl.h: the optional oneDNN convolution backend (make DNNL=1,
+/* conv2d_dnnl.h: the oneDNN convolution backend (the default build, CONV=dnnl*;
  * src/layers/conv2d_dnnl.c). conv2d.c hands a convolution's three passes to it
  * when the build has it and oneDNN implements the layer's geometry:
  *   forward          convolution_forward with W
