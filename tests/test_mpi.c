@@ -127,6 +127,28 @@ TEST(mpi_sync_batchnorm_matches_single_process) {
     CHECK_MSG(gap <= 1e-4, "two ranks with synchronized batch norm differ from one process by %.3g relative", gap);
 }
 
+/* Overlapped gradient sums (dist.overlap, the default) give the same bits
+ * as one allreduce after the backward pass, whatever the bucket size: one
+ * bucket per layer (0), a few layers per bucket, everything in one; with
+ * bp and with dkp, whose direct feedback matrices learn from each rank's
+ * share and are summed too. */
+TEST(mpi_overlap_buckets_same_bits) {
+    if (!mpi_bin()) return;
+    const char *cfg = mpi_mlp_cfg("mpi-mlp-bn", 1);
+    const char *rules[] = {"bp", "dkp"};
+    const char *how[] = {"--set dist.overlap=false", "--set dist.bucket_mb=0", "--set dist.bucket_mb=0.01", "--set dist.bucket_mb=25"};
+    for (int r = 0; r < 2; r++)
+        for (int h = 0; h < 4; h++) {
+            char dir[512], cmd[1200];
+            snprintf(dir, sizeof dir, "%s/overlap-%s-%d", test_tmpdir(), rules[r], h);
+            CHECK_MSG(mpi_run(2, "train '%s' --set rule=%s --set log_steps=false %s --out '%s'", cfg, rules[r], how[h], dir) == 0, "%s %s:\n%s", rules[r], how[h],
+                      mpi_out);
+            if (h == 0) continue;
+            snprintf(cmd, sizeof cmd, "cmp -s '%s/overlap-%s-0/model.bin' '%s/model.bin'", test_tmpdir(), rules[r], dir);
+            CHECK_MSG(system(cmd) == 0, "%s: model.bin with %s differs from the one without overlap", rules[r], how[h]);
+        }
+}
+
 TEST(mpi_rank_check_catches_altered_rank) {
     if (!mpi_bin()) return;
     char dir[512];
@@ -226,21 +248,24 @@ TEST(mpi_config_keys) {
     char path[512];
     snprintf(path, sizeof path, "%s/dist-keys.yaml", test_tmpdir());
     test_write_file(path, "log_steps: true\ndata: {format: random}\nmodel: {arch: mlp, sync_bn: true}\n"
-                          "dist: {check_every: 5, overlap: true}\ndebug: {perturb_rank: 1, perturb_step: 3}\n");
+                          "dist: {check_every: 5, overlap: false, bucket_mb: 0.5}\ndebug: {perturb_rank: 1, perturb_step: 3}\n");
     AsymConfig *cfg;
     AsymExperiment ex;
     CHECK_OK(asym_config_load(&cfg, path));
     CHECK_OK(asym_experiment_from_config(&ex, cfg));
-    int ok = ex.log_steps && ex.sync_bn && ex.dist_check_every == 5 && ex.dist_overlap && ex.perturb_rank == 1 && ex.perturb_step == 3;
+    int ok = ex.log_steps && ex.sync_bn && ex.dist_check_every == 5 && !ex.dist_overlap && ex.dist_bucket_mb == 0.5f && ex.perturb_rank == 1 &&
+             ex.perturb_step == 3;
     asym_experiment_free(&ex);
     CHECK(ok);
     CHECK(asym_config_set(cfg, "dist.check_every=-1") == 0);
     CHECK(asym_experiment_from_config(&ex, cfg) != 0 && strstr(asym_last_error(), "dist.check_every"));
+    CHECK(asym_config_set(cfg, "dist.check_every=1") == 0 && asym_config_set(cfg, "dist.bucket_mb=-1") == 0);
+    CHECK(asym_experiment_from_config(&ex, cfg) != 0 && strstr(asym_last_error(), "dist.bucket_mb"));
     asym_config_free(cfg);
     test_write_file(path, "data: {format: random}\nmodel: {arch: mlp}\n");
     CHECK_OK(asym_config_load(&cfg, path));
     CHECK_OK(asym_experiment_from_config(&ex, cfg));
-    ok = !ex.log_steps && !ex.sync_bn && ex.dist_check_every == 0 && !ex.dist_overlap && ex.perturb_rank == -1;
+    ok = !ex.log_steps && !ex.sync_bn && ex.dist_check_every == 0 && ex.dist_overlap && ex.dist_bucket_mb == 25 && ex.perturb_rank == -1;
     asym_experiment_free(&ex);
     asym_config_free(cfg);
     CHECK(ok);

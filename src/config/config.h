@@ -105,6 +105,7 @@ struct AsymExperiment {
      * debug.perturb_rank/perturb_step (that rank alters a weight after
      * that step, for testing the check; -1: off) */
     int sync_bn, dist_check_every, dist_overlap;
+    float dist_bucket_mb; /* overlap's bucket size, MB of gradients (0: one layer each) */
     int perturb_rank, perturb_step;
     AsymDataSpec data;
     AsymNetSpec net;

@@ -378,10 +378,12 @@ static int read_debug(const Cfg *c, CfgNode *root, AsymExperiment *ex) {
 /* The `dist` section: data-parallel training under MPI (docs/MPI.md). */
 static int read_dist(const Cfg *c, CfgNode *root, AsymExperiment *ex) {
     CfgNode *m = cfg_child(root, "dist");
+    ex->dist_overlap = 1, ex->dist_bucket_mb = 25;
     if (!m) return ASYM_OK;
-    if (m->kind != CFG_MAP) return cfg_error(c, m, "dist", "expected a map (check_every, overlap)");
+    if (m->kind != CFG_MAP) return cfg_error(c, m, "dist", "expected a map (check_every, overlap, bucket_mb)");
     GET_INT(m, "dist", "check_every", 0, 0, 1L << 30, ex->dist_check_every);
-    return cfg_get_bool(c, m, "dist", "overlap", 0, &ex->dist_overlap);
+    GET_FLOAT(m, "dist", "bucket_mb", 25, 0, 1e6, ex->dist_bucket_mb);
+    return cfg_get_bool(c, m, "dist", "overlap", 1, &ex->dist_overlap);
 }
 
 int asym_experiment_from_config(AsymExperiment *ex, AsymConfig *c) {

@@ -153,7 +153,7 @@ static int build(Run *r, int resume, AsymRng *rng) {
     /* per-rank batch norm: the running statistics are averaged over ranks after every step */
     r->avg_buffers = r->P > 1 && !ex->sync_bn;
     r->shared = asym_calloc(3 + (r->avg_buffers ? share_buffer_floats(r->net) : 0), sizeof(double));
-    r->dg = dist_grad_new(r->net, ex->dist_overlap, (size_t)1 << 18, &r->comm);
+    r->dg = dist_grad_new(r->net, ex->dist_overlap, (size_t)(ex->dist_bucket_mb * (1 << 20) / sizeof(float)), &r->comm);
     if (asym_dist_agree(!r->align || !r->xb || !r->yb || !r->perm || !r->shared || !r->dg)) return ASYM_ERR;
     r->initial = r->align + (L ? L : 1);
     if (probe_batch(r)) return ASYM_ERR;
