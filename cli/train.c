@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <omp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -394,6 +395,12 @@ done:
     return rc;
 }
 
+/* A file eval found unreadable, an index cache rebuilt: on stderr. */
+static void eval_note(void *user, const char *line) {
+    (void)user;
+    fprintf(stderr, "%s\n", line);
+}
+
 int cmd_eval(const CliArgs *a) {
     char cfg_path[1100], weights[1100];
     snprintf(cfg_path, sizeof cfg_path, "%s/config.yaml", a->positional);
@@ -403,19 +410,23 @@ int cmd_eval(const CliArgs *a) {
     AsymExperiment *ex;
     int rc = cli_load_experiment(cfg_path, a->sets, a->n_sets, &cfg, &ex);
     if (rc) return rc;
-    AsymDataset train, val, test;
     AsymNet *net = NULL;
     AsymExperimentInfo info = cli_info(ex);
-    if (asym_experiment_net(ex, &net) || asym_net_load(net, weights) || asym_experiment_data(ex, 1, &train, &val, &test)) {
+    double loss, err, err5;
+    int n = 0;
+    long bad = 0;
+    if (asym_experiment_net(ex, &net) || asym_net_load(net, weights)) {
         rc = cli_fail(1, asym_last_error());
     } else {
-        double loss, err;
         version_note(a->positional, 0);
-        asym_evaluate(net, &test, info.batch_size, &loss, &err);
-        printf("test loss %.4f, error %.2f%% (%d images, %s)\n", loss, 100 * err, test.n, info.data_path);
-        asym_dataset_free(&train);
-        asym_dataset_free(&val);
-        asym_dataset_free(&test);
+        if (asym_experiment_test(ex, net, &loss, &err, &err5, &n, &bad, eval_note, NULL)) rc = cli_fail(1, asym_last_error());
+        else {
+            printf("test loss %.4f, error %.2f%%", loss, 100 * err);
+            if (!isnan(err5)) printf(", top-5 error %.2f%%", 100 * err5);
+            printf(" (%d images, %s", n, info.data_path);
+            if (bad) printf("; %ld unreadable, each replaced by the next readable image", bad);
+            printf(")\n");
+        }
     }
     asym_net_free(net);
     cli_free_experiment(cfg, ex);

@@ -232,6 +232,13 @@ void asym_net_feedback_update(AsymNet *net);
 void asym_optim_free(AsymOptim *opt);
 /* Mean loss and error of net on d in evaluation mode. */
 int asym_evaluate(AsymNet *net, const AsymDataset *d, int batch, double *loss, double *err);
+/* net on the experiment's test set, in memory or streamed (format
+ * imagenet: the val split, read by data.workers threads as training reads
+ * it), in evaluation mode: mean loss, error, top-5 error (NaN with 10
+ * classes or fewer), the number of images and of files found unreadable
+ * (each named once through note, which may be NULL). */
+int asym_experiment_test(const AsymExperiment *ex, AsymNet *net, double *loss, double *err, double *err5, int *n, long *bad,
+                         void (*note)(void *user, const char *line), void *user);
 /* Weight layers, and their alignment on a batch; the model is left unchanged. */
 int asym_net_n_weight_layers(const AsymNet *net);
 int asym_net_alignment(AsymNet *net, const float *x, const int32_t *y, int N, AsymAlignment *out);

@@ -321,6 +321,16 @@ TEST(stream_resnet18_workers_bitwise) {
     free(log);
     CHECK_MSG(ok, "log.jsonl lacks test_err5 or skipped_files");
     CHECK_MSG(waited, "log.jsonl lacks data_wait_s, or it exceeds the epoch's seconds");
+    /* eval streams the val split as training did: the same errors as the epoch's */
+    snprintf(a, sizeof a, "%s/summary.json", d1);
+    char *sum = test_read_file(a);
+    CHECK(sum);
+    const char *fe = strstr(sum, "\"final_test_err\": ");
+    double want = fe ? atof(fe + 18) : -1;
+    free(sum);
+    CHECK_MSG(test_cli("eval '%s'", d1) == 0, "%s", test_out);
+    const char *e = strstr(test_out, ", error "), *e5 = strstr(test_out, "top-5 error "), *ni = strstr(test_out, "(16 images");
+    CHECK_MSG(e && e5 && ni && fabs(atof(e + 8) - 100 * want) < 0.006, "eval of the streamed run (final test error %.2f%%):\n%s", 100 * want, test_out);
     /* no unreadable file allowed: the run fails naming it */
     CHECK(test_cli("train '%s' --out '%s/stream-strict' --set data.max_bad_files=0 --set data.train_limit=8 --quiet", cfg, test_tmpdir()) != 0);
     CHECK_MSG(strstr(test_out, "max_bad_files") && strstr(test_out, "_truncated.JPEG"), "%s", test_out);

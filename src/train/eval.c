@@ -1,6 +1,7 @@
 /* eval.c: test and validation error, on one process or spread over the
  * ranks, and the summary numbers of an alignment measurement. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -135,6 +136,38 @@ int eval_stream(AsymNet *net, Stream *st, int n, int batch, float *x, int32_t *y
     free(jobs);
     if (dist_size() > 1) dist_sum_f64(v, 3, NULL);
     eval_results(net, v, n, loss, err, err5);
+    return rc;
+}
+
+int asym_experiment_test(const AsymExperiment *ex, AsymNet *net, double *loss, double *err, double *err5, int *n, long *bad,
+                         void (*note)(void *user, const char *line), void *user) {
+    int B = ex->batch_size > 0 ? ex->batch_size : 1;
+    *bad = 0;
+    if (!data_streamed(&ex->data)) {
+        AsymDataset train, val, test;
+        if (asym_experiment_data(ex, 1, &train, &val, &test)) return ASYM_ERR;
+        eval_all(net, &test, B, loss, err, err5);
+        *n = test.n;
+        asym_dataset_free(&train), asym_dataset_free(&val), asym_dataset_free(&test);
+        return ASYM_OK;
+    }
+    StreamData sd;
+    Stream *st = NULL;
+    const AsymDataSpec *s = &ex->data;
+    memset(&sd, 0, sizeof sd);
+    if (stream_data_open(s, ex->seed, &sd)) return ASYM_ERR;
+    for (int i = 0; i < 2 && note; i++)
+        if (sd.note[i][0]) note(user, sd.note[i]);
+    size_t in = (size_t)s->c * s->h * s->w;
+    float *x = asym_falloc((size_t)B * in);
+    int32_t *y = asym_calloc(B, sizeof(int32_t));
+    int workers = s->stream.workers ? s->stream.workers : stream_default_workers(omp_get_max_threads());
+    int rc = !x || !y || stream_create(&st, &sd.val_m, workers, B) ? ASYM_ERR : ASYM_OK;
+    *n = sd.val.n;
+    if (!rc) rc = eval_stream(net, st, sd.val.n, B, x, y, loss, err, err5, bad, note, user);
+    stream_free(st);
+    free(x), free(y);
+    stream_data_free(&sd);
     return rc;
 }
 
