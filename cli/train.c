@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
-#include <math.h>
 #include <omp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -422,7 +421,7 @@ int cmd_eval(const CliArgs *a) {
         if (asym_experiment_test(ex, net, &loss, &err, &err5, &n, &bad, eval_note, NULL)) rc = cli_fail(1, asym_last_error());
         else {
             printf("test loss %.4f, error %.2f%%", loss, 100 * err);
-            if (!isnan(err5)) printf(", top-5 error %.2f%%", 100 * err5);
+            if (err5 >= 0) printf(", top-5 error %.2f%%", 100 * err5);
             printf(" (%d images, %s", n, info.data_path);
             if (bad) printf("; %ld unreadable, each replaced by the next readable image", bad);
             printf(")\n");

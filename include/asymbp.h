@@ -234,7 +234,7 @@ void asym_optim_free(AsymOptim *opt);
 int asym_evaluate(AsymNet *net, const AsymDataset *d, int batch, double *loss, double *err);
 /* net on the experiment's test set, in memory or streamed (format
  * imagenet: the val split, read by data.workers threads as training reads
- * it), in evaluation mode: mean loss, error, top-5 error (NaN with 10
+ * it), in evaluation mode: mean loss, error, top-5 error (-1 with 10
  * classes or fewer), the number of images and of files found unreadable
  * (each named once through note, which may be NULL). */
 int asym_experiment_test(const AsymExperiment *ex, AsymNet *net, double *loss, double *err, double *err5, int *n, long *bad,

@@ -295,6 +295,16 @@ class Model:
             outs.append(np.frombuffer(_ffi.buffer(logits, 4 * len(part) * self.classes), dtype=np.float32).reshape(len(part), -1).copy())
         return np.concatenate(outs)
 
+    def evaluate(self):
+        """The model on its configuration's test set, in evaluation mode
+        (streamed for format imagenet, as training reads it): {"loss",
+        "err", "err5" (None with 10 classes or fewer), "n" (images),
+        "unreadable" (files skipped)}."""
+        loss, err, err5 = _ffi.new("double *"), _ffi.new("double *"), _ffi.new("double *")
+        n, bad = _ffi.new("int *"), _ffi.new("long *")
+        _check(_lib.asym_experiment_test(self._ex.ex, self._net, loss, err, err5, n, bad, _ffi.NULL, _ffi.NULL))
+        return {"loss": loss[0], "err": err[0], "err5": err5[0] if err5[0] >= 0 else None, "n": n[0], "unreadable": bad[0]}
+
     def __del__(self):
         if getattr(self, "_net", None):
             _lib.asym_net_free(self._net)

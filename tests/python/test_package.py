@@ -58,6 +58,9 @@ except asymbp.Error as e:
     check("unknown key 'bogus'" in str(e), f"a bad key raises asymbp.Error: {e}")
 
 model = asymbp.load_model(run)
+ev = model.evaluate()
+check(ev["n"] > 0 and abs(ev["err"] - summary["final_test_err"]) < 1e-9 and ev["err5"] is None and ev["unreadable"] == 0,
+      f"evaluate: the run's final test error ({ev})")
 t = asymbp.probe(os.path.join(run, "config.yaml"), out=os.path.join(tmp, "py-probe"), batch=8, steps=0,
                  weights=os.path.join(run, "model.bin"))
 names = [p["name"] for p in t["manifest"]["params"]]
