@@ -331,6 +331,13 @@ TEST(stream_resnet18_workers_bitwise) {
     CHECK_MSG(test_cli("eval '%s'", d1) == 0, "%s", test_out);
     const char *e = strstr(test_out, ", error "), *e5 = strstr(test_out, "top-5 error "), *ni = strstr(test_out, "(16 images");
     CHECK_MSG(e && e5 && ni && fabs(atof(e + 8) - 100 * want) < 0.006, "eval of the streamed run (final test error %.2f%%):\n%s", 100 * want, test_out);
+    /* probe takes the first training images through the evaluation transform */
+    CHECK_MSG(test_cli("probe '%s/config.yaml' --weights '%s/model.bin' --batch 4 --steps 1 --out '%s-probe'", d1, d1, d1) == 0, "%s", test_out);
+    snprintf(a, sizeof a, "%s-probe/manifest.json", d1);
+    char *man = test_read_file(a);
+    int shaped = man && strstr(man, "\"input_shape\": [\n    4,\n    3,\n    64,\n    64\n  ]");
+    free(man);
+    CHECK_MSG(shaped, "the probe of the streamed run lacks a 4 x 3 x 64 x 64 input");
     /* no unreadable file allowed: the run fails naming it */
     CHECK(test_cli("train '%s' --out '%s/stream-strict' --set data.max_bad_files=0 --set data.train_limit=8 --quiet", cfg, test_tmpdir()) != 0);
     CHECK_MSG(strstr(test_out, "max_bad_files") && strstr(test_out, "_truncated.JPEG"), "%s", test_out);

@@ -346,10 +346,33 @@ static int write_manifest(const Probe *p) {
     return rc;
 }
 
+/* A streamed set (format imagenet): its first n training images through
+ * the evaluation transform, the batch training measures alignment on; an
+ * unreadable one fails, naming the file. */
+static int stream_batch(const AsymExperiment *ex, int n, AsymDataset *d) {
+    const AsymDataSpec *s = &ex->data;
+    StreamData sd;
+    memset(&sd, 0, sizeof sd);
+    memset(d, 0, sizeof *d);
+    if (stream_data_open(s, ex->seed, &sd)) return ASYM_ERR;
+    size_t in = (size_t)s->c * s->h * s->w;
+    d->n = n < sd.train.n ? n : sd.train.n, d->c = s->c, d->h = s->h, d->w = s->w, d->classes = sd.train.classes;
+    d->x = asym_falloc((size_t)(d->n ? d->n : 1) * in);
+    d->y = asym_calloc(d->n ? d->n : 1, sizeof(int32_t));
+    int rc = d->x && d->y ? ASYM_OK : ASYM_ERR;
+    for (int i = 0; !rc && i < d->n; i++) {
+        rc = sample_make(&sd.train_m, 0, 0, i, d->x + i * in);
+        d->y[i] = sd.train.y[i];
+    }
+    stream_data_free(&sd);
+    if (rc) asym_dataset_free(d);
+    return rc;
+}
+
 int asym_probe(const AsymExperiment *ex, const char *weights, int batch, int steps, const char *dir) {
     Probe p = {.ex = ex, .dir = dir, .steps = steps};
     int rc = ASYM_ERR;
-    if (asym_experiment_data(ex, 1, &p.train, &p.val, &p.test)) return ASYM_ERR;
+    if (data_streamed(&ex->data) ? stream_batch(ex, batch, &p.train) : asym_experiment_data(ex, 1, &p.train, &p.val, &p.test)) return ASYM_ERR;
     p.N = batch > p.train.n ? p.train.n : batch;
     AsymRng rng;
     rng_seed(&rng, ex->seed);
