@@ -114,6 +114,34 @@ static void svhn_seeds(void) {
     }
 }
 
+/* the devkit's meta.mat: a struct array synsets (ILSVRC2012_ID, WNID, an empty children) */
+static void devkit_seeds(void) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/devkit.tmp.mat", root);
+    mat_t *m = Mat_CreateVer(path, NULL, MAT_FT_MAT5);
+    const char *fields[] = {"ILSVRC2012_ID", "WNID", "children"};
+    size_t dims[2] = {3, 1}, one[2] = {1, 1}, none[2] = {1, 0}, wd[2] = {1, 9};
+    matvar_t *st = Mat_VarCreateStruct("synsets", 2, dims, fields, 3);
+    const char *w[3] = {"n01440764", "n01443537", "n00001740"};
+    for (int e = 0; st && e < 3; e++) {
+        double id = e + 1;
+        Mat_VarSetStructFieldByName(st, "ILSVRC2012_ID", e, Mat_VarCreate(NULL, MAT_C_DOUBLE, MAT_T_DOUBLE, 2, one, &id, 0));
+        Mat_VarSetStructFieldByName(st, "WNID", e, Mat_VarCreate(NULL, MAT_C_CHAR, MAT_T_UINT8, 2, wd, (void *)w[e], 0));
+        Mat_VarSetStructFieldByName(st, "children", e, Mat_VarCreate(NULL, MAT_C_DOUBLE, MAT_T_DOUBLE, 2, none, NULL, 0));
+    }
+    if (!m || !st || Mat_VarWrite(m, st, MAT_COMPRESSION_NONE)) {
+        fprintf(stderr, "seeds: matio failed\n");
+        exit(1);
+    }
+    Mat_VarFree(st);
+    Mat_Close(m);
+    size_t n;
+    uint8_t *b = slurp(path, &n);
+    put("devkit", "plain", b, n);
+    free(b);
+    remove(path);
+}
+
 static void image_seeds(void) {
     uint8_t px[6 * 5 * 3];
     for (int i = 0; i < (int)sizeof px; i++) px[i] = (uint8_t)(i * 11);
@@ -279,6 +307,7 @@ int main(int argc, char **argv) {
     cifar_seeds();
     stl_seeds();
     svhn_seeds();
+    devkit_seeds();
     image_seeds();
     stream_seeds();
     npy_seeds();

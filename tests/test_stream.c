@@ -13,6 +13,8 @@
 #include <unistd.h>
 #include <utime.h>
 
+#include <matio.h>
+
 #include "test.h"
 
 /* The synthetic set, written once per test run; NULL (skipped) without
@@ -107,6 +109,120 @@ TEST(stream_index_layouts_and_cache) {
     CHECK(!image_index_build(&s, 1, NULL, &again, note, sizeof note));
     CHECK_MSG(strstr(note, "CRC") && again.n == tr.n, "note: %s", note);
     image_index_free(&again);
+    image_index_free(&tr);
+    image_index_free(&va);
+}
+
+/* The ILSVRC2012 devkit's layout, written by libmatio (not by asymbp's
+ * reader): data/meta.mat, whose struct array synsets gives each class an
+ * ILSVRC2012_ID in an order that is not the WNIDs' (with the devkit's
+ * other fields, and synsets that are not classes), and
+ * data/ILSVRC2012_validation_ground_truth.txt, the val labels as IDs. */
+static int id_of(int k, int classes) { return (k * 7) % classes + 1; } /* a permutation of 1..classes for 11 */
+
+static int write_devkit(const char *dir, char *const *wnids, int classes, int compress) {
+    char path[800];
+    snprintf(path, sizeof path, "%s/meta.mat", dir);
+    mat_t *mat = Mat_CreateVer(path, NULL, MAT_FT_MAT5);
+    if (!mat) return -1;
+    const char *fields[] = {"ILSVRC2012_ID", "WNID", "words", "num_children", "children"};
+    int n = classes + 2; /* two inner synsets, IDs after the classes' */
+    size_t dims[2] = {(size_t)n, 1}, one[2] = {1, 1}, none[2] = {1, 0};
+    matvar_t *st = Mat_VarCreateStruct("synsets", 2, dims, fields, 5);
+    for (int e = 0; e < n; e++) {
+        /* listed in ID order, as the devkit does: element e has ID e + 1 */
+        int k = -1;
+        for (int c = 0; c < classes; c++)
+            if (id_of(c, classes) == e + 1) k = c;
+        double id = e + 1, nc = k < 0 ? 3 : 0;
+        char w[32];
+        snprintf(w, sizeof w, "%s", k < 0 ? (e == classes ? "n00001740" : "n00002137") : wnids[k]);
+        size_t wd[2] = {1, strlen(w)}, td[2] = {1, 6};
+        Mat_VarSetStructFieldByName(st, "ILSVRC2012_ID", e, Mat_VarCreate(NULL, MAT_C_DOUBLE, MAT_T_DOUBLE, 2, one, &id, 0));
+        Mat_VarSetStructFieldByName(st, "WNID", e, Mat_VarCreate(NULL, MAT_C_CHAR, MAT_T_UINT8, 2, wd, w, 0));
+        Mat_VarSetStructFieldByName(st, "words", e, Mat_VarCreate(NULL, MAT_C_CHAR, MAT_T_UINT8, 2, td, "entity", 0));
+        Mat_VarSetStructFieldByName(st, "num_children", e, Mat_VarCreate(NULL, MAT_C_DOUBLE, MAT_T_DOUBLE, 2, one, &nc, 0));
+        Mat_VarSetStructFieldByName(st, "children", e, Mat_VarCreate(NULL, MAT_C_DOUBLE, MAT_T_DOUBLE, 2, none, NULL, 0));
+    }
+    double x = 1;
+    matvar_t *other = Mat_VarCreate("version", MAT_C_DOUBLE, MAT_T_DOUBLE, 2, one, &x, 0);
+    int rc = Mat_VarWrite(mat, other, MAT_COMPRESSION_NONE) || Mat_VarWrite(mat, st, MAT_COMPRESSION_NONE);
+    Mat_VarFree(other), Mat_VarFree(st);
+    Mat_Close(mat);
+    if (rc || !compress) return rc;
+    /* MATLAB's -v7 files hold each variable zlib-compressed in a miCOMPRESSED
+     * element (libmatio's own compressed structs carry wrong sizes) */
+    char out[512];
+    return test_sh(out, sizeof out,
+                   "'%s' -c 'import struct, sys, zlib\n"
+                   "b = open(sys.argv[1], \"rb\").read(); o = bytearray(b[:128]); at = 128\n"
+                   "while at < len(b):\n"
+                   "    t, n = struct.unpack(\"<II\", b[at:at + 8]); e = b[at:at + 8 + n]; at += 8 + (n + 7) // 8 * 8\n"
+                   "    z = zlib.compress(e); o += struct.pack(\"<II\", 15, len(z)) + z\n"
+                   "open(sys.argv[1], \"wb\").write(o)' '%s' 2>&1",
+                   test_python(), path);
+}
+
+TEST(stream_devkit_ground_truth) {
+    const char *root = fake_set();
+    if (!root) return;
+    char note[700], dir[700], path[800];
+    AsymDataSpec s;
+    ImageIndex tr, va, vd;
+    spec_of(&s, root, 0, NULL);
+    CHECK(!image_index_build(&s, 1, NULL, &tr, note, sizeof note));
+    CHECK(!image_index_build(&s, 0, &tr, &va, note, sizeof note));
+    for (int compress = 0; compress < 2; compress++) {
+        snprintf(dir, sizeof dir, "%s/devkit%d/data", test_tmpdir(), compress);
+        CHECK(test_sh(note, sizeof note, "mkdir -p '%s'", dir) == 0);
+        CHECK(write_devkit(dir, tr.names, tr.classes, compress) == 0);
+        /* the WNID labels as IDs */
+        snprintf(path, sizeof path, "%s/ILSVRC2012_validation_ground_truth.txt", dir);
+        FILE *f = fopen(path, "w");
+        CHECK(f);
+        for (int i = 0; i < va.n; i++) fprintf(f, "%d\n", id_of(va.y[i], tr.classes));
+        fclose(f);
+        snprintf(s.stream.val_labels, sizeof s.stream.val_labels, "%s", path);
+        CHECK_MSG(!image_index_build(&s, 0, &tr, &vd, note, sizeof note), "%s", asym_last_error());
+        CHECK_MSG(vd.n == va.n && !memcmp(vd.y, va.y, sizeof *va.y * va.n), "compressed %d: the devkit's labels differ from the WNID file's", compress);
+        image_index_free(&vd);
+    }
+    /* hostile: an ID no synset has, an inner synset's ID (not a class), a missing meta.mat, a damaged one */
+    char cmd[2000];
+    snprintf(cmd, sizeof cmd, "cd '%s' && sed '3s/.*/99/' ILSVRC2012_validation_ground_truth.txt > bad_id.txt && sed '3s/.*/12/' ILSVRC2012_validation_ground_truth.txt > inner.txt", dir);
+    CHECK(test_sh(note, sizeof note, "%s", cmd) == 0);
+    snprintf(s.stream.val_labels, sizeof s.stream.val_labels, "%s/bad_id.txt", dir);
+    CHECK(image_index_build(&s, 0, &tr, &vd, note, sizeof note) && strstr(asym_last_error(), "bad_id.txt: line 3: 99 is not an ILSVRC2012_ID"));
+    snprintf(s.stream.val_labels, sizeof s.stream.val_labels, "%s/inner.txt", dir);
+    CHECK_MSG(image_index_build(&s, 0, &tr, &vd, note, sizeof note) && strstr(asym_last_error(), "inner.txt: line 3: class n00001740 is not a training class"),
+              "%s", asym_last_error());
+    /* truncations and byte flips of the (compressed) meta.mat: refused or read, never a crash */
+    snprintf(path, sizeof path, "%s/meta.mat", dir);
+    size_t len = 0;
+    char *orig = test_read_file_n(path, &len);
+    CHECK(orig && len > 200);
+    int refused = 0;
+    for (size_t cut = 0; cut < len; cut += len / 97 + 1) {
+        FILE *g = fopen(path, "wb");
+        fwrite(orig, 1, cut, g), fclose(g);
+        snprintf(s.stream.val_labels, sizeof s.stream.val_labels, "%s/ILSVRC2012_validation_ground_truth.txt", dir);
+        if (image_index_build(&s, 0, &tr, &vd, note, sizeof note)) refused += strstr(asym_last_error(), "meta.mat") != NULL;
+        else image_index_free(&vd);
+    }
+    for (size_t at = 128; at < len; at += len / 61 + 1) {
+        char *b = malloc(len);
+        memcpy(b, orig, len), b[at] ^= 0x5a;
+        FILE *g = fopen(path, "wb");
+        fwrite(b, 1, len, g), fclose(g), free(b);
+        if (image_index_build(&s, 0, &tr, &vd, note, sizeof note)) refused += strstr(asym_last_error(), "meta.mat") != NULL;
+        else image_index_free(&vd);
+    }
+    printf("    damaged meta.mat: %d of the truncations and flips refused naming it\n", refused);
+    CHECK(refused > 97);
+    remove(path);
+    CHECK(image_index_build(&s, 0, &tr, &vd, note, sizeof note) && strstr(asym_last_error(), "holds ILSVRC2012_IDs, which") &&
+          strstr(asym_last_error(), "meta.mat"));
+    free(orig);
     image_index_free(&tr);
     image_index_free(&va);
 }

@@ -296,6 +296,11 @@ typedef struct StreamData {
     char note[2][700];
 } StreamData;
 int stream_data_open(const AsymDataSpec *s, uint64_t seed, StreamData *d);
+/* devkit.c: the ILSVRC2012 devkit's data/meta.mat as a table wnid[1..max]
+ * of ILSVRC2012_ID -> WNID (NULL where no synset has the ID; free with
+ * asym_data_names_free(wnid, DEVKIT_TABLE)). */
+#define DEVKIT_TABLE 100001
+int devkit_wnids(const char *meta_mat, char ***wnid, int *max);
 void stream_data_free(StreamData *d);
 /* A data set of ix's labels alone (x NULL) with the model's shape. */
 int stream_data_labels(const ImageIndex *ix, int c, int h, int w, AsymDataset *d);

@@ -6,7 +6,9 @@
  *     matched to train's;
  *   - ILSVRC2012's flat PATH/val/IMAGE.JPEG with data.val_labels, a file of
  *     one class name per line for the images in name order (the
- *     imagenet_2012_validation_synset_labels.txt layout);
+ *     imagenet_2012_validation_synset_labels.txt layout), or the devkit's
+ *     ILSVRC2012_validation_ground_truth.txt (ILSVRC2012_IDs), mapped to
+ *     WNIDs by the devkit's meta.mat beside it (devkit.c);
  *   - tar shards (data.train_shards, data.val_shards: "train-{0000..0146}
  *     .tar" or a list), members KEY.jpg followed by KEY.cls holding the
  *     label as a decimal number; classes are named by number.
@@ -177,21 +179,49 @@ static int next_line(const uint8_t *buf, size_t len, size_t *at, char *out, size
     return 0;
 }
 
+/* The devkit's ground truth (lines of ILSVRC2012_IDs, the file's first
+ * line a number): its data/meta.mat beside it maps them to WNIDs. */
+static int devkit_table(const char *labels, const uint8_t *buf, size_t len, char ***wnid, int *max) {
+    char line[512], meta[4096];
+    size_t at = 0;
+    *wnid = NULL, *max = 0;
+    if (!next_line(buf, len, &at, line, sizeof line) || strspn(line, "0123456789") != strlen(line)) return ASYM_OK;
+    const char *slash = strrchr(labels, '/');
+    snprintf(meta, sizeof meta, "%.*smeta.mat", slash ? (int)(slash - labels + 1) : 0, labels);
+    if (devkit_wnids(meta, wnid, max)) {
+        char why[1024];
+        snprintf(why, sizeof why, "%s", asym_last_error());
+        return asym_fail("%s holds ILSVRC2012_IDs, which %s maps to WNIDs: %s", labels, meta, why);
+    }
+    return ASYM_OK;
+}
+
 static int index_flat(const char *dir, const char *labels, char **names, int classes, ImageIndex *ix) {
     uint8_t *buf;
     size_t len, at = 0;
-    char line[512];
-    int cap = 0, rc = ASYM_OK;
+    char line[512], **wnid = NULL;
+    int cap = 0, rc = ASYM_OK, max = 0;
     if (io_read_file(labels, &buf, &len, (size_t)1 << 28, 0)) return ASYM_ERR;
-    if (flat_files(dir, &ix->files, &ix->n_files)) return free(buf), ASYM_ERR;
+    if (devkit_table(labels, buf, len, &wnid, &max) || flat_files(dir, &ix->files, &ix->n_files)) {
+        asym_data_names_free(wnid, DEVKIT_TABLE);
+        return free(buf), ASYM_ERR;
+    }
     for (int i = 0; !rc && i < ix->n_files; i++) {
         if (!next_line(buf, len, &at, line, sizeof line))
             rc = asym_fail("%s: %d labels for the %d images of %s", labels, i, ix->n_files, dir);
-        int y = rc ? 0 : class_of(names, classes, line);
-        if (!rc && y < 0) rc = asym_fail("%s: line %d: class %s is not a training class folder", labels, i + 1, line);
+        const char *name = line;
+        if (!rc && wnid) {
+            char *end;
+            long id = strtol(line, &end, 10);
+            name = *end || id < 1 || id > max ? NULL : wnid[id];
+            if (!name) rc = asym_fail("%s: line %d: %s is not an ILSVRC2012_ID of meta.mat's synsets (1 to %d)", labels, i + 1, line, max);
+        }
+        int y = rc ? 0 : class_of(names, classes, name);
+        if (!rc && y < 0) rc = asym_fail("%s: line %d: class %s is not a training class folder", labels, i + 1, name);
         if (!rc) rc = add_sample(ix, &cap, (uint32_t)i, 0, 0, y);
     }
     if (!rc && next_line(buf, len, &at, line, sizeof line)) rc = asym_fail("%s: more labels than the %d images of %s", labels, ix->n_files, dir);
+    asym_data_names_free(wnid, DEVKIT_TABLE);
     free(buf);
     return rc;
 }
@@ -309,6 +339,11 @@ static int layout(const AsymDataSpec *s, int train, char *dir, size_t cap, const
     if (!train && o->val_labels[0]) {
         *flat = 1;
         *stamp = stamp_path(stamp_path(*stamp, dir), o->val_labels);
+        /* and the devkit's meta.mat beside it, read when the labels are IDs */
+        const char *slash = strrchr(o->val_labels, '/');
+        char meta[4096];
+        snprintf(meta, sizeof meta, "%.*smeta.mat", slash ? (int)(slash - o->val_labels + 1) : 0, o->val_labels);
+        *stamp = stamp_path(*stamp, meta);
         return ASYM_OK;
     }
     return stamp_folders(dir, stamp);

@@ -1,11 +1,17 @@
 /* eval.c: test and validation error, on one process or spread over the
  * ranks, and the summary numbers of an alignment measurement. */
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "train/train.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#define MAX_THREADS() omp_get_max_threads()
+#else
+#define MAX_THREADS() 1 /* (the fuzzers build the library without OpenMP) */
+#endif
 
 int asym_experiment_data(const AsymExperiment *ex, int prepared, AsymDataset *train, AsymDataset *val, AsymDataset *test) {
     AsymDataSpec s = ex->data;
@@ -161,7 +167,7 @@ int asym_experiment_test(const AsymExperiment *ex, AsymNet *net, double *loss, d
     size_t in = (size_t)s->c * s->h * s->w;
     float *x = asym_falloc((size_t)B * in);
     int32_t *y = asym_calloc(B, sizeof(int32_t));
-    int workers = s->stream.workers ? s->stream.workers : stream_default_workers(omp_get_max_threads());
+    int workers = s->stream.workers ? s->stream.workers : stream_default_workers(MAX_THREADS());
     int rc = !x || !y || stream_create(&st, &sd.val_m, workers, B) ? ASYM_ERR : ASYM_OK;
     *n = sd.val.n;
     if (!rc) rc = eval_stream(net, st, sd.val.n, B, x, y, loss, err, err5, bad, note, user);
