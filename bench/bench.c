@@ -54,24 +54,22 @@ typedef struct NetInfo {
     int batch, steps;   /* batch size; steps per timed round */
     double target;      /* images/s at least this many times the peer's */
     int scaling;        /* bp on 1 thread is reported beside T threads on this network */
-    int residual;       /* residual blocks: no dfa (defined for chains of layers, docs/RULES.md) */
     int imagenet;       /* 224x224, 1000 classes, random data; the ImageNet peer */
 } NetInfo;
 
 static const NetInfo NETS[] = {
-    {"mlp", 100, 40, 1.5, 1, 0, 0},
-    {"lenet", 64, 80, 5.0, 1, 0, 0},
-    {"cnn", 100, 12, 2.0, 1, 0, 0},
-    {"resnet20", 128, 6, 2.0, 1, 1, 0},
-    {"resnet18", 32, 2, 1.5, 1, 1, 1},
-    {"resnet50", 32, 1, 1.5, 0, 1, 1},
+    {"mlp", 100, 40, 1.5, 1, 0},
+    {"lenet", 64, 80, 5.0, 1, 0},
+    {"cnn", 100, 12, 2.0, 1, 0},
+    {"resnet20", 128, 6, 2.0, 1, 0},
+    {"resnet18", 32, 2, 1.5, 1, 1},
+    {"resnet50", 32, 1, 1.5, 0, 1},
 };
 #define N_NETS (int)(sizeof NETS / sizeof NETS[0])
 
 /* Every rule, with the largest cost over bp it may have (the targets of
  * docs/PERFORMANCE.md), whether the peer implements it (if not, its row is
- * compared with the peer's bp) and whether it is a direct rule (defined for
- * chains of layers, not residual blocks: docs/RULES.md). The second wave's
+ * compared with the peer's bp). The second wave's
  * limits: urfb updates B as kp does; sa, aa, ia add a local loss on B with
  * a pass of their own, as wm's mirror step does; the direct rules replace
  * the backward pass as dfa does; pfa at its default expansion 10 keeps and
@@ -79,12 +77,12 @@ static const NetInfo NETS[] = {
 typedef struct RuleInfo {
     const char *name;
     double limit;
-    int peer, direct;
+    int peer;
 } RuleInfo;
 static const RuleInfo RULE_INFO[] = {
-    {"bp", 0, 1, 0},      {"fa", 0.05, 1, 0},   {"dfa", 0.00, 0, 1},  {"usf", 0.05, 1, 0},   {"brsf", 0.10, 1, 0},  {"frsf", 0.10, 1, 0},
-    {"kp", 0.05, 1, 0},   {"wm", 0.30, 0, 0},   {"urfb", 0.05, 0, 0}, {"sa", 0.30, 0, 0},    {"aa", 0.30, 0, 0},    {"ia", 0.30, 0, 0},
-    {"sdfa", 0.10, 0, 1}, {"drtp", 0.10, 0, 1}, {"dkp", 0.10, 0, 1},  {"pfa", 1.00, 0, 0},
+    {"bp", 0, 1},      {"fa", 0.05, 1},   {"dfa", 0.00, 0},  {"usf", 0.05, 1},   {"brsf", 0.10, 1},  {"frsf", 0.10, 1},
+    {"kp", 0.05, 1},   {"wm", 0.30, 0},   {"urfb", 0.05, 0}, {"sa", 0.30, 0},    {"aa", 0.30, 0},    {"ia", 0.30, 0},
+    {"sdfa", 0.10, 0}, {"drtp", 0.10, 0}, {"dkp", 0.10, 0},  {"pfa", 1.00, 0},
 };
 #define N_RULES (int)(sizeof RULE_INFO / sizeof RULE_INFO[0])
 #define RULE_NAME(r) RULE_INFO[r].name
@@ -554,7 +552,7 @@ int main(int argc, char **argv) {
         int run[N_RULES], scaling = info->scaling && threads >= 2 && in_list(rules, "bp");
         for (int r = 0; r < N_RULES; r++) {
             us_lo[r] = them_lo[r] = INFINITY;
-            run[r] = in_list(rules, RULE_NAME(r)) && !(info->residual && RULE_INFO[r].direct);
+            run[r] = in_list(rules, RULE_NAME(r));
         }
         printf("\n%s, batch %d, %d steps per round", info->name, B, S);
         if (in_list(rules, "wm")) printf(", wm: %d noise inputs per mirror step%s", wmb, wmb ? "" : " (the library's default)");
@@ -588,10 +586,6 @@ int main(int argc, char **argv) {
                "over bp");
         for (int r = 0; r < N_RULES; r++) {
             if (!in_list(rules, RULE_NAME(r))) continue;
-            if (!run[r]) {
-                printf("  %-5s (not run: a direct rule is defined for chains of layers, not residual blocks)\n", RULE_NAME(r));
-                continue;
-            }
             printf("  %-5s ", RULE_NAME(r));
             if (us[r].ok) printf("%10.1f %5.1f%% %9.2f %8.1f | ", us[r].ips, spread(&us[r], us_lo[r]), us[r].gflops, us[r].rss);
             else printf("%10s %6s %9s %8s | ", "failed", "", "", "");

@@ -652,17 +652,27 @@ TEST(rule_dfa_blocks_and_errors) {
     AsymAlignment a[3];
     CHECK_OK(asym_net_alignment(net, x, y, N, a));
     CHECK(isnan(a[0].angle) && a[2].delta_angle < 1e-3 && a[1].delta_angle > 1);
-    /* dfa on a residual block is refused with a clear message */
+    asym_net_free(net);
+    /* inside a residual block each path is a chain of blocks: the main
+     * path's conv-bn-relu and conv-bn (ending before the sum), the stem's
+     * block ending before the residual block */
     AsymLayerSpec R[] = {{.kind = ASYM_CONV, .out = 4, .k = 3, .pad = 1}, {.kind = ASYM_RESBLOCK, .out = 4, .shortcut = ASYM_SHORTCUT_A},
                          {.kind = ASYM_AVGPOOL}, {.kind = ASYM_FLATTEN}, {.kind = ASYM_FC, .out = 4, .bias = 1}};
     s.layers = R;
     s.n_layers = 5;
     AsymRng rng;
     asym_rng_seed(&rng, 1);
-    AsymNet *bad = NULL;
-    CHECK(asym_net_create(&bad, &s, 4, &rng) != 0 && bad == NULL);
-    CHECK_MSG(strstr(asym_last_error(), "dfa"), "message: %s", asym_last_error());
-    asym_net_free(net);
+    AsymNet *res = NULL;
+    CHECK_MSG(asym_net_create(&res, &s, N, &rng) == 0, "%s", asym_last_error());
+    AsymParam *Ds = find_feedback(res, "0.D"), *Dm0 = find_feedback(res, "1.main.0.D"), *Dm3 = find_feedback(res, "1.main.3.D");
+    CHECK(Ds && Dm0 && Dm3 && asym_net_n_feedback(res) == 3 && !find_feedback(res, "4.D"));
+    CHECK(Dm0->shape[0] == 4 && Dm0->shape[1] == Ds->shape[1] && Dm3->shape[1] == Ds->shape[1]);
+    AsymAlignment r[4];
+    CHECK_OK(asym_net_alignment(res, x, y, N, r));
+    /* the output layer's signal is exact; the convolutions' are not */
+    CHECK_MSG(r[3].delta_angle < 1e-3 && r[1].delta_angle > 1 && r[2].delta_angle > 1, "delta angles %g %g %g %g", r[0].delta_angle, r[1].delta_angle,
+              r[2].delta_angle, r[3].delta_angle);
+    asym_net_free(res);
 }
 
 TEST(rule_overrides_by_index_and_name) {

@@ -52,6 +52,12 @@ TEST(oracle_rule_dkp) {
     RUN("dkp", c, NULL);
 }
 
+/* The three inside residual blocks: every conv of both paths a block of its own. */
+TEST(oracle_rule_direct_resnet) {
+    static const OracleCase c[] = {{"resnet", 3, "--set rule=sdfa", NULL}, {"resnet", 3, "--set rule=drtp", NULL}, {"resnet", 3, "--set rule=dkp", NULL}};
+    RUN("direct-resnet", c, NULL);
+}
+
 /* A tanh MLP 784-64-64-10 on 12000 Fashion-MNIST images, two epochs: narrow
  * enough that random hidden features leave a wide gap to learned ones. */
 static const char *direct_mlp_cfg(void) {

@@ -235,6 +235,8 @@ Layer *activation_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const ch
 Layer *flatten_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name);
 Layer *dropout_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name);
 Layer *resblock_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name);
+/* A residual block's main path (k 0) or shortcut (k 1: NULL when it has no layers). */
+Seq *resblock_path(Layer *l, int k);
 
 /* Registers a tensor with the network (storage is assigned after building). */
 AsymParam *ctx_param(NetCtx *ctx, const char *layer, const char *suffix, AsymParamRole role, int ndim, const int *shape);

@@ -98,6 +98,12 @@ static void res_free(Layer *l) {
     free(r->tmp);
 }
 
+Seq *resblock_path(Layer *l, int k) {
+    ResBlock *r = l->impl;
+    Seq *s = k ? &r->shortcut : &r->main;
+    return s->n ? s : NULL;
+}
+
 static const LayerOps res_ops = {.name = "resblock", .forward = res_forward, .backward = res_backward, .free = res_free};
 
 static AsymLayerSpec conv_spec(int out, int k, int stride, int line) {

@@ -43,8 +43,9 @@ static int dfa_conv_projection(NetCtx *ctx, const Layer *next, float *D, AsymRng
     return ASYM_OK;
 }
 
-/* The block of top's layer i ends before the next weight layer (or
- * residual block); D is (classes, block output): dense (every entry drawn)
+/* The block of layer i of the chain top (the network's, or a residual
+ * block's path) ends before the next weight layer or residual block, or at
+ * the chain's end; D is (classes, block output): dense (every entry drawn)
  * or, with feedback.dfa: conv, BioTorch's when that layer is a convolution.
  * The block's output activation is kept for rules that learn D (dkp). */
 int direct_setup(NetCtx *ctx, Seq *top, int i, AsymRng *rng) {

@@ -27,4 +27,4 @@ static const float *dkp_direct_error(Layer *l, int N, const Pass *p) {
     return direct_project(l, N, p->out_err);
 }
 
-const Rule RULE_DKP = {.name = "dkp", .flags = RULE_DIRECT | RULE_CHAINS_ONLY, .direct_init = dkp_direct_init, .direct_error = dkp_direct_error};
+const Rule RULE_DKP = {.name = "dkp", .flags = RULE_DIRECT, .direct_init = dkp_direct_init, .direct_error = dkp_direct_error};

@@ -18,4 +18,4 @@ static const float *drtp_direct_error(Layer *l, int N, const Pass *p) {
     return direct_project(l, N, t);
 }
 
-const Rule RULE_DRTP = {.name = "drtp", .flags = RULE_DIRECT | RULE_CHAINS_ONLY, .direct_init = direct_setup, .direct_error = drtp_direct_error};
+const Rule RULE_DRTP = {.name = "drtp", .flags = RULE_DIRECT, .direct_init = direct_setup, .direct_error = drtp_direct_error};

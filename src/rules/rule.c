@@ -80,8 +80,6 @@ static int apply_overrides(NetCtx *ctx, const AsymNetSpec *spec) {
     return ASYM_OK;
 }
 
-/* Is layer l inside a residual block (a nested chain)? */
-static int nested(const Layer *l) { return strchr(l->name, '.') != NULL; }
 
 static void feedback_free(Feedback *fb) {
     if (!fb) return;
@@ -120,8 +118,6 @@ float *rule_pattern(AsymRng *rng, size_t n, size_t count, float v) {
 static int setup_layer(Layer *l, AsymRule r, AsymRng *rng, size_t *floats, size_t *doubles) {
     NetCtx *ctx = l->ctx;
     const Rule *def = rule_get(r);
-    if ((def->flags & RULE_CHAINS_ONLY) && nested(l))
-        return asym_fail("layer %s: rule %s is defined for chains of layers; give residual blocks another rule (per-layer override)", l->name, def->name);
     Feedback *fb = l->fb = asym_calloc(1, sizeof(Feedback));
     if (!fb) return ASYM_ERR;
     l->free_fb = feedback_free;
@@ -142,19 +138,32 @@ static int setup_layer(Layer *l, AsymRule r, AsymRng *rng, size_t *floats, size_
     return ASYM_OK;
 }
 
-/* Where a direct rule's block ends in the top chain: the projections, drawn
- * in layer order from the network's generator. */
-static int setup_direct(NetCtx *ctx, Seq *top, AsymRng *rng) {
-    int last = -1;
-    for (int i = 0; i < top->n; i++)
-        if (top->layers[i]->W && top->layers[i]->kind != ASYM_BATCHNORM) last = i;
-    for (int i = 0; i < top->n; i++) {
-        Layer *l = top->layers[i];
+/* Where a direct rule's block ends in its chain: the projections, drawn in
+ * layer order from the network's generator. In the top chain the last
+ * weight layer (last) takes the true error; inside a residual block (last
+ * -1) every weight layer's block ends before the next weight layer or at
+ * its path's end, before the sum with the other path (BioTorch's DFA on
+ * ResNets: every convolution gets e D). */
+static int setup_direct(NetCtx *ctx, Seq *s, AsymRng *rng, int last) {
+    for (int i = 0; i < s->n; i++) {
+        Layer *l = s->layers[i];
+        if (l->kind == ASYM_RESBLOCK) {
+            for (int k = 0; k < 2; k++)
+                if (resblock_path(l, k) && setup_direct(ctx, resblock_path(l, k), rng, -1)) return ASYM_ERR;
+            continue;
+        }
         if (!l->fb || !(l->fb->def->flags & RULE_DIRECT) || i == last) continue;
-        if (l->fb->def->direct_init(ctx, top, i, rng)) return ASYM_ERR;
+        if (l->fb->def->direct_init(ctx, s, i, rng)) return ASYM_ERR;
         l->direct_error = l->fb->def->direct_error;
     }
     return ASYM_OK;
+}
+
+static int last_weight_layer(const Seq *top) {
+    int last = -1;
+    for (int i = 0; i < top->n; i++)
+        if (top->layers[i]->W && top->layers[i]->kind != ASYM_BATCHNORM) last = i;
+    return last;
 }
 
 /* One gradient array for the feedback matrices their rules train
@@ -190,7 +199,7 @@ int feedback_setup(NetCtx *ctx, Seq *top, const AsymNetSpec *spec, AsymRng *rng)
     }
     if (own_grads(ctx)) return ASYM_ERR;
     if (floats && (!(ctx->mirror = asym_falloc(floats)) || !(ctx->mirror_gram = asym_calloc(doubles, sizeof(double))))) return ASYM_ERR;
-    if (setup_direct(ctx, top, rng)) return ASYM_ERR;
+    if (setup_direct(ctx, top, rng, last_weight_layer(top))) return ASYM_ERR;
     for (int i = 0; i < ctx->n_weight_layers; i++) {
         Layer *l = ctx->weight_layers[i];
         if (l->fb->def->start) l->fb->def->start(l);

@@ -91,7 +91,6 @@ struct Feedback {
 enum {
     RULE_OWN_B = 1,       /* the layer gets its own B (else W is used) */
     RULE_DIRECT = 2,      /* the output error reaches the layer's block directly (direct_init, direct_error) */
-    RULE_CHAINS_ONLY = 4, /* not inside residual blocks */
     RULE_OWN_GRAD = 8,    /* with RULE_OWN_B: B is trained by the optimizer, with the task's learning rate, on a
                              gradient of its own (the grad hook's, no weight decay) */
 };

@@ -12,4 +12,4 @@ static const float *sdfa_direct_error(Layer *l, int N, const Pass *p) {
     return direct_project(l, N, s);
 }
 
-const Rule RULE_SDFA = {.name = "sdfa", .flags = RULE_DIRECT | RULE_CHAINS_ONLY, .direct_init = direct_setup, .direct_error = sdfa_direct_error};
+const Rule RULE_SDFA = {.name = "sdfa", .flags = RULE_DIRECT, .direct_init = direct_setup, .direct_error = sdfa_direct_error};

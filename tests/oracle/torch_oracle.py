@@ -138,9 +138,19 @@ class ResBlock(nn.Module):
         super().__init__()
         self.main = main
         self.shortcut = shortcut  # nn.Identity, OptionA or conv1x1 + BN
+        self.inject = {}  # ("main" or "shortcut", module index) -> DFA projection at its output
+
+    def _path(self, name, seq, x):
+        if not isinstance(seq, nn.Sequential):
+            return seq(x)
+        for j, m in enumerate(seq):
+            x = m(x)
+            if (name, j) in self.inject:
+                x = DFAInject.apply(x, self.inject[(name, j)])
+        return x
 
     def forward(self, x):
-        return F.relu(self.main(x) + self.shortcut(x))
+        return F.relu(self._path("main", self.main, x) + self._path("shortcut", self.shortcut, x))
 
 
 # ---- feedback rules ------------------------------------------------------
@@ -277,6 +287,7 @@ class Net:
 
     def __init__(self, manifest):
         n, c, h, w = manifest["input_shape"]
+        self.resblocks = {}  # manifest layer index -> ResBlock
         self.params = []   # (module tensor) in the probe's order
         self.buffers = []
         self.ends = []        # per manifest layer: the last module of its output
@@ -339,6 +350,7 @@ class Net:
             elif t == "resblock":
                 m, shape = self._resblock(L, shape)
                 mods.append(m)
+                self.resblocks[i] = m
             else:
                 raise ManifestError("layer %d: unknown type %r" % (i, t))
             self.ends.append(len(mods) - 1)
@@ -883,18 +895,28 @@ class Rules:
         lp_init(self, man, d)
         # DFA blocks from the layer list: a top-level fc or conv with rule dfa,
         # other than the last one, through the layers up to (not including)
-        # the next fc, conv or resblock
+        # the next fc, conv or resblock; inside a residual block ("T.main.I",
+        # "T.shortcut.I"), through the path's layers up to the next conv or
+        # the path's end
         layers = man["layers"]
         weighted = [i for i, L in enumerate(layers) if L["type"] in ("fc", "conv")]
         last = weighted[-1] if weighted else -1
         self.blocks = {}  # weight-layer index -> (top-level start, end)
+        self.nested = {}  # weight-layer index -> (top-level resblock, path, end module index)
         for k, w in enumerate(self.wl):
             if w["rule"] not in DIRECT_RULES:
                 continue
-            try:
-                top = int(w["name"])
-            except ValueError:
-                raise ManifestError("weight layer %s: rule dfa inside a residual block" % w["name"])
+            parts = w["name"].split(".")
+            if len(parts) == 3 and parts[1] in ("main", "shortcut"):
+                L = layers[int(parts[0])]
+                kinds = (["conv", "bn", "relu"] * 2 + ["conv", "bn"] if L["bottleneck"] else ["conv", "bn", "relu", "conv", "bn"]) \
+                    if parts[1] == "main" else ["conv", "bn"]
+                end = int(parts[2]) + 1
+                while end < len(kinds) and kinds[end] != "conv":
+                    end += 1
+                self.nested[k] = (int(parts[0]), parts[1], end - 1)
+                continue
+            top = int(parts[0])
             if top == last:
                 continue
             end = top + 1
@@ -908,7 +930,7 @@ class Rules:
         self.fallbacks = 0  # orthogonal noise blocks left plain, in the torch run
 
     def any_dfa(self):
-        return bool(self.blocks)
+        return bool(self.blocks or self.nested)
 
     def attach(self, net, counter=None, taps=None):
         """Gives net's weight layers their feedback matrices (fresh float32
@@ -929,13 +951,19 @@ class Rules:
             self.mods.append(m)
             Bs.append(B)
         net.inject = {}
-        for k, (top, end) in self.blocks.items():
+        for rb in net.resblocks.values():
+            rb.inject = {}
+        for k in list(self.blocks) + list(self.nested):
             di = self.wl[k]["dfa"]
             if di < 0:
                 raise ManifestError("weight layer %s: rule dfa without a D matrix" % self.wl[k]["name"])
             p = DFAProjection(torch.from_numpy(self.F0[di].astype(np.float32)), self.wl[k]["rule"])
             p.k = k
-            net.inject[end] = p
+            if k in self.blocks:
+                net.inject[self.blocks[k][1]] = p
+            else:
+                top, path, end = self.nested[k]
+                net.resblocks[top].inject[(path, end)] = p
             projs.append(p)
         return Bs, projs
 
@@ -1176,6 +1204,9 @@ def check_feedback_first(rep, rules, man, net_outs):
             size = int(np.prod(net_outs[end].shape[1:]))
             rep.check("dfa block %s" % name, list(D.shape) == [man["classes"], size],
                       "layers %d..%d, D %s, expected [%d, %d]" % (top, end, list(D.shape), man["classes"], size))
+        elif r in DIRECT_RULES and k in rules.nested:
+            D = rules.F0[w["dfa"]]
+            rep.check("dfa block %s" % name, D.ndim == 2 and D.shape[0] == man["classes"], "D %s, expected [%d, ...]" % (list(D.shape), man["classes"]))
         elif r in DIRECT_RULES:
             rep.check("dfa output layer %s" % name, w["dfa"] < 0, "the last weight layer has no D (dfa index %d)" % w["dfa"])
 
