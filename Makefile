@@ -134,7 +134,7 @@ check-all:
 	$(if $(HAVE_MPI),$(if $(filter 1,$(MPI)),,@$(MAKE) --no-print-directory MPI=1 BUILD=$(MPI_BUILD) $(MPI_BUILD)/asymbp))
 ifeq ($(filter 1,$(MPI))$(TESTS),)
 	@set -e; for c in $(CONV_OTHERS); do \
-	  $(MAKE) --no-print-directory CONV=$$c build-$$c/asymbp build-$$c/test_runner; \
+	  $(MAKE) --no-print-directory CONV=$$c BUILD=build-$$c build-$$c/asymbp build-$$c/test_runner; \
 	  echo "convolution path $$c: build-$$c/test_runner $(CONV_TESTS)"; \
 	  $(TEST_ENV) ASYM_BIN=$(CURDIR)/build-$$c/asymbp build-$$c/test_runner $(CONV_TESTS); \
 	done
