@@ -296,6 +296,29 @@ typedef struct StreamData {
     char note[2][700];
 } StreamData;
 int stream_data_open(const AsymDataSpec *s, uint64_t seed, StreamData *d);
+/* ---- MAT 5 files (mat5.c; MAT-File Format, MathWorks) ---- */
+
+/* Data types of a data element's tag. */
+enum { MI_INT8 = 1, MI_UINT8, MI_INT16, MI_UINT16, MI_INT32, MI_UINT32, MI_SINGLE, MI_DOUBLE = 9, MI_INT64 = 12, MI_UINT64,
+       MI_MATRIX, MI_COMPRESSED, MI_UTF8, MI_UTF16, MI_UTF32 };
+/* Where elements are read: the file (for messages), its byte order, the
+ * file offset of the buffer's first byte and how many of its bytes are in
+ * memory (SIZE_MAX: all the bounds given). */
+typedef struct Mat5 {
+    const char *path;
+    int swap;       /* big-endian file */
+    size_t base, avail;
+} Mat5;
+/* The 128-byte header h of a file of len bytes: a MAT 5/7 file (MATLAB
+ * 7.3's HDF5 refused with how to re-save it); *swap its byte order. */
+int mat5_header(const char *path, const uint8_t *h, size_t len, int *swap);
+uint32_t mat5_u32(const Mat5 *m, const uint8_t *p);
+/* Bytes per element of a numeric data type; 0 for the others. */
+int mat5_type_size(uint32_t t);
+/* The data element at buf[at] within [at, end): its type and data
+ * [*d, *d + *n); *next the element after it (8-byte aligned, or end). */
+int mat5_elem(const Mat5 *m, const uint8_t *buf, size_t at, size_t end, uint32_t *type, size_t *d, size_t *n, size_t *next);
+
 /* devkit.c: the ILSVRC2012 devkit's data/meta.mat as a table wnid[1..max]
  * of ILSVRC2012_ID -> WNID (NULL where no synset has the ID; free with
  * asym_data_names_free(wnid, DEVKIT_TABLE)). */

@@ -25,46 +25,12 @@
 #define DEVKIT_MAX ((size_t)1 << 28)  /* meta.mat inflated: 256 MB at most (the real one: under 2 MB) */
 #define DEVKIT_IDS (DEVKIT_TABLE - 1)  /* the largest ILSVRC2012_ID taken */
 
-enum { MI_INT8 = 1, MI_UINT8, MI_INT16, MI_UINT16, MI_INT32, MI_UINT32, MI_SINGLE, MI_DOUBLE = 9, MI_INT64 = 12, MI_UINT64, MI_MATRIX, MI_COMPRESSED,
-       MI_UTF8, MI_UTF16, MI_UTF32 };
 enum { MX_CHAR = 4, MX_STRUCT = 2 };
 
-typedef struct Mat {
-    const char *path;
-    int swap;  /* big-endian file */
-} Mat;
-
-/* A data element of buf[at, end): its type and data [*d, *d + *n); *next
- * the element after it (8-byte aligned, or end). */
-static int elem(const Mat *m, const uint8_t *buf, size_t at, size_t end, uint32_t *type, size_t *d, size_t *n, size_t *next) {
-    if (at > end || end - at < 8) return asym_fail("%s: offset %zu: a data element ends inside its tag (truncated or corrupt)", m->path, at);
-    uint32_t t = m->swap ? io_be32(buf + at) : io_le32(buf + at);
-    if (t >> 16) { /* small element: up to 4 bytes in the tag */
-        *type = t & 0xffff, *n = t >> 16, *d = at + 4, *next = at + 8;
-        if (*n > 4) return asym_fail("%s: offset %zu: a small data element of %zu bytes (at most 4)", m->path, at, *n);
-        return ASYM_OK;
-    }
-    *type = t, *n = m->swap ? io_be32(buf + at + 4) : io_le32(buf + at + 4), *d = at + 8;
-    if (*n > end - *d) return asym_fail("%s: offset %zu: a data element of %zu bytes runs past its end (%zu bytes left)", m->path, at, *n, end - *d);
-    size_t pad = (*n + 7) & ~(size_t)7;
-    *next = pad > end - *d ? end : *d + pad;
-    return ASYM_OK;
-}
-
-static int type_size(uint32_t t) {
-    switch (t) {
-    case MI_INT8: case MI_UINT8: case MI_UTF8: return 1;
-    case MI_INT16: case MI_UINT16: case MI_UTF16: return 2;
-    case MI_INT32: case MI_UINT32: case MI_SINGLE: case MI_UTF32: return 4;
-    case MI_DOUBLE: case MI_INT64: case MI_UINT64: return 8;
-    default: return 0;
-    }
-}
-
 /* Element i of numeric data of type t at p, as a double. */
-static double num_at(const Mat *m, const uint8_t *p, uint32_t t, size_t i) {
+static double num_at(const Mat5 *m, const uint8_t *p, uint32_t t, size_t i) {
     uint8_t b[8];
-    int s = type_size(t);
+    int s = mat5_type_size(t);
     for (int k = 0; k < s; k++) b[k] = p[i * s + (m->swap ? s - 1 - k : k)];
     union { uint8_t u8; int8_t i8; uint16_t u16; int16_t i16; uint32_t u32; int32_t i32; float f; double d; uint64_t u64; int64_t i64; } v;
     memcpy(&v, b, s);
@@ -89,47 +55,47 @@ typedef struct Var {
     size_t after_name;     /* where the content after the array name starts */
 } Var;
 
-static int var_head(const Mat *m, const uint8_t *buf, size_t at, size_t end, Var *v) {
+static int var_head(const Mat5 *m, const uint8_t *buf, size_t at, size_t end, Var *v) {
     uint32_t t;
     size_t d, n, next;
-    if (elem(m, buf, at, end, &t, &d, &n, &next)) return ASYM_ERR;
+    if (mat5_elem(m, buf, at, end, &t, &d, &n, &next)) return ASYM_ERR;
     if (t != MI_UINT32 || n != 8) return asym_fail("%s: offset %zu: a variable without array flags", m->path, at);
-    uint32_t flags = m->swap ? io_be32(buf + d) : io_le32(buf + d);
+    uint32_t flags = mat5_u32(m, buf + d);
     v->cls = flags & 0xff;
     if (flags & 0x800) return asym_fail("%s: offset %zu: a complex variable (meta.mat's are real)", m->path, d);
     at = next;
-    if (elem(m, buf, at, end, &t, &d, &n, &next)) return ASYM_ERR;
+    if (mat5_elem(m, buf, at, end, &t, &d, &n, &next)) return ASYM_ERR;
     if (t != MI_INT32 || n % 4 || n < 8 || n > 128) return asym_fail("%s: offset %zu: bad dimensions (type %u, %zu bytes)", m->path, at, t, n);
     v->elems = 1;
     for (size_t i = 0; i < n; i += 4) {
-        int32_t k = (int32_t)(m->swap ? io_be32(buf + d + i) : io_le32(buf + d + i));
+        int32_t k = (int32_t)mat5_u32(m, buf + d + i);
         if (k < 0 || (k && v->elems > DEVKIT_MAX / (size_t)k)) return asym_fail("%s: offset %zu: dimension %d out of range", m->path, d + i, k);
         v->elems *= (size_t)k;
     }
     at = next;
-    if (elem(m, buf, at, end, &t, &d, &n, &next)) return ASYM_ERR; /* the array name */
+    if (mat5_elem(m, buf, at, end, &t, &d, &n, &next)) return ASYM_ERR; /* the array name */
     if (t != MI_INT8 && t != MI_UINT8) return asym_fail("%s: offset %zu: bad array name (type %u)", m->path, at, t);
     v->after_name = next;
     return ASYM_OK;
 }
 
 /* The single number of a numeric variable [at, end): *ok 0 when it is not one. */
-static int var_number(const Mat *m, const uint8_t *buf, size_t at, size_t end, double *x, int *ok) {
+static int var_number(const Mat5 *m, const uint8_t *buf, size_t at, size_t end, double *x, int *ok) {
     Var v;
     uint32_t t;
     size_t d, n, next;
     *ok = 0;
     if (var_head(m, buf, at, end, &v)) return ASYM_ERR;
     if (v.cls < 6 || v.cls > 15 || v.elems != 1) return ASYM_OK;
-    if (elem(m, buf, v.after_name, end, &t, &d, &n, &next)) return ASYM_ERR;
-    if (!type_size(t) || n != (size_t)type_size(t)) return asym_fail("%s: offset %zu: a number of %zu bytes of type %u", m->path, v.after_name, n, t);
+    if (mat5_elem(m, buf, v.after_name, end, &t, &d, &n, &next)) return ASYM_ERR;
+    if (!mat5_type_size(t) || n != (size_t)mat5_type_size(t)) return asym_fail("%s: offset %zu: a number of %zu bytes of type %u", m->path, v.after_name, n, t);
     *x = num_at(m, buf + d, t, 0), *ok = 1;
     return ASYM_OK;
 }
 
 /* The text of a char variable [at, end) into out (ASCII; anything else
  * refused); *ok 0 when it is not a char variable. */
-static int var_text(const Mat *m, const uint8_t *buf, size_t at, size_t end, char *out, size_t cap, int *ok) {
+static int var_text(const Mat5 *m, const uint8_t *buf, size_t at, size_t end, char *out, size_t cap, int *ok) {
     Var v;
     uint32_t t;
     size_t d, n, next;
@@ -137,8 +103,8 @@ static int var_text(const Mat *m, const uint8_t *buf, size_t at, size_t end, cha
     if (var_head(m, buf, at, end, &v)) return ASYM_ERR;
     if (v.cls != MX_CHAR) return ASYM_OK;
     if (v.elems >= cap) return asym_fail("%s: offset %zu: a text of %zu characters where a WNID is expected", m->path, at, v.elems);
-    if (elem(m, buf, v.after_name, end, &t, &d, &n, &next)) return ASYM_ERR;
-    int s = type_size(t);
+    if (mat5_elem(m, buf, v.after_name, end, &t, &d, &n, &next)) return ASYM_ERR;
+    int s = mat5_type_size(t);
     if (!s || s == 8 || n != v.elems * (size_t)s) return asym_fail("%s: offset %zu: %zu bytes of type %u for %zu characters", m->path, v.after_name, n, t, v.elems);
     for (size_t i = 0; i < v.elems; i++) {
         double c = num_at(m, buf + d, t, i);
@@ -150,18 +116,18 @@ static int var_text(const Mat *m, const uint8_t *buf, size_t at, size_t end, cha
 }
 
 /* The struct array `synsets` [at, end) into the table wnid[1..max]. */
-static int synsets(const Mat *m, const uint8_t *buf, size_t at, size_t end, char ***wnid, int *max) {
+static int synsets(const Mat5 *m, const uint8_t *buf, size_t at, size_t end, char ***wnid, int *max) {
     Var v;
     uint32_t t;
     size_t d, n, next;
     if (var_head(m, buf, at, end, &v)) return ASYM_ERR;
     if (v.cls != MX_STRUCT) return asym_fail("%s: synsets is not a struct array (MATLAB class %u)", m->path, v.cls);
     at = v.after_name;
-    if (elem(m, buf, at, end, &t, &d, &n, &next)) return ASYM_ERR;
-    uint32_t flen = n == 4 ? (m->swap ? io_be32(buf + d) : io_le32(buf + d)) : 0;
+    if (mat5_elem(m, buf, at, end, &t, &d, &n, &next)) return ASYM_ERR;
+    uint32_t flen = n == 4 ? (mat5_u32(m, buf + d)) : 0;
     if (t != MI_INT32 || n != 4 || flen < 1 || flen > 64) return asym_fail("%s: offset %zu: bad field name length", m->path, at);
     at = next;
-    if (elem(m, buf, at, end, &t, &d, &n, &next)) return ASYM_ERR;
+    if (mat5_elem(m, buf, at, end, &t, &d, &n, &next)) return ASYM_ERR;
     if ((t != MI_INT8 && t != MI_UINT8) || n % flen || !n) return asym_fail("%s: offset %zu: bad field names", m->path, at);
     int nf = (int)(n / flen), f_id = -1, f_wnid = -1;
     for (int f = 0; f < nf; f++) {
@@ -181,7 +147,7 @@ static int synsets(const Mat *m, const uint8_t *buf, size_t at, size_t end, char
         int have_id = 0, have_w = 0;
         for (int f = 0; !rc && f < nf; f++) {
             size_t fd, fn, fnext;
-            if ((rc = elem(m, buf, at, end, &t, &fd, &fn, &fnext))) break;
+            if ((rc = mat5_elem(m, buf, at, end, &t, &fd, &fn, &fnext))) break;
             if (t != MI_MATRIX) rc = asym_fail("%s: offset %zu: a struct field that is not a variable (type %u)", m->path, at, t);
             else if (fn && f == f_id) rc = var_number(m, buf, fd, fd + fn, &id, &have_id);
             else if (fn && f == f_wnid) rc = var_text(m, buf, fd, fd + fn, w, sizeof w, &have_w);
@@ -203,7 +169,7 @@ static int synsets(const Mat *m, const uint8_t *buf, size_t at, size_t end, char
 }
 
 /* A compressed variable (data [d, d + n)) inflated into *out (*len bytes). */
-static int inflate_var(const Mat *m, const uint8_t *buf, size_t d, size_t n, uint8_t **out, size_t *len) {
+static int inflate_var(const Mat5 *m, const uint8_t *buf, size_t d, size_t n, uint8_t **out, size_t *len) {
     size_t cap = n * 4 + 4096 < DEVKIT_MAX ? n * 4 + 4096 : DEVKIT_MAX;
     uint8_t *o = malloc(cap);
     z_stream z;
@@ -238,20 +204,13 @@ int devkit_wnids(const char *path, char ***wnid, int *max) {
     size_t len;
     *wnid = NULL, *max = 0;
     if (io_read_file(path, &buf, &len, DEVKIT_MAX, 0)) return ASYM_ERR;
-    Mat m = {.path = path};
-    int rc = ASYM_ERR, found = 0;
-    if (len < 128) asym_fail("%s: %zu bytes, shorter than a MAT-file's 128-byte header", path, len);
-    else if (!memcmp(buf, "\x89HDF", 4) || (buf[124] == 0 && buf[125] == 2))
-        asym_fail("%s: a MAT 7.3 (HDF5) file; save it as MAT 5 or 7 (MATLAB: save -v7)", path);
-    else if (!((buf[126] == 'I' && buf[127] == 'M') || (buf[126] == 'M' && buf[127] == 'I')))
-        asym_fail("%s: not a MAT-file (no endian indicator in its header)", path);
-    else {
-        m.swap = buf[126] == 'M';
-        rc = ASYM_OK;
+    Mat5 m = {.path = path, .avail = SIZE_MAX};
+    int rc = mat5_header(path, buf, len, &m.swap), found = 0;
+    if (!rc) {
         for (size_t at = 128; !rc && !found && at < len;) {
             uint32_t t;
             size_t d, n, next;
-            if ((rc = elem(&m, buf, at, len, &t, &d, &n, &next))) break;
+            if ((rc = mat5_elem(&m, buf, at, len, &t, &d, &n, &next))) break;
             uint8_t *in = buf, *z = NULL;
             size_t zd = d, zn = n;
             if (t == MI_COMPRESSED) {
@@ -259,7 +218,7 @@ int devkit_wnids(const char *path, char ***wnid, int *max) {
                 size_t zlen = 0, zd2, zn2, znext;
                 if ((rc = inflate_var(&m, buf, d, n, &z, &zlen))) break;
                 /* a compressed variable holds one miMATRIX element (its offsets: inflated bytes) */
-                if ((rc = elem(&m, z, 0, zlen, &t, &zd2, &zn2, &znext))) { free(z); break; }
+                if ((rc = mat5_elem(&m, z, 0, zlen, &t, &zd2, &zn2, &znext))) { free(z); break; }
                 in = z, zd = zd2, zn = zn2;
             }
             if (t == MI_MATRIX && zn) {
@@ -270,8 +229,8 @@ int devkit_wnids(const char *path, char ***wnid, int *max) {
                 if (!(rc = var_head(&m, in, zd, zd + zn, &v))) {
                     size_t a = zd, dd, dn, dnext;
                     uint32_t dt;
-                    for (int k = 0; !rc && k < 2; k++) rc = elem(&m, in, a, zd + zn, &dt, &dd, &dn, &dnext), a = dnext;
-                    if (!rc && !(rc = elem(&m, in, a, zd + zn, &nt, &nd, &nn, &nnext)) && nn == 7 && !memcmp(in + nd, "synsets", 7)) {
+                    for (int k = 0; !rc && k < 2; k++) rc = mat5_elem(&m, in, a, zd + zn, &dt, &dd, &dn, &dnext), a = dnext;
+                    if (!rc && !(rc = mat5_elem(&m, in, a, zd + zn, &nt, &nd, &nn, &nnext)) && nn == 7 && !memcmp(in + nd, "synsets", 7)) {
                         found = 1;
                         rc = synsets(&m, in, zd, zd + zn, wnid, max);
                     }

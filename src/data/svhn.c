@@ -47,69 +47,34 @@ static uint32_t rd32(const uint8_t *p, int swap) { return swap ? io_be32(p) : io
  * name and the data tag come well within them. */
 #define MAT_HEAD 4096
 
-/* Bytes per element of a MAT 5 numeric data type; 0 for the others. */
-static int mi_size(uint32_t t) {
-    switch (t) {
-    case 1: case 2: case 16: return 1;  /* miINT8, miUINT8, miUTF8 */
-    case 3: case 4: case 17: return 2;  /* miINT16, miUINT16, miUTF16 */
-    case 5: case 6: case 7: case 18: return 4; /* miINT32, miUINT32, miSINGLE, miUTF32 */
-    case 9: case 12: case 13: return 8; /* miDOUBLE, miINT64, miUINT64 */
-    default: return 0;
-    }
-}
-
-/* The sub-element at byte at of a variable's content (len bytes, the first
- * avail of them in p): its type, where its data starts and its length. */
-static int sub_elem(const char *path, size_t base, const uint8_t *p, size_t at, size_t len, size_t avail, int swap,
-                    uint32_t *type, size_t *data, size_t *n, size_t *next) {
-    if (at > len || len - at < 8 || at + 8 > avail)
-        return asym_fail("%s: offset %zu: variable ends inside its header (truncated or corrupt)", path, base + at);
-    uint32_t t = rd32(p + at, swap);
-    if (t >> 16) { /* small element: up to 4 bytes packed in the tag */
-        *type = t & 0xffff;
-        *n = t >> 16;
-        *data = at + 4;
-        *next = at + 8;
-        if (*n > 4) return asym_fail("%s: offset %zu: small data element of %zu bytes (at most 4)", path, base + at, *n);
-        return ASYM_OK;
-    }
-    *type = t;
-    *n = rd32(p + at + 4, swap);
-    *data = at + 8;
-    *next = at + 8 + ((*n + 7) & ~(size_t)7);
-    if (*n > len - at - 8)
-        return asym_fail("%s: offset %zu: data element of %zu bytes runs past its variable (%zu bytes left)", path, base + at, *n,
-                         len - at - 8);
-    return ASYM_OK;
-}
-
 /* A variable (the content of a miMATRIX element: len bytes at file offset
  * base, the first avail in p) must be a real numeric array whose data is
  * exactly its dimensions' worth: what matio is then given to read. */
 static int matrix_check(const char *path, size_t base, const uint8_t *p, size_t avail, size_t len, int swap) {
+    Mat5 m = {.path = path, .swap = swap, .base = base, .avail = avail};
     uint32_t t;
     size_t d, n, at = 0;
-    if (sub_elem(path, base, p, at, len, avail, swap, &t, &d, &n, &at)) return ASYM_ERR;
+    if (mat5_elem(&m, p, at, len, &t, &d, &n, &at)) return ASYM_ERR;
     if (t != 6 || n != 8 || d + 8 > avail) return asym_fail("%s: offset %zu: variable without array flags", path, base);
-    uint32_t flags = rd32(p + d, swap), cls = flags & 0xff;
+    uint32_t flags = mat5_u32(&m, p + d), cls = flags & 0xff;
     if (!(cls == 4 || (cls >= 6 && cls <= 15)))
         return asym_fail("%s: offset %zu: a variable of MATLAB class %u (cell, struct, object or sparse); SVHN files hold numeric arrays only",
                          path, base + d, cls);
     if (flags & 0x800) return asym_fail("%s: offset %zu: a complex variable; SVHN arrays are real", path, base + d);
-    if (sub_elem(path, base, p, at, len, avail, swap, &t, &d, &n, &at)) return ASYM_ERR;
+    if (mat5_elem(&m, p, at, len, &t, &d, &n, &at)) return ASYM_ERR;
     if (t != 5 || n % 4 || n < 8 || n > 128 || d + n > avail)
         return asym_fail("%s: offset %zu: bad dimensions element (type %u, %zu bytes)", path, base + d, t, n);
     uint64_t elems = 1;
     for (size_t i = 0; i < n; i += 4) {
-        int32_t v = (int32_t)rd32(p + d + i, swap);
+        int32_t v = (int32_t)mat5_u32(&m, p + d + i);
         if (v < 0) return asym_fail("%s: offset %zu: negative dimension %d", path, base + d + i, v);
         if (v && elems > UINT64_MAX / 8 / (uint64_t)v) return asym_fail("%s: offset %zu: dimensions overflow", path, base + d);
         elems *= (uint64_t)v;
     }
-    if (sub_elem(path, base, p, at, len, avail, swap, &t, &d, &n, &at)) return ASYM_ERR;
+    if (mat5_elem(&m, p, at, len, &t, &d, &n, &at)) return ASYM_ERR;
     if (t != 1 || n < 1 || n > 255) return asym_fail("%s: offset %zu: bad variable name element (type %u, %zu bytes)", path, base + d, t, n);
-    if (sub_elem(path, base, p, at, len, avail, swap, &t, &d, &n, &at)) return ASYM_ERR;
-    int es = mi_size(t);
+    if (mat5_elem(&m, p, at, len, &t, &d, &n, &at)) return ASYM_ERR;
+    int es = mat5_type_size(t);
     if (!es) return asym_fail("%s: offset %zu: data of type %u, not a numeric type", path, base + d, t);
     if ((uint64_t)n != elems * (uint64_t)es)
         return asym_fail("%s: offset %zu: %zu bytes of data for %llu elements of %d bytes", path, base + d, n, (unsigned long long)elems, es);
@@ -172,15 +137,9 @@ static int mat5_inflate_check(const char *path, FILE *f, size_t off, size_t n, i
  * array whose data fits its dimensions. head: MAT_HEAD bytes of room. */
 static int mat5_walk(const char *path, FILE *f, size_t size, uint8_t *head) {
     uint8_t h[128], tag[8];
-    if (size < 128 || fread(h, 1, 128, f) != 128) return asym_fail("%s: %zu bytes, too short for a MAT-file header (128 bytes)", path, size);
     int swap;
-    if (h[126] == 'I' && h[127] == 'M') swap = 0;
-    else if (h[126] == 'M' && h[127] == 'I') swap = 1;
-    else return asym_fail("%s: offset 126: not a MATLAB 5/7 MAT-file (no endian indicator 'IM' or 'MI')", path);
-    unsigned version = swap ? (unsigned)h[124] << 8 | h[125] : (unsigned)h[125] << 8 | h[124];
-    if (version == 0x0200)
-        return asym_fail("%s: offset 124: a MATLAB 7.3 (HDF5) MAT-file; re-save it with save -v7 (MAT 5/7 files are read)", path);
-    if (version != 0x0100) return asym_fail("%s: offset 124: MAT-file version 0x%04x not supported (0x0100: MATLAB 5/7)", path, version);
+    if (size < 128 || fread(h, 1, 128, f) != 128) return asym_fail("%s: %zu bytes, too short for a MAT-file header (128 bytes)", path, size);
+    if (mat5_header(path, h, size, &swap)) return ASYM_ERR;
     for (size_t off = 128; off < size;) {
         if (size - off < 8 || fseek(f, (long)off, SEEK_SET) != 0 || fread(tag, 1, 8, f) != 8)
             return asym_fail("%s: offset %zu: truncated element tag (%zu bytes left; truncated?)", path, off, size - off);
