@@ -30,7 +30,7 @@ static Layer *single(NetCtx *ctx, AsymLayerSpec s, Shape in, int max_batch, uint
         p->w = asym_falloc(p->n);
         p->g = asym_falloc(p->n);
     }
-    ctx->work = asym_falloc(ctx->work_size ? ctx->work_size : 1);
+    if (ctx_alloc_scratch(ctx)) return NULL;
     AsymRng r;
     rng_seed(&r, seed + 1);
     init_params(ctx, ASYM_INIT_TORCH, 0, &r);
@@ -52,6 +52,7 @@ static void single_free(NetCtx *ctx, Layer *l) {
     free(ctx->buffers);
     free(ctx->weight_layers);
     free(ctx->work);
+    free(ctx->block_grad);
     memset(ctx, 0, sizeof *ctx);
 }
 

@@ -1,11 +1,12 @@
 /* chain.c: a chain of layers (Seq) with its activations and two gradient
- * buffers: the whole network, and the two paths of a residual block. */
+ * buffers: the whole network, and the two paths of a residual block (whose
+ * buffers are the block's share of NetCtx.block_grad). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "layers/layers.h"
 
-int seq_build(Seq *s, const AsymLayerSpec *specs, int n, Shape in, NetCtx *ctx, const char *prefix) {
+int seq_build(Seq *s, const AsymLayerSpec *specs, int n, Shape in, NetCtx *ctx, const char *prefix, int relu_in_place) {
     memset(s, 0, sizeof *s);
     s->in = s->out = in;
     s->layers = asym_calloc(n ? n : 1, sizeof(Layer *));
@@ -20,11 +21,18 @@ int seq_build(Seq *s, const AsymLayerSpec *specs, int n, Shape in, NetCtx *ctx, 
         if (!l) return ASYM_ERR;
         s->layers[s->n++] = l;
         s->out = l->out;
-        if (!(s->act[i] = asym_falloc((size_t)ctx->max_batch * shape_size(l->out)))) return ASYM_ERR;
+        if (relu_in_place && i && l->kind == ASYM_RELU && s->layers[i - 1]->kind == ASYM_BATCHNORM) s->act[i] = s->act[i - 1];
+        else if (!(s->act[i] = asym_falloc((size_t)ctx->max_batch * shape_size(l->out)))) return ASYM_ERR;
         if (shape_size(l->out) > biggest) biggest = shape_size(l->out);
     }
+    s->gbuf_floats = biggest;
+    return ASYM_OK;
+}
+
+int seq_own_gbufs(Seq *s, NetCtx *ctx) {
+    s->own_gbufs = 1;
     for (int k = 0; k < 2; k++)
-        if (!(s->gbuf[k] = asym_falloc((size_t)ctx->max_batch * biggest))) return ASYM_ERR;
+        if (!(s->gbuf[k] = asym_falloc((size_t)ctx->max_batch * s->gbuf_floats))) return ASYM_ERR;
     return ASYM_OK;
 }
 
@@ -55,12 +63,11 @@ void seq_backward(Seq *s, const float *dy, float *dx, int N, const Pass *p, void
 void seq_free(Seq *s) {
     for (int i = 0; i < s->n; i++) {
         layer_free(s->layers[i]);
-        free(s->act[i]);
+        if (!i || s->act[i] != s->act[i - 1]) free(s->act[i]);
     }
     free(s->layers);
     free(s->act);
     free(s->dfa_at);
-    free(s->gbuf[0]);
-    free(s->gbuf[1]);
+    if (s->own_gbufs) free(s->gbuf[0]), free(s->gbuf[1]);
     memset(s, 0, sizeof *s);
 }

@@ -111,6 +111,8 @@ typedef struct NetCtx {
     int max_batch;
     float *work;          /* shared scratch (im2col, transposes), work_size floats */
     size_t work_size;     /* grown while building, allocated once after */
+    float *block_grad;    /* residual blocks' gradient buffers, block_grad_size floats: one block's backward runs */
+    size_t block_grad_size; /* at a time, so every block takes its own from this one (grown while building, as work) */
     AsymRng rng;          /* dropout masks */
     AsymParam **params;   /* trainable tensors, in creation order */
     int n_params, cap_params;
@@ -196,12 +198,21 @@ typedef struct Seq {
     int n;
     Layer **dfa_at;     /* dfa_at[i]: the DFA layer whose block ends at layer i (or NULL) */
     float **act;
-    float *gbuf[2];     /* ping-pong gradient buffers sized to the largest activation */
+    float *gbuf[2];     /* ping-pong gradient buffers of gbuf_floats per sample (the largest activation or input): */
+    size_t gbuf_floats; /* the chain's own (seq_own_gbufs), or a residual block's share of NetCtx.block_grad */
+    int own_gbufs;
     const float *x;     /* input of the last forward pass */
     Shape in, out;
 } Seq;
 
-int seq_build(Seq *s, const AsymLayerSpec *specs, int n, Shape in, NetCtx *ctx, const char *prefix);
+/* relu_in_place: a ReLU right after a batch norm writes over the batch
+ * norm's output (whose backward needs only its input), as a residual
+ * block's paths do; the whole network keeps every layer's output for
+ * `asymbp probe`. */
+int seq_build(Seq *s, const AsymLayerSpec *specs, int n, Shape in, NetCtx *ctx, const char *prefix, int relu_in_place);
+/* Allocates the chain's gradient buffers (the whole network's; a residual
+ * block's paths take theirs from NetCtx.block_grad). */
+int seq_own_gbufs(Seq *s, NetCtx *ctx);
 void seq_forward(Seq *s, const float *x, int N, const Pass *p);
 /* done, when set, is called after layer i's backward (dist.c overlaps its allreduce). */
 void seq_backward(Seq *s, const float *dy, float *dx, int N, const Pass *p, void (*done)(void *arg, int i), void *done_arg);
@@ -245,6 +256,10 @@ AsymParam *ctx_buffer(NetCtx *ctx, const char *layer, const char *suffix, AsymPa
  * bias (s->out), registered; the layer added to the weight layers. */
 int layer_add_weights(Layer *l, const AsymLayerSpec *s, int ndim, const int *wshape, int fan_in, int fan_out);
 void ctx_need_work(NetCtx *ctx, size_t floats);
+void ctx_need_block_grad(NetCtx *ctx, size_t floats);
+/* Allocates the scratch the layers asked for (work, block_grad), once
+ * every layer is built. */
+int ctx_alloc_scratch(NetCtx *ctx);
 
 /* Weight-layer halves (also reachable through LayerOps), for tests. */
 void fc_backward_weight(Layer *l, const float *x, const float *dy, int N, float *dW, float *db);

@@ -13,9 +13,17 @@
 typedef struct ResBlock {
     Seq main, shortcut;   /* shortcut.n == 0: identity or option A */
     int option_a, stride;
-    float *dz;            /* (max_batch, out): gradient after the final relu */
-    float *tmp;           /* (max_batch, in): shortcut input gradient (option B) */
 } ResBlock;
+
+/* The block's gradient buffers, in NetCtx.block_grad (every block's
+ * backward runs alone): dz (N, out), the gradient after the final relu;
+ * with a shortcut path, tmp (N, in), its input gradient; then the two
+ * paths' ping-pong buffers (main's backward ends before the shortcut's
+ * starts, so they share them). */
+static size_t block_grad_floats(const ResBlock *r, Shape in, Shape out) {
+    size_t g = r->main.gbuf_floats > r->shortcut.gbuf_floats ? r->main.gbuf_floats : r->shortcut.gbuf_floats;
+    return shape_size(out) + (r->shortcut.n ? shape_size(in) : 0) + 2 * g;
+}
 
 static void res_forward(Layer *l, const float *x, float *y, int N, const Pass *p) {
     ResBlock *r = l->impl;
@@ -61,13 +69,17 @@ static void res_forward(Layer *l, const float *x, float *y, int N, const Pass *p
 
 static void res_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N, const Pass *p) {
     ResBlock *r = l->impl;
-    size_t n_in = (size_t)N * shape_size(l->in);
-    relu_backward(r->dz, y, dy, (size_t)N * shape_size(l->out));
-    seq_backward(&r->main, r->dz, dx, N, p, NULL, NULL);
-    const float *s = r->dz;
+    size_t n_in = (size_t)N * shape_size(l->in), n_out = (size_t)N * shape_size(l->out);
+    size_t g = r->main.gbuf_floats > r->shortcut.gbuf_floats ? r->main.gbuf_floats : r->shortcut.gbuf_floats;
+    float *dz = l->ctx->block_grad, *tmp = dz + n_out, *gb = tmp + (r->shortcut.n ? n_in : 0);
+    r->main.gbuf[0] = r->shortcut.gbuf[0] = gb;
+    r->main.gbuf[1] = r->shortcut.gbuf[1] = gb + (size_t)N * g;
+    relu_backward(dz, y, dy, n_out);
+    seq_backward(&r->main, dz, dx, N, p, NULL, NULL);
+    const float *s = dz;
     if (r->shortcut.n) {
-        seq_backward(&r->shortcut, r->dz, dx ? r->tmp : NULL, N, p, NULL, NULL);
-        s = r->tmp;
+        seq_backward(&r->shortcut, dz, dx ? tmp : NULL, N, p, NULL, NULL);
+        s = tmp;
     }
     if (!dx) return;
     if (r->shortcut.n || !r->option_a) {
@@ -80,7 +92,7 @@ static void res_backward(Layer *l, const float *x, const float *y, const float *
     for (int nc = 0; nc < N * C; nc++) {
         int n = nc / C, c = nc % C;
         float *xp = dx + (size_t)nc * H * W;
-        const float *gp = r->dz + ((size_t)n * O + c + pf) * OH * OW;
+        const float *gp = dz + ((size_t)n * O + c + pf) * OH * OW;
         for (int h = 0; h < OH; h++) {
             float *xr = xp + (size_t)h * st * W;
 #pragma omp simd
@@ -94,8 +106,6 @@ static void res_free(Layer *l) {
     if (!r) return;
     seq_free(&r->main);
     seq_free(&r->shortcut);
-    free(r->dz);
-    free(r->tmp);
 }
 
 Seq *resblock_path(Layer *l, int k) {
@@ -136,7 +146,7 @@ Layer *resblock_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char
     r->stride = st;
     char pre[64];
     snprintf(pre, sizeof pre, "%s.main", name);
-    if (seq_build(&r->main, main, nm, in, ctx, pre)) goto fail;
+    if (seq_build(&r->main, main, nm, in, ctx, pre, 1)) goto fail;
     l->out = r->main.out;
     int same = st == 1 && in.c == O;
     if (!same && s->shortcut == ASYM_SHORTCUT_A) {
@@ -146,12 +156,9 @@ Layer *resblock_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char
         sc[0].lr_scale = sc[1].lr_scale = s->lr_scale;
         sc[0].rule = s->rule;
         snprintf(pre, sizeof pre, "%s.shortcut", name);
-        if (seq_build(&r->shortcut, sc, 2, in, ctx, pre)) goto fail;
-        r->tmp = asym_falloc((size_t)ctx->max_batch * shape_size(in));
-        if (!r->tmp) goto fail;
+        if (seq_build(&r->shortcut, sc, 2, in, ctx, pre, 1)) goto fail;
     }
-    r->dz = asym_falloc((size_t)ctx->max_batch * shape_size(l->out));
-    if (!r->dz) goto fail;
+    ctx_need_block_grad(ctx, (size_t)ctx->max_batch * block_grad_floats(r, in, l->out));
     return l;
 fail:
     return layer_free(l);

@@ -35,7 +35,7 @@ int asym_net_create(AsymNet **out, const AsymNetSpec *spec, int max_batch, AsymR
     net->loss = spec->loss ? spec->loss : ASYM_LOSS_SOFTMAX_CE;
     net->classes = spec->classes;
     Shape in = {spec->in_c, spec->in_h, spec->in_w};
-    if (seq_build(&net->seq, spec->layers, spec->n_layers, in, &net->ctx, "")) goto fail;
+    if (seq_build(&net->seq, spec->layers, spec->n_layers, in, &net->ctx, "", 0) || seq_own_gbufs(&net->seq, &net->ctx)) goto fail;
     if (shape_size(net->seq.out) != (size_t)spec->classes) {
         asym_fail("network: the last layer gives %zu outputs (%dx%dx%d) but there are %d classes", shape_size(net->seq.out), net->seq.out.c, net->seq.out.h,
                   net->seq.out.w, spec->classes);
@@ -45,8 +45,7 @@ int asym_net_create(AsymNet **out, const AsymNetSpec *spec, int max_batch, AsymR
     net->wflat = asym_falloc(net->n_flat);
     net->gflat = asym_falloc(net->n_flat);
     net->dlogits = asym_falloc((size_t)max_batch * spec->classes);
-    net->ctx.work = asym_falloc(net->ctx.work_size ? net->ctx.work_size : 1);
-    if (!net->wflat || !net->gflat || !net->dlogits || !net->ctx.work) goto fail;
+    if (!net->wflat || !net->gflat || !net->dlogits || ctx_alloc_scratch(&net->ctx)) goto fail;
     size_t off = 0;
     for (int i = 0; i < net->ctx.n_params; i++) {
         AsymParam *p = net->ctx.params[i];
@@ -76,6 +75,7 @@ void asym_net_free(AsymNet *net) {
     free(net->ctx.feedback);
     free(net->ctx.weight_layers);
     free(net->ctx.work);
+    free(net->ctx.block_grad);
     free(net->ctx.mirror);
     free(net->ctx.mirror_gram);
     free(net->ctx.fb_grad);
