@@ -206,9 +206,9 @@ typedef struct Seq {
 } Seq;
 
 /* relu_in_place: a ReLU right after a batch norm writes over the batch
- * norm's output (whose backward needs only its input), as a residual
- * block's paths do; the whole network keeps every layer's output for
- * `asymbp probe`. */
+ * norm's output (whose backward needs only its input), as PyTorch's
+ * in-place ReLU does; off where every layer's output is read afterwards
+ * (`asymbp probe`). */
 int seq_build(Seq *s, const AsymLayerSpec *specs, int n, Shape in, NetCtx *ctx, const char *prefix, int relu_in_place);
 /* Allocates the chain's gradient buffers (the whole network's; a residual
  * block's paths take theirs from NetCtx.block_grad). */

@@ -35,7 +35,7 @@ int asym_net_create(AsymNet **out, const AsymNetSpec *spec, int max_batch, AsymR
     net->loss = spec->loss ? spec->loss : ASYM_LOSS_SOFTMAX_CE;
     net->classes = spec->classes;
     Shape in = {spec->in_c, spec->in_h, spec->in_w};
-    if (seq_build(&net->seq, spec->layers, spec->n_layers, in, &net->ctx, "", 0) || seq_own_gbufs(&net->seq, &net->ctx)) goto fail;
+    if (seq_build(&net->seq, spec->layers, spec->n_layers, in, &net->ctx, "", !spec->keep_activations) || seq_own_gbufs(&net->seq, &net->ctx)) goto fail;
     if (shape_size(net->seq.out) != (size_t)spec->classes) {
         asym_fail("network: the last layer gives %zu outputs (%dx%dx%d) but there are %d classes", shape_size(net->seq.out), net->seq.out.c, net->seq.out.h,
                   net->seq.out.w, spec->classes);

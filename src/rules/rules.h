@@ -39,6 +39,7 @@ typedef struct AsymNetSpec {
      * a layer name ("3", "4.main.0"; a resblock's name covers its layers). */
     struct { char sel[40]; int rule; } overrides[32];
     int n_overrides;
+    int keep_activations;   /* every layer's output kept (asymbp probe); else a ReLU after a batch norm overwrites it */
 } AsymNetSpec;
 
 typedef struct Rule Rule;

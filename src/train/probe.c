@@ -376,7 +376,9 @@ int asym_probe(const AsymExperiment *ex, const char *weights, int batch, int ste
     p.N = batch > p.train.n ? p.train.n : batch;
     AsymRng rng;
     rng_seed(&rng, ex->seed);
-    if (!asym_net_create(&p.net, &ex->net, p.N, &rng) && !(weights && (is_dir(weights) ? load_probe_dir(p.net, weights) : asym_net_load(p.net, weights))) &&
+    AsymNetSpec spec = ex->net;
+    spec.keep_activations = 1; /* every layer's output is written */
+    if (!asym_net_create(&p.net, &spec, p.N, &rng) && !(weights && (is_dir(weights) ? load_probe_dir(p.net, weights) : asym_net_load(p.net, weights))) &&
         !asym_optim_create(&p.opt, p.net, &ex->opt)) {
         asym_net_keep_input_grad(p.net, 1);
         p.ws = net_feedback_options(p.net)->wm_steps > 0 ? net_feedback_options(p.net)->wm_steps : 0;
