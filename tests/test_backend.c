@@ -46,7 +46,7 @@ static void passes_free(Passes *p) {
         free(p->ctx.params[i]->g);
         free(p->ctx.params[i]);
     }
-    free(p->ctx.params), free(p->ctx.weight_layers), free(p->ctx.work), free(p->ctx.block_grad);
+    free(p->ctx.params), free(p->ctx.weight_layers), ctx_free_scratch(&p->ctx);
     free(p->x), free(p->dy), free(p->B), free(p->out);
 }
 
@@ -62,7 +62,7 @@ static int passes_make(Passes *p, int N, int C, int H, int O, int k, int s, int 
         AsymParam *q = p->ctx.params[i];
         q->w = asym_falloc(q->n), q->g = asym_falloc(q->n);
     }
-    if (ctx_alloc_scratch(&p->ctx)) return -1;
+    if (ctx_alloc_scratch(&p->ctx, NULL, 0)) return -1;
     AsymRng r;
     rng_seed(&r, 6);
     init_params(&p->ctx, ASYM_INIT_TORCH, 0, &r);

@@ -30,7 +30,7 @@ static Layer *single(NetCtx *ctx, AsymLayerSpec s, Shape in, int max_batch, uint
         p->w = asym_falloc(p->n);
         p->g = asym_falloc(p->n);
     }
-    if (ctx_alloc_scratch(ctx)) return NULL;
+    if (ctx_alloc_scratch(ctx, NULL, 0)) return NULL;
     AsymRng r;
     rng_seed(&r, seed + 1);
     init_params(ctx, ASYM_INIT_TORCH, 0, &r);
@@ -51,8 +51,7 @@ static void single_free(NetCtx *ctx, Layer *l) {
     free(ctx->params);
     free(ctx->buffers);
     free(ctx->weight_layers);
-    free(ctx->work);
-    free(ctx->block_grad);
+    ctx_free_scratch(ctx);
     memset(ctx, 0, sizeof *ctx);
 }
 

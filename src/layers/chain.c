@@ -1,6 +1,6 @@
-/* chain.c: a chain of layers (Seq) with its activations and two gradient
- * buffers: the whole network, and the two paths of a residual block (whose
- * buffers are the block's share of NetCtx.block_grad). */
+/* chain.c: a chain of layers (Seq): the whole network, and the two paths
+ * of a residual block. Its activations and gradients are places in the
+ * network's arena (arena.c). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,7 +11,9 @@ int seq_build(Seq *s, const AsymLayerSpec *specs, int n, Shape in, NetCtx *ctx, 
     s->in = s->out = in;
     s->layers = asym_calloc(n ? n : 1, sizeof(Layer *));
     s->act = asym_calloc(n ? n : 1, sizeof(float *));
-    if (!s->layers || !s->act) return ASYM_ERR;
+    s->grad = asym_calloc(n ? n : 1, sizeof(float *));
+    s->end = asym_calloc(n ? n : 1, sizeof(size_t));
+    if (!s->layers || !s->act || !s->grad || !s->end) return ASYM_ERR;
     size_t biggest = shape_size(in);
     for (int i = 0; i < n; i++) {
         char name[40];
@@ -21,18 +23,15 @@ int seq_build(Seq *s, const AsymLayerSpec *specs, int n, Shape in, NetCtx *ctx, 
         if (!l) return ASYM_ERR;
         s->layers[s->n++] = l;
         s->out = l->out;
-        if (relu_in_place && i && l->kind == ASYM_RELU && s->layers[i - 1]->kind == ASYM_BATCHNORM) s->act[i] = s->act[i - 1];
-        else if (!(s->act[i] = asym_falloc((size_t)ctx->max_batch * shape_size(l->out)))) return ASYM_ERR;
+        if (relu_in_place && i && l->kind == ASYM_RELU && s->layers[i - 1]->kind == ASYM_BATCHNORM) {
+            if (arena_alias(ctx, &s->act[i], &s->act[i - 1])) return ASYM_ERR;
+        } else if (arena_act(ctx, &s->act[i], (size_t)ctx->max_batch * shape_size(l->out))) {
+            return ASYM_ERR;
+        }
+        s->end[i] = ctx->arena_acts;
         if (shape_size(l->out) > biggest) biggest = shape_size(l->out);
     }
-    s->gbuf_floats = biggest;
-    return ASYM_OK;
-}
-
-int seq_own_gbufs(Seq *s, NetCtx *ctx) {
-    s->own_gbufs = 1;
-    for (int k = 0; k < 2; k++)
-        if (!(s->gbuf[k] = asym_falloc((size_t)ctx->max_batch * s->gbuf_floats))) return ASYM_ERR;
+    s->grad_floats = biggest;
     return ASYM_OK;
 }
 
@@ -50,7 +49,7 @@ void seq_backward(Seq *s, const float *dy, float *dx, int N, const Pass *p, void
     for (int i = s->n - 1; i >= 0; i--) {
         Layer *l = s->layers[i];
         if (dfa && s->dfa_at[i]) g = s->dfa_at[i]->direct_error(s->dfa_at[i], N, p);
-        float *out = i ? s->gbuf[i & 1] : dx;
+        float *out = i ? s->grad[i - 1] : dx;
         if (dfa && i && s->dfa_at[i - 1]) out = NULL;
         if (p->record && l->index >= 0) memcpy(p->record[l->index], g, sizeof(float) * N * shape_size(l->out));
         l->ops->backward(l, i ? s->act[i - 1] : s->x, s->act[i], g, out, N, p);
@@ -63,11 +62,11 @@ void seq_backward(Seq *s, const float *dy, float *dx, int N, const Pass *p, void
 void seq_free(Seq *s) {
     for (int i = 0; i < s->n; i++) {
         layer_free(s->layers[i]);
-        if (!i || s->act[i] != s->act[i - 1]) free(s->act[i]);
     }
     free(s->layers);
     free(s->act);
     free(s->dfa_at);
-    if (s->own_gbufs) free(s->gbuf[0]), free(s->gbuf[1]);
+    free(s->grad);
+    free(s->end);
     memset(s, 0, sizeof *s);
 }

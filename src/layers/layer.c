@@ -104,14 +104,14 @@ void ctx_need_work(NetCtx *ctx, size_t floats) {
     if (floats > ctx->work_size) ctx->work_size = floats;
 }
 
-void ctx_need_block_grad(NetCtx *ctx, size_t floats) {
-    if (floats > ctx->block_grad_size) ctx->block_grad_size = floats;
+int ctx_alloc_scratch(NetCtx *ctx, Seq *top, int keep) {
+    ctx->work = asym_falloc(ctx->work_size ? ctx->work_size : 1);
+    return ctx->work && !arena_alloc(ctx, top, keep) ? ASYM_OK : ASYM_ERR;
 }
 
-int ctx_alloc_scratch(NetCtx *ctx) {
-    ctx->work = asym_falloc(ctx->work_size ? ctx->work_size : 1);
-    ctx->block_grad = asym_falloc(ctx->block_grad_size ? ctx->block_grad_size : 1);
-    return ctx->work && ctx->block_grad ? ASYM_OK : ASYM_ERR;
+void ctx_free_scratch(NetCtx *ctx) {
+    free(ctx->work), free(ctx->arena), free(ctx->uses);
+    ctx->work = ctx->arena = NULL, ctx->uses = NULL, ctx->n_uses = ctx->cap_uses = 0;
 }
 
 void layer_clip_dx(const Layer *l, const Pass *p, float *dx, int N) {

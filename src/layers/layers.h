@@ -106,13 +106,25 @@ static inline size_t shape_size(Shape s) { return (size_t)s.c * s.h * s.w; }
 typedef struct Layer Layer;
 typedef struct Feedback Feedback;
 
+/* A place in the arena (arena.c): *at is set to it when the arena is
+ * allocated. Activations are placed when registered; scratch (planned) where
+ * the plan finds it dead memory. */
+typedef struct ArenaUse {
+    float **at;
+    size_t off, floats;
+    const Layer *owner; /* scratch: the layer whose backward uses it */
+    int planned;
+} ArenaUse;
+
 /* State shared by all layers of one network. */
 typedef struct NetCtx {
     int max_batch;
     float *work;          /* shared scratch (im2col, transposes), work_size floats */
     size_t work_size;     /* grown while building, allocated once after */
-    float *block_grad;    /* residual blocks' gradient buffers, block_grad_size floats: one block's backward runs */
-    size_t block_grad_size; /* at a time, so every block takes its own from this one (grown while building, as work) */
+    float *arena;         /* activations, gradients and backward scratch (arena.c), arena_size floats */
+    size_t arena_size, arena_acts; /* arena_acts: the activations' part, grown while building */
+    ArenaUse *uses;
+    int n_uses, cap_uses;
     AsymRng rng;          /* dropout masks */
     AsymParam **params;   /* trainable tensors, in creation order */
     int n_params, cap_params;
@@ -198,9 +210,10 @@ typedef struct Seq {
     int n;
     Layer **dfa_at;     /* dfa_at[i]: the DFA layer whose block ends at layer i (or NULL) */
     float **act;
-    float *gbuf[2];     /* ping-pong gradient buffers of gbuf_floats per sample (the largest activation or input): */
-    size_t gbuf_floats; /* the chain's own (seq_own_gbufs), or a residual block's share of NetCtx.block_grad */
-    int own_gbufs;
+    float **grad;       /* grad[k]: the gradient with respect to act[k] in the backward pass (the arena's plan for
+                           the whole network; a residual block's paths point theirs into the block's scratch) */
+    size_t *end;        /* end[i]: where the arena's activations stood after layer i's output (arena.c) */
+    size_t grad_floats; /* per sample: the largest activation (a block's paths' gradients) */
     const float *x;     /* input of the last forward pass */
     Shape in, out;
 } Seq;
@@ -210,9 +223,16 @@ typedef struct Seq {
  * in-place ReLU does; off where every layer's output is read afterwards
  * (`asymbp probe`). */
 int seq_build(Seq *s, const AsymLayerSpec *specs, int n, Shape in, NetCtx *ctx, const char *prefix, int relu_in_place);
-/* Allocates the chain's gradient buffers (the whole network's; a residual
- * block's paths take theirs from NetCtx.block_grad). */
-int seq_own_gbufs(Seq *s, NetCtx *ctx);
+/* The memory plan (arena.c). arena_act: floats of activation at *at, in
+ * creation order; arena_alias: *at the same place as *same; arena_scratch:
+ * floats that owner's backward uses. arena_alloc, once every layer is
+ * built: places the whole network top's gradients and the scratch where the
+ * backward pass has no use for the activations (nothing over an activation
+ * with keep; top NULL: a layer built alone), allocates, sets every *at. */
+int arena_act(NetCtx *ctx, float **at, size_t floats);
+int arena_alias(NetCtx *ctx, float **at, float **same);
+int arena_scratch(NetCtx *ctx, float **at, size_t floats, const Layer *owner);
+int arena_alloc(NetCtx *ctx, Seq *top, int keep);
 void seq_forward(Seq *s, const float *x, int N, const Pass *p);
 /* done, when set, is called after layer i's backward (dist.c overlaps its allreduce). */
 void seq_backward(Seq *s, const float *dy, float *dx, int N, const Pass *p, void (*done)(void *arg, int i), void *done_arg);
@@ -256,10 +276,10 @@ AsymParam *ctx_buffer(NetCtx *ctx, const char *layer, const char *suffix, AsymPa
  * bias (s->out), registered; the layer added to the weight layers. */
 int layer_add_weights(Layer *l, const AsymLayerSpec *s, int ndim, const int *wshape, int fan_in, int fan_out);
 void ctx_need_work(NetCtx *ctx, size_t floats);
-void ctx_need_block_grad(NetCtx *ctx, size_t floats);
-/* Allocates the scratch the layers asked for (work, block_grad), once
- * every layer is built. */
-int ctx_alloc_scratch(NetCtx *ctx);
+/* Allocates what the layers asked for (work, the arena), once every layer
+ * is built; top and keep as arena_alloc. ctx_free_scratch frees it. */
+int ctx_alloc_scratch(NetCtx *ctx, Seq *top, int keep);
+void ctx_free_scratch(NetCtx *ctx);
 
 /* Weight-layer halves (also reachable through LayerOps), for tests. */
 void fc_backward_weight(Layer *l, const float *x, const float *dy, int N, float *dW, float *db);

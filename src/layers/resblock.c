@@ -13,16 +13,19 @@
 typedef struct ResBlock {
     Seq main, shortcut;   /* shortcut.n == 0: identity or option A */
     int option_a, stride;
+    float *scratch;       /* the backward's buffers, in the arena (below) */
 } ResBlock;
 
-/* The block's gradient buffers, in NetCtx.block_grad (every block's
- * backward runs alone): dz (N, out), the gradient after the final relu;
- * with a shortcut path, tmp (N, in), its input gradient; then the two
- * paths' ping-pong buffers (main's backward ends before the shortcut's
- * starts, so they share them). */
-static size_t block_grad_floats(const ResBlock *r, Shape in, Shape out) {
-    size_t g = r->main.gbuf_floats > r->shortcut.gbuf_floats ? r->main.gbuf_floats : r->shortcut.gbuf_floats;
-    return shape_size(out) + (r->shortcut.n ? shape_size(in) : 0) + 2 * g;
+/* The block's backward scratch, per sample: dz (out), the gradient after
+ * the final relu; with a shortcut path, tmp (in), its input gradient; then
+ * the two paths' ping-pong gradients (main's backward ends before the
+ * shortcut's starts, so they share them). */
+static size_t path_grad_floats(const ResBlock *r) { return r->main.grad_floats > r->shortcut.grad_floats ? r->main.grad_floats : r->shortcut.grad_floats; }
+static size_t scratch_floats(const ResBlock *r, Shape in, Shape out) { return shape_size(out) + (r->shortcut.n ? shape_size(in) : 0) + 2 * path_grad_floats(r); }
+
+/* The paths' gradient k (after their layer k) alternate between the two buffers at g. */
+static void point_grads(Seq *s, float *g, size_t stride) {
+    for (int k = 0; k < s->n; k++) s->grad[k] = g + ((k + 1) & 1) * stride;
 }
 
 static void res_forward(Layer *l, const float *x, float *y, int N, const Pass *p) {
@@ -70,10 +73,9 @@ static void res_forward(Layer *l, const float *x, float *y, int N, const Pass *p
 static void res_backward(Layer *l, const float *x, const float *y, const float *dy, float *dx, int N, const Pass *p) {
     ResBlock *r = l->impl;
     size_t n_in = (size_t)N * shape_size(l->in), n_out = (size_t)N * shape_size(l->out);
-    size_t g = r->main.gbuf_floats > r->shortcut.gbuf_floats ? r->main.gbuf_floats : r->shortcut.gbuf_floats;
-    float *dz = l->ctx->block_grad, *tmp = dz + n_out, *gb = tmp + (r->shortcut.n ? n_in : 0);
-    r->main.gbuf[0] = r->shortcut.gbuf[0] = gb;
-    r->main.gbuf[1] = r->shortcut.gbuf[1] = gb + (size_t)N * g;
+    float *dz = r->scratch, *tmp = dz + n_out, *gb = tmp + (r->shortcut.n ? n_in : 0);
+    point_grads(&r->main, gb, (size_t)N * path_grad_floats(r));
+    point_grads(&r->shortcut, gb, (size_t)N * path_grad_floats(r));
     relu_backward(dz, y, dy, n_out);
     seq_backward(&r->main, dz, dx, N, p, NULL, NULL);
     const float *s = dz;
@@ -158,7 +160,7 @@ Layer *resblock_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char
         snprintf(pre, sizeof pre, "%s.shortcut", name);
         if (seq_build(&r->shortcut, sc, 2, in, ctx, pre, 1)) goto fail;
     }
-    ctx_need_block_grad(ctx, (size_t)ctx->max_batch * block_grad_floats(r, in, l->out));
+    if (arena_scratch(ctx, &r->scratch, (size_t)ctx->max_batch * scratch_floats(r, in, l->out), l)) goto fail;
     return l;
 fail:
     return layer_free(l);

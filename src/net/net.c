@@ -19,6 +19,14 @@ struct AsymNet {
     size_t n_flat;
     float *dlogits;        /* (max_batch, classes) */
     float *dx;             /* (max_batch, in) when keep_dx */
+    /* A backward pass leaves the activations it is done with to the
+     * gradients (layers/arena.c); a second backward of the same forward
+     * (an alignment measurement's exact pass) recomputes them first, from
+     * the last forward's input, pass and dropout stream. */
+    int keep_acts, spent;
+    const float *fwd_x;
+    Pass fwd;
+    AsymRng fwd_rng;
 };
 
 int asym_net_create(AsymNet **out, const AsymNetSpec *spec, int max_batch, AsymRng *rng) {
@@ -35,7 +43,7 @@ int asym_net_create(AsymNet **out, const AsymNetSpec *spec, int max_batch, AsymR
     net->loss = spec->loss ? spec->loss : ASYM_LOSS_SOFTMAX_CE;
     net->classes = spec->classes;
     Shape in = {spec->in_c, spec->in_h, spec->in_w};
-    if (seq_build(&net->seq, spec->layers, spec->n_layers, in, &net->ctx, "", !spec->keep_activations) || seq_own_gbufs(&net->seq, &net->ctx)) goto fail;
+    if (seq_build(&net->seq, spec->layers, spec->n_layers, in, &net->ctx, "", !spec->keep_activations)) goto fail;
     if (shape_size(net->seq.out) != (size_t)spec->classes) {
         asym_fail("network: the last layer gives %zu outputs (%dx%dx%d) but there are %d classes", shape_size(net->seq.out), net->seq.out.c, net->seq.out.h,
                   net->seq.out.w, spec->classes);
@@ -45,7 +53,8 @@ int asym_net_create(AsymNet **out, const AsymNetSpec *spec, int max_batch, AsymR
     net->wflat = asym_falloc(net->n_flat);
     net->gflat = asym_falloc(net->n_flat);
     net->dlogits = asym_falloc((size_t)max_batch * spec->classes);
-    if (!net->wflat || !net->gflat || !net->dlogits || ctx_alloc_scratch(&net->ctx)) goto fail;
+    if (!net->wflat || !net->gflat || !net->dlogits || ctx_alloc_scratch(&net->ctx, &net->seq, spec->keep_activations)) goto fail;
+    net->keep_acts = spec->keep_activations;
     size_t off = 0;
     for (int i = 0; i < net->ctx.n_params; i++) {
         AsymParam *p = net->ctx.params[i];
@@ -74,8 +83,7 @@ void asym_net_free(AsymNet *net) {
     free(net->ctx.buffers);
     free(net->ctx.feedback);
     free(net->ctx.weight_layers);
-    free(net->ctx.work);
-    free(net->ctx.block_grad);
+    ctx_free_scratch(&net->ctx);
     free(net->ctx.mirror);
     free(net->ctx.mirror_gram);
     free(net->ctx.fb_grad);
@@ -116,6 +124,8 @@ StepMode net_mode(AsymNet *net, int train) { return (StepMode){.pass = {.train =
 const float *net_forward(AsymNet *net, const float *x, int N, const StepMode *m) {
     if (N > net->ctx.max_batch) N = net->ctx.max_batch;
     net->last_N = N;
+    net->fwd_x = x, net->fwd = m->pass, net->spent = 0;
+    if (m->pass.rng) net->fwd_rng = *m->pass.rng;
     seq_forward(&net->seq, x, N, &m->pass);
     return seq_output(&net->seq);
 }
@@ -126,6 +136,13 @@ float net_backward(AsymNet *net, const int32_t *y, int N, const StepMode *m, int
     float loss = loss_compute(net->loss, seq_output(&net->seq), y, N, net->classes, m ? net->dlogits : NULL, &hits);
     if (correct) *correct = hits;
     if (m) {
+        if (net->spent) {
+            Pass again = net->fwd;
+            AsymRng r = net->fwd_rng;
+            if (again.rng) again.rng = &r;
+            again.freeze_stats = 1; /* the running statistics moved once */
+            seq_forward(&net->seq, net->fwd_x, net->last_N, &again);
+        }
         if (m->grad_scale > 0)
             for (size_t i = 0; i < (size_t)N * net->classes; i++) net->dlogits[i] *= m->grad_scale;
         Pass p = m->pass;
@@ -134,6 +151,7 @@ float net_backward(AsymNet *net, const int32_t *y, int N, const StepMode *m, int
         p.labels = y;
         p.sample_weight = (m->grad_scale > 0 ? m->grad_scale : 1.0f) / (float)N;
         seq_backward(&net->seq, net->dlogits, net->dx, N, &p, m->done, m->done_arg);
+        net->spent = !net->keep_acts;
     }
     return loss;
 }

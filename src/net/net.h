@@ -88,7 +88,10 @@ StepMode net_mode(AsymNet *net, int train);
 /* Forward pass over N samples (at most the batch size); the logits. */
 const float *net_forward(AsymNet *net, const float *x, int N, const StepMode *m);
 /* The mean loss of the last forward pass against y (*correct: top-1 hits);
- * with a mode, also the backward pass, adding into the gradients. */
+ * with a mode, also the backward pass, adding into the gradients. The
+ * backward pass overwrites activations it is done with; a second one after
+ * the same forward pass first recomputes them (the same bits: the same
+ * input, pass and dropout masks; running statistics untouched). */
 float net_backward(AsymNet *net, const int32_t *y, int N, const StepMode *m, int *correct);
 
 /* The number of classes (logits per sample). */
