@@ -23,7 +23,9 @@ int seq_build(Seq *s, const AsymLayerSpec *specs, int n, Shape in, NetCtx *ctx, 
         if (!l) return ASYM_ERR;
         s->layers[s->n++] = l;
         s->out = l->out;
-        if (relu_in_place && i && l->kind == ASYM_RELU && s->layers[i - 1]->kind == ASYM_BATCHNORM) {
+        if (l->out_at) {
+            if (arena_alias(ctx, &s->act[i], l->out_at)) return ASYM_ERR;
+        } else if (relu_in_place && i && l->kind == ASYM_RELU && s->layers[i - 1]->kind == ASYM_BATCHNORM) {
             if (arena_alias(ctx, &s->act[i], &s->act[i - 1])) return ASYM_ERR;
         } else if (arena_act(ctx, &s->act[i], (size_t)ctx->max_batch * shape_size(l->out))) {
             return ASYM_ERR;

@@ -125,6 +125,8 @@ typedef struct NetCtx {
     size_t arena_size, arena_acts; /* arena_acts: the activations' part, grown while building */
     ArenaUse *uses;
     int n_uses, cap_uses;
+    int keep_path_outputs; /* a rule reads a residual path's output in the backward pass (rules/dkp.c): a block's
+                              output does not overwrite its main path's */
     AsymRng rng;          /* dropout masks */
     AsymParam **params;   /* trainable tensors, in creation order */
     int n_params, cap_params;
@@ -197,6 +199,8 @@ struct Layer {
      * x (N, in) and output y (N, out: W x + b) of the forward pass, adds
      * that loss's gradient into B->g */
     void (*feedback_grad)(Layer *l, const float *x, const float *y, int N, const Pass *p);
+    float **out_at;     /* set: the layer's output is written over this activation (a residual block's over its
+                           main path's last, whose backward needs only its input) */
     void *impl;         /* kind-specific state */
     char name[40];      /* parameter-name prefix, e.g. "3" or "4.main.1" */
     int spec_rule;      /* the rule its spec asked for (0: the network's) */

@@ -4,7 +4,9 @@
  * conv1x1 bn relu conv3x3(stride s) bn relu conv1x1(x4) bn, plus shortcut, relu.
  * Shortcut: identity when shapes match; otherwise option A (subsample by s
  * and zero-pad channels, (O - C) / 2 in front) or option B (1x1 conv with
- * stride s and batch norm). x is (N, C, H, W), y is (N, O, H/s, W/s). */
+ * stride s and batch norm). x is (N, C, H, W), y is (N, O, H/s, W/s),
+ * written over the main path's output (the batch norm's backward needs only
+ * its input) unless a rule reads that (NetCtx.keep_path_outputs). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,6 +152,7 @@ Layer *resblock_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char
     snprintf(pre, sizeof pre, "%s.main", name);
     if (seq_build(&r->main, main, nm, in, ctx, pre, 1)) goto fail;
     l->out = r->main.out;
+    if (!ctx->keep_path_outputs) l->out_at = &r->main.act[nm - 1]; /* y = relu(main + shortcut) in place */
     int same = st == 1 && in.c == O;
     if (!same && s->shortcut == ASYM_SHORTCUT_A) {
         r->option_a = 1;

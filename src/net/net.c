@@ -10,6 +10,11 @@
 #include "net/net.h"
 #include "io/io.h"
 
+static int rule_is_direct(int r) {
+    const Rule *d = rule_get((AsymRule)r);
+    return d && (d->flags & RULE_DIRECT);
+}
+
 struct AsymNet {
     NetCtx ctx;
     Seq seq;
@@ -43,6 +48,10 @@ int asym_net_create(AsymNet **out, const AsymNetSpec *spec, int max_batch, AsymR
     net->loss = spec->loss ? spec->loss : ASYM_LOSS_SOFTMAX_CE;
     net->classes = spec->classes;
     Shape in = {spec->in_c, spec->in_h, spec->in_w};
+    /* dkp reads the output of a residual block's path in the backward pass */
+    net->ctx.keep_path_outputs = rule_is_direct(spec->rule);
+    for (int k = 0; k < spec->n_overrides; k++) net->ctx.keep_path_outputs |= rule_is_direct(spec->overrides[k].rule);
+    for (int i = 0; i < spec->n_layers; i++) net->ctx.keep_path_outputs |= rule_is_direct(spec->layers[i].rule);
     if (seq_build(&net->seq, spec->layers, spec->n_layers, in, &net->ctx, "", !spec->keep_activations)) goto fail;
     if (shape_size(net->seq.out) != (size_t)spec->classes) {
         asym_fail("network: the last layer gives %zu outputs (%dx%dx%d) but there are %d classes", shape_size(net->seq.out), net->seq.out.c, net->seq.out.h,
