@@ -76,16 +76,16 @@ static size_t shared_floats(const Layer *l) {
     return (size_t)c->groups * (conv_K(l) + 1) * l->out.c + (c->tdx ? conv_K(l) * l->out.c : 0);
 }
 
-static float *ws_partial(const Layer *l) { return l->ctx->work; }
+static float *ws_partial(const Layer *l) { return layer_work(l); }
 static float *ws_bias(const Layer *l) {
     const Conv *c = l->impl;
-    return l->ctx->work + (size_t)c->groups * conv_K(l) * l->out.c;
+    return layer_work(l) + (size_t)c->groups * conv_K(l) * l->out.c;
 }
 static float *ws_rotated(const Layer *l) {
     const Conv *c = l->impl;
     return ws_bias(l) + (size_t)c->groups * l->out.c;
 }
-static float *ws_col(const Layer *l, int g) { return l->ctx->work + shared_floats(l) + g * group_floats(l); }
+static float *ws_col(const Layer *l, int g) { return layer_work(l) + shared_floats(l) + g * group_floats(l); }
 static float *ws_out(const Layer *l, int g) {
     const Conv *c = l->impl;
     return ws_col(l, g) + (size_t)c->rows * c->chunk * conv_Pw(l);
@@ -520,7 +520,7 @@ Layer *conv2d_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *
         if (c->chunk < 1) c->chunk = 1;
         if ((size_t)c->chunk > per) c->chunk = (int)per;
         while (c->groups > 1 && shared_floats(l) + c->groups * group_floats(l) > CONV_WORK_FLOATS) c->groups /= 2;
-        ctx_need_work(ctx, shared_floats(l) + c->groups * group_floats(l));
+        layer_need_work(l, shared_floats(l) + c->groups * group_floats(l));
         c->dnnl = conv_dnnl_create(l, k, st, p);
     }
     return l;

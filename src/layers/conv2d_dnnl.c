@@ -260,7 +260,7 @@ static void prim_bind(Prim *p, float *ws) {
 
 /* The workspace of set s: the network's (fixed once it is built) or its own. */
 static float *set_ws(Set *s, const Layer *l) {
-    float *ws = s->own ? s->own : l->ctx->work;
+    float *ws = s->own ? s->own : layer_work(l);
     if (s->bound != ws) {
         prim_bind(&s->fwd, ws);
         prim_bind(&s->bwd_data, ws);
@@ -285,7 +285,7 @@ static Set *set_for(ConvDnnl *d, const Layer *l, int N) {
     Set *s = d->n_sets < DNNL_SETS ? &d->sets[d->n_sets] : &d->sets[lru];
     if (d->n_sets == DNNL_SETS) set_free(s);
     if (set_make(d, l, s, N)) return NULL;
-    if (set_floats(s) > l->ctx->work_size && !(s->own = asym_falloc(set_floats(s)))) {
+    if (set_floats(s) > layer_work_size(l) && !(s->own = asym_falloc(set_floats(s)))) {
         set_free(s);
         return NULL;
     }
@@ -370,7 +370,7 @@ ConvDnnl *conv_dnnl_create(Layer *l, int k, int stride, int pad) {
         return NULL;
     }
     d->n_sets = 1;
-    ctx_need_work(l->ctx, set_floats(&d->sets[0]));
+    layer_need_work(l, set_floats(&d->sets[0]));
     return d;
 }
 

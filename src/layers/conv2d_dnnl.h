@@ -16,7 +16,7 @@ typedef struct ConvDnnl ConvDnnl;
 #ifdef ASYM_DNNL
 /* Primitives for a convolution of l (W, b and the shapes set) at the
  * network's max_batch; NULL when oneDNN declines (the layer keeps im2col).
- * Reserves its workspace with ctx_need_work. */
+ * Reserves its workspace with layer_need_work. */
 ConvDnnl *conv_dnnl_create(Layer *l, int k, int stride, int pad);
 void conv_dnnl_free(ConvDnnl *d);
 /* Each returns 0, or -1 when no primitive could be made for this batch

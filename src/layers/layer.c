@@ -100,13 +100,20 @@ int layer_add_weights(Layer *l, const AsymLayerSpec *s, int ndim, const int *wsh
     return !l->W || (s->bias && !l->b) || ctx_add_weight_layer(l->ctx, l) ? ASYM_ERR : ASYM_OK;
 }
 
-void ctx_need_work(NetCtx *ctx, size_t floats) {
-    if (floats > ctx->work_size) ctx->work_size = floats;
+void layer_need_work(Layer *l, size_t floats) {
+    if (floats > l->work_floats) l->work_floats = floats;
 }
 
 int ctx_alloc_scratch(NetCtx *ctx, Seq *top, int keep) {
+    if (arena_alloc(ctx, top, keep)) return ASYM_ERR;
+    /* the shared workspace, for the weight layers the plan gave no place */
+    ctx->work_size = 0;
+    for (int i = 0; i < ctx->n_weight_layers; i++) {
+        const Layer *l = ctx->weight_layers[i];
+        if (!l->work && l->work_floats > ctx->work_size) ctx->work_size = l->work_floats;
+    }
     ctx->work = asym_falloc(ctx->work_size ? ctx->work_size : 1);
-    return ctx->work && !arena_alloc(ctx, top, keep) ? ASYM_OK : ASYM_ERR;
+    return ctx->work ? ASYM_OK : ASYM_ERR;
 }
 
 void ctx_free_scratch(NetCtx *ctx) {

@@ -119,8 +119,8 @@ typedef struct ArenaUse {
 /* State shared by all layers of one network. */
 typedef struct NetCtx {
     int max_batch;
-    float *work;          /* shared scratch (im2col, transposes), work_size floats */
-    size_t work_size;     /* grown while building, allocated once after */
+    float *work;          /* scratch of the layers without a place in the arena (Layer.work), work_size floats */
+    size_t work_size;
     float *arena;         /* activations, gradients and backward scratch (arena.c), arena_size floats */
     size_t arena_size, arena_acts; /* arena_acts: the activations' part, grown while building */
     ArenaUse *uses;
@@ -199,6 +199,8 @@ struct Layer {
      * x (N, in) and output y (N, out: W x + b) of the forward pass, adds
      * that loss's gradient into B->g */
     void (*feedback_grad)(Layer *l, const float *x, const float *y, int N, const Pass *p);
+    float *work;        /* its workspace (im2col, oneDNN's layouts): a place in the arena, where the network's */
+    size_t work_floats; /* passes have no use for it (arena.c), or NULL: NetCtx.work */
     float **out_at;     /* set: the layer's output is written over this activation (a residual block's over its
                            main path's last, whose backward needs only its input) */
     void *impl;         /* kind-specific state */
@@ -279,7 +281,10 @@ AsymParam *ctx_buffer(NetCtx *ctx, const char *layer, const char *suffix, AsymPa
 /* A weight layer's W (wshape, with its fans) and, when the spec asks, its
  * bias (s->out), registered; the layer added to the weight layers. */
 int layer_add_weights(Layer *l, const AsymLayerSpec *s, int ndim, const int *wshape, int fan_in, int fan_out);
-void ctx_need_work(NetCtx *ctx, size_t floats);
+/* A layer's workspace of at least floats, while building; then where it is. */
+void layer_need_work(Layer *l, size_t floats);
+static inline float *layer_work(const Layer *l) { return l->work ? l->work : l->ctx->work; }
+static inline size_t layer_work_size(const Layer *l) { return l->work ? l->work_floats : l->ctx->work_size; }
 /* Allocates what the layers asked for (work, the arena), once every layer
  * is built; top and keep as arena_alloc. ctx_free_scratch frees it. */
 int ctx_alloc_scratch(NetCtx *ctx, Seq *top, int keep);
