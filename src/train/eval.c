@@ -37,6 +37,7 @@ int asym_experiment_names(const AsymExperiment *ex, char ***names, int *n) {
 }
 
 int asym_experiment_net(const AsymExperiment *ex, AsymNet **net) {
+    experiment_threads(ex);
     AsymRng rng;
     asym_rng_seed(&rng, ex->seed);
     return asym_net_create(net, &ex->net, ex->batch_size, &rng);

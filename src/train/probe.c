@@ -372,6 +372,7 @@ static int stream_batch(const AsymExperiment *ex, int n, AsymDataset *d) {
 int asym_probe(const AsymExperiment *ex, const char *weights, int batch, int steps, const char *dir) {
     Probe p = {.ex = ex, .dir = dir, .steps = steps};
     int rc = ASYM_ERR;
+    experiment_threads(ex);
     if (data_streamed(&ex->data) ? stream_batch(ex, batch, &p.train) : asym_experiment_data(ex, 1, &p.train, &p.val, &p.test)) return ASYM_ERR;
     p.N = batch > p.train.n ? p.train.n : batch;
     AsymRng rng;

@@ -253,6 +253,13 @@ static void run_free(Run *r) {
     asym_dataset_free(&r->test);
 }
 
+void experiment_threads(const AsymExperiment *ex) {
+    if (ex->threads > 0) {
+        omp_set_num_threads(ex->threads);
+        openblas_set_num_threads(ex->threads);
+    }
+}
+
 static int train_run(const AsymExperiment *ex, const char *out_dir, int resume, const AsymTrainHooks *hooks, AsymSummary *sum) {
     Run r = {.ex = ex, .out_dir = out_dir, .hooks = hooks, .sum = sum, .P = dist_size(), .rank = dist_rank()};
     r.writer = r.rank == 0;
@@ -260,10 +267,7 @@ static int train_run(const AsymExperiment *ex, const char *out_dir, int resume, 
     sum->seed = ex->seed;
     sum->best_val_err = sum->test_err_at_best_val = -1;
     sum->final_mean_angle = NAN;
-    if (ex->threads > 0) {
-        omp_set_num_threads(ex->threads);
-        openblas_set_num_threads(ex->threads);
-    }
+    experiment_threads(ex);
     if (load_data(&r)) return ASYM_ERR;
     int rc = start(&r, resume) || run_epochs(&r) ? ASYM_ERR : finish(&r);
     run_free(&r);

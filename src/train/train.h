@@ -140,6 +140,9 @@ int log_close(Log *l, int failed);
  * NaN or an Inf: "NaN in 3.W[17]" into what, the tensor's name into name;
  * 1 if any. */
 int guard_tensors(AsymNet *net, char *what, size_t n, char *name, size_t name_n);
+/* The config's `threads` (when set) for OpenMP and OpenBLAS: training,
+ * evaluation and probes run on the same count, so give the same bits. */
+void experiment_threads(const AsymExperiment *ex);
 /* debug.trap_fp: floating-point traps on or off in every thread */
 void guard_fp_traps(int on);
 
