@@ -32,7 +32,7 @@ typedef struct StreamSpec {
     char train_shards[1024], val_shards[1024]; /* tar shard patterns or paths, one per line ("": class folders) */
     char val_labels[1024];  /* a flat PATH/val: one class name per image in name order ("": class folders) */
     char cache_dir[1024];   /* where the index is kept ("": rebuilt every run) */
-    int workers;            /* decoding threads (0: the default, stream_default_workers) */
+    int workers;            /* decoding threads (0: the default, stream_workers) */
     long max_bad;           /* unreadable files allowed (-1: 0.1% of the set, at least 10) */
 } StreamSpec;
 
@@ -273,8 +273,9 @@ typedef struct Stream Stream;
 typedef struct StreamJob {
     int start, n;
 } StreamJob;
-/* The default worker count: cores left beside train_threads, at least 1. */
-int stream_default_workers(int train_threads);
+/* The decoding threads: data.workers, or by default the cores left beside
+ * train_threads (at least 1, at most 32). */
+int stream_workers(const StreamSpec *o, int train_threads);
 int stream_create(Stream **s, const SampleMaker *m, int workers, int batch);
 void stream_free(Stream *s);
 /* Starts an epoch's jobs (copied); order (the index's n entries, kept by

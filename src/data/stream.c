@@ -50,7 +50,8 @@ struct Stream {
     long bad_files;
 };
 
-int stream_default_workers(int train_threads) {
+int stream_workers(const StreamSpec *o, int train_threads) {
+    if (o->workers) return o->workers;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int w = (int)(cores > 0 ? cores : 1) - train_threads;
     return w < 1 ? 1 : w > 32 ? 32 : w;

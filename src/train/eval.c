@@ -168,7 +168,7 @@ int asym_experiment_test(const AsymExperiment *ex, AsymNet *net, double *loss, d
     size_t in = (size_t)s->c * s->h * s->w;
     float *x = asym_falloc((size_t)B * in);
     int32_t *y = asym_calloc(B, sizeof(int32_t));
-    int workers = s->stream.workers ? s->stream.workers : stream_default_workers(MAX_THREADS());
+    int workers = stream_workers(&s->stream, MAX_THREADS());
     int rc = !x || !y || stream_create(&st, &sd.val_m, workers, B) ? ASYM_ERR : ASYM_OK;
     *n = sd.val.n;
     if (!rc) rc = eval_stream(net, st, sd.val.n, B, x, y, loss, err, err5, bad, note, user);

@@ -122,7 +122,7 @@ static int probe_streamed(Run *r) {
  * each (the test one idles while training runs and the other way round). */
 static int start_streams(Run *r) {
     const StreamSpec *o = &r->ex->data.stream;
-    int w = o->workers ? o->workers : stream_default_workers(omp_get_max_threads());
+    int w = stream_workers(o, omp_get_max_threads());
     return asym_dist_agree(stream_create(&r->train_s, &r->sd->train_m, w, r->B) || stream_create(&r->test_s, &r->sd->val_m, w, r->B));
 }
 
