@@ -1,5 +1,7 @@
 /* eval.c: test and validation error, on one process or spread over the
- * ranks, and the summary numbers of an alignment measurement. */
+ * ranks, and the summary numbers of an alignment measurement; the
+ * config's thread count. */
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +36,14 @@ int asym_experiment_data(const AsymExperiment *ex, int prepared, AsymDataset *tr
 
 int asym_experiment_names(const AsymExperiment *ex, char ***names, int *n) {
     return asym_data_class_names(&ex->data, ex->seed, names, n);
+}
+
+void experiment_threads(const AsymExperiment *ex) {
+    if (ex->threads <= 0) return;
+#ifdef _OPENMP
+    omp_set_num_threads(ex->threads);
+#endif
+    openblas_set_num_threads(ex->threads);
 }
 
 int asym_experiment_net(const AsymExperiment *ex, AsymNet **net) {

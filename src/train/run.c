@@ -4,7 +4,6 @@
  * log.jsonl, steps.jsonl; a resumed run first restores the checkpoint),
  * runs the epochs (loop.c) and writes summary.json and model.bin. Every
  * write is checked: one that fails fails the run, naming the file. */
-#include <cblas.h>
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
@@ -251,13 +250,6 @@ static void run_free(Run *r) {
     asym_dataset_free(&r->train);
     asym_dataset_free(&r->val);
     asym_dataset_free(&r->test);
-}
-
-void experiment_threads(const AsymExperiment *ex) {
-    if (ex->threads > 0) {
-        omp_set_num_threads(ex->threads);
-        openblas_set_num_threads(ex->threads);
-    }
 }
 
 static int train_run(const AsymExperiment *ex, const char *out_dir, int resume, const AsymTrainHooks *hooks, AsymSummary *sum) {
