@@ -1,8 +1,8 @@
 /* test_net.c: networks as a whole: saving and loading weights (bitwise
  * round trip; refusal of a bad magic number, truncated or corrupted files
  * and other architectures, with the weights left alone), determinism from
- * the seed, the errors of asym_net_create and the named architectures, and
- * the statistics of every initialization scheme. */
+ * the seed, the errors of asym_net_create and the named architectures,
+ * the statistics of every initialization scheme, and the memory plan. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +12,7 @@
 #include "asymbp.h"
 #include "test.h"
 #include "base/base.h"
+#include "net/net.h"
 
 #define HAS(s) (strstr(asym_last_error(), (s)) != NULL)
 #define NL(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -569,4 +570,86 @@ TEST(net_init_zero_bias) {
         CHECK_MSG(zero, "init %d with zero_bias: a bias is not zero", (int)inits[k]);
         CHECK_MSG(weights_set, "init %d with zero_bias: weights not drawn", (int)inits[k]);
     }
+}
+
+/* ---- the memory plan (layers/arena.c) ---- */
+
+/* conv, batch norm, relu; two residual blocks (option B, then identity);
+ * global pooling, dropout, fc */
+static AsymLayerSpec RES[] = {
+    {.kind = ASYM_CONV, .out = 4, .k = 3, .pad = 1}, {.kind = ASYM_BATCHNORM}, {.kind = ASYM_RELU},
+    {.kind = ASYM_RESBLOCK, .out = 8, .stride = 2, .shortcut = ASYM_SHORTCUT_B}, {.kind = ASYM_RESBLOCK, .out = 8},
+    {.kind = ASYM_AVGPOOL, .k = 0}, {.kind = ASYM_FLATTEN}, {.kind = ASYM_DROPOUT, .p = 0.3f}, {.kind = ASYM_FC, .out = 3, .bias = 1},
+};
+
+static int res_net(AsymNet **net, int keep, uint64_t seed) {
+    AsymNetSpec s = {.in_c = 3, .in_h = 8, .in_w = 8, .classes = 3, .layers = RES, .n_layers = NL(RES), .keep_activations = keep};
+    AsymRng rng;
+    asym_rng_seed(&rng, seed);
+    return asym_net_create(net, &s, 4, &rng);
+}
+
+/* The gradients of one training forward and backward pass on a fixed
+ * batch (malloc'd); a second backward pass of the same forward when twice. */
+static float *grads_of(AsymNet *net, int twice, float *logits) {
+    float x[4 * 192];
+    int32_t y[4];
+    random_batch(x, y, 4, 192, 3, 11);
+    size_t n = asym_net_n_weights(net);
+    float *g = malloc(sizeof(float) * n);
+    if (!g) return NULL;
+    memcpy(logits, asym_net_forward(net, x, 4, 1), sizeof(float) * 12);
+    for (int k = 0; k <= twice; k++) {
+        asym_net_zero_grad(net);
+        asym_net_loss(net, y, 4, 1, NULL);
+    }
+    memcpy(g, asym_net_param(net, 0)->g, sizeof(float) * n);
+    return g;
+}
+
+/* The backward pass writes its gradients over activations it is done
+ * with: the same bits as a network that keeps every activation, a second
+ * backward pass of the same forward recomputes them (dropout masks
+ * included), and the logits survive it. */
+TEST(net_arena_same_bits) {
+    AsymNet *a = NULL, *b = NULL, *c = NULL;
+    CHECK_OK(res_net(&a, 0, 5));
+    CHECK_OK(res_net(&b, 1, 5));
+    CHECK_OK(res_net(&c, 0, 5));
+    float la[12], lb[12], lc[12];
+    float *ga = grads_of(a, 0, la), *gb = grads_of(b, 0, lb), *gc = grads_of(c, 1, lc);
+    size_t n = asym_net_n_weights(a);
+    CHECK(ga && gb && gc);
+    CHECK_MSG(!memcmp(la, lb, sizeof la) && !memcmp(la, lc, sizeof la), "the logits differ between the plans");
+    CHECK_MSG(!memcmp(ga, gb, sizeof(float) * n), "planned and kept activations give other gradients");
+    CHECK_MSG(!memcmp(ga, gc, sizeof(float) * n), "a second backward pass of one forward gives other gradients");
+    CHECK_MSG(!memcmp(seq_output(net_seq(c)), lc, sizeof lc), "the backward pass overwrote the logits");
+    free(ga), free(gb), free(gc);
+    asym_net_free(a), asym_net_free(b), asym_net_free(c);
+}
+
+/* ReLUs over batch norms and blocks over their main paths take no memory
+ * of their own, and the gradients, block scratch and workspaces go mostly
+ * where the activations are dead: ResNet-20 at batch 32 needs less than
+ * with every activation kept (where all of those lie past the
+ * activations), and reaches past its activations by less than half as
+ * much (the last blocks' workspaces have no dead memory after them). */
+TEST(net_arena_reuses_dead_memory) {
+    size_t arena[2], acts[2];
+    for (int keep = 0; keep < 2; keep++) {
+        AsymNetSpec s = {.in_c = 3, .in_h = 32, .in_w = 32, .classes = 10};
+        CHECK_OK(asym_arch_resnet_cifar(&s, 20, ASYM_SHORTCUT_A));
+        s.keep_activations = keep;
+        AsymRng rng;
+        asym_rng_seed(&rng, 1);
+        AsymNet *net = NULL;
+        CHECK_OK(asym_net_create(&net, &s, 32, &rng));
+        arena[keep] = net_arena_floats(net, &acts[keep]);
+        asym_net_free(net);
+        asym_netspec_free(&s);
+    }
+    printf("    ResNet-20, batch 32: arena %zu floats (activations %zu); every activation kept: %zu (%zu)\n", arena[0], acts[0], arena[1], acts[1]);
+    CHECK(acts[0] < acts[1] && arena[0] < arena[1]);
+    CHECK_MSG(arena[0] - acts[0] < (arena[1] - acts[1]) / 2, "the plan reaches %zu floats past the activations, kept %zu", arena[0] - acts[0],
+              arena[1] - acts[1]);
 }

@@ -104,6 +104,10 @@ void asym_net_free(AsymNet *net) {
 }
 
 Seq *net_seq(AsymNet *net) { return &net->seq; }
+size_t net_arena_floats(const AsymNet *net, size_t *acts) {
+    *acts = net->ctx.arena_acts;
+    return net->ctx.arena_size;
+}
 int net_n_tensors(const AsymNet *net) { return net->ctx.n_params + net->ctx.n_buffers + net->ctx.n_feedback; }
 
 AsymParam *net_tensor(const AsymNet *net, int i) {

@@ -94,6 +94,8 @@ const float *net_forward(AsymNet *net, const float *x, int N, const StepMode *m)
  * input, pass and dropout masks; running statistics untouched). */
 float net_backward(AsymNet *net, const int32_t *y, int N, const StepMode *m, int *correct);
 
+/* The arena's floats (layers/arena.c); *acts: its activations' part. */
+size_t net_arena_floats(const AsymNet *net, size_t *acts);
 /* The number of classes (logits per sample). */
 int net_classes(const AsymNet *net);
 
