@@ -517,7 +517,7 @@ int main(int argc, char **argv) {
         snprintf(cmd, sizeof cmd, "'%s' -c 'import torch; print(\"images_per_s\", torch.__version__)' 2>/dev/null", python);
         have_peer = run_child(cmd, "images_per_s", line, sizeof line);
     }
-    printf("asymbp %s bench: %d threads, %d rounds of S steps after %d warm-up steps (1 on the ImageNet networks); fastest round of %d runs (spread: how much slower the slowest was)\n",
+    printf("asymbp %s bench: %d threads, %d rounds of S steps after %d warm-up steps (1 on the ImageNet networks); fastest round of %d runs (spread: how much slower the slowest was; each verdict compares the fastest runs, then gives the range from the slowest runs to the fastest)\n",
            ASYM_VERSION, threads, rounds, warmup, repeat);
     printf("convolutions: %s\n", asym_conv_backend());
     printf("asymbp's OpenMP threads: %s\n", *our_env() ? "sleep when idle (OMP_WAIT_POLICY=passive, the command's default)" : "as the environment says (OMP_WAIT_POLICY or GOMP_SPINCOUNT)");
@@ -600,7 +600,8 @@ int main(int argc, char **argv) {
         char what[256];
         for (int r = 0; r < N_RULES; r++) {
             if (!us[r].ok || !them[r].ok) continue;
-            snprintf(what, sizeof what, "%s %s: %.2fx the peer (target %.1fx)", info->name, RULE_NAME(r), us[r].ips / them[r].ips, info->target);
+            snprintf(what, sizeof what, "%s %s: %.2fx the peer (target %.1fx; %.2fx to %.2fx over the runs)", info->name, RULE_NAME(r), us[r].ips / them[r].ips,
+                     info->target, us_lo[r] / them[r].ips, us[r].ips / them_lo[r]);
             pass_fail(&fails, us[r].ips >= info->target * them[r].ips, what);
         }
         for (int r = 0; r < N_RULES; r++) {
@@ -613,7 +614,8 @@ int main(int argc, char **argv) {
         for (int r = 1; r < N_RULES; r++) {
             if (!us[r].ok || !us[0].ok) continue;
             double over = us[0].ips / us[r].ips - 1.0;
-            snprintf(what, sizeof what, "%s %s: %+.1f%% over bp (at most %.0f%%)", info->name, RULE_NAME(r), 100 * over, 100 * RULE_INFO[r].limit);
+            snprintf(what, sizeof what, "%s %s: %+.1f%% over bp (at most %.0f%%; %+.0f%% to %+.0f%% over the runs)", info->name, RULE_NAME(r), 100 * over,
+                     100 * RULE_INFO[r].limit, 100 * (us_lo[0] / us[r].ips - 1.0), 100 * (us[0].ips / us_lo[r] - 1.0));
             pass_fail(&fails, over <= RULE_INFO[r].limit, what);
         }
         if (!strcmp(info->name, "mlp") && us[0].ok && isfinite(sg_mlp) && !load) { /* sgemm ran without the load */
