@@ -90,6 +90,28 @@ static int passes_differ(const Passes *a, const Passes *b) {
            (memcmp(a->out + a->ny + a->nw, b->out + a->ny + a->nw, sizeof(float) * a->nx) ? 4 : 0);
 }
 
+/* Which path each layer takes: on a oneDNN build every convolution but
+ * those of one input channel (LeNet-5's and the conv net's first), which
+ * run faster on im2col; 3-channel stems, 6- and 32-channel layers, stride
+ * 2 and 1x1 run on oneDNN. The portable build has im2col alone. */
+TEST(backend_path_per_layer) {
+    static const int G[][7] = {{4, 1, 28, 6, 5, 1, 2}, {4, 1, 28, 32, 5, 1, 2}, {4, 3, 32, 16, 3, 1, 1}, {2, 3, 64, 64, 7, 2, 3}, {4, 6, 14, 16, 5, 1, 0}, {4, 32, 8, 64, 1, 2, 0}};
+    for (int g = 0; g < (int)(sizeof G / sizeof G[0]); g++) {
+        const int *c = G[g];
+        Passes p;
+        int rc = passes_make(&p, c[0], c[1], c[2], c[3], c[4], c[5], c[6], 1);
+        int on = rc ? -1 : conv2d_on_dnnl(p.l);
+        passes_free(&p);
+#ifdef ASYM_DNNL
+        int want = c[1] > 1;
+#else
+        int want = 0;
+#endif
+        CHECK_MSG(on == want, "conv C%d %dx%d O%d k%d s%d: %s (want %s)", c[1], c[2], c[2], c[3], c[4], c[5], on < 0 ? asym_last_error() : on ? "oneDNN" : "im2col",
+                  want ? "oneDNN" : "im2col");
+    }
+}
+
 /* Same threads, same bits: on both backends (resumed runs depend on it).
  * Across thread counts: the im2col path gives the same floats on any
  * number of threads; oneDNN fixes its work split when a primitive is made

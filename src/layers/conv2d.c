@@ -473,6 +473,8 @@ void conv2d_geometry(const Layer *l, int *k, int *stride, int *pad) {
     *k = c->k, *stride = c->stride, *pad = c->pad;
 }
 
+int conv2d_on_dnnl(const Layer *l) { return ((const Conv *)l->impl)->dnnl != NULL; }
+
 static void conv_free(Layer *l) {
     Conv *c = l->impl;
     conv_dnnl_free(c->dnnl);

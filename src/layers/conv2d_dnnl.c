@@ -20,7 +20,9 @@
  * 32 output channels use oneDNN's Winograd F(4x4, 3x3) kernels in all three
  * passes, where they measured 1.6x (32 channels) to 2x (64) faster than
  * direct on ResNet-20; with 16 channels or 3 they were slower. A layer whose
- * Winograd primitives cannot be made falls back to direct.
+ * Winograd primitives cannot be made falls back to direct. A layer with one
+ * input channel stays on im2col (conv2d.c), which measured 6 to 16% faster
+ * on the whole of LeNet-5 and of the conv net.
  *
  * Primitives depend on the batch size and on the number of threads (oneDNN
  * fixes its work split when a primitive is created), so a layer keeps one
@@ -55,9 +57,9 @@
 #define DNNL_LAYOUT_NAME "its own blocked layouts"
 #endif
 #ifdef ASYM_DNNL_WINOGRAD
-#define DNNL_ALGO_NAME "; Winograd for 3x3 stride-1 layers of 32+ channels"
+#define DNNL_ALGO_NAME "; Winograd for 3x3 stride-1 layers of 32+ channels; im2col for 1-channel inputs"
 #else
-#define DNNL_ALGO_NAME ""
+#define DNNL_ALGO_NAME "; im2col for 1-channel inputs"
 #endif
 
 /* One tensor of a pass: the caller's plain array and, where the primitive
@@ -361,6 +363,10 @@ int conv_dnnl_backward(ConvDnnl *d, Layer *l, const float *x, const float *dy, c
 ConvDnnl *conv_dnnl_create(Layer *l, int k, int stride, int pad) {
     pthread_once(&engine_once, engine_init);
     if (!engine) return NULL;
+    /* one input channel: oneDNN's direct kernels vectorize over channels
+     * and lose to im2col's GEMM there (LeNet-5 and the conv net's first
+     * layers: docs/PERFORMANCE.md, "Which path per layer") */
+    if (l->in.c == 1) return NULL;
     ConvDnnl *d = calloc(1, sizeof *d);
     if (!d) return NULL;
     d->k = k, d->stride = stride, d->pad = pad, d->bias = l->b != NULL;

@@ -266,6 +266,9 @@ Layer *fc_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name
 Layer *conv2d_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name);
 /* A convolution's kernel size, stride and padding. */
 void conv2d_geometry(const Layer *l, int *k, int *stride, int *pad);
+/* 1 when the convolution's passes run on oneDNN (conv2d_dnnl.c), 0 on im2col
+ * (the portable build; a layer oneDNN declines, or one of 1 input channel) */
+int conv2d_on_dnnl(const Layer *l);
 Layer *pool_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name);
 Layer *batchnorm_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name);
 Layer *activation_create(const AsymLayerSpec *s, Shape in, NetCtx *ctx, const char *name);
