@@ -51,7 +51,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(GEN_SRC:.c=.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: install uninstall all deps check check-all test demo asan valgrind clean bench fuzz repro repro-biotorch repro-liao repro-liao-small
+.PHONY: install uninstall all deps check check-all test demo asan valgrind clean bench bench-mpi fuzz repro repro-biotorch repro-liao repro-liao-small
 all: $(BUILD)/asymbp $(BUILD)/libasymbp.a
 
 $(BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h tests/*.h cli/*.h) $(BUILD)/cflags.id
@@ -237,6 +237,13 @@ bench: deps
 	  $(BUILD)/asymbp-bench --python $(PYTHON) --nets resnet18 --rules bp --batch 64; \
 	  $(BUILD)/asymbp-bench --python $(PYTHON) --nets resnet18 --rules bp --batch 256 --steps 1 --rounds 2 --repeat 2; \
 	fi
+
+# The gradient allreduce with and without overlap, 1 and 2 ranks
+# (bench/mpi_overlap.sh; docs/PERFORMANCE.md, "Overlap with the backward
+# pass"): needs mpicc and mpirun (make deps installs them).
+bench-mpi: deps
+	@$(MAKE) --no-print-directory MPI=1 BUILD=$(MPI_BUILD) $(MPI_BUILD)/asymbp
+	sh bench/mpi_overlap.sh $(MPI_BUILD)/asymbp
 
 # make install [PREFIX=/usr/local] [DESTDIR=...]: the command; libasymbp.so.VERSION
 # (soname libasymbp.so.MAJOR, exporting the public header's calls alone) and libasymbp.a;
