@@ -5,6 +5,16 @@
 
 #include <math.h>
 
+/* B = |B| sign(W), times the pattern of discordant signs when there is one:
+ * B's magnitudes on W's signs */
+static void brsf_take_signs(Layer *l) {
+    size_t n = l->W->n;
+    const float *W = l->W->w, *sg = l->fb->sign;
+    float *B = l->fb->B->w;
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) B[i] = fabsf(B[i]) * rule_sign(W[i]) * (sg ? sg[i] : 1.0f);
+}
+
 /* |M| redrawn: |U(-b, b)| is U(0, b), 24 random bits per entry hashed from
  * its index and one draw of the layer's generator, and B in the same pass.
  * The normal initializations take the general (sequential) draw into B. */
@@ -16,8 +26,7 @@ static void brsf_redraw(Layer *l) {
     const float *W = l->W->w, *sg = fb->sign;
     if (normal) {
         rule_fill_random(&l->ctx->fb, l->W, B, n, &fb->rng);
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-        for (size_t i = 0; i < n; i++) B[i] = fabsf(B[i]) * rule_sign(W[i]) * (sg ? sg[i] : 1.0f);
+        brsf_take_signs(l);
         return;
     }
     uint32_t seed = rng_u32(&fb->rng);
@@ -39,11 +48,8 @@ static int brsf_init(Layer *l, size_t *floats, size_t *doubles) {
 /* A loaded W: B takes its signs and keeps its magnitudes (a loaded B's,
  * or the last redraw's). */
 static void brsf_follow_weights(Layer *l, int b_loaded) {
-    size_t n = l->W->n;
-    const float *W = l->W->w, *sg = l->fb->sign;
-    float *B = l->fb->B->w;
-    for (size_t i = 0; i < n; i++) B[i] = fabsf(B[i]) * rule_sign(W[i]) * (sg ? sg[i] : 1.0f);
-    if (l->ctx->fb.norm_feedback) rule_scale_to(B, n, vec_norm(W, n));
+    brsf_take_signs(l);
+    if (l->ctx->fb.norm_feedback) rule_scale_to(l->fb->B->w, l->W->n, vec_norm(l->W->w, l->W->n));
 }
 
 const Rule RULE_BRSF = {.name = "brsf", .flags = RULE_OWN_B, .init = brsf_init, .after_step = brsf_redraw, .follow_weights = brsf_follow_weights};
