@@ -8,6 +8,7 @@
  *   bench --one NET RULE [--threads T] [--steps S] [--rounds R] [--warmup W]
  *         [--wm-batch N] [--batch B]
  *   bench --sgemm [--threads T]
+ *   bench --feedback NET RULE [--threads T] [--rounds R]
  *
  * Without --one or --sgemm it is the driver: every measurement runs in a
  * child process of its own (this program again, or the peer), so each
@@ -63,7 +64,7 @@ static const NetInfo NETS[] = {
     {"cnn", 100, 12, 2.0, 1, 0},
     {"resnet20", 128, 6, 2.0, 1, 0},
     {"resnet18", 32, 2, 1.5, 1, 1},
-    {"resnet50", 32, 1, 1.5, 0, 1},
+    {"resnet50", 32, 1, 1.5, 1, 1},
 };
 #define N_NETS (int)(sizeof NETS / sizeof NETS[0])
 
@@ -343,6 +344,46 @@ static double sgemm_rate(const int (*shapes)[5], int n_shapes, int reps) {
     return flops / best / 1e9;
 }
 
+/* --feedback NET RULE: the feedback update after a step on its own, the
+ * network built as --one builds it: ms per asym_net_feedback_update alone
+ * (what a training step pays where the rule leaves B behind W until it is
+ * read), and per update followed by bringing every B up to date (what it
+ * pays when every B is read, as before). W does not move, so every sign
+ * stays put: the passes themselves are the cost. Fastest of R rounds
+ * of 100 updates, each kind in turn. */
+static int run_feedback(const char *net_name, const char *rule, int threads, int rounds) {
+    AsymNetSpec spec;
+    if (!net_info(net_name) || build_spec(net_name, &spec)) return 2;
+    spec.rule = asym_rule_parse(rule);
+    if (spec.rule == ASYM_RULE_DEFAULT) {
+        fprintf(stderr, "bench: unknown rule '%s'\n", rule);
+        return 2;
+    }
+    set_threads(threads);
+    AsymRng rng;
+    asym_rng_seed(&rng, 1);
+    AsymNet *net;
+    if (asym_net_create(&net, &spec, net_info(net_name)->batch, &rng)) {
+        fprintf(stderr, "bench: %s\n", asym_last_error());
+        return 1;
+    }
+    double best[2] = {1e30, 1e30};
+    for (int r = 0; r < rounds + 1; r++)
+        for (int read = 0; read < 2; read++) {
+            double t = asym_now();
+            for (int k = 0; k < 100; k++) {
+                asym_net_feedback_update(net);
+                if (read) asym_net_feedback(net, 0); /* brings every B up to date */
+            }
+            t = (asym_now() - t) * 10.0; /* ms per update */
+            if (r > 0 && t < best[read]) best[read] = t; /* round 0 warms up */
+        }
+    printf("{\"net\": \"%s\", \"rule\": \"%s\", \"threads\": %d, \"feedback\": %d, \"update_ms\": %.3f, \"update_read_ms\": %.3f}\n", net_name, rule,
+           omp_get_max_threads(), asym_net_n_feedback(net), best[0], best[1]);
+    asym_net_free(net);
+    return 0;
+}
+
 static int run_sgemm(int threads) {
     set_threads(threads);
     static const int square[1][5] = {{2048, 2048, 2048, 0, 0}};
@@ -468,7 +509,7 @@ static int pass_fail(int *fails, int ok, const char *what) {
 }
 
 int main(int argc, char **argv) {
-    const char *one_net = NULL, *one_rule = NULL, *nets = "mlp,lenet,cnn,resnet20", *rules = NULL;
+    const char *one_net = NULL, *one_rule = NULL, *fb_net = NULL, *fb_rule = NULL, *nets = "mlp,lenet,cnn,resnet20", *rules = NULL;
     const char *peer_path = "../shared/peer/peer_torch.py", *peer_imagenet = "bench/peer_imagenet.py", *python = "/usr/bin/python3";
     int threads = 0, steps = 0, rounds = 3, warmup = 3, sgemm = 0, no_peer = 0, repeat = 3, wm_batch = -1, batch = 0, load = 0;
     for (int i = 1; i < argc; i++) {
@@ -476,6 +517,7 @@ int main(int argc, char **argv) {
         int more = i + 1 < argc;
         if (!strcmp(a, "--one") && i + 2 < argc) one_net = argv[++i], one_rule = argv[++i];
         else if (!strcmp(a, "--sgemm")) sgemm = 1;
+        else if (!strcmp(a, "--feedback") && i + 2 < argc) fb_net = argv[++i], fb_rule = argv[++i];
         else if (!strcmp(a, "--no-peer")) no_peer = 1;
         else if (!strcmp(a, "--nets") && more) nets = argv[++i];
         else if (!strcmp(a, "--rules") && more) rules = argv[++i];
@@ -494,7 +536,8 @@ int main(int argc, char **argv) {
             fprintf(stderr, "usage: bench [--nets LIST] [--rules LIST] [--threads T] [--steps S] [--rounds R] [--repeat K] [--wm-batch N] [--batch B]\n"
                             "             [--peer PATH] [--peer-imagenet PATH] [--python PY] [--no-peer] [--load K]\n"
                             "       bench --one NET RULE [--threads T] [--steps S] [--rounds R] [--warmup W] [--wm-batch N] [--batch B]\n"
-                            "       bench --sgemm [--threads T]\n");
+                            "       bench --sgemm [--threads T]\n"
+                            "       bench --feedback NET RULE [--threads T] [--rounds R]\n");
             return 2;
         }
     }
@@ -505,6 +548,7 @@ int main(int argc, char **argv) {
     if (!rules) rules = all;
     if (one_net) return run_one(one_net, one_rule, threads, steps, rounds, warmup, wm_batch, batch);
     if (sgemm) return run_sgemm(threads);
+    if (fb_net) return run_feedback(fb_net, fb_rule, threads, rounds);
 
     char self[1024];
     ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);

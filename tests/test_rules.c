@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "asymbp.h"
+#include "net/net.h"
 #include "rules/rules.h"
 #include "test.h"
 
@@ -60,6 +61,9 @@ static void step(AsymNet *net, AsymOptim *opt, const float *x, const int32_t *y,
     asym_net_feedback_update(net);
 }
 
+/* The feedback tensor of that name, its values up to date as of this
+ * call (a sign rule's B is left behind W until read: fetch it again after
+ * a step). */
 static AsymParam *find_feedback(AsymNet *net, const char *name) {
     for (int i = 0; i < asym_net_n_feedback(net); i++)
         if (!strcmp(asym_net_feedback(net, i)->name, name)) return asym_net_feedback(net, i);
@@ -154,6 +158,7 @@ TEST(rule_usf_tracks_sign_of_W) {
         float *before = malloc(sizeof(float) * W->n);
         memcpy(before, W->w, sizeof(float) * W->n);
         step(net, opt, x, y, N, 0.5f);
+        B = find_feedback(net, "4.B"); /* brought up to date with W */
         for (size_t i = 0; i < W->n; i++) {
             CHECK_MSG(fabsf(B->w[i] - s_exp * sgn(W->w[i])) <= 1e-6f * s_exp, "step %d: B[%zu] = %g, W = %g", t, i, B->w[i], W->w[i]);
             flips += sgn(before[i]) != sgn(W->w[i]);
@@ -185,6 +190,7 @@ TEST(rule_frsf_keeps_magnitudes_brsf_redraws) {
         int changed = 0;
         for (int t = 0; t < 5; t++) {
             step(net, opt, x, y, N, 0.5f);
+            B = find_feedback(net, "0.B");
             for (size_t i = 0; i < W->n; i++) {
                 CHECK(sgn(B->w[i]) == sgn(W->w[i]) || W->w[i] == 0);
                 CHECK(fabsf(B->w[i]) <= bound);
@@ -197,6 +203,54 @@ TEST(rule_frsf_keeps_magnitudes_brsf_redraws) {
         free(mag);
         asym_optim_free(opt);
         asym_net_free(net);
+    }
+}
+
+/* The sign rules leave B behind W after a step and bring it up to date
+ * where it is read. The first layer's B is read by no training step: six
+ * steps leave it as it was made, yet a network whose B is read after every
+ * step (up to date all along, as before the rules left it behind) trains to
+ * the same bits, and reading the first one's B gives the same floats as
+ * there: brsf's differs from the one it was made with (redrawn). */
+TEST(rule_sign_feedback_current_when_read) {
+    const AsymRule rules[] = {ASYM_RULE_USF, ASYM_RULE_FRSF, ASYM_RULE_BRSF};
+    AsymNetSpec s;
+    AsymLayerSpec L[8];
+    enum { N = 6 };
+    float x[N * 64];
+    int32_t y[N];
+    batch_data(x, y, N, 64, 4, 5);
+    for (int r = 0; r < 3; r++) {
+        small_spec(&s, L, rules[r]);
+        AsymNet *lazy = make(&s, 9, N), *read = make(&s, 9, N);
+        CHECK(lazy && read);
+        AsymOptim *ol = sgd(lazy, 0.9f, 0, 0), *orr = sgd(read, 0.9f, 0, 0);
+        CHECK(ol && orr);
+        int f0 = -1;
+        for (int i = 0; i < asym_net_n_feedback(lazy); i++)
+            if (!strcmp(net_feedback_as_is(lazy, i)->name, "0.B")) f0 = i;
+        CHECK(f0 >= 0);
+        size_t n = net_feedback_as_is(lazy, f0)->n;
+        float *made = malloc(sizeof(float) * n);
+        memcpy(made, net_feedback_as_is(lazy, f0)->w, sizeof(float) * n);
+        for (int t = 0; t < 6; t++) {
+            step(lazy, ol, x, y, N, 0.5f);
+            step(read, orr, x, y, N, 0.5f);
+            for (int i = 0; i < asym_net_n_feedback(read); i++) asym_net_feedback(read, i);
+        }
+        CHECK_MSG(!memcmp(net_feedback_as_is(lazy, f0)->w, made, sizeof(float) * n), "%s: the first layer's B was remade in training", asym_rule_name(rules[r]));
+        for (int i = 0; i < asym_net_n_params(lazy); i++)
+            CHECK_MSG(!memcmp(asym_net_param(lazy, i)->w, asym_net_param(read, i)->w, sizeof(float) * asym_net_param(lazy, i)->n), "%s: %s differs",
+                      asym_rule_name(rules[r]), asym_net_param(lazy, i)->name);
+        for (int i = 0; i < asym_net_n_feedback(lazy); i++)
+            CHECK_MSG(!memcmp(asym_net_feedback(lazy, i)->w, asym_net_feedback(read, i)->w, sizeof(float) * asym_net_feedback(lazy, i)->n), "%s: %s differs when read",
+                      asym_rule_name(rules[r]), asym_net_feedback(lazy, i)->name);
+        if (rules[r] == ASYM_RULE_BRSF) CHECK_MSG(memcmp(asym_net_feedback(lazy, f0)->w, made, sizeof(float) * n), "brsf: the first layer's B read as it was made");
+        free(made);
+        asym_optim_free(ol);
+        asym_optim_free(orr);
+        asym_net_free(lazy);
+        asym_net_free(read);
     }
 }
 
@@ -227,6 +281,7 @@ TEST(rule_brsf_redraw_distribution) {
         size_t count = 0;
         for (int t = 0; t < 6; t++) {
             asym_net_feedback_update(net);
+            B = find_feedback(net, "0.B");
             for (size_t i = 0; i < B->n; i++) {
                 double m = fabs(B->w[i]);
                 if (t > 0) {

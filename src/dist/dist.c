@@ -238,7 +238,7 @@ void dist_grad_begin(DistGrad *d, StepMode *m) {
 #ifdef ASYM_MPI
 static void sum_feedback_grads(DistGrad *d) {
     for (int i = 0; i < asym_net_n_feedback(d->net); i++) {
-        AsymParam *p = asym_net_feedback(d->net, i);
+        AsymParam *p = net_feedback_as_is(d->net, i);
         if (p->g && !(p->g >= d->g && p->g < d->g + d->n)) sum_in_place(p->g, p->n, MPI_FLOAT, sizeof(float), d->count);
     }
 }

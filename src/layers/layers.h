@@ -189,6 +189,10 @@ struct Layer {
     NetCtx *ctx;
     AsymParam *W, *b;   /* weight layers; b may be NULL */
     AsymParam *B;       /* weight layers: the feedback matrix the rule gives (W's shape), or NULL: W itself */
+    /* set: B is behind W, and refresh_b(l) (the rule's) brings it up to
+     * date; whatever reads B calls layer_feedback_current first */
+    int b_stale;
+    void (*refresh_b)(Layer *l);
     Feedback *fb;       /* weight layers: the rule's state (rules/), */
     void (*free_fb)(Feedback *fb); /* and how layer_free frees it */
     /* a layer whose rule sends the output error straight to its block
@@ -251,9 +255,21 @@ Layer *layer_create(const AsymLayerSpec *spec, Shape in, NetCtx *ctx, const char
 const char *layer_kind_name(AsymLayerKind k);   /* "?" when unknown */
 AsymLayerKind layer_kind_parse(const char *name); /* 0 when unknown */
 
+/* B brought up to date with W where its rule left it behind. */
+static inline void layer_feedback_current(Layer *l) {
+    if (l->b_stale) {
+        l->b_stale = 0;
+        l->refresh_b(l);
+    }
+}
 /* The matrix a weight layer's input-gradient half takes in place of W: its
- * rule's B, or W for exact backpropagation and alignment measurements. */
-static inline const float *layer_feedback_matrix(const Layer *l, const Pass *p) { return l->B && !p->exact ? l->B->w : l->W->w; }
+ * rule's B (up to date), or W for exact backpropagation and alignment
+ * measurements. */
+static inline const float *layer_feedback_matrix(Layer *l, const Pass *p) {
+    if (!l->B || p->exact) return l->W->w;
+    layer_feedback_current(l);
+    return l->B->w;
+}
 /* feedback.clip_dx: the input gradient (N, in) scaled down to that norm
  * when longer (not in exact passes). */
 void layer_clip_dx(const Layer *l, const Pass *p, float *dx, int N);

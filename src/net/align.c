@@ -46,6 +46,7 @@ int asym_net_alignment(AsymNet *net, const float *x, const int32_t *y, int N, As
         if (pass == 0) memcpy(grads, asym_net_param(net, 0)->g, sizeof(float) * nw);
     }
     free(record);
+    for (int i = 0; i < L; i++) layer_feedback_current(net_weight_layer(net, i)); /* B as the rule has it now */
     size_t off = 0;
     const float *g0 = asym_net_param(net, 0)->g;
     for (int i = 0; i < L; i++) {

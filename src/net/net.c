@@ -84,7 +84,7 @@ void asym_net_free(AsymNet *net) {
     if (!net) return;
     seq_free(&net->seq);
     for (int i = 0; i < net_n_tensors(net); i++) {
-        AsymParam *p = net_tensor(net, i);
+        AsymParam *p = net_tensor_as_is(net, i);
         if (i >= net->ctx.n_params) free(p->w); /* buffers and feedback matrices own their storage; parameters point into wflat */
         free(p);
     }
@@ -110,11 +110,28 @@ size_t net_arena_floats(const AsymNet *net, size_t *acts) {
 }
 int net_n_tensors(const AsymNet *net) { return net->ctx.n_params + net->ctx.n_buffers + net->ctx.n_feedback; }
 
-AsymParam *net_tensor(const AsymNet *net, int i) {
+AsymParam *net_tensor_as_is(const AsymNet *net, int i) {
     const NetCtx *c = &net->ctx;
     if (i < c->n_params) return c->params[i];
     i -= c->n_params;
     return i < c->n_buffers ? c->buffers[i] : c->feedback[i - c->n_buffers];
+}
+
+int net_tensor_behind(const AsymNet *net, int i) {
+    const AsymParam *p = net_tensor_as_is(net, i);
+    if (p->role != ASYM_P_FEEDBACK) return 0;
+    for (int k = 0; k < net->ctx.n_weight_layers; k++)
+        if (net->ctx.weight_layers[k]->B == p) return net->ctx.weight_layers[k]->b_stale;
+    return 0;
+}
+
+/* B is a cache of what W and the rule's state give: bringing it up to date
+ * leaves a const network the same network */
+static void bring_feedback_current(const AsymNet *net) { feedback_current((NetCtx *)&net->ctx); }
+
+AsymParam *net_tensor(const AsymNet *net, int i) {
+    if (i >= net->ctx.n_params + net->ctx.n_buffers) bring_feedback_current(net);
+    return net_tensor_as_is(net, i);
 }
 
 Layer *net_weight_layer(const AsymNet *net, int i) { return net->ctx.weight_layers[i]; }
@@ -123,7 +140,11 @@ const AsymFeedbackSpec *net_feedback_options(const AsymNet *net) { return &net->
 int asym_net_n_weight_layers(const AsymNet *net) { return net->ctx.n_weight_layers; }
 int asym_net_n_params(const AsymNet *net) { return net->ctx.n_params; }
 int asym_net_n_feedback(const AsymNet *net) { return net->ctx.n_feedback; }
-AsymParam *asym_net_feedback(AsymNet *net, int i) { return i >= 0 && i < net->ctx.n_feedback ? net->ctx.feedback[i] : NULL; }
+AsymParam *net_feedback_as_is(const AsymNet *net, int i) { return i >= 0 && i < net->ctx.n_feedback ? net->ctx.feedback[i] : NULL; }
+AsymParam *asym_net_feedback(AsymNet *net, int i) {
+    bring_feedback_current(net);
+    return net_feedback_as_is(net, i);
+}
 void asym_net_feedback_update(AsymNet *net) { feedback_after_step(&net->ctx); }
 void net_feedback_before_step(AsymNet *net) { feedback_before_step(&net->ctx); }
 int asym_net_wm_fallbacks(const AsymNet *net) { return feedback_wm_fallbacks(&net->ctx); }

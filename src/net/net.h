@@ -20,9 +20,13 @@ const float *asym_net_input_grad(const AsymNet *net);
 /* The gradient of the last loss with respect to the logits. */
 const float *asym_net_logits_grad(const AsymNet *net);
 /* Feedback matrices ("3.B") and DFA projections ("3.D", (classes, block
- * output)); for kp, g is W's. */
+ * output)); for kp, g is W's. Every B is brought up to date with its W
+ * first (a rule may leave it behind until read: Rule.refresh). */
 int asym_net_n_feedback(const AsymNet *net);
 AsymParam *asym_net_feedback(AsymNet *net, int i);
+/* The same tensor as it stands, a B perhaps behind its W: for the
+ * gradients and steps of the matrices that have one (never left behind). */
+AsymParam *net_feedback_as_is(const AsymNet *net, int i);
 /* The gradients of the feedback matrices their rules train (RULE_OWN_GRAD),
  * contiguous, *n floats (NULL, 0 when none): zeroed with the parameters'
  * and, under MPI, summed over ranks like them. */
@@ -61,9 +65,15 @@ void optim_state(AsymOptim *o, AsymOptKind *kind, float **m, float **v, long **t
 /* The network's top-level chain. */
 Seq *net_seq(AsymNet *net);
 /* Every tensor, in the order of weights files and checkpoints: parameters,
- * then buffers, then feedback matrices. */
+ * then buffers, then feedback matrices, each B up to date with its W
+ * (bringing it there changes nothing the network computes, so a const
+ * network may be asked). */
 int net_n_tensors(const AsymNet *net);
 AsymParam *net_tensor(const AsymNet *net, int i);
+/* Tensor i as it stands, and whether it is a B left behind its W (whose
+ * values mean nothing until brought up to date). */
+AsymParam *net_tensor_as_is(const AsymNet *net, int i);
+int net_tensor_behind(const AsymNet *net, int i);
 /* Weight layer i, in creation order (asym_net_n_weight_layers of them). */
 Layer *net_weight_layer(const AsymNet *net, int i);
 /* The dropout masks' stream, and the options of the feedback rules. */

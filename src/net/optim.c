@@ -26,7 +26,7 @@ int asym_optim_create(AsymOptim **out, AsymNet *net, const AsymOptSpec *spec) {
     o->spec = *spec;
     size_t n = asym_net_n_weights(net);
     for (int i = 0; i < asym_net_n_feedback(net); i++)
-        if (asym_net_feedback(net, i)->g) n += asym_net_feedback(net, i)->n;
+        if (net_feedback_as_is(net, i)->g) n += net_feedback_as_is(net, i)->n;
     o->m = asym_falloc(n);
     if (spec->kind == ASYM_ADAM) o->v = asym_falloc(n);
     if (!o->m || (spec->kind == ASYM_ADAM && !o->v)) {
@@ -110,7 +110,7 @@ void asym_optim_step(AsymOptim *o, float lr) {
         off += p->n;
     }
     for (int i = 0; i < asym_net_n_feedback(o->net); i++) {
-        AsymParam *p = asym_net_feedback(o->net, i);
+        AsymParam *p = net_feedback_as_is(o->net, i);
         if (!p->g) continue;
         update(o, p, off, lr);
         off += p->n;

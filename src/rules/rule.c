@@ -131,6 +131,7 @@ static int setup_layer(Layer *l, AsymRule r, AsymRng *rng, size_t *floats, size_
     l->B = fb->B;
     fb->sparsity = ctx->fb.sparsity;
     if (def->init && def->init(l, floats, doubles)) return ASYM_ERR;
+    l->refresh_b = def->refresh;
     /* sparse feedback: exactly round(s n) entries held at zero */
     if (fb->sparsity > 0 && !(fb->mask = rule_pattern(&fb->rng, fb->B->n, (size_t)llround((double)fb->sparsity * fb->B->n), 0.0f))) return ASYM_ERR;
     rule_mask_apply(l);
@@ -222,12 +223,25 @@ void feedback_after_step(NetCtx *ctx) {
         Feedback *fb = l->fb;
         if (o->fixed_weight_norm) rule_scale_to(l->W->w, l->W->n, fb->w0norm);
         if (fb->def->after_step) fb->def->after_step(l);
+        if (fb->def->refresh) {
+            if (!fb->mask && !o->norm_feedback) {
+                l->b_stale = 1;
+                continue;
+            }
+            fb->def->refresh(l);
+        }
         if (fb->B) rule_mask_apply(l);
         if (o->norm_feedback && fb->B) rule_scale_to(fb->B->w, fb->B->n, vec_norm(l->W->w, l->W->n));
     }
 }
 
+void feedback_current(NetCtx *ctx) {
+    for (int i = 0; i < ctx->n_weight_layers; i++) layer_feedback_current(ctx->weight_layers[i]);
+}
+
 void feedback_follow_weights(Layer *l, int b_loaded) {
+    if (b_loaded) l->b_stale = 0; /* the loaded B is B */
+    else layer_feedback_current(l);
     if (l->fb->def->follow_weights) l->fb->def->follow_weights(l, b_loaded);
     if (l->fb->B && l->fb->mask) {
         rule_mask_apply(l);

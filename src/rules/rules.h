@@ -67,6 +67,7 @@ struct Feedback {
     const float *direct_out; /* direct rules: the block's output activation (max_batch, block output) */
     float *direct_g;     /* dkp: D's gradient (D's shape), D->g */
     AsymRng rng;         /* brsf redraws, mirror noise */
+    uint32_t draw_seed;  /* brsf: the latest redraw's hash seed */
     /* wm: noise (n, in), response (n, out), accumulated y x^T (W's shape),
      * and scratch for orthogonal noise (m^2 + m in doubles, m = min(n, in)):
      * views of the network's mirror scratch (NetCtx), shared by every layer */
@@ -109,6 +110,14 @@ struct Rule {
     void (*before_step)(Layer *l);
     /* after every optimizer step */
     void (*after_step)(Layer *l);
+    /* B anew from W and the rule's state, drawing nothing. With it,
+     * after_step (if any) only advances the state, and the driver leaves B
+     * behind W (Layer.b_stale) until something reads it: the backward pass
+     * of a layer whose input gradient is needed, a checkpoint, a probe, an
+     * alignment measurement. The first layer's B is read by none of these
+     * in training, so its cost goes. Not with a sparse mask or
+     * norm_feedback, which rework all of B after every step. */
+    void (*refresh)(Layer *l);
     /* RULE_OWN_GRAD: in a training step's backward pass, after the layer's
      * (Layer.feedback_grad): adds the gradient of the rule's loss R(W, B, x)
      * for the layer's input x (N, in) into B->g, times p->grad_scale when
@@ -200,6 +209,9 @@ void feedback_before_step(NetCtx *ctx);
 /* After every optimizer step: sign rules follow W, brsf redraws, weight
  * mirrors run, sparse feedback's mask applies, normalizations apply. */
 void feedback_after_step(NetCtx *ctx);
+/* Every B up to date with its W (Rule.refresh): before B is read other
+ * than by the backward pass, which brings its own up to date. */
+void feedback_current(NetCtx *ctx);
 /* After W was loaded from elsewhere: a sign-concordant B takes the loaded
  * W's signs, keeping its magnitudes (frsf, brsf: those of a loaded B when
  * b_loaded, else its own M; no redraw); wm without a loaded B runs its

@@ -26,13 +26,31 @@ int sign_init(Layer *l, int with_M) {
 }
 
 /* B = |M| sign(W), or s sign(W) without M, times the pattern of discordant
- * signs when there is one (times 1 without: the same floats) */
+ * signs when there is one, over [lo, hi): one loop per case, so that each
+ * vectorizes (times 1 without a pattern: the same floats). */
+static void sign_fill(float *B, const float *W, const float *M, const float *sg, float s, size_t lo, size_t hi) {
+    if (M && sg)
+#pragma omp simd
+        for (size_t i = lo; i < hi; i++) B[i] = M[i] * rule_sign(W[i]) * sg[i];
+    else if (M)
+#pragma omp simd
+        for (size_t i = lo; i < hi; i++) B[i] = M[i] * rule_sign(W[i]);
+    else if (sg)
+#pragma omp simd
+        for (size_t i = lo; i < hi; i++) B[i] = s * rule_sign(W[i]) * sg[i];
+    else
+#pragma omp simd
+        for (size_t i = lo; i < hi; i++) B[i] = s * rule_sign(W[i]);
+}
+
+#define SIGN_BLOCK 1024
+
 void sign_from_w(Layer *l) {
     const float *W = l->W->w, *M = l->fb->M, *sg = l->fb->sign;
     float *B = l->fb->B->w, s = l->fb->s;
-    size_t n = l->W->n;
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) B[i] = (M ? M[i] : s) * rule_sign(W[i]) * (sg ? sg[i] : 1.0f);
+    size_t n = l->W->n, blocks = (n + SIGN_BLOCK - 1) / SIGN_BLOCK;
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t k = 0; k < blocks; k++) sign_fill(B, W, M, sg, s, k * SIGN_BLOCK, k * SIGN_BLOCK + SIGN_BLOCK < n ? k * SIGN_BLOCK + SIGN_BLOCK : n);
 }
 
 /* A loaded W: B takes its signs, keeping its magnitudes (those of a loaded

@@ -9,4 +9,4 @@ static int usf_init(Layer *l, size_t *floats, size_t *doubles) {
     return ASYM_OK;
 }
 
-const Rule RULE_USF = {.name = "usf", .flags = RULE_OWN_B, .init = usf_init, .after_step = sign_from_w, .follow_weights = sign_follow_weights};
+const Rule RULE_USF = {.name = "usf", .flags = RULE_OWN_B, .init = usf_init, .refresh = sign_from_w, .follow_weights = sign_follow_weights};

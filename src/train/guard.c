@@ -23,8 +23,8 @@ static int any_nonfinite(const float *w, size_t n) {
 
 int guard_tensors(AsymNet *net, char *what, size_t n, char *name, size_t name_n) {
     for (int i = 0; i < net_n_tensors(net); i++) {
-        AsymParam *p = net_tensor(net, i);
-        if (!any_nonfinite(p->w, p->n)) continue;
+        AsymParam *p = net_tensor_as_is(net, i);
+        if (net_tensor_behind(net, i) || !any_nonfinite(p->w, p->n)) continue; /* a B behind W will be made from W, checked here */
         uint32_t u = 0;
         size_t j = 0;
         for (; j < p->n; j++) {
