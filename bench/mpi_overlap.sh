@@ -4,9 +4,10 @@
 # the backward pass) and on (buckets of dist.bucket_mb sent as the backward
 # pass finishes them). Each rank on one thread; every setting REPEAT times,
 # interleaved. Prints, per setting, images/s of the last epoch and the
-# seconds per step that rank 0 spent inside allreduce calls (with overlap:
-# waiting for what was not done by the end of the backward pass), and the
-# fraction of the blocking allreduce's time that overlap hid:
+# seconds per step (steps.jsonl counts the steps) that rank 0 spent inside
+# allreduce calls (with overlap: waiting for what was not done by the end
+# of the backward pass), and the fraction of the blocking allreduce's time
+# that overlap hid:
 # 1 - (overlap's seconds per step) / (blocking's seconds per step).
 #   bench/mpi_overlap.sh [MPI_BIN]          (make MPI=1: build-mpi/asymbp)
 # Networks: the MLP on Fashion-MNIST (7.5 MB of gradients; buckets of 1 MB)
@@ -29,15 +30,16 @@ run() {
   eval "set -- \$$net \"\$@\""
   out="$W/out-$name"
   rm -rf "$out"
-  if [ "$np" = 1 ]; then "$BIN" train "$@" --out "$out" >"$W/log" 2>&1 || { cat "$W/log" >&2; exit 1; }
-  else mpirun $ROOT --oversubscribe -np "$np" "$BIN" train "$@" --out "$out" >"$W/log" 2>&1 || { cat "$W/log" >&2; exit 1; }
+  if [ "$np" = 1 ]; then "$BIN" train "$@" --set log_steps=true --out "$out" >"$W/log" 2>&1 || { cat "$W/log" >&2; exit 1; }
+  else mpirun $ROOT --oversubscribe -np "$np" "$BIN" train "$@" --set log_steps=true --out "$out" >"$W/log" 2>&1 || { cat "$W/log" >&2; exit 1; }
   fi
   "$PY" - "$out" >>"$W/$name" <<'PYEOF'
 import json, sys
 d = sys.argv[1]
 s = json.load(open(d + "/summary.json"))
 epochs = [e for e in (json.loads(l) for l in open(d + "/log.jsonl") if l.strip()) if "epoch" in e and "images_per_s" in e]
-print(epochs[-1]["images_per_s"], s.get("allreduce_seconds", 0.0))
+steps = sum(1 for l in open(d + "/steps.jsonl") if l.strip())
+print(epochs[-1]["images_per_s"], s.get("allreduce_seconds", 0.0) / steps)
 PYEOF
 }
 
@@ -53,7 +55,6 @@ done
 "$PY" - "$W" <<'PYEOF'
 import os, statistics, sys
 w = sys.argv[1]
-steps = {"MLP": 2 * 6000 // 100, "R18": 2 * 1024 // 64}
 rows = {}
 for f in sorted(os.listdir(w)):
     if "-" not in f or f.startswith("out-") or f == "log":
@@ -64,8 +65,7 @@ print("| setting | images/s (last epoch; runs) | allreduce s/step (rank 0; mean 
 print("|---|---|---|")
 per = {}
 for f, vals in rows.items():
-    net = f.split("-")[0]
-    a = [v[1] / steps[net] for v in vals]
+    a = [v[1] for v in vals]
     per[f] = statistics.mean(a)
     sd = statistics.stdev(a) if len(a) > 1 else 0.0
     print(f"| {f} | {' / '.join(f'{v[0]:.0f}' for v in vals)} | {1e3 * per[f]:.2f} ± {1e3 * sd:.2f} ms |")
