@@ -271,7 +271,8 @@ static int run_one(const char *net_name, const char *rule, int threads, int step
     if (!xb || !yb || !perm) return 1;
     for (int i = 0; i < n; i++) perm[i] = i;
     /* the training step of asym_train: gather a shuffled batch, zero the
-     * gradients, forward, loss and backward, optimizer, feedback update */
+     * gradients, forward, loss and backward, optimizer, feedback update,
+     * the check for NaN and Inf */
     double best = 1e30, best_cpu = 1e30, loss_sum = 0;
     for (int r = -1; r < rounds; r++) {
         int todo = r < 0 ? warmup : steps;
@@ -293,6 +294,11 @@ static int run_one(const char *net_name, const char *rule, int threads, int step
             loss_sum += asym_net_loss(net, yb, B, 1, NULL);
             asym_optim_step(opt, 0.01f);
             asym_net_feedback_update(net);
+            char what[128], name[64];
+            if (guard_tensors(net, opt, what, sizeof what, name, sizeof name)) {
+                fprintf(stderr, "bench: %s %s diverged: %s\n", net_name, rule, what);
+                return 1;
+            }
         }
         double t = omp_get_wtime() - t0, c = cpu_seconds() - c0;
         if (r >= 0 && t < best) best = t;

@@ -9,6 +9,7 @@
  * read back by NumPy; a NaN or Inf in a parameter stops the run and keeps
  * the last good checkpoint; debug.trap_fp traps where it happens. */
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
@@ -23,7 +24,9 @@
 
 #include "asymbp.h"
 #include "io/checkpoint.h"
+#include "net/net.h"
 #include "test.h"
+#include "train/train.h"
 
 /* Every kind of state a run carries: brsf (magnitudes redrawn from its
  * generator every step), kp (B with optimizer state), wm (mirror noise),
@@ -851,6 +854,37 @@ TEST(ckpt_divergence_in_parameter) {
     free(s);
     asym_experiment_free(&ex);
     asym_config_free(cfg);
+}
+
+/* The optimizer checks the values it writes, and the guard reads again
+ * only what it did not write: a NaN stepped into a parameter is found and
+ * named, on each update path (plain momentum's vectorized steps after its
+ * first, Nesterov's, Adam's); clean steps find nothing. */
+TEST(ckpt_divergence_written_by_the_optimizer) {
+    const char *texts[3] = {CFG_SGD, CFG_SGD, CFG_ADAM}, *sets[3] = {"optimizer.nesterov=false", NULL, NULL};
+    for (int k = 0; k < 3; k++) {
+        AsymConfig *cfg;
+        AsymExperiment ex;
+        AsymNet *net;
+        AsymOptim *opt;
+        CHECK_OK(load_ex(texts[k], sets[k], NULL, &cfg, &ex));
+        CHECK_OK(asym_experiment_net(&ex, &net));
+        CHECK_OK(asym_experiment_optim(&ex, net, &opt));
+        char what[128] = "", name[64] = "";
+        for (int t = 0; t < 3; t++) {
+            asym_net_zero_grad(net);
+            if (t == 2) asym_net_param(net, 0)->g[5] = NAN;
+            asym_optim_step(opt, 0.05f);
+            asym_net_feedback_update(net);
+            int found = guard_tensors(net, opt, what, sizeof what, name, sizeof name);
+            CHECK_MSG(optim_wrote_nonfinite(opt) == (t == 2) && found == (t == 2), "case %d, step %d: optimizer %d, guard %d", k, t, optim_wrote_nonfinite(opt), found);
+        }
+        CHECK_MSG(!strcmp(name, asym_net_param(net, 0)->name) && strstr(what, "NaN in ") && strstr(what, "[5]"), "case %d: %s", k, what);
+        asym_optim_free(opt);
+        asym_net_free(net);
+        asym_experiment_free(&ex);
+        asym_config_free(cfg);
+    }
 }
 
 TEST(ckpt_trap_fp_cli) {

@@ -61,6 +61,9 @@ int asym_optim_create(AsymOptim **opt, AsymNet *net, const AsymOptSpec *spec);
  * float of every parameter, then of every feedback matrix that shares a
  * gradient, in step order; t counts steps. */
 void optim_state(AsymOptim *o, AsymOptKind *kind, float **m, float **v, long **t);
+/* Whether the last asym_optim_step wrote a NaN or an Inf into a tensor it
+ * stepped (every parameter, and the feedback matrices with a gradient). */
+int optim_wrote_nonfinite(const AsymOptim *o);
 
 /* The network's top-level chain. */
 Seq *net_seq(AsymNet *net);

@@ -3,7 +3,9 @@
  * torch.optim.Adam; learning-rate schedules as torch.optim.lr_scheduler
  * (StepLR, MultiStepLR, CosineAnnealingLR), evaluated per epoch. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "io/checkpoint.h"
 #include "net/net.h"
@@ -13,7 +15,16 @@ struct AsymOptim {
     AsymOptSpec spec;
     float *m, *v;  /* per parameter float: momentum / first moment, second moment */
     long t;        /* steps taken */
+    int nonfinite; /* the last step wrote a NaN or an Inf */
 };
+
+/* Whether v is a NaN or an Inf (all exponent bits set), on its bits: no
+ * floating-point exception, and it vectorizes. */
+static inline int nonfinite(float v) {
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    return (u & 0x7f800000u) == 0x7f800000u;
+}
 
 int asym_optim_create(AsymOptim **out, AsymNet *net, const AsymOptSpec *spec) {
     *out = NULL;
@@ -53,19 +64,21 @@ void asym_optim_free(AsymOptim *o) {
 
 /* Batch Manhattan (Liao et al. 2016) replaces each gradient entry by its
  * sign before weight decay and momentum. */
-static void sgd_update(const AsymOptSpec *s, AsymParam *p, float *buf, float lr, int first) {
+static int sgd_update(const AsymOptSpec *s, AsymParam *p, float *buf, float lr, int first) {
     float wd = p->decay ? s->weight_decay : 0.0f, mom = s->momentum, damp = s->dampening;
+    int bad = 0;
     if (!s->manhattan && mom != 0.0f && !first && !s->nesterov) {
         /* the usual case without branches, so that it vectorizes; the same floats */
         float keep = 1.0f - damp, *w = p->w;
         const float *gr = p->g;
-#pragma omp parallel for simd schedule(static) if (p->n > 32768)
+#pragma omp parallel for simd schedule(static) reduction(| : bad) if (p->n > 32768)
         for (size_t i = 0; i < p->n; i++) {
             float g = gr[i] + wd * w[i], b = mom * buf[i] + keep * g;
             buf[i] = b;
             w[i] -= lr * b;
+            bad |= nonfinite(w[i]);
         }
-        return;
+        return bad;
     }
     for (size_t i = 0; i < p->n; i++) {
         float d = p->g[i];
@@ -76,33 +89,41 @@ static void sgd_update(const AsymOptSpec *s, AsymParam *p, float *buf, float lr,
             g = s->nesterov ? g + mom * buf[i] : buf[i];
         }
         p->w[i] -= lr * g;
+        bad |= nonfinite(p->w[i]);
     }
+    return bad;
 }
 
-static void adam_update(const AsymOptSpec *s, AsymParam *p, float *m, float *v, float lr, long t) {
+static int adam_update(const AsymOptSpec *s, AsymParam *p, float *m, float *v, float lr, long t) {
     float wd = p->decay ? s->weight_decay : 0.0f, b1 = s->beta1, b2 = s->beta2;
     double bc1 = 1.0 - pow(b1, (double)t), bc2 = 1.0 - pow(b2, (double)t);
     float step = (float)(lr / bc1), sq = (float)sqrt(bc2);
-#pragma omp parallel for simd schedule(static) if (p->n > 32768)
+    int bad = 0;
+#pragma omp parallel for simd schedule(static) reduction(| : bad) if (p->n > 32768)
     for (size_t i = 0; i < p->n; i++) {
         float g = p->g[i] + wd * p->w[i];
         m[i] = b1 * m[i] + (1.0f - b1) * g;
         v[i] = b2 * v[i] + (1.0f - b2) * g * g;
         p->w[i] -= step * m[i] / (sqrtf(v[i]) / sq + s->eps);
+        bad |= nonfinite(p->w[i]);
     }
+    return bad;
 }
 
 static void update(AsymOptim *o, AsymParam *p, size_t off, float lr) {
     float plr = lr * p->lr_scale;
-    if (o->spec.kind == ASYM_ADAM) adam_update(&o->spec, p, o->m + off, o->v + off, plr, o->t);
-    else sgd_update(&o->spec, p, o->m + off, plr, o->t == 1);
+    if (o->spec.kind == ASYM_ADAM) o->nonfinite |= adam_update(&o->spec, p, o->m + off, o->v + off, plr, o->t);
+    else o->nonfinite |= sgd_update(&o->spec, p, o->m + off, plr, o->t == 1);
 }
+
+int optim_wrote_nonfinite(const AsymOptim *o) { return o->nonfinite; }
 
 /* Parameters, then the feedback matrices that have a gradient (kp, urfb:
  * W's; pfa's R: its own, set here before the step). */
 void asym_optim_step(AsymOptim *o, float lr) {
     net_feedback_before_step(o->net);
     o->t++;
+    o->nonfinite = 0;
     size_t off = 0;
     for (int i = 0; i < asym_net_n_params(o->net); i++) {
         AsymParam *p = asym_net_param(o->net, i);

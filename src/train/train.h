@@ -138,8 +138,9 @@ int log_close(Log *l, int failed);
 
 /* guard.c: the first parameter, buffer or feedback matrix that holds a
  * NaN or an Inf: "NaN in 3.W[17]" into what, the tensor's name into name;
- * 1 if any. */
-int guard_tensors(AsymNet *net, char *what, size_t n, char *name, size_t name_n);
+ * 1 if any. opt (may be NULL): the optimizer that just stepped, whose
+ * tensors are not read again when it wrote only finite values. */
+int guard_tensors(AsymNet *net, const AsymOptim *opt, char *what, size_t n, char *name, size_t name_n);
 /* The config's `threads` (when set) for OpenMP and OpenBLAS: training,
  * evaluation and probes run on the same count, so give the same bits. */
 void experiment_threads(const AsymExperiment *ex);
