@@ -887,6 +887,62 @@ TEST(ckpt_divergence_written_by_the_optimizer) {
     }
 }
 
+/* Which feedback tensors the per-step guard leaves unread because training
+ * never changes them (read once, at a run's first step): fa's B, dfa's D,
+ * pfa's F; not a B its rule remakes (usf, wm, pfa), one with a gradient
+ * (kp's B, dkp's D, pfa's R), nor any B under norm_feedback. After the
+ * first check a NaN in a fixed B is not looked for; the first check finds
+ * and names it. */
+TEST(ckpt_guard_fixed_feedback) {
+    static const char *const text =
+        "name: fixed\nseed: 2\nepochs: 1\nbatch_size: 4\n"
+        "data:\n  format: random\n  random: {n: 8, c: 1, h: 4, w: 4, classes: 3}\n"
+        "model:\n  layers:\n    - flatten\n    - {type: fc, out: 6, rule: fa}\n    - relu\n    - {type: fc, out: 6, rule: dfa}\n    - relu\n"
+        "    - {type: fc, out: 6, rule: usf}\n    - relu\n    - {type: fc, out: 6, rule: kp}\n    - relu\n    - {type: fc, out: 6, rule: wm}\n    - relu\n"
+        "    - {type: fc, out: 6, rule: pfa}\n    - relu\n    - {type: fc, out: 6, rule: dkp}\n    - relu\n    - {type: fc, out: 3}\n"
+        "optimizer: {name: sgd, lr: 0.01, momentum: 0.9}\n";
+    static const char *const fixed[] = {"1.B", "3.D", "11.F"}, *moving[] = {"5.B", "7.B", "9.B", "11.B", "11.R", "13.D"};
+    for (int norm = 0; norm < 2; norm++) {
+        AsymConfig *cfg;
+        AsymExperiment ex;
+        AsymNet *net;
+        AsymOptim *opt;
+        CHECK_OK(load_ex(text, norm ? "feedback.norm_feedback=true" : NULL, NULL, &cfg, &ex));
+        CHECK_OK(asym_experiment_net(&ex, &net));
+        CHECK_OK(asym_experiment_optim(&ex, net, &opt));
+        int seen = 0, fa_b = -1;
+        for (int i = 0; i < net_n_tensors(net); i++) {
+            const AsymParam *p = net_tensor_as_is(net, i);
+            for (int k = 0; k < 3; k++)
+                if (!strcmp(p->name, fixed[k])) {
+                    int want = !norm || p->name[strlen(p->name) - 1] != 'B';
+                    CHECK_MSG(net_tensor_fixed(net, i) == want, "%s: fixed %d (norm_feedback %d)", p->name, net_tensor_fixed(net, i), norm);
+                    seen++;
+                }
+            for (int k = 0; k < 6; k++)
+                if (!strcmp(p->name, moving[k])) {
+                    CHECK_MSG(!net_tensor_fixed(net, i), "%s counted as fixed", p->name);
+                    seen++;
+                }
+            if (!strcmp(p->name, "1.B")) fa_b = i;
+        }
+        CHECK_MSG(seen == 9 && fa_b >= 0, "found %d of the 9 feedback tensors", seen);
+        if (!norm) {
+            char what[128] = "", name[64] = "";
+            asym_net_zero_grad(net);
+            asym_optim_step(opt, 0.01f);
+            asym_net_feedback_update(net);
+            net_tensor_as_is(net, fa_b)->w[3] = NAN;
+            CHECK(guard_tensors(net, opt, what, sizeof what, name, sizeof name) == 0);
+            CHECK_MSG(guard_tensors(net, NULL, what, sizeof what, name, sizeof name) == 1 && !strcmp(name, "1.B") && strstr(what, "NaN in 1.B[3]"), "%s", what);
+        }
+        asym_optim_free(opt);
+        asym_net_free(net);
+        asym_experiment_free(&ex);
+        asym_config_free(cfg);
+    }
+}
+
 TEST(ckpt_trap_fp_cli) {
     const char *cfg = cfg_file("trap", CFG_ADAM);
     char a[600], b[600], out[700];

@@ -125,6 +125,11 @@ int net_tensor_behind(const AsymNet *net, int i) {
     return 0;
 }
 
+int net_tensor_fixed(const AsymNet *net, int i) {
+    const AsymParam *p = net_tensor_as_is(net, i);
+    return p->role == ASYM_P_FEEDBACK && feedback_tensor_fixed(&net->ctx, p);
+}
+
 /* B is a cache of what W and the rule's state give: bringing it up to date
  * leaves a const network the same network */
 static void bring_feedback_current(const AsymNet *net) { feedback_current((NetCtx *)&net->ctx); }

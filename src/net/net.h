@@ -77,6 +77,9 @@ AsymParam *net_tensor(const AsymNet *net, int i);
  * values mean nothing until brought up to date). */
 AsymParam *net_tensor_as_is(const AsymNet *net, int i);
 int net_tensor_behind(const AsymNet *net, int i);
+/* Whether tensor i is a feedback tensor training leaves as it is
+ * (feedback_tensor_fixed). */
+int net_tensor_fixed(const AsymNet *net, int i);
 /* Weight layer i, in creation order (asym_net_n_weight_layers of them). */
 Layer *net_weight_layer(const AsymNet *net, int i);
 /* The dropout masks' stream, and the options of the feedback rules. */

@@ -239,6 +239,15 @@ void feedback_current(NetCtx *ctx) {
     for (int i = 0; i < ctx->n_weight_layers; i++) layer_feedback_current(ctx->weight_layers[i]);
 }
 
+int feedback_tensor_fixed(const NetCtx *ctx, const AsymParam *t) {
+    if (t->g) return 0;
+    for (int i = 0; i < ctx->n_weight_layers; i++) {
+        const Layer *l = ctx->weight_layers[i];
+        if (l->fb && l->fb->B == t) return !l->fb->def->after_step && !l->fb->def->refresh && !ctx->fb.norm_feedback;
+    }
+    return 1;
+}
+
 void feedback_follow_weights(Layer *l, int b_loaded) {
     if (b_loaded) l->b_stale = 0; /* the loaded B is B */
     else layer_feedback_current(l);

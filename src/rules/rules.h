@@ -212,6 +212,11 @@ void feedback_after_step(NetCtx *ctx);
 /* Every B up to date with its W (Rule.refresh): before B is read other
  * than by the backward pass, which brings its own up to date. */
 void feedback_current(NetCtx *ctx);
+/* Whether training leaves feedback tensor t as it is: no gradient of its
+ * own, and not a B that its rule remakes after a step (after_step,
+ * refresh) or that norm_feedback rescales (fa's B, the direct rules' D
+ * but dkp's, pfa's F). */
+int feedback_tensor_fixed(const NetCtx *ctx, const AsymParam *t);
 /* After W was loaded from elsewhere: a sign-concordant B takes the loaded
  * W's signs, keeping its magnitudes (frsf, brsf: those of a loaded B when
  * b_loaded, else its own M; no redraw); wm without a loaded B runs its

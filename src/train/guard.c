@@ -22,14 +22,15 @@ static int any_nonfinite(const float *w, size_t n) {
 }
 
 int guard_tensors(AsymNet *net, const AsymOptim *opt, char *what, size_t n, char *name, size_t name_n) {
-    /* what the step's optimizer wrote it checked as it wrote (unless W was
-     * rescaled after it: fixed_weight_norm); a B behind W will be made
-     * from the W checked here */
+    /* after a step (opt): what the optimizer wrote it checked as it wrote
+     * (unless W was rescaled after it: fixed_weight_norm), and what
+     * training never changes was checked at the first step; a B behind W
+     * will be made from the W checked here */
     int stepped_ok = opt && !optim_wrote_nonfinite(opt) && !net_feedback_options(net)->fixed_weight_norm;
     for (int i = 0; i < net_n_tensors(net); i++) {
         AsymParam *p = net_tensor_as_is(net, i);
         if (stepped_ok && (i < asym_net_n_params(net) || (p->role == ASYM_P_FEEDBACK && p->g))) continue;
-        if (net_tensor_behind(net, i) || !any_nonfinite(p->w, p->n)) continue;
+        if ((opt && net_tensor_fixed(net, i)) || net_tensor_behind(net, i) || !any_nonfinite(p->w, p->n)) continue;
         uint32_t u = 0;
         size_t j = 0;
         for (; j < p->n; j++) {

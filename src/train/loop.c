@@ -139,11 +139,12 @@ static int train_step(Run *r, Epoch *e, int b) {
     long step = (long)e->ep * r->batches + b + 1;
     if (r->P > 1 && r->rank == ex->perturb_rank && step == ex->perturb_step) asym_net_param(r->net, 0)->w[0] += 1e-3f;
     char what[128], name[sizeof r->sum->diverged_in];
-    if (guard_tensors(r->net, r->opt, what, sizeof what, name, sizeof name)) {
+    if (guard_tensors(r->net, r->guarded ? r->opt : NULL, what, sizeof what, name, sizeof name)) {
         diverged(r, epoch, b + 1, name);
         asym_fail("diverged: %s after epoch %d, step %d", what, epoch, b + 1);
         return STOP;
     }
+    r->guarded = 1;
     e->loss_sum += (double)loss * N;
     e->wrong += N - hits;
     r->images += N;

@@ -100,6 +100,7 @@ typedef struct Run {
     long skipped;                /* samples replaced in the epoch under way (this rank's) */
     double data_wait;            /* seconds of it spent waiting for the prefetcher (this rank's) */
     char last_bad[1024];         /* the last unreadable file's message */
+    int guarded;                 /* the divergence guard has read every tensor once (guard_tensors) */
 } Run;
 
 /* run.c: a line for hooks->on_note (user: the Run) */
@@ -138,8 +139,10 @@ int log_close(Log *l, int failed);
 
 /* guard.c: the first parameter, buffer or feedback matrix that holds a
  * NaN or an Inf: "NaN in 3.W[17]" into what, the tensor's name into name;
- * 1 if any. opt (may be NULL): the optimizer that just stepped, whose
- * tensors are not read again when it wrote only finite values. */
+ * 1 if any. opt (NULL: every tensor): the optimizer that just stepped,
+ * whose tensors are not read again when it wrote only finite values, and
+ * the feedback tensors training never changes are not read either (a
+ * run's first check passes NULL). */
 int guard_tensors(AsymNet *net, const AsymOptim *opt, char *what, size_t n, char *name, size_t name_n);
 /* The config's `threads` (when set) for OpenMP and OpenBLAS: training,
  * evaluation and probes run on the same count, so give the same bits. */
