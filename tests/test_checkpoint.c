@@ -280,6 +280,55 @@ TEST(ckpt_resume_bitwise_after_any_epoch_or_step) {
     }
 }
 
+/* pfa under SGD steps B itself (its optimizer state B's, no R): a run
+ * stopped inside an epoch and resumed gives the uninterrupted run's bits.
+ * A checkpoint of pfa stepping R (update: factor) resumed under the
+ * default names R and the option that resumes it; with the option set it
+ * resumes, to the bits of its own uninterrupted run. */
+TEST(ckpt_pfa_resume) {
+    static const char *const text =
+        "name: ck-pfa\nseed: 5\nepochs: 2\nbatch_size: 10\n"
+        "data:\n  format: random\n  random: {n: 60, c: 1, h: 4, w: 4, classes: 3}\n"
+        "model:\n  layers:\n    - {type: conv, out: 3, k: 3, rule: pfa}\n    - relu\n    - flatten\n"
+        "    - {type: fc, out: 8, rule: pfa}\n    - relu\n    - {type: fc, out: 3, rule: pfa}\n"
+        "feedback: {pfa: {expansion: 3}}\n"
+        "optimizer: {name: sgd, lr: 0.05, momentum: 0.9, weight_decay: 1.0e-3}\n";
+    const char *factor = "feedback.pfa.update=factor";
+    for (int f = 0; f < 2; f++) {
+        AsymConfig *cfg;
+        AsymExperiment ex;
+        AsymSummary sum;
+        CHECK_OK(load_ex(text, f ? factor : NULL, NULL, &cfg, &ex));
+        char ref[600], dir[600];
+        snprintf(ref, sizeof ref, "%s/pfa%d_ref", test_tmpdir(), f);
+        snprintf(dir, sizeof dir, "%s/pfa%d_stop", test_tmpdir(), f);
+        CHECK_OK(run_lib(&ex, ref, 0, NULL, &sum));
+        Stopper s = {.after_step = 8};
+        CHECK(run_lib(&ex, dir, 0, &s, &sum) != 0 && sum.interrupted);
+        AsymCheckpoint *ck;
+        char path[700];
+        snprintf(path, sizeof path, "%s/checkpoint.bin", dir);
+        CHECK_OK(asym_checkpoint_open(&ck, path));
+        const char *arch = asym_checkpoint_text(ck, "arch");
+        CHECK_MSG(arch && (strstr(arch, "feedback 3.R ") != NULL) == f, "update %s: R %s in the checkpoint", f ? "factor" : "auto", f ? "missing" : "kept");
+        asym_checkpoint_close(ck);
+        if (f) {
+            /* the default steps B: R is named, and the option that resumes it */
+            AsymConfig *c2;
+            AsymExperiment e2;
+            CHECK_OK(load_ex(text, NULL, NULL, &c2, &e2));
+            CHECK(run_lib(&e2, dir, 1, NULL, &sum) != 0);
+            CHECK_MSG(strstr(asym_last_error(), "pfa factor R") && strstr(asym_last_error(), "feedback.pfa.update: factor"), "%s", asym_last_error());
+            asym_experiment_free(&e2);
+            asym_config_free(c2);
+        }
+        CHECK_MSG(run_lib(&ex, dir, 1, NULL, &sum) == 0, "resume: %s", asym_last_error());
+        CHECK_MSG(same_run(ref, dir), "update %s: stopped after 8 steps and resumed: not the uninterrupted run's result", f ? "factor" : "auto");
+        asym_experiment_free(&ex);
+        asym_config_free(cfg);
+    }
+}
+
 TEST(ckpt_resume_fmnist_subset) {
     if (!test_have_fmnist()) return;
     /* LeNet on 600 Fashion-MNIST images, fa with dropout on the features */
@@ -889,8 +938,9 @@ TEST(ckpt_divergence_written_by_the_optimizer) {
 
 /* Which feedback tensors the per-step guard leaves unread because training
  * never changes them (read once, at a run's first step): fa's B, dfa's D,
- * pfa's F; not a B its rule remakes (usf, wm, pfa), one with a gradient
- * (kp's B, dkp's D, pfa's R), nor any B under norm_feedback. After the
+ * pfa's F; not a B its rule remakes (usf, wm, pfa under norm_feedback),
+ * one with a gradient (kp's B, dkp's D, pfa's R, or under SGD pfa's B
+ * itself, with no R), nor any B under norm_feedback. After the
  * first check a NaN in a fixed B is not looked for; the first check finds
  * and names it. */
 TEST(ckpt_guard_fixed_feedback) {
@@ -926,7 +976,8 @@ TEST(ckpt_guard_fixed_feedback) {
                 }
             if (!strcmp(p->name, "1.B")) fa_b = i;
         }
-        CHECK_MSG(seen == 9 && fa_b >= 0, "found %d of the 9 feedback tensors", seen);
+        /* pfa steps B itself (no R) unless norm_feedback */
+        CHECK_MSG(seen == 8 + norm && fa_b >= 0, "found %d of the %d feedback tensors", seen, 8 + norm);
         if (!norm) {
             char what[128] = "", name[64] = "";
             asym_net_zero_grad(net);

@@ -33,24 +33,33 @@ typedef struct {
     int32_t y[N];
 } Bench;
 
-static int bench_open(Bench *b, const char *rule, float sparsity, float urfb_sparsity, AsymOptKind kind, float momentum, float wd) {
+static int bench_open_with(Bench *b, const char *rule, const AsymFeedbackSpec *fb, const AsymOptSpec *o) {
     AsymLayerSpec L[] = {{.kind = ASYM_FLATTEN}, {.kind = ASYM_FC, .out = HID, .bias = 1}, {.kind = ASYM_TANH}, {.kind = ASYM_FC, .out = K, .bias = 1}};
-    AsymNetSpec s = {.in_c = 1, .in_h = 1, .in_w = IN, .classes = K, .layers = L, .n_layers = 4, .init = ASYM_INIT_XAVIER_UNIFORM};
-    asym_feedback_defaults(&s.fb);
+    AsymNetSpec s = {.in_c = 1, .in_h = 1, .in_w = IN, .classes = K, .layers = L, .n_layers = 4, .init = ASYM_INIT_XAVIER_UNIFORM, .fb = *fb};
     s.rule = asym_rule_parse(rule);
-    s.fb.sparsity = sparsity;
-    s.fb.rule_opt[asym_rule_parse("urfb")][0] = urfb_sparsity;
     AsymRng rng;
     asym_rng_seed(&rng, 3);
     for (int i = 0; i < N * IN; i++) b->x[i] = (float)(2 * rng_uniform(&rng) - 1);
     for (int i = 0; i < N; i++) b->y[i] = i % K;
-    AsymOptSpec o = {.kind = kind, .momentum = momentum, .weight_decay = wd, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
     b->net = NULL, b->opt = NULL;
-    if (asym_net_create(&b->net, &s, N, &rng) || asym_optim_create(&b->opt, b->net, &o)) {
+    if (asym_net_create(&b->net, &s, N, &rng) || asym_optim_create(&b->opt, b->net, o)) {
         printf("    %s\n", asym_last_error());
         return -1;
     }
     return 0;
+}
+
+static AsymOptSpec opt_spec(AsymOptKind kind, float momentum, float wd) {
+    return (AsymOptSpec){.kind = kind, .momentum = momentum, .weight_decay = wd, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+}
+
+static int bench_open(Bench *b, const char *rule, float sparsity, float urfb_sparsity, AsymOptKind kind, float momentum, float wd) {
+    AsymFeedbackSpec fb;
+    asym_feedback_defaults(&fb);
+    fb.sparsity = sparsity;
+    fb.rule_opt[asym_rule_parse("urfb")][0] = urfb_sparsity;
+    AsymOptSpec o = opt_spec(kind, momentum, wd);
+    return bench_open_with(b, rule, &fb, &o);
 }
 
 static void bench_step(Bench *b, float lr) {
@@ -214,6 +223,70 @@ TEST(rule_pfa_B_is_product) {
     }
     free(F0), free(R0);
     bench_close(&b);
+}
+
+/* pfa under an optimizer linear in the gradient (SGD: momentum,
+ * dampening, Nesterov, weight decay; sparse B) steps B = F R itself, with
+ * F F^T dW: no R kept, the same first B bit for bit (R drawn alike), and
+ * after 20 steps the B and W that stepping R gives (which the torch oracle
+ * checks against the published rule). Adam on such a network is refused;
+ * update: factor and norm_feedback keep R. */
+TEST(rule_pfa_steps_B_itself) {
+    struct { float mom, damp, wd, sparsity; int nesterov; } cases[] = {{0.9f, 0, 1e-3f, 0, 0}, {0.9f, 0, 5e-3f, 0.3f, 1}, {0, 0, 0, 0, 0}, {0.5f, 0.1f, 1e-2f, 0, 0}};
+    const int pfa = asym_rule_parse("pfa");
+    for (int c = 0; c < 4; c++) {
+        Bench b[2];
+        AsymOptSpec o = opt_spec(ASYM_SGD, cases[c].mom, cases[c].wd);
+        o.dampening = cases[c].damp, o.nesterov = cases[c].nesterov;
+        for (int k = 0; k < 2; k++) {
+            AsymFeedbackSpec fb;
+            asym_feedback_defaults(&fb);
+            fb.sparsity = cases[c].sparsity;
+            fb.rule_opt[pfa][0] = 3;
+            fb.linear_optimizer = k == 0;
+            CHECK(bench_open_with(&b[k], "pfa", &fb, &o) == 0);
+        }
+        for (int i = 0; i < 2; i++) {
+            AsymParam *B0 = fb_of(&b[0], i, "B"), *B1 = fb_of(&b[1], i, "B");
+            CHECK_MSG(!fb_of(&b[0], i, "R") && fb_of(&b[1], i, "R"), "case %d layer %d: R kept when B is stepped, or not kept otherwise", c, i);
+            CHECK_MSG(!memcmp(B0->w, B1->w, sizeof(float) * B0->n), "case %d layer %d: the first B differs", c, i);
+        }
+        float *start = malloc(sizeof(float) * fb_of(&b[0], 0, "B")->n);
+        memcpy(start, fb_of(&b[0], 0, "B")->w, sizeof(float) * fb_of(&b[0], 0, "B")->n);
+        for (int t = 0; t < 20; t++) bench_step(&b[0], 0.1f), bench_step(&b[1], 0.1f);
+        double worst = 0, moved = 0;
+        for (int i = 0; i < 2; i++) {
+            const AsymParam *P[2][2] = {{fb_of(&b[0], i, "B"), fb_of(&b[1], i, "B")}, {W_of(&b[0], i), W_of(&b[1], i)}};
+            for (int q = 0; q < 2; q++) {
+                double d = 0, big = 0;
+                for (size_t j = 0; j < P[q][0]->n; j++) d = fmax(d, fabs((double)P[q][0]->w[j] - P[q][1]->w[j])), big = fmax(big, fabs(P[q][1]->w[j]));
+                worst = fmax(worst, d / big);
+            }
+        }
+        for (size_t j = 0; j < fb_of(&b[0], 0, "B")->n; j++) moved = fmax(moved, fabs(fb_of(&b[0], 0, "B")->w[j] - start[j]));
+        printf("    case %d: B and W stepped in B's space within %.2e (relative) of stepping R; B moved by %.3g\n", c, worst, moved);
+        CHECK_MSG(worst < 1e-5, "case %d: stepping B differs from stepping R by %.3g", c, worst);
+        CHECK_MSG(moved > 1e-3, "case %d: B did not learn", c);
+        free(start);
+        bench_close(&b[0]), bench_close(&b[1]);
+    }
+    /* Adam is refused; update: factor and norm_feedback keep R */
+    AsymFeedbackSpec fb;
+    asym_feedback_defaults(&fb);
+    fb.linear_optimizer = 1;
+    AsymOptSpec adam = opt_spec(ASYM_ADAM, 0, 0), sgd = opt_spec(ASYM_SGD, 0.9f, 0);
+    Bench b;
+    CHECK(bench_open_with(&b, "pfa", &fb, &adam) != 0);
+    CHECK_MSG(strstr(asym_last_error(), "linear_optimizer"), "message: %s", asym_last_error());
+    bench_close(&b);
+    for (int k = 0; k < 2; k++) {
+        AsymFeedbackSpec f = fb;
+        if (k == 0) f.rule_opt[pfa][1] = 1;
+        else f.norm_feedback = 1;
+        CHECK(bench_open_with(&b, "pfa", &f, &sgd) == 0);
+        CHECK_MSG(fb_of(&b, 0, "R") && fb_of(&b, 1, "R"), "%s: no R", k ? "norm_feedback" : "update: factor");
+        bench_close(&b);
+    }
 }
 
 /* The PyTorch oracle (tests/test_oracle_rules.c's harness) on the four

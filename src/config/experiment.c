@@ -413,6 +413,8 @@ int asym_experiment_from_config(AsymExperiment *ex, AsymConfig *c) {
     /* Akrout's mirror batch: the training batch's size, on any number of
      * ranks (the exact estimator sizes its own per layer) */
     if (ex->net.fb.wm_batch == 0 && ex->net.fb.wm_noise != ASYM_NOISE_ORTHOGONAL) ex->net.fb.wm_batch = ex->batch_size;
+    /* an optimizer whose step is linear lets pfa step B itself (pfa.c) */
+    ex->net.fb.linear_optimizer = ex->opt.kind == ASYM_SGD && !ex->opt.manhattan;
     return ASYM_OK;
 fail:
     asym_experiment_free(ex);

@@ -233,13 +233,15 @@ void dist_grad_begin(DistGrad *d, StepMode *m) {
 }
 
 /* Feedback matrices with a gradient of their own (dkp's D, from each
- * rank's share of the batch; not kp's B, which shares W's): summed like
+ * rank's share of the batch; not kp's B, which shares W's, nor pfa's R or
+ * B, derived from the averaged gradients before the step): summed like
  * the weights', so that every rank takes the same step. */
 #ifdef ASYM_MPI
 static void sum_feedback_grads(DistGrad *d) {
     for (int i = 0; i < asym_net_n_feedback(d->net); i++) {
         AsymParam *p = net_feedback_as_is(d->net, i);
-        if (p->g && !(p->g >= d->g && p->g < d->g + d->n)) sum_in_place(p->g, p->n, MPI_FLOAT, sizeof(float), d->count);
+        if (p->g && !(p->g >= d->g && p->g < d->g + d->n) && !net_feedback_grad_derived(d->net, i))
+            sum_in_place(p->g, p->n, MPI_FLOAT, sizeof(float), d->count);
     }
 }
 #endif

@@ -87,6 +87,9 @@ typedef struct AsymFeedbackSpec {
     int wm_batch;           /* noise inputs per mirror step (0: the training batch's size; with orthogonal noise,
                                per layer fan_in/P, or 4 fan_in/P for P > 1 output positions) */
     int wm_presweep;        /* mirror steps before training (-1: ceil(3 / wm_decay), so (1 - decay)^steps <= e^-3; 1000 without decay) */
+    int linear_optimizer;   /* the network will be trained by SGD without Batch Manhattan, whose step is linear in the
+                               gradient and the parameter: pfa then steps B = F R itself (pfa.c); an experiment sets
+                               it from its optimizer, and asym_optim_create refuses another optimizer for the network */
     /* the options a rule declares (Rule.keys, rules/): feedback.<rule>.<key>,
      * by rule number and key index; a choice holds its index */
     float rule_opt[ASYM_MAX_RULES][ASYM_MAX_RULE_KEYS];

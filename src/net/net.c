@@ -130,6 +130,8 @@ int net_tensor_fixed(const AsymNet *net, int i) {
     return p->role == ASYM_P_FEEDBACK && feedback_tensor_fixed(&net->ctx, p);
 }
 
+int net_feedback_grad_derived(const AsymNet *net, int i) { return feedback_grad_derived(&net->ctx, net_feedback_as_is(net, i)); }
+
 /* B is a cache of what W and the rule's state give: bringing it up to date
  * leaves a const network the same network */
 static void bring_feedback_current(const AsymNet *net) { feedback_current((NetCtx *)&net->ctx); }

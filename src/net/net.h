@@ -80,6 +80,9 @@ int net_tensor_behind(const AsymNet *net, int i);
 /* Whether tensor i is a feedback tensor training leaves as it is
  * (feedback_tensor_fixed). */
 int net_tensor_fixed(const AsymNet *net, int i);
+/* Whether feedback tensor i's gradient is derived from the averaged
+ * gradients before the step (feedback_grad_derived): not summed over ranks. */
+int net_feedback_grad_derived(const AsymNet *net, int i);
 /* Weight layer i, in creation order (asym_net_n_weight_layers of them). */
 Layer *net_weight_layer(const AsymNet *net, int i);
 /* The dropout masks' stream, and the options of the feedback rules. */

@@ -31,6 +31,9 @@ int asym_optim_create(AsymOptim **out, AsymNet *net, const AsymOptSpec *spec) {
     if (spec->kind != ASYM_SGD && spec->kind != ASYM_ADAM) return asym_fail("optimizer: unknown kind %d", (int)spec->kind);
     if (spec->nesterov && (spec->momentum <= 0 || spec->dampening != 0))
         return asym_fail("optimizer: Nesterov momentum needs momentum > 0 and zero dampening");
+    if (net_feedback_options(net)->linear_optimizer && (spec->kind != ASYM_SGD || spec->manhattan))
+        return asym_fail("optimizer: the network was built for SGD without Batch Manhattan (feedback option linear_optimizer), "
+                         "whose step pfa takes in B's space; build it without that option for this optimizer");
     AsymOptim *o = asym_calloc(1, sizeof(AsymOptim));
     if (!o) return ASYM_ERR;
     o->net = net;

@@ -85,6 +85,7 @@ static void feedback_free(Feedback *fb) {
     if (!fb) return;
     free(fb->mask);
     free(fb->Rg);
+    free(fb->P);
     free(fb->M);
     free(fb->sign);
     free(fb->dfa_dy);
@@ -246,6 +247,14 @@ int feedback_tensor_fixed(const NetCtx *ctx, const AsymParam *t) {
         if (l->fb && l->fb->B == t) return !l->fb->def->after_step && !l->fb->def->refresh && !ctx->fb.norm_feedback;
     }
     return 1;
+}
+
+int feedback_grad_derived(const NetCtx *ctx, const AsymParam *t) {
+    for (int i = 0; i < ctx->n_weight_layers; i++) {
+        const Feedback *fb = ctx->weight_layers[i]->fb;
+        if (fb && fb->def->before_step && t->g && t->g == fb->Rg) return 1;
+    }
+    return 0;
 }
 
 void feedback_follow_weights(Layer *l, int b_loaded) {

@@ -81,9 +81,11 @@ struct Feedback {
      * mask, 1 where B is kept, 0 where held at zero (NULL: dense B) */
     float sparsity;
     float *mask;
-    /* pfa: B = F R, F fixed (out, mid), R learned (mid, in...), R's gradient */
+    /* pfa: B = F R, F fixed (out, mid), R learned (mid, in...; NULL when B
+     * is stepped itself), the stepped tensor's gradient, P = F F^T (out, out;
+     * stepping B) */
     AsymParam *F, *R;
-    float *Rg;
+    float *Rg, *P;
 };
 
 /* What a rule does, each hook optional (NULL: nothing). The driver
@@ -217,6 +219,10 @@ void feedback_current(NetCtx *ctx);
  * refresh) or that norm_feedback rescales (fa's B, the direct rules' D
  * but dkp's, pfa's F). */
 int feedback_tensor_fixed(const NetCtx *ctx, const AsymParam *t);
+/* Whether t's gradient is one a rule derives before the step from the
+ * averaged gradients (Rule.before_step: pfa's R or B), the same on every
+ * rank, so that ranks do not sum it. */
+int feedback_grad_derived(const NetCtx *ctx, const AsymParam *t);
 /* After W was loaded from elsewhere: a sign-concordant B takes the loaded
  * W's signs, keeping its magnitudes (frsf, brsf: those of a loaded B when
  * b_loaded, else its own M; no redraw); wm without a loaded B runs its

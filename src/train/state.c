@@ -34,7 +34,9 @@ static void describe(char *out, size_t n, const char *name, int ndim) {
                                           {"running_mean", "batch-norm running mean"},
                                           {"running_var", "batch-norm running variance"},
                                           {"B", "feedback matrix B"},
-                                          {"D", "DFA projection D"}};
+                                          {"D", "DFA projection D"},
+                                          {"F", "pfa factor F"},
+                                          {"R", "pfa factor R"}};
     const char *dot = strrchr(name, '.'), *suffix = dot ? dot + 1 : name, *what = suffix;
     int layer = dot ? (int)(dot - name) : 0;
     if (!strcmp(suffix, "W")) what = ndim == 4 ? "conv weight" : "fc weight";
@@ -170,6 +172,15 @@ int asym_checkpoint_save(const char *path, AsymNet *net, const AsymOptim *opt) {
 
 /* ---- loading ---- */
 
+/* pfa steps B = F R itself under SGD and keeps R otherwise (pfa.c): a
+ * factor R present on one side only says which. */
+static const char *pfa_hint(const char *name, int in_config) {
+    const char *dot = strrchr(name, '.');
+    if (!dot || strcmp(dot, ".R")) return "";
+    return in_config ? " (the checkpoint's pfa layers step B itself: train them with SGD and feedback.pfa.update auto)"
+                     : " (the checkpoint's pfa layers step R: set feedback.pfa.update: factor to resume it)";
+}
+
 /* Does the checkpoint hold this network (and optimizer)? Names the first difference. */
 static int check_net(const AsymCheckpoint *ck, AsymNet *net, const AsymOptim *opt) {
     char name[CKPT_MAX_NAME + 1], what[160], s1[96], s2[96];
@@ -190,7 +201,7 @@ static int check_net(const AsymCheckpoint *ck, AsymNet *net, const AsymOptim *op
         param_dims(p, dims);
         shape_str(s2, sizeof s2, p->ndim, dims);
         const CkptRecord *r = ckpt_find(ck, name);
-        if (!r) return asym_fail("%s: %s (%s, shape %s) is in the config's network but not in the checkpoint", ck->path, what, p->name, s2);
+        if (!r) return asym_fail("%s: %s (%s, shape %s) is in the config's network but not in the checkpoint%s", ck->path, what, p->name, s2, pfa_hint(p->name, 1));
         int same = r->type == CKPT_F32 && r->ndim == p->ndim;
         for (int d = 0; same && d < p->ndim; d++) same = r->dims[d] == p->shape[d];
         shape_str(s1, sizeof s1, r->ndim, r->dims);
@@ -210,7 +221,7 @@ static int check_net(const AsymCheckpoint *ck, AsymNet *net, const AsymOptim *op
         if (!found) {
             describe(what, sizeof what, slash + 1, r->ndim);
             shape_str(s1, sizeof s1, r->ndim, r->dims);
-            return asym_fail("%s: %s (%s, shape %s) is in the checkpoint but not in the config's network", ck->path, what, slash + 1, s1);
+            return asym_fail("%s: %s (%s, shape %s) is in the checkpoint but not in the config's network%s", ck->path, what, slash + 1, s1, pfa_hint(slash + 1, 0));
         }
     }
     for (int i = 0; i < asym_net_n_weight_layers(net); i++) {

@@ -1345,9 +1345,12 @@ def lp_init(rules, man, d):
         s = layer_sparsity(rules.opts, w["rule"])
         rules.masks.append((rules.F0[fi] != 0).astype(np.float32) if fi >= 0 and s > 0 else None)
         if w["rule"] == "pfa":
+            # R is absent where asymbp steps B = F R itself (SGD): torch
+            # still trains R, from an R0 with F R0 = B0 (R0 = pinv(F) B0;
+            # B's steps depend on R only through F R)
             iF, iR = byname.get(w["name"] + ".F"), byname.get(w["name"] + ".R")
-            if iF is None or iR is None:
-                raise ManifestError("weight layer %s (pfa): no feedback %s.F and %s.R" % (w["name"], w["name"], w["name"]))
+            if iF is None:
+                raise ManifestError("weight layer %s (pfa): no feedback %s.F" % (w["name"], w["name"]))
             rules.factors.append((iF, iR))
         else:
             rules.factors.append(None)
@@ -1355,6 +1358,18 @@ def lp_init(rules, man, d):
 
 def pfa_product(F, R, out_shape):
     return (F @ R.reshape(R.shape[0], -1)).reshape(out_shape)
+
+
+def pfa_first_R(rules, k, w):
+    """pfa's R before the steps: the probe's, or pinv(F) B0 where asymbp
+    keeps no R."""
+    iF, iR = rules.factors[k]
+    if iR is not None:
+        return rules.F0[iR].astype(np.float32)
+    F = rules.F0[iF].astype(np.float64)
+    B0 = rules.F0[w["feedback"]].astype(np.float64)
+    R = np.linalg.pinv(F) @ B0.reshape(B0.shape[0], -1)
+    return R.reshape((F.shape[1],) + B0.shape[1:]).astype(np.float32)
 
 
 class LearnedFeedback:
@@ -1369,9 +1384,9 @@ class LearnedFeedback:
                 self.urfb.append((m.weight, B))
                 self.undecayed.append(B)
             elif w["rule"] == "pfa":
-                iF, iR = rules.factors[k]
+                iF, _ = rules.factors[k]
                 F = torch.from_numpy(rules.F0[iF].astype(np.float32))
-                R = torch.from_numpy(rules.F0[iR].astype(np.float32)).clone()
+                R = torch.from_numpy(pfa_first_R(rules, k, w)).clone()
                 self.pfa.append((k, m.weight, F, R))
                 self.decayed.append(R)
         rules.learned = self
@@ -1450,6 +1465,16 @@ def check_learned_after(rep, rules, k, w, fname, B0, Ba, W_after, Bs_torch, para
         iF, iR = rules.factors[k]
         R_theirs = rules.learned.R_after(k).numpy() if getattr(rules, "learned", None) else None
         rep.compare("after %s (pfa, fixed)" % rules.fbs[iF]["name"], rules.Fa[iF], rules.F0[iF])
+        if iR is None:
+            # B stepped itself: against F times torch's R (compared above as
+            # torch's B too)
+            if R_theirs is None:
+                return
+            want = pfa_product(rules.Fa[iF].astype(np.float64), R_theirs.astype(np.float64), Ba.shape)
+            if rules.masks[k] is not None:
+                want = want * rules.masks[k]
+            rep.compare("after %s = F R, R torch's (pfa, B stepped)" % fname, Ba, want)
+            return
         if R_theirs is not None:
             R0 = rules.F0[iR].astype(np.float64)
             rep.compare("after %s (pfa)" % rules.fbs[iR]["name"], rules.Fa[iR], R_theirs)
@@ -1468,6 +1493,8 @@ def check_pfa_first(rep, rules):
         if w["rule"] != "pfa":
             continue
         iF, iR = rules.factors[k]
+        if iR is None:
+            continue  # B stepped itself: R was a draw for B0 alone
         B0 = rules.F0[w["feedback"]]
         want = pfa_product(rules.F0[iF].astype(np.float64), rules.F0[iR].astype(np.float64), B0.shape)
         if rules.masks[k] is not None:
