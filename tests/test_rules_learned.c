@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "asymbp.h"
+#include "net/net.h"
 #include "rules/rules.h"
 #include "test.h"
 
@@ -33,8 +34,8 @@ typedef struct {
     int32_t y[N];
 } Bench;
 
-static int bench_open_with(Bench *b, const char *rule, const AsymFeedbackSpec *fb, const AsymOptSpec *o) {
-    AsymLayerSpec L[] = {{.kind = ASYM_FLATTEN}, {.kind = ASYM_FC, .out = HID, .bias = 1}, {.kind = ASYM_TANH}, {.kind = ASYM_FC, .out = K, .bias = 1}};
+static int bench_open_with(Bench *b, const char *rule, const AsymFeedbackSpec *fb, const AsymOptSpec *o, int hid) {
+    AsymLayerSpec L[] = {{.kind = ASYM_FLATTEN}, {.kind = ASYM_FC, .out = hid, .bias = 1}, {.kind = ASYM_TANH}, {.kind = ASYM_FC, .out = K, .bias = 1}};
     AsymNetSpec s = {.in_c = 1, .in_h = 1, .in_w = IN, .classes = K, .layers = L, .n_layers = 4, .init = ASYM_INIT_XAVIER_UNIFORM, .fb = *fb};
     s.rule = asym_rule_parse(rule);
     AsymRng rng;
@@ -59,7 +60,7 @@ static int bench_open(Bench *b, const char *rule, float sparsity, float urfb_spa
     fb.sparsity = sparsity;
     fb.rule_opt[asym_rule_parse("urfb")][0] = urfb_sparsity;
     AsymOptSpec o = opt_spec(kind, momentum, wd);
-    return bench_open_with(b, rule, &fb, &o);
+    return bench_open_with(b, rule, &fb, &o, HID);
 }
 
 static void bench_step(Bench *b, float lr) {
@@ -229,8 +230,10 @@ TEST(rule_pfa_B_is_product) {
  * dampening, Nesterov, weight decay; sparse B) steps B = F R itself, with
  * F F^T dW: no R kept, the same first B bit for bit (R drawn alike), and
  * after 20 steps the B and W that stepping R gives (which the torch oracle
- * checks against the published rule). Adam on such a network is refused;
- * update: factor and norm_feedback keep R. */
+ * checks against the published rule). With 64 hidden units the first
+ * layer (64 x 20, batch 8) forms B's gradient in the backward pass, the
+ * second (4 x 64) from dW before the step: both ways are checked. Adam on
+ * such a network is refused; update: factor and norm_feedback keep R. */
 TEST(rule_pfa_steps_B_itself) {
     struct { float mom, damp, wd, sparsity; int nesterov; } cases[] = {{0.9f, 0, 1e-3f, 0, 0}, {0.9f, 0, 5e-3f, 0.3f, 1}, {0, 0, 0, 0, 0}, {0.5f, 0.1f, 1e-2f, 0, 0}};
     const int pfa = asym_rule_parse("pfa");
@@ -244,8 +247,12 @@ TEST(rule_pfa_steps_B_itself) {
             fb.sparsity = cases[c].sparsity;
             fb.rule_opt[pfa][0] = 3;
             fb.linear_optimizer = k == 0;
-            CHECK(bench_open_with(&b[k], "pfa", &fb, &o) == 0);
+            CHECK(bench_open_with(&b[k], "pfa", &fb, &o, 64) == 0);
         }
+        size_t ng;
+        const float *g = net_feedback_grads(b[0].net, &ng);
+        const AsymParam *B0 = fb_of(&b[0], 0, "B"), *B1 = fb_of(&b[0], 1, "B");
+        CHECK_MSG(g && B0->g == g && ng == B0->n && B1->g && B1->g != g, "the first layer's B gradient not from the backward pass, or the second's");
         for (int i = 0; i < 2; i++) {
             AsymParam *B0 = fb_of(&b[0], i, "B"), *B1 = fb_of(&b[1], i, "B");
             CHECK_MSG(!fb_of(&b[0], i, "R") && fb_of(&b[1], i, "R"), "case %d layer %d: R kept when B is stepped, or not kept otherwise", c, i);
@@ -276,14 +283,14 @@ TEST(rule_pfa_steps_B_itself) {
     fb.linear_optimizer = 1;
     AsymOptSpec adam = opt_spec(ASYM_ADAM, 0, 0), sgd = opt_spec(ASYM_SGD, 0.9f, 0);
     Bench b;
-    CHECK(bench_open_with(&b, "pfa", &fb, &adam) != 0);
+    CHECK(bench_open_with(&b, "pfa", &fb, &adam, HID) != 0);
     CHECK_MSG(strstr(asym_last_error(), "linear_optimizer"), "message: %s", asym_last_error());
     bench_close(&b);
     for (int k = 0; k < 2; k++) {
         AsymFeedbackSpec f = fb;
         if (k == 0) f.rule_opt[pfa][1] = 1;
         else f.norm_feedback = 1;
-        CHECK(bench_open_with(&b, "pfa", &f, &sgd) == 0);
+        CHECK(bench_open_with(&b, "pfa", &f, &sgd, HID) == 0);
         CHECK_MSG(fb_of(&b, 0, "R") && fb_of(&b, 1, "R"), "%s: no R", k ? "norm_feedback" : "update: factor");
         bench_close(&b);
     }
@@ -327,9 +334,11 @@ TEST(oracle_rule_pfa) {
 }
 
 /* Two ranks against one process, 100 steps: learned feedback (urfb, pfa's
- * R) must stay identical on every rank (the rank check compares every
+ * B) must stay identical on every rank (the rank check compares every
  * feedback matrix at the start and after the epoch and stops the run on a
- * difference) and follow the single-process run. */
+ * difference) and follow the single-process run. pfa's first layer is
+ * widened to 128 units so that its B's gradient comes from each rank's
+ * backward pass (summed like dW), the others' from the summed dW. */
 TEST(mpi_learned_feedback_ranks_agree) {
     if (!mpi_bin()) return;
     const char *rules[] = {"urfb", "pfa"};
@@ -339,7 +348,10 @@ TEST(mpi_learned_feedback_ranks_agree) {
         const char *cfg = mpi_mlp_cfg(name, 0);
         CHECK((text = test_read_file(cfg)));
         char full[2048];
-        snprintf(full, sizeof full, "%srule: %s\nfeedback: {sparsity: 0.2}\n", text, rules[r]);
+        const char *old = "hidden: [64, 32]", *at = strstr(text, old);
+        CHECK(at);
+        snprintf(full, sizeof full, "%.*shidden: [%s, 32]%srule: %s\nfeedback: {sparsity: 0.2}\n", (int)(at - text), text, r ? "128" : "64", at + strlen(old),
+                 rules[r]);
         free(text);
         test_write_file(cfg, full);
         double gap = mpi_curve_gap(cfg, rules[r], "--set dist.check_every=10");

@@ -55,7 +55,7 @@ void seq_backward(Seq *s, const float *dy, float *dx, int N, const Pass *p, void
         if (dfa && i && s->dfa_at[i - 1]) out = NULL;
         if (p->record && l->index >= 0) memcpy(p->record[l->index], g, sizeof(float) * N * shape_size(l->out));
         l->ops->backward(l, i ? s->act[i - 1] : s->x, s->act[i], g, out, N, p);
-        if (l->feedback_grad && p->train && !p->exact) l->feedback_grad(l, i ? s->act[i - 1] : s->x, s->act[i], N, p);
+        if (l->feedback_grad && p->train && !p->exact) l->feedback_grad(l, i ? s->act[i - 1] : s->x, s->act[i], g, N, p);
         if (done) done(done_arg, i);
         g = out;
     }

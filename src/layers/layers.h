@@ -203,9 +203,9 @@ struct Layer {
     const float *(*direct_error)(Layer *l, int N, const Pass *p);
     /* a layer whose rule trains B on a loss of its own: called after the
      * layer's backward in training passes (not exact ones) with its input
-     * x (N, in) and output y (N, out: W x + b) of the forward pass, adds
-     * that loss's gradient into B->g */
-    void (*feedback_grad)(Layer *l, const float *x, const float *y, int N, const Pass *p);
+     * x (N, in) and output y (N, out: W x + b) of the forward pass and its
+     * output gradient dy (N, out), adds that loss's gradient into B->g */
+    void (*feedback_grad)(Layer *l, const float *x, const float *y, const float *dy, int N, const Pass *p);
     float *work;        /* its workspace (im2col, oneDNN's layouts): a place in the arena, where the network's */
     size_t work_floats; /* passes have no use for it (arena.c), or NULL: NetCtx.work */
     float **out_at;     /* set: the layer's output is written over this activation (a residual block's over its

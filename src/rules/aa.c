@@ -6,7 +6,7 @@
 
 static const RuleKey KEYS[] = {{"alpha", 1e-3f, 0, 1e6f, NULL}, {"beta", 2e-3f, 0, 1e6f, NULL}, {"input", 0, 0, 2, KUNIN_INPUTS}, {"std", 1, 0, 1e6f, NULL}, {NULL}};
 
-static void aa_grad(Layer *l, const float *data, const float *y, int N, const Pass *p) {
+static void aa_grad(Layer *l, const float *data, const float *y, const float *dy, int N, const Pass *p) {
     float s = kunin_scale(p);
     const float *x = kunin_input(l, data, N, 2, p);
     kunin_sparse_amp(l, x, kunin_wx(l, x, data, y, N), N, s * rule_option(l, 0), s * rule_option(l, 1));

@@ -11,7 +11,7 @@
 static const RuleKey KEYS[] = {{"alpha", 2e-3f, 0, 1e6f, NULL}, {"beta", 1e-3f, 0, 1e6f, NULL}, {"gamma", 1e-3f, 0, 1e6f, NULL},
                                {"input", 0, 0, 2, KUNIN_INPUTS}, {"std", 1, 0, 1e6f, NULL}, {NULL}};
 
-static void ia_grad(Layer *l, const float *data, const float *y, int N, const Pass *p) {
+static void ia_grad(Layer *l, const float *data, const float *y, const float *dy, int N, const Pass *p) {
     float s = kunin_scale(p);
     const float *x = kunin_input(l, data, N, 3, p);
     float *wx = kunin_wx(l, x, data, y, N);

@@ -21,8 +21,12 @@
  * the same step taken by B = F R itself with the gradient F F^T dW and
  * B's own buffer F v: B's trajectory depends on R only through F R, so the
  * layer keeps B alone, stepped by the optimizer, plus P = F F^T (out x
- * out), and the step costs one GEMM of out x out x rest. R is then drawn
- * at setup only, for B's first value. Adam, Batch Manhattan and
+ * out), and R is drawn at setup only, for B's first value. B's gradient
+ * P dW costs one GEMM of out x out x rest, taken from the summed dW before
+ * the step; a fully connected layer wider than the batch (N (out + in) <
+ * out in, the MLPs' hidden layers) forms it in the backward pass instead,
+ * as (dy P)^T x, a GEMM of N x out x out and one of dW's size, its ranks
+ * summing it as they sum dW. Adam, Batch Manhattan and
  * norm_feedback (which rescales B and not R) keep R. Options: expansion r
  * (10, the reference's CIFAR-10 configs); update: auto (B directly where
  * the optimizer allows) or factor (always R). */
@@ -83,6 +87,15 @@ static int pfa_init(Layer *l, size_t *floats, size_t *doubles) {
     stepped->lr_scale = l->W->lr_scale;
     if (!direct) return ASYM_OK;
     free(R->w);
+    /* (dy P)^T x in the backward pass (B->g then in the network's
+     * feedback-gradient array, rule.c) where that is cheaper than P dW,
+     * with (N, out) scratch for dy P */
+    if (l->W->ndim == 2 && (double)l->ctx->max_batch * (out + rest) < (double)out * rest) {
+        free(fb->Rg);
+        fb->Rg = NULL, fb->B->g = NULL;
+        fb->backward_grad = 1;
+        if ((size_t)l->ctx->max_batch * out > *floats) *floats = (size_t)l->ctx->max_batch * out;
+    }
     /* P = F F^T */
     if (!(fb->P = asym_falloc((size_t)out * out))) return ASYM_ERR;
     gemm(0, 1, out, out, mid, 1.0f, fb->F->w, mid, fb->F->w, mid, 0.0f, fb->P, out);
@@ -90,12 +103,21 @@ static int pfa_init(Layer *l, size_t *floats, size_t *doubles) {
 }
 
 /* The stepped factor's gradient from the final (averaged) dW: R's F^T dW,
- * or B's F F^T dW */
+ * or B's P dW (unless the backward pass made it) */
 static void pfa_before_step(Layer *l) {
     Feedback *fb = l->fb;
     int out = l->W->shape[0], rest = rest_of(l), mid = fb->F->shape[1];
     if (fb->R) gemm(1, 0, mid, rest, out, 1.0f, fb->F->w, mid, l->W->g, rest, 0.0f, fb->Rg, rest);
-    else gemm(0, 0, out, rest, out, 1.0f, fb->P, out, l->W->g, rest, 0.0f, fb->Rg, rest);
+    else if (!fb->backward_grad) gemm(0, 0, out, rest, out, 1.0f, fb->P, out, l->W->g, rest, 0.0f, fb->Rg, rest);
 }
 
-const Rule RULE_PFA = {.name = "pfa", .flags = RULE_OWN_B, .keys = KEYS, .init = pfa_init, .before_step = pfa_before_step, .after_step = pfa_after_step};
+/* B's gradient in the backward pass: P dW = (dy P)^T x (P symmetric),
+ * added as the layer adds dW */
+static void pfa_grad(Layer *l, const float *x, const float *y, const float *dy, int N, const Pass *p) {
+    int out = l->W->shape[0];
+    float *t = l->ctx->mirror;
+    gemm(0, 0, N, out, out, 1.0f, dy, out, l->fb->P, out, 0.0f, t, out);
+    l->ops->backward_weight(l, x, t, N, l->fb->B->g, NULL);
+}
+
+const Rule RULE_PFA = {.name = "pfa", .flags = RULE_OWN_B, .keys = KEYS, .init = pfa_init, .before_step = pfa_before_step, .after_step = pfa_after_step, .grad = pfa_grad};

@@ -168,14 +168,15 @@ static int last_weight_layer(const Seq *top) {
     return last;
 }
 
-/* One gradient array for the feedback matrices their rules train
- * (RULE_OWN_GRAD), in layer order; their loss's hook on the layer. */
+/* One gradient array for the feedback matrices whose gradient comes from
+ * the backward pass (RULE_OWN_GRAD, Feedback.backward_grad), in layer
+ * order; the rule's hook on the layer. */
 static int own_grads(NetCtx *ctx) {
     size_t n = 0;
     for (int pass = 0; pass < 2; pass++) {
         for (int i = 0; i < ctx->n_weight_layers; i++) {
             Layer *l = ctx->weight_layers[i];
-            if (!(l->fb->def->flags & RULE_OWN_GRAD)) continue;
+            if (!(l->fb->def->flags & RULE_OWN_GRAD) && !l->fb->backward_grad) continue;
             if (pass) l->fb->B->g = ctx->fb_grad + n, l->feedback_grad = l->fb->def->grad;
             n += l->fb->B->n;
         }

@@ -86,6 +86,10 @@ struct Feedback {
      * stepping B) */
     AsymParam *F, *R;
     float *Rg, *P;
+    /* B's gradient comes from the rule's grad hook in the backward pass,
+     * in the network's feedback-gradient array (RULE_OWN_GRAD sets it for
+     * every layer of its rule; pfa for some) */
+    int backward_grad;
 };
 
 /* What a rule does, each hook optional (NULL: nothing). The driver
@@ -120,12 +124,13 @@ struct Rule {
      * in training, so its cost goes. Not with a sparse mask or
      * norm_feedback, which rework all of B after every step. */
     void (*refresh)(Layer *l);
-    /* RULE_OWN_GRAD: in a training step's backward pass, after the layer's
-     * (Layer.feedback_grad): adds the gradient of the rule's loss R(W, B, x)
-     * for the layer's input x (N, in) into B->g, times p->grad_scale when
-     * set (a rank's share of the batch: the ranks' sum is the batch's); y
-     * (N, out) is the forward pass's output W x + b */
-    void (*grad)(Layer *l, const float *x, const float *y, int N, const Pass *p);
+    /* RULE_OWN_GRAD (or Feedback.backward_grad): in a training step's
+     * backward pass, after the layer's (Layer.feedback_grad): adds the
+     * gradient of the rule's loss R(W, B, x) for the layer's input x (N,
+     * in) into B->g, times p->grad_scale when set (a rank's share of the
+     * batch: the ranks' sum is the batch's); y (N, out) is the forward
+     * pass's output W x + b, dy (N, out) the layer's output gradient */
+    void (*grad)(Layer *l, const float *x, const float *y, const float *dy, int N, const Pass *p);
     /* after W was loaded from elsewhere (feedback_follow_weights) */
     void (*follow_weights)(Layer *l, int b_loaded);
     /* RULE_DIRECT: the projection of the output error into the block of

@@ -7,7 +7,7 @@
 
 static const RuleKey KEYS[] = {{"alpha", 1e-3f, 0, 1e6f, NULL}, {"beta", 2e-3f, 0, 1e6f, NULL}, {"input", 0, 0, 2, KUNIN_INPUTS}, {"std", 1, 0, 1e6f, NULL}, {NULL}};
 
-static void sa_grad(Layer *l, const float *x, const float *y, int N, const Pass *p) {
+static void sa_grad(Layer *l, const float *x, const float *y, const float *dy, int N, const Pass *p) {
     float s = kunin_scale(p);
     (void)x, (void)y, (void)N;
     kunin_decay(l, s * rule_option(l, 0));
