@@ -64,15 +64,15 @@ static int pfa_init(Layer *l, size_t *floats, size_t *doubles) {
     int out = l->W->shape[0], rest = rest_of(l);
     int mid = (int)lround(rule_option(l, 0) * out);
     if (mid < 1) mid = 1;
-    int rshape[4], fshape[2] = {out, mid}, direct = pfa_steps_b(l);
+    int rshape[4], fshape[2] = {out, mid}, steps_b = pfa_steps_b(l);
     for (int i = 0; i < l->W->ndim; i++) rshape[i] = l->W->shape[i];
     rshape[0] = mid;
     /* R: a tensor of the network, or (stepping B) a draw for B's first value */
     AsymParam Rdraw = {.ndim = l->W->ndim, .n = (size_t)mid * rest, .fan_in = l->W->fan_in, .fan_out = mid * (l->W->fan_out / out)};
     AsymParam *R = &Rdraw;
-    if (!direct && !(R = fb->R = ctx_feedback(l->ctx, l->name, "R", l->W->ndim, rshape))) return ASYM_ERR;
-    if (!(fb->F = ctx_feedback(l->ctx, l->name, "F", 2, fshape)) || !(fb->Rg = asym_falloc(direct ? l->W->n : R->n))) return ASYM_ERR;
-    if (direct && !(R->w = asym_falloc(R->n))) return ASYM_ERR;
+    if (!steps_b && !(R = fb->R = ctx_feedback(l->ctx, l->name, "R", l->W->ndim, rshape))) return ASYM_ERR;
+    if (!(fb->F = ctx_feedback(l->ctx, l->name, "F", 2, fshape)) || !(fb->Rg = asym_falloc(steps_b ? l->W->n : R->n))) return ASYM_ERR;
+    if (steps_b && !(R->w = asym_falloc(R->n))) return ASYM_ERR;
     R->fan_in = Rdraw.fan_in, R->fan_out = Rdraw.fan_out;
     fb->F->fan_in = mid, fb->F->fan_out = out;
     rule_fill_random(o, R, R->w, R->n, &fb->rng);
@@ -82,10 +82,10 @@ static int pfa_init(Layer *l, size_t *floats, size_t *doubles) {
         for (size_t i = 0; i < fb->F->n; i++) fb->F->w[i] *= gain;
     }
     pfa_product(l, R->w);
-    AsymParam *stepped = direct ? fb->B : R;
+    AsymParam *stepped = steps_b ? fb->B : R;
     stepped->g = fb->Rg;
     stepped->lr_scale = l->W->lr_scale;
-    if (!direct) return ASYM_OK;
+    if (!steps_b) return ASYM_OK;
     free(R->w);
     /* (dy P)^T x in the backward pass (B->g then in the network's
      * feedback-gradient array, rule.c) where that is cheaper than P dW,
