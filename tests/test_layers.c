@@ -152,6 +152,8 @@ static int convref(ConvRef *r, const ConvCase *c, uint64_t seed) {
 #define CASE_ARGS(c) (c)->N, (c)->C, (c)->H, (c)->W, (c)->O, (c)->k, (c)->s, (c)->p, (c)->bias
 
 TEST(kernel_conv_forward) {
+    /* which path the 32+ channel 3x3 cases take here */
+    printf("    convolutions: %s\n", asym_conv_backend());
     for (int t = 0; t < N_CONV; t++) {
         const ConvCase *c = &CONV_CASES[t];
         ConvRef r;

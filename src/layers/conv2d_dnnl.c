@@ -56,11 +56,6 @@
 #define DNNL_WEI dnnl_format_tag_any
 #define DNNL_LAYOUT_NAME "its own blocked layouts"
 #endif
-#ifdef ASYM_DNNL_WINOGRAD
-#define DNNL_ALGO_NAME "; Winograd for 3x3 stride-1 layers of 32+ channels; im2col for 1-channel inputs"
-#else
-#define DNNL_ALGO_NAME "; im2col for 1-channel inputs"
-#endif
 
 /* One tensor of a pass: the caller's plain array and, where the primitive
  * wants another layout, its copy in the workspace and the reorder. */
@@ -111,14 +106,48 @@ static void engine_init(void) {
     if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success) engine = NULL;
 }
 
-const char *conv_dnnl_name(void) {
-    static char name[160];
-    const dnnl_version_t *v = dnnl_version();
-    snprintf(name, sizeof name, "oneDNN %d.%d.%d (%s%s)", v->major, v->minor, v->patch, DNNL_LAYOUT_NAME, DNNL_ALGO_NAME);
-    return name;
+static size_t floats_of(const dnnl_memory_desc_t *md) { return (dnnl_memory_desc_get_size(md) + 63) / 64 * 16; }
+
+static void init_md(dnnl_memory_desc_t *md, int n, int c, int h, int w, dnnl_format_tag_t tag) {
+    dnnl_dims_t dims = {n, c, h, w};
+    dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, tag);
 }
 
-static size_t floats_of(const dnnl_memory_desc_t *md) { return (dnnl_memory_desc_get_size(md) + 63) / 64 * 16; }
+#ifdef ASYM_DNNL_WINOGRAD
+/* Whether oneDNN has Winograd kernels for this processor (oneDNN 2.x: on
+ * AVX-512 only, and not under ONEDNN_MAX_CPU_ISA below it); elsewhere the
+ * layers that would take them are direct (set_make). Asked once, with a
+ * forward primitive of 32 to 32 channels, 3x3, on 8x8. */
+static int winograd_here;
+static pthread_once_t winograd_once = PTHREAD_ONCE_INIT;
+
+static void winograd_probe(void) {
+    dnnl_memory_desc_t x, y, w;
+    dnnl_dims_t st = {1, 1}, pad = {1, 1};
+    dnnl_convolution_desc_t fd;
+    dnnl_primitive_desc_t pd = NULL;
+    init_md(&x, 1, 32, 8, 8, DNNL_ACT);
+    init_md(&y, 1, 32, 8, 8, DNNL_ACT);
+    init_md(&w, 32, 32, 3, 3, DNNL_WEI);
+    pthread_once(&engine_once, engine_init);
+    winograd_here = engine && dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_winograd, &x, &w, NULL, &y, st, pad, pad) == dnnl_success &&
+                    dnnl_primitive_desc_create(&pd, &fd, NULL, engine, NULL) == dnnl_success;
+    if (pd) dnnl_primitive_desc_destroy(pd);
+}
+#endif
+
+const char *conv_dnnl_name(void) {
+    static char name[240];
+    const dnnl_version_t *v = dnnl_version();
+    const char *algo = "";
+#ifdef ASYM_DNNL_WINOGRAD
+    pthread_once(&winograd_once, winograd_probe);
+    algo = winograd_here ? "; Winograd for 3x3 stride-1 layers of 32+ channels"
+                         : "; Winograd for 3x3 stride-1 layers of 32+ channels where oneDNN has its kernels (AVX-512), not on this processor: direct";
+#endif
+    snprintf(name, sizeof name, "oneDNN %d.%d.%d (%s%s; im2col for 1-channel inputs)", v->major, v->minor, v->patch, DNNL_LAYOUT_NAME, algo);
+    return name;
+}
 
 static void io_free(Io *io) {
     if (io->reorder) dnnl_primitive_destroy(io->reorder);
@@ -172,10 +201,6 @@ static void set_free(Set *s) {
     memset(s, 0, sizeof *s);
 }
 
-static void init_md(dnnl_memory_desc_t *md, int n, int c, int h, int w, dnnl_format_tag_t tag) {
-    dnnl_dims_t dims = {n, c, h, w};
-    dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, tag);
-}
 
 /* The three passes of layer l for batch size N on the current threads,
  * with algorithm alg. */
