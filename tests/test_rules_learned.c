@@ -233,7 +233,8 @@ TEST(rule_pfa_B_is_product) {
  * checks against the published rule). With 64 hidden units the first
  * layer (64 x 20, batch 8) forms B's gradient in the backward pass, the
  * second (4 x 64) from dW before the step: both ways are checked. Adam on
- * such a network is refused; update: factor and norm_feedback keep R. */
+ * such a network is refused (not on one without pfa); update: factor and
+ * norm_feedback keep R. */
 TEST(rule_pfa_steps_B_itself) {
     struct { float mom, damp, wd, sparsity; int nesterov; } cases[] = {{0.9f, 0, 1e-3f, 0, 0}, {0.9f, 0, 5e-3f, 0.3f, 1}, {0, 0, 0, 0, 0}, {0.5f, 0.1f, 1e-2f, 0, 0}};
     const int pfa = asym_rule_parse("pfa");
@@ -285,6 +286,8 @@ TEST(rule_pfa_steps_B_itself) {
     Bench b;
     CHECK(bench_open_with(&b, "pfa", &fb, &adam, HID) != 0);
     CHECK_MSG(strstr(asym_last_error(), "linear_optimizer"), "message: %s", asym_last_error());
+    bench_close(&b);
+    CHECK_MSG(bench_open_with(&b, "fa", &fb, &adam, HID) == 0, "Adam refused on a network without pfa");
     bench_close(&b);
     for (int k = 0; k < 2; k++) {
         AsymFeedbackSpec f = fb;

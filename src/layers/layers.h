@@ -89,7 +89,7 @@ typedef struct AsymFeedbackSpec {
     int wm_presweep;        /* mirror steps before training (-1: ceil(3 / wm_decay), so (1 - decay)^steps <= e^-3; 1000 without decay) */
     int linear_optimizer;   /* the network will be trained by SGD without Batch Manhattan, whose step is linear in the
                                gradient and the parameter: pfa then steps B = F R itself (pfa.c); an experiment sets
-                               it from its optimizer, and asym_optim_create refuses another optimizer for the network */
+                               it from its optimizer, and asym_optim_create refuses another optimizer for such a layer */
     /* the options a rule declares (Rule.keys, rules/): feedback.<rule>.<key>,
      * by rule number and key index; a choice holds its index */
     float rule_opt[ASYM_MAX_RULES][ASYM_MAX_RULE_KEYS];

@@ -31,9 +31,14 @@ int asym_optim_create(AsymOptim **out, AsymNet *net, const AsymOptSpec *spec) {
     if (spec->kind != ASYM_SGD && spec->kind != ASYM_ADAM) return asym_fail("optimizer: unknown kind %d", (int)spec->kind);
     if (spec->nesterov && (spec->momentum <= 0 || spec->dampening != 0))
         return asym_fail("optimizer: Nesterov momentum needs momentum > 0 and zero dampening");
-    if (net_feedback_options(net)->linear_optimizer && (spec->kind != ASYM_SGD || spec->manhattan))
-        return asym_fail("optimizer: the network was built for SGD without Batch Manhattan (feedback option linear_optimizer), "
-                         "whose step pfa takes in B's space; build it without that option for this optimizer");
+    /* a pfa layer that steps B itself (no R) needs SGD's linear step */
+    for (int i = 0; i < asym_net_n_weight_layers(net) && (spec->kind != ASYM_SGD || spec->manhattan); i++) {
+        const Feedback *fb = net_weight_layer(net, i)->fb;
+        if (fb->F && !fb->R)
+            return asym_fail("optimizer: layer %s's pfa steps B itself, which needs SGD without Batch Manhattan (the network was built with "
+                             "the feedback option linear_optimizer); build it without that option for this optimizer",
+                             net_weight_layer(net, i)->name);
+    }
     AsymOptim *o = asym_calloc(1, sizeof(AsymOptim));
     if (!o) return ASYM_ERR;
     o->net = net;
