@@ -191,7 +191,8 @@ int kunin_init(Layer *l, size_t *floats, size_t *doubles);
 float kunin_scale(const Pass *p);
 const float *kunin_input(Layer *l, const float *x, int N, int input, const Pass *p);
 void kunin_decay(Layer *l, float c);
-void kunin_self(Layer *l, float c);
+/* decay times cd and self times cs in one pass: the floats of decay then self */
+void kunin_decay_self(Layer *l, float cd, float cs);
 /* W x for R's input x: from the forward output y (W x + b) when x is the
  * layer's own input data, else by a pass through W; in scratch the
  * primitives below may overwrite */

@@ -10,8 +10,7 @@ static const RuleKey KEYS[] = {{"alpha", 1e-3f, 0, 1e6f, NULL}, {"beta", 2e-3f, 
 static void sa_grad(Layer *l, const float *x, const float *y, const float *dy, int N, const Pass *p) {
     float s = kunin_scale(p);
     (void)x, (void)y, (void)N;
-    kunin_decay(l, s * rule_option(l, 0));
-    kunin_self(l, s * rule_option(l, 1));
+    kunin_decay_self(l, s * rule_option(l, 0), s * rule_option(l, 1));
 }
 
 const Rule RULE_SA = {.name = "sa", .flags = RULE_OWN_B | RULE_OWN_GRAD, .keys = KEYS, .init = kunin_init, .grad = sa_grad};
