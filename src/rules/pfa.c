@@ -65,14 +65,21 @@ static int pfa_init(Layer *l, size_t *floats, size_t *doubles) {
     int mid = (int)lround(rule_option(l, 0) * out);
     if (mid < 1) mid = 1;
     int rshape[4], fshape[2] = {out, mid}, steps_b = pfa_steps_b(l);
+    /* stepping B, a fully connected layer wider than the batch forms B's
+     * gradient in the backward pass, (dy P)^T x, cheaper there than P dW
+     * (B->g then in the network's feedback-gradient array, rule.c; (N, out)
+     * scratch for dy P) */
+    fb->backward_grad = steps_b && l->W->ndim == 2 && (double)l->ctx->max_batch * (out + rest) < (double)out * rest;
+    if (fb->backward_grad && (size_t)l->ctx->max_batch * out > *floats) *floats = (size_t)l->ctx->max_batch * out;
     for (int i = 0; i < l->W->ndim; i++) rshape[i] = l->W->shape[i];
     rshape[0] = mid;
     /* R: a tensor of the network, or (stepping B) a draw for B's first value */
     AsymParam Rdraw = {.ndim = l->W->ndim, .n = (size_t)mid * rest, .fan_in = l->W->fan_in, .fan_out = mid * (l->W->fan_out / out)};
     AsymParam *R = &Rdraw;
     if (!steps_b && !(R = fb->R = ctx_feedback(l->ctx, l->name, "R", l->W->ndim, rshape))) return ASYM_ERR;
-    if (!(fb->F = ctx_feedback(l->ctx, l->name, "F", 2, fshape)) || !(fb->Rg = asym_falloc(steps_b ? l->W->n : R->n))) return ASYM_ERR;
-    if (steps_b && !(R->w = asym_falloc(R->n))) return ASYM_ERR;
+    if (!(fb->F = ctx_feedback(l->ctx, l->name, "F", 2, fshape)) || (!fb->backward_grad && !(fb->Rg = asym_falloc(steps_b ? l->W->n : R->n))) ||
+        (steps_b && !(R->w = asym_falloc(R->n))))
+        return ASYM_ERR;
     R->fan_in = Rdraw.fan_in, R->fan_out = Rdraw.fan_out;
     fb->F->fan_in = mid, fb->F->fan_out = out;
     rule_fill_random(o, R, R->w, R->n, &fb->rng);
@@ -87,15 +94,6 @@ static int pfa_init(Layer *l, size_t *floats, size_t *doubles) {
     stepped->lr_scale = l->W->lr_scale;
     if (!steps_b) return ASYM_OK;
     free(R->w);
-    /* (dy P)^T x in the backward pass (B->g then in the network's
-     * feedback-gradient array, rule.c) where that is cheaper than P dW,
-     * with (N, out) scratch for dy P */
-    if (l->W->ndim == 2 && (double)l->ctx->max_batch * (out + rest) < (double)out * rest) {
-        free(fb->Rg);
-        fb->Rg = NULL, fb->B->g = NULL;
-        fb->backward_grad = 1;
-        if ((size_t)l->ctx->max_batch * out > *floats) *floats = (size_t)l->ctx->max_batch * out;
-    }
     /* P = F F^T */
     if (!(fb->P = asym_falloc((size_t)out * out))) return ASYM_ERR;
     gemm(0, 1, out, out, mid, 1.0f, fb->F->w, mid, fb->F->w, mid, 0.0f, fb->P, out);
