@@ -43,6 +43,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <cblas.h>
+#ifdef ASYM_DNNL
+#include <dnnl.h>
+#endif
 
 #include "asymbp.h"
 #include "train/train.h"
@@ -340,8 +343,10 @@ static int run_one(const char *net_name, const char *rule, int threads, int step
     return 0;
 }
 
-/* GFLOP/s of sgemm: C (M, N) = A (M, K) op B, best of a few repetitions. */
-static double sgemm_rate(const int (*shapes)[5], int n_shapes, int reps) {
+/* GFLOP/s of sgemm: C (M, N) = A (M, K) op B, best of a few repetitions;
+ * OpenBLAS's (the library's GEMM), or with dnnl set oneDNN's dnnl_sgemm on
+ * the same operands (a reference only: the library does not call it). */
+static double sgemm_rate(const int (*shapes)[5], int n_shapes, int reps, int dnnl) {
     size_t big = 0;
     for (int i = 0; i < n_shapes; i++) {
         size_t a = (size_t)shapes[i][0] * shapes[i][2], b = (size_t)shapes[i][2] * shapes[i][1], c = (size_t)shapes[i][0] * shapes[i][1];
@@ -358,6 +363,12 @@ static double sgemm_rate(const int (*shapes)[5], int n_shapes, int reps) {
         double t0 = omp_get_wtime();
         for (int i = 0; i < n_shapes; i++) {
             int M = shapes[i][0], N = shapes[i][1], K = shapes[i][2], ta = shapes[i][3], tb = shapes[i][4];
+#ifdef ASYM_DNNL
+            if (dnnl) {
+                dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, 0.0f, C, N);
+                continue;
+            }
+#endif
             cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, 0.0f, C, N);
         }
         double t = omp_get_wtime() - t0;
@@ -418,9 +429,12 @@ static int run_sgemm(int threads) {
         {100, 1024, 1024, 0, 1}, {1024, 1024, 100, 1, 0}, {100, 1024, 1024, 0, 0},
         {100, 10, 1024, 0, 1}, {10, 1024, 100, 1, 0}, {100, 1024, 10, 0, 0},
     };
-    double sq = sgemm_rate(square, 1, 5), ml = sgemm_rate(mlp, 8, 40);
-    printf("{\"threads\": %d, \"sgemm_2048_gflops\": %.1f, \"sgemm_mlp_gflops\": %.1f, \"openblas\": \"%s\"}\n", threads > 0 ? threads : omp_get_max_threads(), sq, ml,
-           openblas_get_corename());
+    double sq = sgemm_rate(square, 1, 5, 0), ml = sgemm_rate(mlp, 8, 40, 0), dn = NAN;
+#ifdef ASYM_DNNL
+    dn = sgemm_rate(mlp, 8, 40, 1);
+#endif
+    printf("{\"threads\": %d, \"sgemm_2048_gflops\": %.1f, \"sgemm_mlp_gflops\": %.1f, \"dnnl_sgemm_mlp_gflops\": %.1f, \"openblas\": \"%s\"}\n",
+           threads > 0 ? threads : omp_get_max_threads(), sq, ml, isfinite(dn) ? dn : -1.0, openblas_get_corename());
     return 0;
 }
 
@@ -604,6 +618,8 @@ int main(int argc, char **argv) {
         char *core = strstr(line, "\"openblas\": \"");
         printf("sgemm (OpenBLAS %.*s): %.1f GFLOP/s at 2048^3, %.1f GFLOP/s at the MLP's shapes (batch 100)\n", core ? (int)strcspn(core + 13, "\"") : 1,
                core ? core + 13 : "?", sg_sq, sg_mlp);
+        double dn = json_get(line, "dnnl_sgemm_mlp_gflops");
+        if (isfinite(dn) && dn > 0) printf("oneDNN's dnnl_sgemm at the MLP's shapes, for reference (the library's GEMM is OpenBLAS's): %.1f GFLOP/s\n", dn);
     }
     if (load > 0) {
         if (load > MAX_LOAD || load_start(load)) return fprintf(stderr, "bench: cannot start %d load processes\n", load), 1;
