@@ -629,11 +629,15 @@ TEST(net_arena_same_bits) {
 }
 
 /* ReLUs over batch norms and blocks over their main paths take no memory
- * of their own, and the gradients, block scratch and workspaces go mostly
- * where the activations are dead: ResNet-20 at batch 32 needs less than
- * with every activation kept (where all of those lie past the
- * activations), and reaches past its activations by less than half as
- * much (the last blocks' workspaces have no dead memory after them). */
+ * of their own, and the gradients, block scratch and workspaces go where
+ * the activations are dead: ResNet-20 at batch 32 needs less than with
+ * every activation kept (where all of those lie past the activations), and
+ * reaches past its activations by less. How much less depends on the
+ * convolutions' workspaces, which oneDNN sizes per processor: the last
+ * blocks' have no dead memory after them, and with the Winograd kernels of
+ * AVX-512 processors they are the largest (past the activations, planned
+ * against kept: 3.98 M floats against 7.16 M on one thread, 7.26 M against
+ * 9.17 M on two; 2.29 M against 6.07 M on either with AVX2 kernels). */
 TEST(net_arena_reuses_dead_memory) {
     size_t arena[2], acts[2];
     for (int keep = 0; keep < 2; keep++) {
@@ -650,6 +654,6 @@ TEST(net_arena_reuses_dead_memory) {
     }
     printf("    ResNet-20, batch 32: arena %zu floats (activations %zu); every activation kept: %zu (%zu)\n", arena[0], acts[0], arena[1], acts[1]);
     CHECK(acts[0] < acts[1] && arena[0] < arena[1]);
-    CHECK_MSG(arena[0] - acts[0] < (arena[1] - acts[1]) / 2, "the plan reaches %zu floats past the activations, kept %zu", arena[0] - acts[0],
+    CHECK_MSG(arena[0] - acts[0] < arena[1] - acts[1], "the plan reaches %zu floats past the activations, kept %zu", arena[0] - acts[0],
               arena[1] - acts[1]);
 }

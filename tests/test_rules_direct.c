@@ -131,9 +131,13 @@ static int step_losses(const char *dir, double *loss, int max) {
  * a 64-32-4 MLP on synthetic images): dkp's D learns from each rank's share
  * and drtp's targets and sdfa's signs are weighted by it; the ranks'
  * models, D included, are compared every 10 steps (a difference stops the
- * run), and the loss curves agree to 1e-5: dkp's over all 100 steps, drtp's
- * and sdfa's over the first 20 (on these random labels their loss grows
- * after that, and rounding differences with it). */
+ * run), and the loss curves agree to 1e-5 over the first 20 steps. After
+ * that, on these random labels, the rounding differences between one sum
+ * over 32 images and two of 16 grow with every step, at a rate that depends
+ * on the processor's GEMM kernels (dkp: 1e-7 relative up to step 55, then
+ * 1e-3 by step 95 on OpenBLAS's AVX-512 kernels; under 1e-5 for all 100 steps
+ * on its AVX2 ones). A rule that averaged wrongly (D's update not shared,
+ * or summed) differs from the first steps on, or stops the run at step 10. */
 TEST(mpi_direct_rules_match_single_process) {
     const char *mpi = getenv("ASYM_MPI_BIN");
     if (!mpi || !*mpi || access(mpi, X_OK) != 0 || system("command -v mpirun >/dev/null 2>&1") != 0) {
@@ -148,7 +152,7 @@ TEST(mpi_direct_rules_match_single_process) {
                          "optimizer: {name: sgd, lr: 0.02, momentum: 0.9, weight_decay: 1.0e-4}\n"
                          "dist: {check_every: 10}\n");
     static const char *const rules[] = {"dkp", "drtp", "sdfa"};
-    static const int compared[] = {100, 20, 20};
+    static const int compared[] = {20, 20, 20};
     for (int k = 0; k < 3; k++) {
         char one[600], two[600];
         double a[200], b[200];
