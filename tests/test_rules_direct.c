@@ -136,8 +136,8 @@ static int step_losses(const char *dir, double *loss, int max) {
  * over 32 images and two of 16 grow with every step, at a rate that depends
  * on the processor's GEMM kernels (dkp: 1e-7 relative up to step 55, then
  * 1e-3 by step 95 on OpenBLAS's AVX-512 kernels; under 1e-5 for all 100 steps
- * on its AVX2 ones). A rule that averaged wrongly (D's update not shared,
- * or summed) differs from the first steps on, or stops the run at step 10. */
+ * on its AVX2 ones). A rule that shared D's update wrongly stops the run
+ * at step 10 (not shared) or differs within the 20 steps (halved: 7.7e-4). */
 TEST(mpi_direct_rules_match_single_process) {
     const char *mpi = getenv("ASYM_MPI_BIN");
     if (!mpi || !*mpi || access(mpi, X_OK) != 0 || system("command -v mpirun >/dev/null 2>&1") != 0) {
